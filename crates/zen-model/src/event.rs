@@ -1,0 +1,139 @@
+//! What a normaliser produces ([`Event`]) and what the store keeps ([`Observation`]).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{Category, Fingerprint, Severity};
+
+/// The Kubernetes object (or other resource) a finding is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One finding as read from a source, normalised.
+///
+/// `source`, `event_type` and most strings are owned; the two that are almost always one of a few
+/// constants are `Cow<'static, str>` so that the common case allocates nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// The source name: the format (`falco`, `audit`, …) or a configured generic source name.
+    pub source: Cow<'static, str>,
+    pub category: Category,
+    pub severity: Severity,
+    /// The kind of finding, e.g. `runtime-alert`, `vulnerability`, `policy-violation`.
+    pub event_type: Cow<'static, str>,
+    /// The rule, check or vulnerability id, when the source has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    pub title: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The node or host the finding was seen on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    pub detected_at: Timestamp,
+    pub fingerprint: Fingerprint,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Source-specific fields, kept as JSON (numbers exactly as they came).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+/// An [`Event`] as stored: duplicates of the same fingerprint within the de-duplication window
+/// are folded into one Observation, which counts them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    #[serde(flatten)]
+    pub event: Event,
+    /// How many times this finding was seen; at least 1.
+    pub count: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+impl Observation {
+    /// The Observation of a first sighting.
+    pub fn new(event: Event) -> Self {
+        let at = event.detected_at;
+        Observation {
+            event,
+            count: 1,
+            first_seen: at,
+            last_seen: at,
+        }
+    }
+
+    /// Folds in `n` more sightings, the latest detected at `at` (which may be out of order).
+    pub fn record_duplicates(&mut self, n: u64, at: Timestamp) {
+        self.count = self.count.saturating_add(n);
+        self.first_seen = self.first_seen.min(at);
+        self.last_seen = self.last_seen.max(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(at: &str) -> Event {
+        Event {
+            source: "falco".into(),
+            category: Category::Security,
+            severity: Severity::High,
+            event_type: "runtime-alert".into(),
+            rule_id: Some("Terminal shell in container".into()),
+            title: "Terminal shell in container".into(),
+            message: "A shell was spawned".into(),
+            resource: Some(ResourceRef {
+                api_version: Some("v1".into()),
+                kind: "Pod".into(),
+                name: "web".into(),
+                namespace: Some("default".into()),
+            }),
+            namespace: Some("default".into()),
+            node: Some("node-1".into()),
+            detected_at: at.parse().unwrap(),
+            fingerprint: Fingerprint(7),
+            labels: BTreeMap::from([("a".into(), "b".into())]),
+            details: serde_json::json!({"evt.time": 1685022245478445995u64}),
+        }
+    }
+
+    #[test]
+    fn duplicates_widen_the_seen_interval_and_count() {
+        let mut obs = Observation::new(event("2026-01-01T00:00:10Z"));
+        obs.record_duplicates(2, "2026-01-01T00:00:30Z".parse().unwrap());
+        obs.record_duplicates(1, "2026-01-01T00:00:05Z".parse().unwrap());
+        assert_eq!(obs.count, 4);
+        assert_eq!(obs.first_seen.to_string(), "2026-01-01T00:00:05Z");
+        assert_eq!(obs.last_seen.to_string(), "2026-01-01T00:00:30Z");
+    }
+
+    #[test]
+    fn observation_serialises_flat_and_round_trips_exactly() {
+        let obs = Observation::new(event("2026-01-01T00:00:10.123456789Z"));
+        let text = serde_json::to_string(&obs).unwrap();
+        assert!(text.contains(r#""detectedAt":"2026-01-01T00:00:10.123456789Z""#));
+        assert!(text.contains(r#""fingerprint":"00000000000000000000000000000007""#));
+        assert!(text.contains(r#""evt.time":1685022245478445995"#));
+        assert!(text.contains(r#""count":1"#));
+        let back: Observation = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, obs);
+    }
+}

@@ -1,0 +1,321 @@
+//! Any JSON: an object, an array of objects, NDJSON, a Kubernetes list, or objects that hold
+//! their findings in an array (`items` pointer). Each object becomes one event through a mapping
+//! of JSON pointers (RFC 6901), each a list tried in order — the first that is present wins.
+//!
+//! | Event field | default pointers |
+//! |---|---|
+//! | `severity` | `/severity`, `/level`, `/priority` |
+//! | `rule_id` | `/rule`, `/ruleId`, `/rule_id`, `/check_id` |
+//! | `title` | `/title`, `/summary` (else the rule id, else the message) |
+//! | `message` | `/message`, `/msg`, `/description`, `/output` (else the title) |
+//! | `namespace` | `/namespace`, `/resource/namespace`, `/metadata/namespace` |
+//! | `resource` | kind `/resource/kind`, name `/resource/name`, apiVersion `/resource/apiVersion` |
+//! | `node` | `/node`, `/host`, `/hostname` |
+//! | `detected_at` | `/time`, `/timestamp`, `/@timestamp`, `/detectedAt`: RFC 3339, or a number since the epoch in s, ms, µs or ns (told by its size); else time of receipt |
+//! | `details` | the whole object |
+//!
+//! `source` (default `generic`), `category` (default `security`) and `event_type` (default
+//! `generic`) are fixed by the mapping.
+//!
+//! Severity: the mapping's `severity_map` first (exact, then in any case); then the names
+//! critical, crit, fatal, emergency, emerg, alert → critical; high, error, err, severe, major →
+//! high; medium, moderate, warning, warn → medium; low, notice, minor → low; info,
+//! informational, information, debug, trace, none, unknown, negligible → info; a number is read
+//! as a CVSS-like score (≥ 9 critical, ≥ 7 high, ≥ 4 medium, > 0 low, 0 info); absent →
+//! `default_severity` (medium). Anything else is an error for that item.
+//!
+//! Fingerprint: the source name and, by default, the rule id, resource kind, name, namespace and
+//! node — plus title and message when there is no rule id. A `fingerprint` list of pointers
+//! replaces the default.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ConfigError;
+use crate::reader::{Doc, Reader};
+use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
+
+/// JSON pointers tried in order; the first present (and not null) wins. Written as one string or
+/// a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "OneOrMany", into = "Vec<String>")]
+pub struct Pointers(pub Vec<String>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<OneOrMany> for Pointers {
+    fn from(v: OneOrMany) -> Self {
+        match v {
+            OneOrMany::One(s) => Pointers(vec![s]),
+            OneOrMany::Many(v) => Pointers(v),
+        }
+    }
+}
+
+impl From<Pointers> for Vec<String> {
+    fn from(p: Pointers) -> Self {
+        p.0
+    }
+}
+
+impl Pointers {
+    fn of(list: &[&str]) -> Self {
+        Pointers(list.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    fn find<'v>(&self, item: &'v Value) -> Option<&'v Value> {
+        self.0.iter().filter_map(|p| item.pointer(p)).find(|v| !v.is_null())
+    }
+}
+
+/// How objects of a generic source become events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenericMapping {
+    pub source: String,
+    pub category: Category,
+    pub event_type: String,
+    /// A pointer to an array of findings inside each object; absent: the object is the finding.
+    pub items: Option<String>,
+    pub severity: Pointers,
+    pub rule: Pointers,
+    pub title: Pointers,
+    pub message: Pointers,
+    pub namespace: Pointers,
+    pub resource_kind: Pointers,
+    pub resource_name: Pointers,
+    pub resource_api_version: Pointers,
+    pub node: Pointers,
+    pub time: Pointers,
+    pub default_severity: Severity,
+    /// The source's severity names, mapped before the built-in names.
+    pub severity_map: BTreeMap<String, Severity>,
+    /// Pointers whose values identify a finding; empty: the default identity.
+    pub fingerprint: Vec<String>,
+}
+
+impl Default for GenericMapping {
+    fn default() -> Self {
+        GenericMapping {
+            source: "generic".to_owned(),
+            category: Category::Security,
+            event_type: "generic".to_owned(),
+            items: None,
+            severity: Pointers::of(&["/severity", "/level", "/priority"]),
+            rule: Pointers::of(&["/rule", "/ruleId", "/rule_id", "/check_id"]),
+            title: Pointers::of(&["/title", "/summary"]),
+            message: Pointers::of(&["/message", "/msg", "/description", "/output"]),
+            namespace: Pointers::of(&["/namespace", "/resource/namespace", "/metadata/namespace"]),
+            resource_kind: Pointers::of(&["/resource/kind"]),
+            resource_name: Pointers::of(&["/resource/name"]),
+            resource_api_version: Pointers::of(&["/resource/apiVersion"]),
+            node: Pointers::of(&["/node", "/host", "/hostname"]),
+            time: Pointers::of(&["/time", "/timestamp", "/@timestamp", "/detectedAt"]),
+            default_severity: Severity::Medium,
+            severity_map: BTreeMap::new(),
+            fingerprint: Vec::new(),
+        }
+    }
+}
+
+impl GenericMapping {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let fields: [(&str, &Pointers); 10] = [
+            ("severity", &self.severity),
+            ("rule", &self.rule),
+            ("title", &self.title),
+            ("message", &self.message),
+            ("namespace", &self.namespace),
+            ("resource_kind", &self.resource_kind),
+            ("resource_name", &self.resource_name),
+            ("resource_api_version", &self.resource_api_version),
+            ("node", &self.node),
+            ("time", &self.time),
+        ];
+        let lists = fields
+            .iter()
+            .flat_map(|(name, p)| p.0.iter().enumerate().map(move |(i, p)| (format!("generic.{name}[{i}]"), p)))
+            .chain(self.fingerprint.iter().enumerate().map(|(i, p)| (format!("generic.fingerprint[{i}]"), p)))
+            .chain(self.items.iter().map(|p| ("generic.items".to_owned(), p)));
+        for (field, pointer) in lists {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                let problem = format!("expected a JSON pointer (empty, or starting with `/`), found {pointer:?}");
+                return Err(ConfigError { field, problem });
+            }
+        }
+        if self.source.is_empty() {
+            let problem = "expected a source name, found an empty one".to_owned();
+            return Err(ConfigError { field: "generic.source".into(), problem });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
+    let mapping = &r.normalizer.config().generic;
+    match &mapping.items {
+        None => r.each_item(doc, read_item),
+        Some(pointer) => r.each_item(doc, |r, doc| {
+            let Some(container) = r.parse::<Value>(&doc) else { return };
+            match container.pointer(pointer) {
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let path = format!("{}{pointer}/{i}", doc.path);
+                        map_item(r, &path, item);
+                    }
+                }
+                found => {
+                    let found = found.map_or("nothing".to_owned(), |v| describe_value(v));
+                    r.error(&format!("{}{pointer}", doc.path), format!("expected an array of findings, found {found}"));
+                }
+            }
+        }),
+    }
+}
+
+fn read_item(r: &mut Reader<'_>, doc: Doc<'_>) {
+    if let Some(item) = r.parse::<Value>(&doc) {
+        map_item(r, &doc.path, &item);
+    }
+}
+
+fn describe_value(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("a boolean `{b}`"),
+        Value::Number(n) => format!("a number `{n}`"),
+        Value::String(s) => format!("a string {s:?}"),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+    }
+}
+
+/// A scalar as text; objects and arrays as their JSON.
+fn text(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+/// A severity name or score of a generic source.
+pub fn severity_of(value: &Value, map: &BTreeMap<String, Severity>) -> Result<Severity, String> {
+    use Severity::*;
+    match value {
+        Value::String(s) => {
+            if let Some(sev) = map.get(s).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(s)).map(|(_, v)| v)) {
+                return Ok(*sev);
+            }
+            const NAMES: [(&[&str], Severity); 5] = [
+                (&["critical", "crit", "fatal", "emergency", "emerg", "alert"], Critical),
+                (&["high", "error", "err", "severe", "major"], High),
+                (&["medium", "moderate", "warning", "warn"], Medium),
+                (&["low", "notice", "minor"], Low),
+                (&["info", "informational", "information", "debug", "trace", "none", "unknown", "negligible"], Info),
+            ];
+            NAMES
+                .iter()
+                .find(|(names, _)| names.iter().any(|n| n.eq_ignore_ascii_case(s.trim())))
+                .map(|&(_, sev)| sev)
+                .ok_or_else(|| format!("expected a severity name (critical, high, medium, low, info, or one in severity_map), found {s:?}"))
+        }
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if (9.0..=10.0).contains(&x) => Ok(Critical),
+            Some(x) if (7.0..9.0).contains(&x) => Ok(High),
+            Some(x) if (4.0..7.0).contains(&x) => Ok(Medium),
+            Some(x) if x > 0.0 && x < 4.0 => Ok(Low),
+            Some(x) if x == 0.0 => Ok(Info),
+            _ => Err(format!("expected a severity score from 0 to 10, found {n}")),
+        },
+        other => Err(format!("expected a severity name or score, found {}", describe_value(other))),
+    }
+}
+
+fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
+    let m = &r.normalizer.config().generic;
+    if !item.is_object() {
+        return r.error(path, format!("expected an object, found {}", describe_value(item)));
+    }
+    let severity = match m.severity.find(item) {
+        None => m.default_severity,
+        Some(v) => match severity_of(v, &m.severity_map) {
+            Ok(sev) => sev,
+            Err(problem) => return r.error(&located(path, &m.severity, item), problem),
+        },
+    };
+    let detected_at = match m.time.find(item) {
+        None => Ok(r.ctx.received_at),
+        Some(Value::String(s)) => time::rfc3339(s),
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| format!("expected a time, found {n}")).and_then(time::unix_any),
+        Some(other) => Err(format!("expected an RFC 3339 time or a number since the epoch, found {}", describe_value(other))),
+    };
+    let detected_at = match detected_at {
+        Ok(t) => t,
+        Err(problem) => return r.error(&located(path, &m.time, item), problem),
+    };
+
+    let get = |p: &Pointers| p.find(item).map(text);
+    let rule = get(&m.rule);
+    let namespace = get(&m.namespace);
+    let node = get(&m.node);
+    let kind = get(&m.resource_kind);
+    let name = get(&m.resource_name);
+    let message_found = get(&m.message);
+    let title = get(&m.title)
+        .or_else(|| rule.clone())
+        .or_else(|| message_found.as_ref().map(|m| Cow::Owned(m.chars().take(120).collect())))
+        .unwrap_or(Cow::Borrowed("generic event"));
+    let message = message_found.clone().unwrap_or_else(|| title.clone());
+
+    let mut fp = Fingerprint::builder("generic");
+    fp.field(&m.source);
+    if m.fingerprint.is_empty() {
+        fp.opt(rule.as_deref()).opt(kind.as_deref()).opt(name.as_deref()).opt(namespace.as_deref()).opt(node.as_deref());
+        if rule.is_none() {
+            fp.field(&title).opt(message_found.as_deref());
+        }
+    } else {
+        for p in &m.fingerprint {
+            fp.opt(item.pointer(p).map(text).as_deref());
+        }
+    }
+    let resource = match (&kind, &name) {
+        (Some(kind), Some(name)) => Some(ResourceRef {
+            api_version: get(&m.resource_api_version).map(Cow::into_owned),
+            kind: kind.to_string(),
+            name: name.to_string(),
+            namespace: namespace.as_deref().map(str::to_owned),
+        }),
+        _ => None,
+    };
+    r.out.events.push(Event {
+        source: Cow::Owned(m.source.clone()),
+        category: m.category,
+        severity,
+        event_type: Cow::Owned(m.event_type.clone()),
+        rule_id: rule.map(Cow::into_owned),
+        title: title.into_owned(),
+        message: message.into_owned(),
+        resource,
+        namespace: namespace.map(Cow::into_owned),
+        node: node.map(Cow::into_owned),
+        detected_at,
+        fingerprint: fp.finish(),
+        labels: BTreeMap::new(),
+        details: item.clone(),
+    });
+}
+
+/// The path of the pointer that matched, for errors.
+fn located(path: &str, pointers: &Pointers, item: &Value) -> String {
+    let hit = pointers.0.iter().find(|p| item.pointer(p).is_some_and(|v| !v.is_null()));
+    format!("{path}{}", hit.map_or("", String::as_str))
+}

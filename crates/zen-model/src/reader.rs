@@ -1,0 +1,301 @@
+//! Splitting raw input into JSON documents and items, with partial success.
+//!
+//! Input is one JSON value, several concatenated values (NDJSON), or YAML converted to those. A
+//! document is unwrapped into items when it is a top-level array or a Kubernetes list (`kind`
+//! ending in `List` with `items`). Items are parsed into borrowed, typed structs; the slow,
+//! path-tracking parser runs only when the fast one fails, to say where.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{NormalizeError, Normalized};
+use crate::formats::Format;
+use crate::{Context, Normalizer};
+
+/// One JSON value of the input with the path that leads to it.
+#[derive(Debug, Clone)]
+pub(crate) struct Doc<'a> {
+    pub(crate) raw: &'a RawValue,
+    pub(crate) path: String,
+}
+
+impl<'a> Doc<'a> {
+    pub(crate) fn child(&self, raw: &'a RawValue, segment: std::fmt::Arguments<'_>) -> Doc<'a> {
+        Doc {
+            raw,
+            path: format!("{}{}", self.path, segment),
+        }
+    }
+
+    /// The first byte of the value: `{`, `[`, `"`, a digit, `t`, `f` or `n`.
+    pub(crate) fn lead(&self) -> u8 {
+        self.raw.get().as_bytes().first().copied().unwrap_or(b' ')
+    }
+}
+
+/// What the format modules need while reading: the configuration, the context, and where to put
+/// what they find.
+pub(crate) struct Reader<'c> {
+    pub(crate) format: Format,
+    pub(crate) normalizer: &'c Normalizer,
+    pub(crate) ctx: &'c Context,
+    pub(crate) out: Normalized,
+}
+
+impl Reader<'_> {
+    pub(crate) fn error(&mut self, at: &str, problem: impl Into<String>) {
+        let e = NormalizeError::new(self.format, at, problem);
+        self.out.errors.push(e);
+    }
+
+    /// Parses `doc` as a `T`, or records where and why it is not one.
+    pub(crate) fn parse<'a, T: Deserialize<'a>>(&mut self, doc: &Doc<'a>) -> Option<T> {
+        match parse(self.format, doc) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.out.errors.push(e);
+                None
+            }
+        }
+    }
+
+    /// Calls `f` on each item of `doc`: its elements when it is an array or a Kubernetes list,
+    /// else `doc` itself. Anything but an object item is an error.
+    pub(crate) fn each_item<'a>(&mut self, doc: Doc<'a>, mut f: impl FnMut(&mut Self, Doc<'a>)) {
+        let (items, field) = match doc.lead() {
+            b'[' => match self.parse::<Vec<&'a RawValue>>(&doc) {
+                Some(items) => (items, ""),
+                None => return,
+            },
+            b'{' => match list_items(self.format, &doc) {
+                Ok(Some(items)) => (items, ".items"),
+                Ok(None) => return f(self, doc),
+                Err(e) => return self.out.errors.push(e),
+            },
+            _ => return self.expected_object(&doc),
+        };
+        for (i, raw) in items.into_iter().enumerate() {
+            let item = doc.child(raw, format_args!("{field}[{i}]"));
+            if item.lead() == b'{' {
+                f(self, item);
+            } else {
+                self.expected_object(&item);
+            }
+        }
+    }
+
+    pub(crate) fn expected_object(&mut self, doc: &Doc<'_>) {
+        let found = describe(doc.raw);
+        self.error(&doc.path, format!("expected an object, found {found}"));
+    }
+}
+
+/// The items of a Kubernetes list document, or `None` when it is not one.
+fn list_items<'a>(format: Format, doc: &Doc<'a>) -> Result<Option<Vec<&'a RawValue>>, NormalizeError> {
+    #[derive(Deserialize)]
+    struct ListPeek<'a> {
+        #[serde(borrow, default)]
+        kind: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        items: Option<&'a RawValue>,
+    }
+    let peek: ListPeek<'a> = parse(format, doc)?;
+    let is_list = peek
+        .kind
+        .and_then(|k| serde_json::from_str::<Cow<'_, str>>(k.get()).ok())
+        .is_some_and(|k| k.ends_with("List"));
+    match (is_list, peek.items) {
+        (true, Some(items)) => {
+            let items_doc = doc.child(items, format_args!(".items"));
+            parse(format, &items_doc).map(Some)
+        }
+        (true, None) => Err(NormalizeError::new(
+            format,
+            &doc.path,
+            "expected `items` in a Kubernetes list, found none",
+        )),
+        (false, _) => Ok(None),
+    }
+}
+
+/// Parses a document into `T`; on failure, parses again tracking the path to say where.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(format: Format, doc: &Doc<'a>) -> Result<T, NormalizeError> {
+    match serde_json::from_str(doc.raw.get()) {
+        Ok(v) => Ok(v),
+        Err(first) => {
+            let de = &mut serde_json::Deserializer::from_str(doc.raw.get());
+            let (path, err) = match serde_path_to_error::deserialize::<_, T>(de) {
+                Ok(_) => (String::new(), first),
+                Err(e) => (e.path().to_string(), e.into_inner()),
+            };
+            let at = match path.as_str() {
+                "" | "." => doc.path.clone(),
+                p if p.starts_with('[') => format!("{}{p}", doc.path),
+                p => format!("{}.{p}", doc.path),
+            };
+            Err(NormalizeError::new(format, at, problem_of(&err)))
+        }
+    }
+}
+
+/// serde_json's message without its ` at line L column C` suffix, which would point into the
+/// item rather than the input.
+fn problem_of(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    match text.strip_suffix(&suffix) {
+        Some(t) => t.to_owned(),
+        None => text,
+    }
+}
+
+/// Names the JSON type of a value for "found …" messages.
+pub(crate) fn describe(raw: &RawValue) -> String {
+    let text = raw.get();
+    let kind = match text.as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    };
+    let shown: String = text.chars().take(40).collect();
+    if shown.len() < text.len() {
+        format!("{kind} `{shown}…`")
+    } else {
+        format!("{kind} `{shown}`")
+    }
+}
+
+/// Splits JSON input into documents. Lines that fail to parse in NDJSON input are recorded and
+/// skipped; a syntax error inside a multi-line document ends the input there. Fails only when no
+/// document at all could be read.
+pub(crate) fn documents(format: Format, input: &[u8]) -> Result<(Vec<Doc<'_>>, Vec<NormalizeError>), NormalizeError> {
+    let mut starts = Vec::new();
+    let mut raws = Vec::new();
+    let mut errors = Vec::new();
+    let mut offset = 0;
+    'input: while offset < input.len() {
+        let rest = &input[offset..];
+        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<&RawValue>();
+        loop {
+            let start = offset + skip_whitespace(rest, stream.byte_offset());
+            match stream.next() {
+                None => break 'input,
+                Some(Ok(raw)) => {
+                    starts.push(start);
+                    raws.push(raw);
+                }
+                Some(Err(e)) => {
+                    let (base_line, base_col) = position(input, offset);
+                    let line = base_line + e.line() - 1;
+                    let column = if e.line() == 1 { base_col + e.column() - 1 } else { e.column() };
+                    let at = format!("line {line}, column {column}");
+                    errors.push(NormalizeError::new(format, at, problem_of(&e)));
+                    // Resume after a bad line only when the broken document was that one line.
+                    let same_line = position(input, start).0 == line;
+                    let next_line = input[start..].iter().position(|&b| b == b'\n');
+                    match next_line {
+                        Some(n) if same_line && !e.is_eof() => {
+                            offset = start + n + 1;
+                            continue 'input;
+                        }
+                        _ => break 'input,
+                    }
+                }
+            }
+        }
+    }
+    if raws.is_empty() {
+        return Err(errors.into_iter().next().unwrap_or_else(|| {
+            NormalizeError::new(format, "line 1, column 1", "expected a JSON value, found end of input")
+        }));
+    }
+    let several = raws.len() > 1 || !errors.is_empty();
+    let docs = raws
+        .into_iter()
+        .zip(starts)
+        .map(|(raw, start)| Doc {
+            raw,
+            path: if several { format!("line {}: $", position(input, start).0) } else { "$".to_owned() },
+        })
+        .collect();
+    Ok((docs, errors))
+}
+
+fn skip_whitespace(bytes: &[u8], from: usize) -> usize {
+    from + bytes[from.min(bytes.len())..]
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count()
+}
+
+/// 1-based line and column of a byte offset.
+fn position(input: &[u8], offset: usize) -> (usize, usize) {
+    let before = &input[..offset.min(input.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    (line, offset - line_start + 1)
+}
+
+/// Converts YAML (one or several `---` documents) into newline-separated JSON.
+pub(crate) fn yaml_to_json(format: Format, input: &[u8]) -> Result<Vec<u8>, NormalizeError> {
+    let mut out = Vec::with_capacity(input.len());
+    for doc in serde_yaml_ng::Deserializer::from_slice(input) {
+        let value = serde_json::Value::deserialize(doc).map_err(|e| {
+            let at = e
+                .location()
+                .map_or_else(|| "YAML".to_owned(), |l| format!("line {}, column {}", l.line(), l.column()));
+            NormalizeError::new(format, at, format!("invalid YAML: {e}"))
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        // Serialising a Value into a Vec cannot fail.
+        serde_json::to_writer(&mut out, &value).map_err(|e| NormalizeError::new(format, "YAML", e.to_string()))?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(input: &str) -> (Vec<String>, Vec<String>) {
+        match documents(Format::Generic, input.as_bytes()) {
+            Ok((docs, errors)) => (
+                docs.iter().map(|d| format!("{} {}", d.path, d.raw.get())).collect(),
+                errors.iter().map(ToString::to_string).collect(),
+            ),
+            Err(e) => (vec![], vec![format!("whole: {e}")]),
+        }
+    }
+
+    #[test]
+    fn one_document_has_the_root_path() {
+        assert_eq!(docs(" {\"a\": 1} \n"), (vec!["$ {\"a\": 1}".to_owned()], vec![]));
+    }
+
+    #[test]
+    fn ndjson_skips_a_bad_line_and_keeps_the_rest() {
+        let (good, bad) = docs("{\"a\":1}\n{\"b\":\n{\"c\":3}\n");
+        // The second line is broken but spans to the third; the parser sees `{"b": {"c":3}` and
+        // the input ends: the document is unfinished and nothing after it can be recovered.
+        assert_eq!(good, vec!["line 1: $ {\"a\":1}"]);
+        assert_eq!(bad, vec!["generic: line 4, column 0: EOF while parsing an object"]);
+
+        let (good, bad) = docs("{\"a\":1}\n{\"b\" 2}\n{\"c\":3}\n");
+        assert_eq!(good, vec!["line 1: $ {\"a\":1}", "line 3: $ {\"c\":3}"]);
+        assert_eq!(bad, vec!["generic: line 2, column 6: expected `:`"]);
+    }
+
+    #[test]
+    fn nothing_readable_is_a_whole_payload_error() {
+        assert_eq!(docs("   ").1, vec!["whole: generic: line 1, column 1: expected a JSON value, found end of input"]);
+        assert_eq!(docs("{\"a\": tru").1, vec!["whole: generic: line 1, column 9: EOF while parsing a value"]);
+    }
+}

@@ -1,0 +1,135 @@
+//! The zen-watcher binary: parses the command line, loads configuration and wires the library
+//! crates together. It holds no logic of its own; everything it does is done by a library crate,
+//! and every failure ends in a one-line message and a non-zero exit.
+
+use std::fs;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use zen_model::{Context, Format, NormalizeConfig, Normalizer, Syntax, Timestamp};
+
+/// Turns security and compliance signals into one normalised, de-duplicated stream of
+/// Observations.
+#[derive(Debug, Parser)]
+#[command(name = "zen-watcher", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read a payload of one source format and print its events as JSON lines.
+    ///
+    /// For debugging mappings: events go to stdout, one JSON object per line; per-item errors
+    /// and a summary go to stderr. Exits 1 when nothing in the payload could be read.
+    Normalize(NormalizeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct NormalizeArgs {
+    /// The source format of the payload.
+    #[arg(long, short, value_parser = parse_format,
+          help = "Source format: falco (or falcosidekick), audit, trivy, kyverno, kube-bench, checkov, generic")]
+    source: Format,
+
+    /// The payload file; `-` or nothing reads standard input.
+    file: Option<PathBuf>,
+
+    /// The syntax of the payload; `auto` takes JSON when it starts with `{` or `[`.
+    #[arg(long, value_enum, default_value_t = InputSyntax::Auto)]
+    input_format: InputSyntax,
+
+    /// A YAML file of normaliser settings (`audit`, `checkov`, `generic` sections).
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+
+    /// The node the payload came from (kube-bench output names none).
+    #[arg(long)]
+    node: Option<String>,
+
+    /// The time of receipt (RFC 3339), for findings that carry no time; default now.
+    #[arg(long, value_name = "TIME")]
+    received_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InputSyntax {
+    Auto,
+    Json,
+    Yaml,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse().map_err(|e: zen_model::UnknownName| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Normalize(args) => normalize(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn normalize(args: NormalizeArgs) -> Result<ExitCode> {
+    let config = match &args.settings {
+        None => NormalizeConfig::default(),
+        Some(path) => {
+            let text = fs::read(path).with_context(|| format!("reading settings {}", path.display()))?;
+            serde_yaml_ng::from_slice(&text).with_context(|| format!("reading settings {}", path.display()))?
+        }
+    };
+    let normalizer = Normalizer::new(config).context("invalid normaliser settings")?;
+
+    let (name, input) = match &args.file {
+        Some(path) if path.as_os_str() != "-" => {
+            let input = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            (path.display().to_string(), input)
+        }
+        _ => {
+            let mut input = Vec::new();
+            io::stdin().read_to_end(&mut input).context("reading standard input")?;
+            ("standard input".to_owned(), input)
+        }
+    };
+    let syntax = match args.input_format {
+        InputSyntax::Auto => Syntax::detect(&input),
+        InputSyntax::Json => Syntax::Json,
+        InputSyntax::Yaml => Syntax::Yaml,
+    };
+    let ctx = Context {
+        received_at: args.received_at.unwrap_or_else(Timestamp::now),
+        node: args.node,
+    };
+    let out = normalizer
+        .normalize_text(args.source, syntax, &input, &ctx)
+        .with_context(|| format!("{name} is unreadable"))?;
+
+    let mut stdout = BufWriter::new(io::stdout().lock());
+    for event in &out.events {
+        serde_json::to_writer(&mut stdout, event)?;
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()?;
+    for e in &out.errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!(
+        "{name}: {} events, {} errors, {} ignored",
+        out.events.len(),
+        out.errors.len(),
+        out.ignored
+    );
+    let nothing_read = out.events.is_empty() && out.ignored == 0 && !out.errors.is_empty();
+    Ok(if nothing_read { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
