@@ -135,9 +135,23 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(format: Format, doc: &Doc<'a>) -> Re
                 p if p.starts_with('[') => format!("{}{p}", doc.path),
                 p => format!("{}.{p}", doc.path),
             };
-            Err(NormalizeError::new(format, at, problem_of(&err)))
+            Err(NormalizeError::new(format, shorten(at), problem_of(&err)))
         }
     }
+}
+
+/// Paths into deeply nested values are cut short: the start says where.
+fn shorten(mut path: String) -> String {
+    const MAX: usize = 120;
+    if path.len() > MAX {
+        let mut end = MAX;
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        path.truncate(end);
+        path.push('…');
+    }
+    path
 }
 
 /// serde_json's message without its ` at line L column C` suffix, which would point into the
@@ -145,9 +159,9 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(format: Format, doc: &Doc<'a>) -> Re
 fn problem_of(err: &serde_json::Error) -> String {
     let text = err.to_string();
     let suffix = format!(" at line {} column {}", err.line(), err.column());
-    match text.strip_suffix(&suffix) {
-        Some(t) => t.to_owned(),
-        None => text,
+    match text.strip_suffix(&suffix).unwrap_or(&text) {
+        "recursion limit exceeded" => "nested more than 128 levels deep (recursion limit exceeded)".to_owned(),
+        t => t.to_owned(),
     }
 }
 

@@ -9,8 +9,8 @@
 //! | `message`     | `message`, else `output` without its `time: Priority ` prefix, else `rule` |
 //! | `detected_at` | `time` (RFC 3339), else `output_fields["evt.time"]` (ns), else time of receipt |
 //! | `node`        | `hostname` |
-//! | `namespace`   | `output_fields["k8s.ns.name"]` |
-//! | `resource`    | Pod `output_fields["k8s.pod.name"]` in that namespace |
+//! | `namespace`   | `output_fields["k8s.ns.name"]`, else `["ka.target.namespace"]` (k8s_audit source) |
+//! | `resource`    | Pod `output_fields["k8s.pod.name"]` in that namespace, else `ka.target.resource`/`ka.target.name` |
 //! | `details`     | `priority`, `source`, `output`, `tags`, `uuid`, `output_fields` (numbers exact: `evt.time` stays a 19-digit integer) |
 //!
 //! Category `security`, event type `runtime-alert`.
@@ -20,13 +20,15 @@
 //!
 //! Fingerprint: `rule`, `source` (absent counts as `syscall`, as falcosidekick defaults it),
 //! `hostname`, and from `output_fields`: `k8s.ns.name`, `k8s.pod.name`, `container.id`,
-//! `proc.cmdline`, `fd.name`. Not the time, the output text or the uuid.
+//! `proc.cmdline`, `fd.name`, and for the k8s_audit source `ka.user.name`, `ka.target.resource`,
+//! `ka.target.name`. Not the time, the output text or the uuid.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::formats::kind_of_resource;
 use crate::reader::{Doc, Reader};
 use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
 
@@ -92,20 +94,23 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         Some(other) => Some(Cow::Owned(other.to_string())),
     };
 
-    let detected_at = match (&alert.time, fields.get("evt.time").and_then(Value::as_i64)) {
-        (Some(t), _) => match time::rfc3339(t) {
-            Ok(t) => t,
-            Err(problem) => return r.error(&format!("{}.time", doc.path), problem),
-        },
-        (None, Some(ns)) => match time::unix_nanos(i128::from(ns)) {
-            Ok(t) => t,
-            Err(problem) => return r.error(&format!("{}.output_fields.evt.time", doc.path), problem),
-        },
-        (None, None) => r.ctx.received_at,
+    let detected_at = match (&alert.time, fields.get("evt.time")) {
+        (Some(t), _) => time::rfc3339(t).map_err(|p| (".time", p)),
+        (None, Some(Value::Number(ns))) => match ns.as_i64() {
+            Some(ns) => time::unix_nanos(i128::from(ns)),
+            None => Err(format!("expected nanoseconds since the epoch as an integer, found {ns}")),
+        }
+        .map_err(|p| (".output_fields.evt.time", p)),
+        (None, _) => Ok(r.ctx.received_at),
+    };
+    let detected_at = match detected_at {
+        Ok(t) => t,
+        Err((field, problem)) => return r.error(&format!("{}{field}", doc.path), problem),
     };
 
-    let namespace = field("k8s.ns.name").map(Cow::into_owned);
+    let namespace = field("k8s.ns.name").or_else(|| field("ka.target.namespace")).map(Cow::into_owned);
     let pod = field("k8s.pod.name");
+    let (target_resource, target_name) = (field("ka.target.resource"), field("ka.target.name"));
     let source = alert.source.as_deref().unwrap_or("syscall");
     let fingerprint = Fingerprint::builder("falco")
         .field(&alert.rule)
@@ -116,13 +121,25 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         .opt(field("container.id").as_deref())
         .opt(field("proc.cmdline").as_deref())
         .opt(field("fd.name").as_deref())
+        .opt(field("ka.user.name").as_deref())
+        .opt(target_resource.as_deref())
+        .opt(target_name.as_deref())
         .finish();
-    let resource = pod.map(|name| ResourceRef {
-        api_version: Some("v1".to_owned()),
-        kind: "Pod".to_owned(),
-        name: name.into_owned(),
-        namespace: namespace.clone(),
-    });
+    let resource = match (pod, target_resource, target_name) {
+        (Some(pod), _, _) => Some(ResourceRef {
+            api_version: Some("v1".to_owned()),
+            kind: "Pod".to_owned(),
+            name: pod.into_owned(),
+            namespace: namespace.clone(),
+        }),
+        (None, Some(res), Some(name)) => Some(ResourceRef {
+            api_version: None,
+            kind: kind_of_resource(&res).to_owned(),
+            name: name.into_owned(),
+            namespace: namespace.clone(),
+        }),
+        _ => None,
+    };
 
     let message = match (&alert.message, &alert.output) {
         (Some(m), _) => m.to_string(),

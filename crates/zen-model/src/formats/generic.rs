@@ -168,13 +168,14 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
             match container.pointer(pointer) {
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
-                        let path = format!("{}{pointer}/{i}", doc.path);
+                        let path = format!("{}{}[{i}]", doc.path, path_of_pointer(pointer));
                         map_item(r, &path, item);
                     }
                 }
                 found => {
                     let found = found.map_or("nothing".to_owned(), |v| describe_value(v));
-                    r.error(&format!("{}{pointer}", doc.path), format!("expected an array of findings, found {found}"));
+                    let at = format!("{}{}", doc.path, path_of_pointer(pointer));
+                    r.error(&at, format!("expected an array of findings, found {found}"));
                 }
             }
         }),
@@ -254,7 +255,7 @@ fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
     let detected_at = match m.time.find(item) {
         None => Ok(r.ctx.received_at),
         Some(Value::String(s)) => time::rfc3339(s),
-        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| format!("expected a time, found {n}")).and_then(time::unix_any),
+        Some(Value::Number(n)) => time::unix_any(n),
         Some(other) => Err(format!("expected an RFC 3339 time or a number since the epoch, found {}", describe_value(other))),
     };
     let detected_at = match detected_at {
@@ -316,6 +317,24 @@ fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
 
 /// The path of the pointer that matched, for errors.
 fn located(path: &str, pointers: &Pointers, item: &Value) -> String {
-    let hit = pointers.0.iter().find(|p| item.pointer(p).is_some_and(|v| !v.is_null()));
-    format!("{path}{}", hit.map_or("", String::as_str))
+    match pointers.0.iter().find(|p| item.pointer(p).is_some_and(|v| !v.is_null())) {
+        Some(p) => format!("{path}{}", path_of_pointer(p)),
+        None => path.to_owned(),
+    }
+}
+
+/// `/findings/0/check` → `.findings[0].check`, to match the other paths in errors.
+fn path_of_pointer(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|seg| {
+            let seg = seg.replace("~1", "/").replace("~0", "~");
+            if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                format!("[{seg}]")
+            } else {
+                format!(".{seg}")
+            }
+        })
+        .collect()
 }
