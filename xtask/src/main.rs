@@ -30,7 +30,10 @@ enum Task {
 
 fn main() -> Result<()> {
     match Cli::parse().task {
-        Task::Bench { packages, criterion } => {
+        Task::Bench {
+            packages,
+            criterion,
+        } => {
             let mut cmd = Command::new(env!("CARGO"));
             cmd.arg("bench");
             if packages.is_empty() {

@@ -112,7 +112,10 @@ mod tests {
     fn is_pinned_so_stored_fingerprints_stay_valid() {
         // If this changes, every stored Observation loses its identity: don't.
         assert_eq!(
-            Fingerprint::builder("falco").field("x").finish().to_string(),
+            Fingerprint::builder("falco")
+                .field("x")
+                .finish()
+                .to_string(),
             "bd02d2c21a8f2bfee27d038ffac5f4d9"
         );
     }
@@ -133,6 +136,10 @@ mod tests {
             Ok(Fingerprint(1))
         );
         assert!("xyz".parse::<Fingerprint>().is_err());
-        assert!("+0000000000000000000000000000001".parse::<Fingerprint>().is_err());
+        assert!(
+            "+0000000000000000000000000000001"
+                .parse::<Fingerprint>()
+                .is_err()
+        );
     }
 }

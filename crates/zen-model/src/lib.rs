@@ -111,7 +111,12 @@ impl Normalizer {
     ///
     /// Fails only when nothing at all can be read; otherwise the good events and the per-item
     /// errors both come back.
-    pub fn normalize(&self, format: Format, input: &[u8], ctx: &Context) -> Result<Normalized, NormalizeError> {
+    pub fn normalize(
+        &self,
+        format: Format,
+        input: &[u8],
+        ctx: &Context,
+    ) -> Result<Normalized, NormalizeError> {
         let (docs, errors) = reader::documents(format, input)?;
         let mut reader = reader::Reader {
             format,

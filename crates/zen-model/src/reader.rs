@@ -93,7 +93,10 @@ impl Reader<'_> {
 }
 
 /// The items of a Kubernetes list document, or `None` when it is not one.
-fn list_items<'a>(format: Format, doc: &Doc<'a>) -> Result<Option<Vec<&'a RawValue>>, NormalizeError> {
+fn list_items<'a>(
+    format: Format,
+    doc: &Doc<'a>,
+) -> Result<Option<Vec<&'a RawValue>>, NormalizeError> {
     #[derive(Deserialize)]
     struct ListPeek<'a> {
         #[serde(borrow, default)]
@@ -121,7 +124,10 @@ fn list_items<'a>(format: Format, doc: &Doc<'a>) -> Result<Option<Vec<&'a RawVal
 }
 
 /// Parses a document into `T`; on failure, parses again tracking the path to say where.
-pub(crate) fn parse<'a, T: Deserialize<'a>>(format: Format, doc: &Doc<'a>) -> Result<T, NormalizeError> {
+pub(crate) fn parse<'a, T: Deserialize<'a>>(
+    format: Format,
+    doc: &Doc<'a>,
+) -> Result<T, NormalizeError> {
     match serde_json::from_str(doc.raw.get()) {
         Ok(v) => Ok(v),
         Err(first) => {
@@ -160,7 +166,9 @@ fn problem_of(err: &serde_json::Error) -> String {
     let text = err.to_string();
     let suffix = format!(" at line {} column {}", err.line(), err.column());
     match text.strip_suffix(&suffix).unwrap_or(&text) {
-        "recursion limit exceeded" => "nested more than 128 levels deep (recursion limit exceeded)".to_owned(),
+        "recursion limit exceeded" => {
+            "nested more than 128 levels deep (recursion limit exceeded)".to_owned()
+        }
         t => t.to_owned(),
     }
 }
@@ -187,7 +195,10 @@ pub(crate) fn describe(raw: &RawValue) -> String {
 /// Splits JSON input into documents. Lines that fail to parse in NDJSON input are recorded and
 /// skipped; a syntax error inside a multi-line document ends the input there. Fails only when no
 /// document at all could be read.
-pub(crate) fn documents(format: Format, input: &[u8]) -> Result<(Vec<Doc<'_>>, Vec<NormalizeError>), NormalizeError> {
+pub(crate) fn documents(
+    format: Format,
+    input: &[u8],
+) -> Result<(Vec<Doc<'_>>, Vec<NormalizeError>), NormalizeError> {
     let mut starts = Vec::new();
     let mut raws = Vec::new();
     let mut errors = Vec::new();
@@ -206,15 +217,39 @@ pub(crate) fn documents(format: Format, input: &[u8]) -> Result<(Vec<Doc<'_>>, V
                 Some(Err(e)) => {
                     let (base_line, base_col) = position(input, offset);
                     let line = base_line + e.line() - 1;
-                    let column = if e.line() == 1 { base_col + e.column() - 1 } else { e.column() };
-                    let at = format!("line {line}, column {column}");
-                    errors.push(NormalizeError::new(format, at, problem_of(&e)));
-                    // Resume after a bad line only when the broken document was that one line.
-                    let same_line = position(input, start).0 == line;
-                    let next_line = input[start..].iter().position(|&b| b == b'\n');
+                    let column = if e.line() == 1 {
+                        base_col + e.column() - 1
+                    } else {
+                        e.column()
+                    };
+                    let start_line = position(input, start).0;
+                    let next_line = input[start..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map(|n| start + n + 1);
+                    // NDJSON: one document a line. Then a bad line costs only itself, and is
+                    // reported at its own line even when the parser ran on into the next.
+                    let one_per_line = raws.iter().all(|r| !r.get().contains('\n'));
+                    let next_opens =
+                        next_line.is_some_and(|n| matches!(input.get(n), Some(b'{' | b'[')));
+                    let ndjson = one_per_line && (!raws.is_empty() || next_opens);
+                    let error = if ndjson && line != start_line {
+                        let problem = format!(
+                            "expected one JSON document on this line, found an unfinished one ({})",
+                            problem_of(&e)
+                        );
+                        NormalizeError::new(format, format!("line {start_line}"), problem)
+                    } else {
+                        NormalizeError::new(
+                            format,
+                            format!("line {line}, column {column}"),
+                            problem_of(&e),
+                        )
+                    };
+                    errors.push(error);
                     match next_line {
-                        Some(n) if same_line && !e.is_eof() => {
-                            offset = start + n + 1;
+                        Some(n) if ndjson => {
+                            offset = n;
                             continue 'input;
                         }
                         _ => break 'input,
@@ -225,7 +260,11 @@ pub(crate) fn documents(format: Format, input: &[u8]) -> Result<(Vec<Doc<'_>>, V
     }
     if raws.is_empty() {
         return Err(errors.into_iter().next().unwrap_or_else(|| {
-            NormalizeError::new(format, "line 1, column 1", "expected a JSON value, found end of input")
+            NormalizeError::new(
+                format,
+                "line 1, column 1",
+                "expected a JSON value, found end of input",
+            )
         }));
     }
     let several = raws.len() > 1 || !errors.is_empty();
@@ -234,7 +273,11 @@ pub(crate) fn documents(format: Format, input: &[u8]) -> Result<(Vec<Doc<'_>>, V
         .zip(starts)
         .map(|(raw, start)| Doc {
             raw,
-            path: if several { format!("line {}: $", position(input, start).0) } else { "$".to_owned() },
+            path: if several {
+                format!("line {}: $", position(input, start).0)
+            } else {
+                "$".to_owned()
+            },
         })
         .collect();
     Ok((docs, errors))
@@ -251,7 +294,10 @@ fn skip_whitespace(bytes: &[u8], from: usize) -> usize {
 fn position(input: &[u8], offset: usize) -> (usize, usize) {
     let before = &input[..offset.min(input.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
     (line, offset - line_start + 1)
 }
 
@@ -260,16 +306,18 @@ pub(crate) fn yaml_to_json(format: Format, input: &[u8]) -> Result<Vec<u8>, Norm
     let mut out = Vec::with_capacity(input.len());
     for doc in serde_yaml_ng::Deserializer::from_slice(input) {
         let value = serde_json::Value::deserialize(doc).map_err(|e| {
-            let at = e
-                .location()
-                .map_or_else(|| "YAML".to_owned(), |l| format!("line {}, column {}", l.line(), l.column()));
+            let at = e.location().map_or_else(
+                || "YAML".to_owned(),
+                |l| format!("line {}, column {}", l.line(), l.column()),
+            );
             NormalizeError::new(format, at, format!("invalid YAML: {e}"))
         })?;
         if value.is_null() {
             continue;
         }
         // Serialising a Value into a Vec cannot fail.
-        serde_json::to_writer(&mut out, &value).map_err(|e| NormalizeError::new(format, "YAML", e.to_string()))?;
+        serde_json::to_writer(&mut out, &value)
+            .map_err(|e| NormalizeError::new(format, "YAML", e.to_string()))?;
         out.push(b'\n');
     }
     Ok(out)
@@ -282,7 +330,9 @@ mod tests {
     fn docs(input: &str) -> (Vec<String>, Vec<String>) {
         match documents(Format::Generic, input.as_bytes()) {
             Ok((docs, errors)) => (
-                docs.iter().map(|d| format!("{} {}", d.path, d.raw.get())).collect(),
+                docs.iter()
+                    .map(|d| format!("{} {}", d.path, d.raw.get()))
+                    .collect(),
                 errors.iter().map(ToString::to_string).collect(),
             ),
             Err(e) => (vec![], vec![format!("whole: {e}")]),
@@ -291,16 +341,24 @@ mod tests {
 
     #[test]
     fn one_document_has_the_root_path() {
-        assert_eq!(docs(" {\"a\": 1} \n"), (vec!["$ {\"a\": 1}".to_owned()], vec![]));
+        assert_eq!(
+            docs(" {\"a\": 1} \n"),
+            (vec!["$ {\"a\": 1}".to_owned()], vec![])
+        );
     }
 
     #[test]
     fn ndjson_skips_a_bad_line_and_keeps_the_rest() {
+        // The second line is cut short: the parser runs on into the third, but the error is
+        // the second line's and the third is read on its own.
         let (good, bad) = docs("{\"a\":1}\n{\"b\":\n{\"c\":3}\n");
-        // The second line is broken but spans to the third; the parser sees `{"b": {"c":3}` and
-        // the input ends: the document is unfinished and nothing after it can be recovered.
-        assert_eq!(good, vec!["line 1: $ {\"a\":1}"]);
-        assert_eq!(bad, vec!["generic: line 4, column 0: EOF while parsing an object"]);
+        assert_eq!(good, vec!["line 1: $ {\"a\":1}", "line 3: $ {\"c\":3}"]);
+        assert_eq!(
+            bad,
+            vec![
+                "generic: line 2: expected one JSON document on this line, found an unfinished one (EOF while parsing an object)"
+            ]
+        );
 
         let (good, bad) = docs("{\"a\":1}\n{\"b\" 2}\n{\"c\":3}\n");
         assert_eq!(good, vec!["line 1: $ {\"a\":1}", "line 3: $ {\"c\":3}"]);
@@ -308,8 +366,24 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_pretty_printed_document_ends_the_input() {
+        let (good, bad) = docs("[\n  {\"a\": 1},\n  {\"b\" 2}\n]\n{\"c\": 3}\n");
+        assert!(good.is_empty(), "{good:?}");
+        assert_eq!(bad, vec!["whole: generic: line 3, column 8: expected `:`"]);
+        let (good, bad) = docs("{\"a\":\n 1}\n{\"b\" 2}\n{\"c\": 3}\n");
+        assert_eq!(good, vec!["line 1: $ {\"a\":\n 1}"]);
+        assert_eq!(bad, vec!["generic: line 3, column 6: expected `:`"]);
+    }
+
+    #[test]
     fn nothing_readable_is_a_whole_payload_error() {
-        assert_eq!(docs("   ").1, vec!["whole: generic: line 1, column 1: expected a JSON value, found end of input"]);
-        assert_eq!(docs("{\"a\": tru").1, vec!["whole: generic: line 1, column 9: EOF while parsing a value"]);
+        assert_eq!(
+            docs("   ").1,
+            vec!["whole: generic: line 1, column 1: expected a JSON value, found end of input"]
+        );
+        assert_eq!(
+            docs("{\"a\": tru").1,
+            vec!["whole: generic: line 1, column 9: EOF while parsing a value"]
+        );
     }
 }

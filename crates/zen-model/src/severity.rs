@@ -147,10 +147,7 @@ mod tests {
     fn names_round_trip_and_unknown_names_say_what_is_allowed() {
         for sev in Severity::ALL {
             assert_eq!(sev.as_str().parse::<Severity>(), Ok(sev));
-            assert_eq!(
-                sev.as_str().to_uppercase().parse::<Severity>(),
-                Ok(sev)
-            );
+            assert_eq!(sev.as_str().to_uppercase().parse::<Severity>(), Ok(sev));
         }
         for cat in Category::ALL {
             assert_eq!(cat.to_string().parse::<Category>(), Ok(cat));

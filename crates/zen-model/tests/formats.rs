@@ -4,6 +4,8 @@
 //!
 //! Run with `UPDATE_EXPECT=1` to rewrite the expectations, then review the diff.
 
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,8 @@ fn context() -> Context {
 fn normalizer_for(input: &Path) -> Normalizer {
     let config_path = PathBuf::from(format!("{}.config.yaml", input.display()));
     let config: NormalizeConfig = match fs::read(&config_path) {
-        Ok(text) => serde_yaml_ng::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", config_path.display())),
+        Ok(text) => serde_yaml_ng::from_slice(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", config_path.display())),
         Err(_) => NormalizeConfig::default(),
     };
     Normalizer::new(config).unwrap_or_else(|e| panic!("{}: {e}", config_path.display()))
@@ -49,7 +52,14 @@ fn render(format: Format, input: &Path) -> (String, usize) {
             (out, 1)
         }
         Ok(n) => {
-            writeln!(out, "events: {}, errors: {}, ignored: {}", n.events.len(), n.errors.len(), n.ignored).unwrap();
+            writeln!(
+                out,
+                "events: {}, errors: {}, ignored: {}",
+                n.events.len(),
+                n.errors.len(),
+                n.ignored
+            )
+            .unwrap();
             for e in &n.errors {
                 writeln!(out, "error: {e}").unwrap();
             }
@@ -74,9 +84,23 @@ fn every_fixture_normalises_as_expected() {
             .filter(|p| is_input(p))
             .collect();
         inputs.sort();
-        let malformed = inputs.iter().filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("malformed-")).count();
-        assert!(malformed >= 5, "{format}: only {malformed} malformed fixtures, want at least 5");
-        assert!(inputs.len() - malformed >= 3, "{format}: want at least 3 well-formed fixtures");
+        let malformed = inputs
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("malformed-")
+            })
+            .count();
+        assert!(
+            malformed >= 5,
+            "{format}: only {malformed} malformed fixtures, want at least 5"
+        );
+        assert!(
+            inputs.len() - malformed >= 3,
+            "{format}: want at least 3 well-formed fixtures"
+        );
 
         for input in inputs {
             seen += 1;

@@ -85,8 +85,10 @@ fn normalize(args: NormalizeArgs) -> Result<ExitCode> {
     let config = match &args.settings {
         None => NormalizeConfig::default(),
         Some(path) => {
-            let text = fs::read(path).with_context(|| format!("reading settings {}", path.display()))?;
-            serde_yaml_ng::from_slice(&text).with_context(|| format!("reading settings {}", path.display()))?
+            let text =
+                fs::read(path).with_context(|| format!("reading settings {}", path.display()))?;
+            serde_yaml_ng::from_slice(&text)
+                .with_context(|| format!("reading settings {}", path.display()))?
         }
     };
     let normalizer = Normalizer::new(config).context("invalid normaliser settings")?;
@@ -98,7 +100,9 @@ fn normalize(args: NormalizeArgs) -> Result<ExitCode> {
         }
         _ => {
             let mut input = Vec::new();
-            io::stdin().read_to_end(&mut input).context("reading standard input")?;
+            io::stdin()
+                .read_to_end(&mut input)
+                .context("reading standard input")?;
             ("standard input".to_owned(), input)
         }
     };
@@ -131,5 +135,9 @@ fn normalize(args: NormalizeArgs) -> Result<ExitCode> {
         out.ignored
     );
     let nothing_read = out.events.is_empty() && out.ignored == 0 && !out.errors.is_empty();
-    Ok(if nothing_read { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if nothing_read {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -113,7 +113,12 @@ pub enum PodSpecCheck {
     HostNamespaces,
 }
 
-const STAGES: [&str; 4] = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"];
+const STAGES: [&str; 4] = [
+    "RequestReceived",
+    "ResponseStarted",
+    "ResponseComplete",
+    "Panic",
+];
 
 impl Default for AuditConfig {
     fn default() -> Self {
@@ -146,21 +151,39 @@ impl Default for AuditConfig {
         AuditConfig {
             stages: s(&STAGES[1..]),
             rules: vec![
-                pod_create("privileged-pod", "Privileged pod created", Severity::Critical, PodSpecCheck::Privileged),
-                pod_create("hostpath-pod", "Pod with a hostPath volume created", Severity::High, PodSpecCheck::HostPath),
+                pod_create(
+                    "privileged-pod",
+                    "Privileged pod created",
+                    Severity::Critical,
+                    PodSpecCheck::Privileged,
+                ),
+                pod_create(
+                    "hostpath-pod",
+                    "Pod with a hostPath volume created",
+                    Severity::High,
+                    PodSpecCheck::HostPath,
+                ),
                 AuditRule {
                     api_groups: s(&[""]),
                     resources: s(&["pods"]),
                     subresources: s(&["exec", "attach", "portforward"]),
                     response_codes: ALLOWED,
-                    ..rule("pod-exec", "Exec, attach or port-forward into a pod", Severity::High)
+                    ..rule(
+                        "pod-exec",
+                        "Exec, attach or port-forward into a pod",
+                        Severity::High,
+                    )
                 },
                 AuditRule {
                     verbs: s(&["create", "update", "patch", "delete"]),
                     api_groups: s(&["rbac.authorization.k8s.io"]),
                     resources: s(&["rolebindings", "clusterrolebindings"]),
                     response_codes: ALLOWED,
-                    ..rule("rbac-binding-change", "RBAC binding created or changed", Severity::High)
+                    ..rule(
+                        "rbac-binding-change",
+                        "RBAC binding created or changed",
+                        Severity::High,
+                    )
                 },
                 AuditRule {
                     verbs: s(&["get", "list", "watch"]),
@@ -168,7 +191,11 @@ impl Default for AuditConfig {
                     resources: s(&["secrets"]),
                     exclude_user_prefixes: s(&["system:"]),
                     response_codes: ALLOWED,
-                    ..rule("secret-read", "Secret read by a non-system user", Severity::Medium)
+                    ..rule(
+                        "secret-read",
+                        "Secret read by a non-system user",
+                        Severity::Medium,
+                    )
                 },
                 AuditRule {
                     users: s(&["system:anonymous"]),
@@ -185,11 +212,19 @@ impl Default for AuditConfig {
                 },
                 AuditRule {
                     response_codes: Some(CodeRange { min: 401, max: 401 }),
-                    ..rule("unauthenticated-request", "Request failed authentication", Severity::Medium)
+                    ..rule(
+                        "unauthenticated-request",
+                        "Request failed authentication",
+                        Severity::Medium,
+                    )
                 },
                 AuditRule {
                     response_codes: Some(CodeRange { min: 403, max: 403 }),
-                    ..rule("forbidden-request", "Request forbidden by authorization", Severity::Medium)
+                    ..rule(
+                        "forbidden-request",
+                        "Request forbidden by authorization",
+                        Severity::Medium,
+                    )
                 },
             ],
         }
@@ -210,10 +245,16 @@ impl AuditConfig {
         let mut seen = std::collections::HashSet::new();
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.id.is_empty() {
-                return err(format!("audit.rules[{i}].id"), "expected a rule id, found an empty one".into());
+                return err(
+                    format!("audit.rules[{i}].id"),
+                    "expected a rule id, found an empty one".into(),
+                );
             }
             if !seen.insert(rule.id.as_str()) {
-                return err(format!("audit.rules[{i}].id"), format!("rule id {:?} is used twice", rule.id));
+                return err(
+                    format!("audit.rules[{i}].id"),
+                    format!("rule id {:?} is used twice", rule.id),
+                );
             }
             if let Some(CodeRange { min, max }) = rule.response_codes
                 && min > max
@@ -311,14 +352,19 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         items: Option<&'a RawValue>,
     }
     if doc.lead() == b'{' {
-        let Some(peek) = r.parse::<Peek<'_>>(&doc) else { return };
+        let Some(peek) = r.parse::<Peek<'_>>(&doc) else {
+            return;
+        };
         let Some(items) = peek.items else {
             return read_event(r, doc);
         };
         let items = doc.child(items, format_args!(".items"));
         if items.lead() != b'[' {
             let found = crate::reader::describe(items.raw);
-            return r.error(&items.path, format!("expected an array of audit events, found {found}"));
+            return r.error(
+                &items.path,
+                format!("expected an array of audit events, found {found}"),
+            );
         }
         return r.each_item(items, read_event);
     }
@@ -326,7 +372,9 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
 }
 
 fn read_event(r: &mut Reader<'_>, doc: Doc<'_>) {
-    let Some(ev) = r.parse::<AuditEvent<'_>>(&doc) else { return };
+    let Some(ev) = r.parse::<AuditEvent<'_>>(&doc) else {
+        return;
+    };
     let config = &r.normalizer.config().audit;
     if !config.stages.iter().any(|s| *s == ev.stage) {
         r.out.ignored += 1;
@@ -337,13 +385,22 @@ fn read_event(r: &mut Reader<'_>, doc: Doc<'_>) {
         r.out.ignored += 1;
         return;
     };
-    let matched_rules: Vec<&str> = std::iter::once(rule).chain(matched).map(|r| r.id.as_str()).collect();
+    let matched_rules: Vec<&str> = std::iter::once(rule)
+        .chain(matched)
+        .map(|r| r.id.as_str())
+        .collect();
 
-    let detected_at = match non_empty(ev.stage_timestamp.as_deref()).or(non_empty(ev.request_received_timestamp.as_deref())) {
+    let detected_at = match non_empty(ev.stage_timestamp.as_deref())
+        .or(non_empty(ev.request_received_timestamp.as_deref()))
+    {
         Some(t) => match time::rfc3339(t) {
             Ok(t) => t,
             Err(problem) => {
-                let field = if ev.stage_timestamp.is_some() { "stageTimestamp" } else { "requestReceivedTimestamp" };
+                let field = if ev.stage_timestamp.is_some() {
+                    "stageTimestamp"
+                } else {
+                    "requestReceivedTimestamp"
+                };
                 return r.error(&format!("{}.{field}", doc.path), problem);
             }
         },
@@ -365,9 +422,11 @@ fn read_event(r: &mut Reader<'_>, doc: Doc<'_>) {
         .finish();
 
     let resource = obj.resource.as_deref().map(|res| ResourceRef {
-        api_version: obj.api_version.as_deref().map(|v| match non_empty(obj.api_group.as_deref()) {
-            Some(group) => format!("{group}/{v}"),
-            None => v.to_owned(),
+        api_version: obj.api_version.as_deref().map(|v| {
+            match non_empty(obj.api_group.as_deref()) {
+                Some(group) => format!("{group}/{v}"),
+                None => v.to_owned(),
+            }
         }),
         kind: kind_of_resource(res).to_owned(),
         name: obj.name.clone().unwrap_or_default(),
@@ -422,7 +481,13 @@ fn read_event(r: &mut Reader<'_>, doc: Doc<'_>) {
     });
 }
 
-fn describe_request(user: Option<&str>, verb: &str, obj: &ObjectRef, uri: Option<&str>, code: Option<i64>) -> String {
+fn describe_request(
+    user: Option<&str>,
+    verb: &str,
+    obj: &ObjectRef,
+    uri: Option<&str>,
+    code: Option<i64>,
+) -> String {
     let who = user.unwrap_or("(unknown user)");
     let what = match (&obj.resource, &obj.subresource) {
         (Some(res), Some(sub)) if !sub.is_empty() => format!("{res}/{sub}"),
@@ -444,7 +509,8 @@ fn describe_request(user: Option<&str>, verb: &str, obj: &ObjectRef, uri: Option
 fn matches(rule: &AuditRule, ev: &AuditEvent<'_>) -> bool {
     let any = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
     let obj = ev.object_ref.as_ref();
-    let field = |f: fn(&ObjectRef) -> &Option<String>| obj.and_then(|o| f(o).as_deref()).unwrap_or("");
+    let field =
+        |f: fn(&ObjectRef) -> &Option<String>| obj.and_then(|o| f(o).as_deref()).unwrap_or("");
     let user = ev.user.as_ref();
     let username = user.and_then(|u| u.username.as_deref()).unwrap_or("");
     let groups = user.and_then(|u| u.groups.as_deref()).unwrap_or(&[]);
@@ -453,20 +519,33 @@ fn matches(rule: &AuditRule, ev: &AuditEvent<'_>) -> bool {
     if !any(&rule.verbs, &ev.verb) {
         return false;
     }
-    if !rule.resources.is_empty() && (obj.is_none() || !any(&rule.resources, field(|o| &o.resource))) {
+    if !rule.resources.is_empty()
+        && (obj.is_none() || !any(&rule.resources, field(|o| &o.resource)))
+    {
         return false;
     }
-    if !any(&rule.api_groups, field(|o| &o.api_group)) || !any(&rule.subresources, field(|o| &o.subresource)) {
+    if !any(&rule.api_groups, field(|o| &o.api_group))
+        || !any(&rule.subresources, field(|o| &o.subresource))
+    {
         return false;
     }
     let principal = rule.users.is_empty() && rule.groups.is_empty()
         || rule.users.iter().any(|u| u == username)
         || rule.groups.iter().any(|g| groups.contains(g));
-    if !principal || rule.exclude_user_prefixes.iter().any(|p| username.starts_with(p.as_str())) {
+    if !principal
+        || rule
+            .exclude_user_prefixes
+            .iter()
+            .any(|p| username.starts_with(p.as_str()))
+    {
         return false;
     }
     let uri = ev.request_uri.as_deref().unwrap_or("");
-    if rule.exclude_paths.iter().any(|p| uri.starts_with(p.as_str())) {
+    if rule
+        .exclude_paths
+        .iter()
+        .any(|p| uri.starts_with(p.as_str()))
+    {
         return false;
     }
     if let Some(range) = rule.response_codes {
@@ -535,6 +614,8 @@ fn pod_has(raw: &RawValue, check: PodSpecCheck) -> bool {
             .chain(&spec.ephemeral_containers)
             .any(|c| c.security_context.as_ref().and_then(|s| s.privileged) == Some(true)),
         PodSpecCheck::HostPath => spec.volumes.iter().any(|v| v.host_path.is_some()),
-        PodSpecCheck::HostNamespaces => [spec.host_network, spec.host_pid, spec.host_ipc].contains(&Some(true)),
+        PodSpecCheck::HostNamespaces => {
+            [spec.host_network, spec.host_pid, spec.host_ipc].contains(&Some(true))
+        }
     }
 }

@@ -58,26 +58,35 @@ impl Default for CheckovConfig {
 /// host or root access is critical or high, weakened isolation medium, hygiene low.
 pub fn builtin_severity(check_id: &str) -> Option<Severity> {
     use Severity::*;
-    let sev = match check_id {
-        // Kubernetes workloads.
-        "CKV_K8S_16" | "CKV_K8S_2" | "CKV_K8S_27" | "CKV_K8S_39" => Critical,
-        "CKV_K8S_1" | "CKV_K8S_17" | "CKV_K8S_3" | "CKV_K8S_18" | "CKV_K8S_4" | "CKV_K8S_19" => High,
-        "CKV_K8S_5" | "CKV_K8S_20" | "CKV_K8S_6" | "CKV_K8S_23" | "CKV_K8S_24" | "CKV_K8S_25" => High,
-        "CKV_K8S_49" | "CKV_K8S_155" | "CKV_K8S_156" | "CKV_K8S_157" | "CKV_K8S_158" => High,
-        "CKV_K8S_152" | "CKV_K8S_153" | "CKV_K8S_154" | "CKV_K8S_159" => High,
-        "CKV_K8S_7" | "CKV_K8S_28" | "CKV_K8S_36" | "CKV_K8S_37" | "CKV_K8S_22" | "CKV_K8S_26" => Medium,
-        "CKV_K8S_29" | "CKV_K8S_30" | "CKV_K8S_31" | "CKV_K8S_32" | "CKV_K8S_33" | "CKV_K8S_34" => Medium,
-        "CKV_K8S_35" | "CKV_K8S_38" | "CKV_K8S_40" | "CKV_K8S_41" | "CKV_K8S_42" | "CKV_K8S_44" => Medium,
-        "CKV_K8S_45" => Medium,
-        "CKV_K8S_8" | "CKV_K8S_9" | "CKV_K8S_10" | "CKV_K8S_11" | "CKV_K8S_12" | "CKV_K8S_13" => Low,
-        "CKV_K8S_14" | "CKV_K8S_15" | "CKV_K8S_21" | "CKV_K8S_43" => Low,
-        // Dockerfiles.
-        "CKV_DOCKER_1" | "CKV_DOCKER_8" => High,
-        "CKV_DOCKER_3" => Medium,
-        "CKV_DOCKER_2" | "CKV_DOCKER_4" | "CKV_DOCKER_5" | "CKV_DOCKER_6" | "CKV_DOCKER_7" => Low,
-        "CKV_DOCKER_9" | "CKV_DOCKER_10" | "CKV_DOCKER_11" => Low,
-        _ => return None,
-    };
+    let sev =
+        match check_id {
+            // Kubernetes workloads.
+            "CKV_K8S_16" | "CKV_K8S_2" | "CKV_K8S_27" | "CKV_K8S_39" => Critical,
+            "CKV_K8S_1" | "CKV_K8S_17" | "CKV_K8S_3" | "CKV_K8S_18" | "CKV_K8S_4"
+            | "CKV_K8S_19" => High,
+            "CKV_K8S_5" | "CKV_K8S_20" | "CKV_K8S_6" | "CKV_K8S_23" | "CKV_K8S_24"
+            | "CKV_K8S_25" => High,
+            "CKV_K8S_49" | "CKV_K8S_155" | "CKV_K8S_156" | "CKV_K8S_157" | "CKV_K8S_158" => High,
+            "CKV_K8S_152" | "CKV_K8S_153" | "CKV_K8S_154" | "CKV_K8S_159" => High,
+            "CKV_K8S_7" | "CKV_K8S_28" | "CKV_K8S_36" | "CKV_K8S_37" | "CKV_K8S_22"
+            | "CKV_K8S_26" => Medium,
+            "CKV_K8S_29" | "CKV_K8S_30" | "CKV_K8S_31" | "CKV_K8S_32" | "CKV_K8S_33"
+            | "CKV_K8S_34" => Medium,
+            "CKV_K8S_35" | "CKV_K8S_38" | "CKV_K8S_40" | "CKV_K8S_41" | "CKV_K8S_42"
+            | "CKV_K8S_44" => Medium,
+            "CKV_K8S_45" => Medium,
+            "CKV_K8S_8" | "CKV_K8S_9" | "CKV_K8S_10" | "CKV_K8S_11" | "CKV_K8S_12"
+            | "CKV_K8S_13" => Low,
+            "CKV_K8S_14" | "CKV_K8S_15" | "CKV_K8S_21" | "CKV_K8S_43" => Low,
+            // Dockerfiles.
+            "CKV_DOCKER_1" | "CKV_DOCKER_8" => High,
+            "CKV_DOCKER_3" => Medium,
+            "CKV_DOCKER_2" | "CKV_DOCKER_4" | "CKV_DOCKER_5" | "CKV_DOCKER_6" | "CKV_DOCKER_7" => {
+                Low
+            }
+            "CKV_DOCKER_9" | "CKV_DOCKER_10" | "CKV_DOCKER_11" => Low,
+            _ => return None,
+        };
     Some(sev)
 }
 
@@ -123,16 +132,26 @@ struct Record {
 }
 
 pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
-    let Some(report) = r.parse::<Report<'_>>(&doc) else { return };
+    let Some(report) = r.parse::<Report<'_>>(&doc) else {
+        return;
+    };
     let Some(results) = report.results else {
         if report.summary.is_none() && report.failed.is_none() {
-            r.error(&doc.path, "expected a Checkov report (`check_type` and `results`) or summary, found neither");
+            r.error(
+                &doc.path,
+                "expected a Checkov report (`check_type` and `results`) or summary, found neither",
+            );
         }
         // A bare summary: nothing was scanned.
         return;
     };
     let framework = report.check_type.unwrap_or_default();
-    for (i, raw) in results.failed_checks.unwrap_or_default().into_iter().enumerate() {
+    for (i, raw) in results
+        .failed_checks
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         let item = doc.child(raw, format_args!(".results.failed_checks[{i}]"));
         if let Some(record) = r.parse::<Record>(&item) {
             read_record(r, &item, &framework, record);
@@ -161,8 +180,14 @@ fn read_record(r: &mut Reader<'_>, item: &Doc<'_>, framework: &str, rec: Record)
         .opt(file)
         .opt(rec.resource.as_deref())
         .finish();
-    let resource = rec.resource.as_deref().and_then(|res| kubernetes_resource(framework, res));
-    let title = rec.check_name.clone().unwrap_or_else(|| rec.check_id.clone());
+    let resource = rec
+        .resource
+        .as_deref()
+        .and_then(|res| kubernetes_resource(framework, res));
+    let title = rec
+        .check_name
+        .clone()
+        .unwrap_or_else(|| rec.check_id.clone());
     let lines = match rec.file_line_range.as_deref() {
         Some([start, end]) => format!(":{start}-{end}"),
         _ => String::new(),
@@ -187,9 +212,15 @@ fn read_record(r: &mut Reader<'_>, item: &Doc<'_>, framework: &str, rec: Record)
         }
     }
     if let Some(range) = rec.file_line_range {
-        details.insert("file_line_range".into(), range.into_iter().map(Value::from).collect());
+        details.insert(
+            "file_line_range".into(),
+            range.into_iter().map(Value::from).collect(),
+        );
     }
-    if let Some(keys) = rec.check_result.and_then(|mut c| c.remove("evaluated_keys")) {
+    if let Some(keys) = rec
+        .check_result
+        .and_then(|mut c| c.remove("evaluated_keys"))
+    {
         details.insert("evaluated_keys".into(), keys);
     }
     r.out.events.push(Event {
@@ -236,8 +267,14 @@ mod tests {
     #[test]
     fn kubernetes_resources_split_into_kind_namespace_and_dotted_name() {
         let r = kubernetes_resource("kubernetes", "Deployment.payments.api.v2").unwrap();
-        assert_eq!((r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()), ("Deployment", Some("payments"), "api.v2"));
+        assert_eq!(
+            (r.kind.as_str(), r.namespace.as_deref(), r.name.as_str()),
+            ("Deployment", Some("payments"), "api.v2")
+        );
         assert_eq!(kubernetes_resource("dockerfile", "/Dockerfile.RUN"), None);
-        assert_eq!(kubernetes_resource("kubernetes", "Deployment.default"), None);
+        assert_eq!(
+            kubernetes_resource("kubernetes", "Deployment.default"),
+            None
+        );
     }
 }

@@ -98,7 +98,9 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         (Some(t), _) => time::rfc3339(t).map_err(|p| (".time", p)),
         (None, Some(Value::Number(ns))) => match ns.as_i64() {
             Some(ns) => time::unix_nanos(i128::from(ns)),
-            None => Err(format!("expected nanoseconds since the epoch as an integer, found {ns}")),
+            None => Err(format!(
+                "expected nanoseconds since the epoch as an integer, found {ns}"
+            )),
         }
         .map_err(|p| (".output_fields.evt.time", p)),
         (None, _) => Ok(r.ctx.received_at),
@@ -108,7 +110,9 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         Err((field, problem)) => return r.error(&format!("{}{field}", doc.path), problem),
     };
 
-    let namespace = field("k8s.ns.name").or_else(|| field("ka.target.namespace")).map(Cow::into_owned);
+    let namespace = field("k8s.ns.name")
+        .or_else(|| field("ka.target.namespace"))
+        .map(Cow::into_owned);
     let pod = field("k8s.pod.name");
     let (target_resource, target_name) = (field("ka.target.resource"), field("ka.target.name"));
     let source = alert.source.as_deref().unwrap_or("syscall");
@@ -148,13 +152,19 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     };
 
     let mut details = Map::new();
-    details.insert("priority".into(), Value::String(alert.priority.into_owned()));
+    details.insert(
+        "priority".into(),
+        Value::String(alert.priority.into_owned()),
+    );
     details.insert("source".into(), Value::String(source.to_owned()));
     if let Some(output) = alert.output {
         details.insert("output".into(), Value::String(output.into_owned()));
     }
     if let Some(tags) = alert.tags {
-        let tags = tags.into_iter().map(|t| Value::String(t.into_owned())).collect();
+        let tags = tags
+            .into_iter()
+            .map(|t| Value::String(t.into_owned()))
+            .collect();
         details.insert("tags".into(), Value::Array(tags));
     }
     if let Some(uuid) = alert.uuid {
@@ -205,14 +215,23 @@ mod tests {
     #[test]
     fn output_prefix_is_stripped_only_when_it_is_one() {
         assert_eq!(
-            strip_output_prefix("13:44:05.478445995: Critical A shell (user=root)", "Critical"),
+            strip_output_prefix(
+                "13:44:05.478445995: Critical A shell (user=root)",
+                "Critical"
+            ),
             "A shell (user=root)"
         );
         assert_eq!(
-            strip_output_prefix("2023-05-25T13:44:05.478445995+0000: Warning x: y", "warning"),
+            strip_output_prefix(
+                "2023-05-25T13:44:05.478445995+0000: Warning x: y",
+                "warning"
+            ),
             "x: y"
         );
-        assert_eq!(strip_output_prefix("Something: else", "Notice"), "Something: else");
+        assert_eq!(
+            strip_output_prefix("Something: else", "Notice"),
+            "Something: else"
+        );
         assert_eq!(strip_output_prefix("no prefix", "Notice"), "no prefix");
     }
 }

@@ -72,7 +72,10 @@ impl Pointers {
     }
 
     fn find<'v>(&self, item: &'v Value) -> Option<&'v Value> {
-        self.0.iter().filter_map(|p| item.pointer(p)).find(|v| !v.is_null())
+        self.0
+            .iter()
+            .filter_map(|p| item.pointer(p))
+            .find(|v| !v.is_null())
     }
 }
 
@@ -142,18 +145,32 @@ impl GenericMapping {
         ];
         let lists = fields
             .iter()
-            .flat_map(|(name, p)| p.0.iter().enumerate().map(move |(i, p)| (format!("generic.{name}[{i}]"), p)))
-            .chain(self.fingerprint.iter().enumerate().map(|(i, p)| (format!("generic.fingerprint[{i}]"), p)))
+            .flat_map(|(name, p)| {
+                p.0.iter()
+                    .enumerate()
+                    .map(move |(i, p)| (format!("generic.{name}[{i}]"), p))
+            })
+            .chain(
+                self.fingerprint
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("generic.fingerprint[{i}]"), p)),
+            )
             .chain(self.items.iter().map(|p| ("generic.items".to_owned(), p)));
         for (field, pointer) in lists {
             if !pointer.is_empty() && !pointer.starts_with('/') {
-                let problem = format!("expected a JSON pointer (empty, or starting with `/`), found {pointer:?}");
+                let problem = format!(
+                    "expected a JSON pointer (empty, or starting with `/`), found {pointer:?}"
+                );
                 return Err(ConfigError { field, problem });
             }
         }
         if self.source.is_empty() {
             let problem = "expected a source name, found an empty one".to_owned();
-            return Err(ConfigError { field: "generic.source".into(), problem });
+            return Err(ConfigError {
+                field: "generic.source".into(),
+                problem,
+            });
         }
         Ok(())
     }
@@ -164,7 +181,9 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     match &mapping.items {
         None => r.each_item(doc, read_item),
         Some(pointer) => r.each_item(doc, |r, doc| {
-            let Some(container) = r.parse::<Value>(&doc) else { return };
+            let Some(container) = r.parse::<Value>(&doc) else {
+                return;
+            };
             match container.pointer(pointer) {
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
@@ -173,7 +192,7 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
                     }
                 }
                 found => {
-                    let found = found.map_or("nothing".to_owned(), |v| describe_value(v));
+                    let found = found.map_or("nothing".to_owned(), describe_value);
                     let at = format!("{}{}", doc.path, path_of_pointer(pointer));
                     r.error(&at, format!("expected an array of findings, found {found}"));
                 }
@@ -212,15 +231,34 @@ pub fn severity_of(value: &Value, map: &BTreeMap<String, Severity>) -> Result<Se
     use Severity::*;
     match value {
         Value::String(s) => {
-            if let Some(sev) = map.get(s).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(s)).map(|(_, v)| v)) {
+            if let Some(sev) = map.get(s).or_else(|| {
+                map.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(s))
+                    .map(|(_, v)| v)
+            }) {
                 return Ok(*sev);
             }
             const NAMES: [(&[&str], Severity); 5] = [
-                (&["critical", "crit", "fatal", "emergency", "emerg", "alert"], Critical),
+                (
+                    &["critical", "crit", "fatal", "emergency", "emerg", "alert"],
+                    Critical,
+                ),
                 (&["high", "error", "err", "severe", "major"], High),
                 (&["medium", "moderate", "warning", "warn"], Medium),
                 (&["low", "notice", "minor"], Low),
-                (&["info", "informational", "information", "debug", "trace", "none", "unknown", "negligible"], Info),
+                (
+                    &[
+                        "info",
+                        "informational",
+                        "information",
+                        "debug",
+                        "trace",
+                        "none",
+                        "unknown",
+                        "negligible",
+                    ],
+                    Info,
+                ),
             ];
             NAMES
                 .iter()
@@ -233,17 +271,23 @@ pub fn severity_of(value: &Value, map: &BTreeMap<String, Severity>) -> Result<Se
             Some(x) if (7.0..9.0).contains(&x) => Ok(High),
             Some(x) if (4.0..7.0).contains(&x) => Ok(Medium),
             Some(x) if x > 0.0 && x < 4.0 => Ok(Low),
-            Some(x) if x == 0.0 => Ok(Info),
+            Some(0.0) => Ok(Info),
             _ => Err(format!("expected a severity score from 0 to 10, found {n}")),
         },
-        other => Err(format!("expected a severity name or score, found {}", describe_value(other))),
+        other => Err(format!(
+            "expected a severity name or score, found {}",
+            describe_value(other)
+        )),
     }
 }
 
 fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
     let m = &r.normalizer.config().generic;
     if !item.is_object() {
-        return r.error(path, format!("expected an object, found {}", describe_value(item)));
+        return r.error(
+            path,
+            format!("expected an object, found {}", describe_value(item)),
+        );
     }
     let severity = match m.severity.find(item) {
         None => m.default_severity,
@@ -256,7 +300,10 @@ fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
         None => Ok(r.ctx.received_at),
         Some(Value::String(s)) => time::rfc3339(s),
         Some(Value::Number(n)) => time::unix_any(n),
-        Some(other) => Err(format!("expected an RFC 3339 time or a number since the epoch, found {}", describe_value(other))),
+        Some(other) => Err(format!(
+            "expected an RFC 3339 time or a number since the epoch, found {}",
+            describe_value(other)
+        )),
     };
     let detected_at = match detected_at {
         Ok(t) => t,
@@ -272,14 +319,22 @@ fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
     let message_found = get(&m.message);
     let title = get(&m.title)
         .or_else(|| rule.clone())
-        .or_else(|| message_found.as_ref().map(|m| Cow::Owned(m.chars().take(120).collect())))
+        .or_else(|| {
+            message_found
+                .as_ref()
+                .map(|m| Cow::Owned(m.chars().take(120).collect()))
+        })
         .unwrap_or(Cow::Borrowed("generic event"));
     let message = message_found.clone().unwrap_or_else(|| title.clone());
 
     let mut fp = Fingerprint::builder("generic");
     fp.field(&m.source);
     if m.fingerprint.is_empty() {
-        fp.opt(rule.as_deref()).opt(kind.as_deref()).opt(name.as_deref()).opt(namespace.as_deref()).opt(node.as_deref());
+        fp.opt(rule.as_deref())
+            .opt(kind.as_deref())
+            .opt(name.as_deref())
+            .opt(namespace.as_deref())
+            .opt(node.as_deref());
         if rule.is_none() {
             fp.field(&title).opt(message_found.as_deref());
         }
@@ -317,7 +372,11 @@ fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
 
 /// The path of the pointer that matched, for errors.
 fn located(path: &str, pointers: &Pointers, item: &Value) -> String {
-    match pointers.0.iter().find(|p| item.pointer(p).is_some_and(|v| !v.is_null())) {
+    match pointers
+        .0
+        .iter()
+        .find(|p| item.pointer(p).is_some_and(|v| !v.is_null()))
+    {
         Some(p) => format!("{path}{}", path_of_pointer(p)),
         None => path.to_owned(),
     }

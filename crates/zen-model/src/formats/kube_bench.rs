@@ -77,7 +77,9 @@ struct Check {
 }
 
 pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
-    let Some(output) = r.parse::<Output<'_>>(&doc) else { return };
+    let Some(output) = r.parse::<Output<'_>>(&doc) else {
+        return;
+    };
     match (output.controls, output.tests) {
         (Some(controls), _) => {
             for (i, raw) in controls.into_iter().enumerate() {
@@ -85,15 +87,22 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
             }
         }
         (None, Some(_)) => controls_doc(r, doc),
-        (None, None) => r.error(&doc.path, "expected kube-bench output (`Controls`, or a control with `tests`), found neither"),
+        (None, None) => r.error(
+            &doc.path,
+            "expected kube-bench output (`Controls`, or a control with `tests`), found neither",
+        ),
     }
 }
 
 fn controls_doc(r: &mut Reader<'_>, doc: Doc<'_>) {
-    let Some(controls) = r.parse::<Controls<'_>>(&doc) else { return };
+    let Some(controls) = r.parse::<Controls<'_>>(&doc) else {
+        return;
+    };
     for (g, raw) in controls.tests.iter().flatten().enumerate() {
         let group_doc = doc.child(raw, format_args!(".tests[{g}]"));
-        let Some(group) = r.parse::<Group<'_>>(&group_doc) else { continue };
+        let Some(group) = r.parse::<Group<'_>>(&group_doc) else {
+            continue;
+        };
         for (c, raw) in group.results.iter().flatten().enumerate() {
             let check_doc = group_doc.child(raw, format_args!(".results[{c}]"));
             if let Some(check) = r.parse::<Check>(&check_doc) {
@@ -103,7 +112,13 @@ fn controls_doc(r: &mut Reader<'_>, doc: Doc<'_>) {
     }
 }
 
-fn read_check(r: &mut Reader<'_>, doc: &Doc<'_>, controls: &Controls<'_>, group: &Group<'_>, check: Check) {
+fn read_check(
+    r: &mut Reader<'_>,
+    doc: &Doc<'_>,
+    controls: &Controls<'_>,
+    group: &Group<'_>,
+    check: Check,
+) {
     let scored = check.scored.unwrap_or(false);
     let severity = match check.status.as_str() {
         "FAIL" if scored => Severity::High,
@@ -125,14 +140,20 @@ fn read_check(r: &mut Reader<'_>, doc: &Doc<'_>, controls: &Controls<'_>, group:
         .field(&check.test_number)
         .field(&check.status)
         .finish();
-    let title = check.test_desc.clone().unwrap_or_else(|| check.test_number.clone());
+    let title = check
+        .test_desc
+        .clone()
+        .unwrap_or_else(|| check.test_number.clone());
     let reason = check.reason.as_deref().filter(|s| !s.is_empty());
     let message = match reason {
         Some(reason) => format!("[{}] {} {title}: {reason}", check.status, check.test_number),
         None => format!("[{}] {} {title}", check.status, check.test_number),
     };
     let mut labels = BTreeMap::new();
-    for (key, value) in [("benchmark.version", &controls.version), ("benchmark.node_type", &controls.node_type)] {
+    for (key, value) in [
+        ("benchmark.version", &controls.version),
+        ("benchmark.node_type", &controls.node_type),
+    ] {
         if let Some(v) = value {
             labels.insert(key.to_owned(), v.clone());
         }

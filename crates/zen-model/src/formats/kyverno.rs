@@ -90,17 +90,29 @@ struct ProtoTimestamp {
     nanos: i32,
 }
 
-const KINDS: [&str; 4] = ["PolicyReport", "ClusterPolicyReport", "Report", "ClusterReport"];
+const KINDS: [&str; 4] = [
+    "PolicyReport",
+    "ClusterPolicyReport",
+    "Report",
+    "ClusterReport",
+];
 
 pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
-    let Some(report) = r.parse::<Report<'_>>(&doc) else { return };
+    let Some(report) = r.parse::<Report<'_>>(&doc) else {
+        return;
+    };
     match report.kind.as_deref() {
         Some(k) if !KINDS.contains(&k) => {
-            let problem = format!("expected PolicyReport, ClusterPolicyReport, Report or ClusterReport, found {k:?}");
+            let problem = format!(
+                "expected PolicyReport, ClusterPolicyReport, Report or ClusterReport, found {k:?}"
+            );
             return r.error(&format!("{}.kind", doc.path), problem);
         }
         None if report.results.is_none() => {
-            return r.error(&doc.path, "expected a policy report with `results`, found none");
+            return r.error(
+                &doc.path,
+                "expected a policy report with `results`, found none",
+            );
         }
         _ => {}
     }
@@ -113,7 +125,13 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     }
 }
 
-fn read_result(r: &mut Reader<'_>, item: &Doc<'_>, meta: &ObjectMeta, scope: Option<&ObjectReference>, res: PolicyResult) {
+fn read_result(
+    r: &mut Reader<'_>,
+    item: &Doc<'_>,
+    meta: &ObjectMeta,
+    scope: Option<&ObjectReference>,
+    res: PolicyResult,
+) {
     let (event_type, category, default_severity) = match res.result.as_str() {
         "fail" => ("policy-violation", Category::Compliance, Severity::Medium),
         "warn" => ("policy-violation", Category::Compliance, Severity::Low),
@@ -134,7 +152,10 @@ fn read_result(r: &mut Reader<'_>, item: &Doc<'_>, meta: &ObjectMeta, scope: Opt
             Err(e) => return r.error(&format!("{}.severity", item.path), e.to_string()),
         },
     };
-    let detected_at = match (&res.timestamp, non_empty(meta.creation_timestamp.as_deref())) {
+    let detected_at = match (
+        &res.timestamp,
+        non_empty(meta.creation_timestamp.as_deref()),
+    ) {
         (Some(ts), _) => time::unix_parts(ts.seconds, ts.nanos),
         (None, Some(created)) => time::rfc3339(created),
         (None, None) => Ok(r.ctx.received_at),
@@ -145,15 +166,26 @@ fn read_result(r: &mut Reader<'_>, item: &Doc<'_>, meta: &ObjectMeta, scope: Opt
     };
 
     let (rule_id, title) = match non_empty(res.rule.as_deref()) {
-        Some(rule) => (format!("{}/{rule}", res.policy), format!("{}: {rule}", res.policy)),
+        Some(rule) => (
+            format!("{}/{rule}", res.policy),
+            format!("{}: {rule}", res.policy),
+        ),
         None => (res.policy.clone(), res.policy.clone()),
     };
     let message = match non_empty(res.message.as_deref()) {
         Some(m) => m.to_owned(),
-        None => format!("policy {} rule {}: {}", res.policy, res.rule.as_deref().unwrap_or("-"), res.result),
+        None => format!(
+            "policy {} rule {}: {}",
+            res.policy,
+            res.rule.as_deref().unwrap_or("-"),
+            res.result
+        ),
     };
     let mut labels = BTreeMap::new();
-    for (key, value) in [("policy.category", &res.category), ("policy.source", &res.source)] {
+    for (key, value) in [
+        ("policy.category", &res.category),
+        ("policy.source", &res.source),
+    ] {
         if let Some(v) = non_empty(value.as_deref()) {
             labels.insert(key.to_owned(), v.to_owned());
         }
@@ -162,7 +194,12 @@ fn read_result(r: &mut Reader<'_>, item: &Doc<'_>, meta: &ObjectMeta, scope: Opt
 
     let mut details = Map::new();
     details.insert("policy".into(), Value::String(res.policy.clone()));
-    for (key, value) in [("rule", &res.rule), ("category", &res.category), ("source", &res.source), ("severity", &res.severity)] {
+    for (key, value) in [
+        ("rule", &res.rule),
+        ("category", &res.category),
+        ("source", &res.source),
+        ("severity", &res.severity),
+    ] {
         if let Some(v) = value {
             details.insert(key.into(), Value::String(v.clone()));
         }
@@ -189,7 +226,10 @@ fn read_result(r: &mut Reader<'_>, item: &Doc<'_>, meta: &ObjectMeta, scope: Opt
             name: o.name.clone().unwrap_or_default(),
             namespace: o.namespace.clone(),
         });
-        let namespace = resource.as_ref().and_then(|o| o.namespace.clone()).or_else(|| meta.namespace.clone());
+        let namespace = resource
+            .as_ref()
+            .and_then(|o| o.namespace.clone())
+            .or_else(|| meta.namespace.clone());
         let fingerprint = Fingerprint::builder("kyverno")
             .opt(res.source.as_deref())
             .field(&res.policy)

@@ -34,7 +34,10 @@ use serde_json::{Map, Value};
 
 use crate::formats::{ObjectMeta, non_empty};
 use crate::reader::{Doc, Reader};
-use crate::{Category, Context, Event, Fingerprint, Format, NormalizeError, Normalized, Normalizer, ResourceRef, Severity, time};
+use crate::{
+    Category, Context, Event, Fingerprint, Format, NormalizeError, Normalized, Normalizer,
+    ResourceRef, Severity, time,
+};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -141,36 +144,56 @@ struct Common {
 }
 
 pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
-    let Some(report) = r.parse::<Report<'_>>(&doc) else { return };
+    let Some(report) = r.parse::<Report<'_>>(&doc) else {
+        return;
+    };
     let body = report.report;
     let kind = match report.kind.as_deref() {
         Some(k) if VULN_KINDS.contains(&k) || CHECK_KINDS.contains(&k) => k.to_owned(),
         Some(k) => {
             let expected = "VulnerabilityReport, ConfigAuditReport, RbacAssessmentReport, InfraAssessmentReport or their Cluster… forms";
-            return r.error(&format!("{}.kind", doc.path), format!("expected {expected}, found {k:?}"));
+            return r.error(
+                &format!("{}.kind", doc.path),
+                format!("expected {expected}, found {k:?}"),
+            );
         }
         None if body.vulnerabilities.is_some() => VULN_KINDS[0].to_owned(),
         None if body.checks.is_some() => CHECK_KINDS[0].to_owned(),
         None => {
-            let problem = "expected `vulnerabilities` or `checks` in a report without a kind, found neither";
+            let problem =
+                "expected `vulnerabilities` or `checks` in a report without a kind, found neither";
             return r.error(&format!("{}.report", doc.path), problem);
         }
     };
     let meta = report.metadata.unwrap_or_default();
-    let detected_at = match non_empty(body.update_timestamp.as_deref()).or(non_empty(meta.creation_timestamp.as_deref())) {
+    let detected_at = match non_empty(body.update_timestamp.as_deref())
+        .or(non_empty(meta.creation_timestamp.as_deref()))
+    {
         Some(t) => match time::rfc3339(t) {
             Ok(t) => t,
-            Err(problem) => return r.error(&format!("{}.report.updateTimestamp", doc.path), problem),
+            Err(problem) => {
+                return r.error(&format!("{}.report.updateTimestamp", doc.path), problem);
+            }
         },
         None => r.ctx.received_at,
     };
-    let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key)).filter(|v| !v.is_empty()).cloned();
+    let label = |key: &str| {
+        meta.labels
+            .as_ref()
+            .and_then(|l| l.get(key))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
     let owner = meta.owner_references.as_ref().and_then(|refs| {
         refs.iter()
             .find(|o| o.controller == Some(true))
             .or(refs.first())
     });
-    let workload = match (label("trivy-operator.resource.kind"), label("trivy-operator.resource.name"), owner) {
+    let workload = match (
+        label("trivy-operator.resource.kind"),
+        label("trivy-operator.resource.name"),
+        owner,
+    ) {
         (Some(kind), Some(name), _) => ResourceRef {
             api_version: None,
             kind,
@@ -192,8 +215,14 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     };
     let image = body.artifact.as_ref().and_then(|a| {
         let repo = a.get("repository")?.as_str()?;
-        let registry = body.registry.as_ref().and_then(|r| r.get("server")?.as_str());
-        let tag = a.get("tag").and_then(Value::as_str).filter(|t| !t.is_empty());
+        let registry = body
+            .registry
+            .as_ref()
+            .and_then(|r| r.get("server")?.as_str());
+        let tag = a
+            .get("tag")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty());
         let mut image = registry.map_or_else(|| repo.to_owned(), |reg| format!("{reg}/{repo}"));
         if let Some(tag) = tag {
             image = format!("{image}:{tag}");
@@ -232,14 +261,18 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
 fn severity_or_error(r: &mut Reader<'_>, item: &Doc<'_>, trivy: &str) -> Option<Severity> {
     let sev = severity_of(trivy);
     if sev.is_none() {
-        let problem = format!("expected a Trivy severity (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN), found {trivy:?}");
+        let problem = format!(
+            "expected a Trivy severity (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN), found {trivy:?}"
+        );
         r.error(&format!("{}.severity", item.path), problem);
     }
     sev
 }
 
 fn vulnerability(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, v: Vulnerability) {
-    let Some(severity) = severity_or_error(r, item, &v.severity) else { return };
+    let Some(severity) = severity_or_error(r, item, &v.severity) else {
+        return;
+    };
     let package = v.resource.as_deref().unwrap_or("(unknown package)");
     let installed = v.installed_version.as_deref().unwrap_or("");
     let fingerprint = Fingerprint::builder("trivy")
@@ -256,20 +289,38 @@ fn vulnerability(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, v: Vulnerabilit
         Some(fixed) => format!("fixed in {fixed}"),
         None => "no fix available".to_owned(),
     };
-    let message = format!("{} in {package} {installed}, {fix}", v.vulnerability_id).replace("  ", " ");
+    let message =
+        format!("{} in {package} {installed}, {fix}", v.vulnerability_id).replace("  ", " ");
     let title = match non_empty(v.title.as_deref()) {
         Some(t) => t.to_owned(),
         None => format!("{} in {package}", v.vulnerability_id),
     };
     let mut details = v.rest;
-    details.insert("vulnerabilityID".into(), Value::String(v.vulnerability_id.clone()));
+    details.insert(
+        "vulnerabilityID".into(),
+        Value::String(v.vulnerability_id.clone()),
+    );
     details.insert("severity".into(), Value::String(v.severity));
-    for (key, value) in [("resource", v.resource), ("installedVersion", v.installed_version), ("fixedVersion", v.fixed_version)] {
+    for (key, value) in [
+        ("resource", v.resource),
+        ("installedVersion", v.installed_version),
+        ("fixedVersion", v.fixed_version),
+    ] {
         if let Some(value) = value {
             details.insert(key.into(), Value::String(value));
         }
     }
-    push(r, c, severity, "vulnerability", v.vulnerability_id, title, message, fingerprint, details);
+    push(
+        r,
+        c,
+        severity,
+        "vulnerability",
+        v.vulnerability_id,
+        title,
+        message,
+        fingerprint,
+        details,
+    );
 }
 
 fn check(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, ch: Check) {
@@ -277,8 +328,13 @@ fn check(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, ch: Check) {
         r.out.ignored += 1;
         return;
     }
-    let Some(severity) = severity_or_error(r, item, &ch.severity) else { return };
-    let (scope_kind, scope_value) = ch.scope.as_ref().map_or((None, None), |s| (s.kind.as_deref(), s.value.as_deref()));
+    let Some(severity) = severity_or_error(r, item, &ch.severity) else {
+        return;
+    };
+    let (scope_kind, scope_value) = ch
+        .scope
+        .as_ref()
+        .map_or((None, None), |s| (s.kind.as_deref(), s.value.as_deref()));
     let family = c.report_kind.trim_start_matches("Cluster");
     let fingerprint = Fingerprint::builder("trivy")
         .field(family)
@@ -290,20 +346,42 @@ fn check(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, ch: Check) {
         .opt(scope_value)
         .finish();
     let messages = ch.messages.unwrap_or_default();
-    let title = non_empty(ch.title.as_deref()).unwrap_or(&ch.check_id).to_owned();
-    let message = if messages.is_empty() { title.clone() } else { messages.join("; ") };
+    let title = non_empty(ch.title.as_deref())
+        .unwrap_or(&ch.check_id)
+        .to_owned();
+    let message = if messages.is_empty() {
+        title.clone()
+    } else {
+        messages.join("; ")
+    };
     let mut details = ch.rest;
     details.insert("checkID".into(), Value::String(ch.check_id.clone()));
     details.insert("severity".into(), Value::String(ch.severity));
-    details.insert("messages".into(), messages.into_iter().map(Value::String).collect());
+    details.insert(
+        "messages".into(),
+        messages.into_iter().map(Value::String).collect(),
+    );
     if let Some(kind) = scope_kind {
         let scope = Map::from_iter([
             ("type".to_owned(), Value::String(kind.to_owned())),
-            ("value".to_owned(), scope_value.map_or(Value::Null, |v| Value::String(v.to_owned()))),
+            (
+                "value".to_owned(),
+                scope_value.map_or(Value::Null, |v| Value::String(v.to_owned())),
+            ),
         ]);
         details.insert("scope".into(), Value::Object(scope));
     }
-    push(r, c, severity, "misconfiguration", ch.check_id, title, message, fingerprint, details);
+    push(
+        r,
+        c,
+        severity,
+        "misconfiguration",
+        ch.check_id,
+        title,
+        message,
+        fingerprint,
+        details,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]

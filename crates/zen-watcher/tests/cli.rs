@@ -1,0 +1,164 @@
+//! The command line as a user runs it: the real binary, real files, real pipes.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn data(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../zen-model/tests/data")
+        .join(path)
+}
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn normalize_prints_events_as_json_lines() {
+    let file = data("audit/webhook-eventlist.json");
+    let out = run(
+        &["normalize", "--source", "audit", file.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 13);
+    assert_eq!(lines[0]["ruleId"], "pod-exec");
+    assert!(
+        text(&out.stderr).ends_with("13 events, 0 errors, 6 ignored\n"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn normalize_reads_yaml_from_stdin_with_a_node_and_time() {
+    let yaml = std::fs::read(data("kyverno/reports.yaml")).unwrap();
+    let out = run(
+        &[
+            "normalize",
+            "-s",
+            "kyverno",
+            "--received-at",
+            "2026-01-01T00:00:00Z",
+            "-",
+        ],
+        Some(&yaml),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 2);
+    assert!(
+        stdout.contains(r#""detectedAt":"2026-01-01T00:00:00Z""#),
+        "{stdout}"
+    );
+
+    let bench = std::fs::read(data("kube-bench/nototals-bare-array.json")).unwrap();
+    let out = run(
+        &["normalize", "-s", "kube-bench", "--node", "cp-1"],
+        Some(&bench),
+    );
+    assert!(text(&out.stdout).contains(r#""node":"cp-1""#));
+}
+
+#[test]
+fn partial_payloads_succeed_and_report_each_bad_item() {
+    let file = data("falco/malformed-partial.ndjson");
+    let out = run(
+        &["normalize", "-s", "falcosidekick", file.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).lines().count(), 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error: falco: line 2: expected one JSON document on this line"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: falco: line 5: $: expected an object, found a number `42`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreadable_payload_exits_1_with_one_line() {
+    let out = run(
+        &["normalize", "-s", "trivy"],
+        Some(b"{\"kind\": \"VulnerabilityReport\", \"report\": {"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: standard input is unreadable: trivy: line 1, column"),
+        "{stderr}"
+    );
+
+    let out = run(&["normalize", "-s", "falco"], Some(b"{\"rule\": 1}"));
+    assert_eq!(out.status.code(), Some(1), "nothing read at all");
+}
+
+#[test]
+fn bad_settings_and_sources_are_named() {
+    let dir = std::env::temp_dir().join(format!("zen-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = dir.join("settings.yaml");
+    std::fs::write(&settings, "checkov:\n  defualt_severity: low\n").unwrap();
+    let out = run(
+        &[
+            "normalize",
+            "-s",
+            "checkov",
+            "--settings",
+            settings.to_str().unwrap(),
+        ],
+        Some(b"{}"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown field `defualt_severity`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&["normalize", "-s", "sysdig"], Some(b"{}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("expected one of falco, falcosidekick, audit"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn version_and_help_are_there() {
+    let out = run(&["--version"], None);
+    assert_eq!(
+        text(&out.stdout),
+        format!("zen-watcher {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&["normalize", "--help"], None);
+    assert!(text(&out.stdout).contains("--settings <FILE>"));
+}
