@@ -5,8 +5,74 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::{Category, Fingerprint, Severity};
+
+/// Source-specific fields, kept as the JSON text they were written as: never re-encoded, so
+/// numbers stay exact (Falco's 19-digit `evt.time` included), and cheap to store and serve.
+///
+/// Serialised as that JSON. Deserialised from any format through a JSON value (so it also works
+/// flattened and from YAML); integers within 64 bits stay exact on that path too.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Details(Box<RawValue>);
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        serde_json::value::to_raw_value(&value)
+            .map(Details)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Details {
+    /// JSON `null`: no details.
+    pub fn null() -> Self {
+        Details(
+            RawValue::from_string("null".to_owned())
+                .unwrap_or_else(|_| unreachable!("null is JSON")),
+        )
+    }
+
+    /// Encodes a value as details.
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Self {
+        serde_json::value::to_raw_value(value).map_or_else(|_| Details::null(), Details)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.get() == "null"
+    }
+
+    /// The details parsed into a value, for inspection.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Default for Details {
+    fn default() -> Self {
+        Details::null()
+    }
+}
+
+impl PartialEq for Details {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl From<Box<RawValue>> for Details {
+    fn from(raw: Box<RawValue>) -> Self {
+        Details(raw)
+    }
+}
 
 /// The Kubernetes object (or other resource) a finding is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,9 +115,9 @@ pub struct Event {
     pub fingerprint: Fingerprint,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Source-specific fields, kept as JSON (numbers exactly as they came).
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub details: serde_json::Value,
+    /// Source-specific fields, as JSON text.
+    #[serde(default, skip_serializing_if = "Details::is_null")]
+    pub details: Details,
 }
 
 /// An [`Event`] as stored: duplicates of the same fingerprint within the de-duplication window
@@ -111,7 +177,7 @@ mod tests {
             detected_at: at.parse().unwrap(),
             fingerprint: Fingerprint(7),
             labels: BTreeMap::from([("a".into(), "b".into())]),
-            details: serde_json::json!({"evt.time": 1685022245478445995u64}),
+            details: Details::of(&serde_json::json!({"evt.time": 1685022245478445995u64})),
         }
     }
 
@@ -135,5 +201,9 @@ mod tests {
         assert!(text.contains(r#""count":1"#));
         let back: Observation = serde_json::from_str(&text).unwrap();
         assert_eq!(back, obs);
+        assert_eq!(
+            back.event.details.to_value()["evt.time"].as_u64(),
+            Some(1685022245478445995)
+        );
     }
 }

@@ -46,15 +46,18 @@ fn a_trivy_rescan_yields_only_new_findings() {
         .map(|e| {
             (
                 e.rule_id.as_deref().unwrap(),
-                e.details["installedVersion"].as_str().unwrap(),
+                e.details.to_value()["installedVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
             )
         })
         .collect();
     assert_eq!(
         new,
         [
-            ("CVE-2026-1234", "3.0.13-1~deb12u1"),
-            ("CVE-2011-3374", "2.6.2")
+            ("CVE-2026-1234", "3.0.13-1~deb12u1".to_owned()),
+            ("CVE-2011-3374", "2.6.2".to_owned())
         ]
     );
     assert_eq!(

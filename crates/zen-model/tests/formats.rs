@@ -64,7 +64,8 @@ fn render(format: Format, input: &Path) -> (String, usize) {
                 writeln!(out, "error: {e}").unwrap();
             }
             for ev in &n.events {
-                writeln!(out, "{}", serde_json::to_string_pretty(ev).unwrap()).unwrap();
+                let value = serde_json::to_value(ev).unwrap();
+                writeln!(out, "{}", serde_json::to_string_pretty(&value).unwrap()).unwrap();
             }
             (out, n.errors.len())
         }

@@ -34,12 +34,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
 use crate::error::ConfigError;
 use crate::formats::{kind_of_resource, non_empty};
 use crate::reader::{Doc, Reader};
-use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
+use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
 
 /// Which audit events become findings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -441,27 +440,44 @@ fn read_event(r: &mut Reader<'_>, doc: Doc<'_>) {
     }
     labels.insert("audit.verb".to_owned(), ev.verb.to_string());
 
-    let details = json!({
-        "auditID": ev.audit_id,
-        "stage": ev.stage,
-        "level": ev.level,
-        "requestURI": ev.request_uri,
-        "user": user,
-        "impersonatedUser": ev.impersonated_user,
-        "sourceIPs": ev.source_ips,
-        "userAgent": ev.user_agent,
-        "objectRef": obj,
-        "responseStatus": ev.response_status,
-        "annotations": ev.annotations,
-        "matchedRules": matched_rules,
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AuditDetails<'e> {
+        #[serde(rename = "auditID")]
+        audit_id: &'e str,
+        stage: &'e str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        level: Option<&'e str>,
+        #[serde(rename = "requestURI", skip_serializing_if = "Option::is_none")]
+        request_uri: Option<&'e str>,
+        user: &'e UserInfo,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        impersonated_user: Option<&'e UserInfo>,
+        #[serde(rename = "sourceIPs", skip_serializing_if = "Option::is_none")]
+        source_ips: Option<&'e [String]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_agent: Option<&'e str>,
+        object_ref: &'e ObjectRef,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        response_status: Option<&'e Status>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        annotations: Option<&'e BTreeMap<String, String>>,
+        matched_rules: &'e [&'e str],
+    }
+    let details = Details::of(&AuditDetails {
+        audit_id: &ev.audit_id,
+        stage: &ev.stage,
+        level: ev.level.as_deref(),
+        request_uri: ev.request_uri.as_deref(),
+        user: &user,
+        impersonated_user: ev.impersonated_user.as_ref(),
+        source_ips: ev.source_ips.as_deref(),
+        user_agent: ev.user_agent.as_deref(),
+        object_ref: &obj,
+        response_status: ev.response_status.as_ref(),
+        annotations: ev.annotations.as_ref(),
+        matched_rules: &matched_rules,
     });
-    let details = match details {
-        Value::Object(mut map) => {
-            map.retain(|_, v| !v.is_null());
-            Value::Object(map)
-        }
-        other => other,
-    };
 
     r.out.events.push(Event {
         source: Cow::Borrowed("audit"),

@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::reader::{Doc, Reader};
-use crate::{Category, Event, Fingerprint, ResourceRef, Severity};
+use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity};
 
 /// How Checkov findings are rated when Checkov does not say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,7 +237,7 @@ fn read_record(r: &mut Reader<'_>, item: &Doc<'_>, framework: &str, rec: Record)
         detected_at: r.ctx.received_at,
         fingerprint,
         labels: BTreeMap::from([("checkov.framework".to_owned(), framework.to_owned())]),
-        details: Value::Object(details),
+        details: Details::of(&details),
     });
 }
 

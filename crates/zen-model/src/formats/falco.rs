@@ -25,12 +25,12 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::formats::kind_of_resource;
 use crate::reader::{Doc, Reader};
-use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
+use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
 
 #[derive(Deserialize)]
 struct Alert<'a> {
@@ -51,9 +51,105 @@ struct Alert<'a> {
     #[serde(default, borrow)]
     uuid: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    tags: Option<Vec<Cow<'a, str>>>,
-    #[serde(default)]
-    output_fields: Option<Map<String, Value>>,
+    tags: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    output_fields: Option<&'a RawValue>,
+}
+
+/// The `output_fields` the mapping and the fingerprint use; the rest stays in the raw text.
+#[derive(Default, Deserialize)]
+struct Fields<'a> {
+    #[serde(rename = "evt.time", default, borrow)]
+    evt_time: Option<Scalar<'a>>,
+    #[serde(rename = "k8s.ns.name", default, borrow)]
+    namespace: Option<Scalar<'a>>,
+    #[serde(rename = "k8s.pod.name", default, borrow)]
+    pod: Option<Scalar<'a>>,
+    #[serde(rename = "container.id", default, borrow)]
+    container: Option<Scalar<'a>>,
+    #[serde(rename = "proc.cmdline", default, borrow)]
+    cmdline: Option<Scalar<'a>>,
+    #[serde(rename = "fd.name", default, borrow)]
+    fd: Option<Scalar<'a>>,
+    #[serde(rename = "ka.user.name", default, borrow)]
+    audit_user: Option<Scalar<'a>>,
+    #[serde(rename = "ka.target.namespace", default, borrow)]
+    audit_namespace: Option<Scalar<'a>>,
+    #[serde(rename = "ka.target.resource", default, borrow)]
+    audit_resource: Option<Scalar<'a>>,
+    #[serde(rename = "ka.target.name", default, borrow)]
+    audit_name: Option<Scalar<'a>>,
+}
+
+/// An `output_fields` value: Falco writes strings, integers, booleans and null.
+enum Scalar<'a> {
+    Text(Cow<'a, str>),
+    Int(i128),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Int(i128::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Int(i128::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A field's value as text; null and Falco's `<NA>` are absent.
+fn text<'s>(field: &'s Option<Scalar<'_>>) -> Option<Cow<'s, str>> {
+    match field.as_ref()? {
+        Scalar::Text(s) if s != "<NA>" => Some(Cow::Borrowed(s)),
+        Scalar::Text(_) | Scalar::Null => None,
+        Scalar::Int(i) => Some(Cow::Owned(i.to_string())),
+        Scalar::Float(f) => Some(Cow::Owned(f.to_string())),
+        Scalar::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+    }
+}
+
+#[derive(Serialize)]
+struct FalcoDetails<'a> {
+    priority: &'a str,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uuid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_fields: Option<&'a RawValue>,
 }
 
 /// Falco priority → severity.
@@ -87,22 +183,27 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         );
         return r.error(&format!("{}.priority", doc.path), problem);
     };
-    let fields = alert.output_fields.unwrap_or_default();
-    let field = |name: &str| match fields.get(name) {
-        Some(Value::String(s)) if s != "<NA>" => Some(Cow::Borrowed(s.as_str())),
-        Some(Value::Null) | Some(Value::String(_)) | None => None,
-        Some(other) => Some(Cow::Owned(other.to_string())),
+    let fields = match alert.output_fields {
+        Some(raw) if raw.get() != "null" => {
+            let fields_doc = doc.child(raw, format_args!(".output_fields"));
+            match r.parse::<Fields<'_>>(&fields_doc) {
+                Some(fields) => fields,
+                None => return,
+            }
+        }
+        _ => Fields::default(),
     };
 
-    let detected_at = match (&alert.time, fields.get("evt.time")) {
+    let detected_at = match (&alert.time, &fields.evt_time) {
         (Some(t), _) => time::rfc3339(t).map_err(|p| (".time", p)),
-        (None, Some(Value::Number(ns))) => match ns.as_i64() {
-            Some(ns) => time::unix_nanos(i128::from(ns)),
-            None => Err(format!(
-                "expected nanoseconds since the epoch as an integer, found {ns}"
-            )),
+        (None, Some(Scalar::Int(ns))) => {
+            time::unix_nanos(*ns).map_err(|p| (".output_fields.evt.time", p))
         }
-        .map_err(|p| (".output_fields.evt.time", p)),
+        (None, Some(Scalar::Float(ns))) => {
+            let problem =
+                format!("expected nanoseconds since the epoch as an integer, found {ns:e}");
+            Err((".output_fields.evt.time", problem))
+        }
         (None, _) => Ok(r.ctx.received_at),
     };
     let detected_at = match detected_at {
@@ -110,11 +211,11 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         Err((field, problem)) => return r.error(&format!("{}{field}", doc.path), problem),
     };
 
-    let namespace = field("k8s.ns.name")
-        .or_else(|| field("ka.target.namespace"))
+    let namespace = text(&fields.namespace)
+        .or_else(|| text(&fields.audit_namespace))
         .map(Cow::into_owned);
-    let pod = field("k8s.pod.name");
-    let (target_resource, target_name) = (field("ka.target.resource"), field("ka.target.name"));
+    let pod = text(&fields.pod);
+    let (target_resource, target_name) = (text(&fields.audit_resource), text(&fields.audit_name));
     let source = alert.source.as_deref().unwrap_or("syscall");
     let fingerprint = Fingerprint::builder("falco")
         .field(&alert.rule)
@@ -122,10 +223,10 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         .opt(alert.hostname.as_deref())
         .opt(namespace.as_deref())
         .opt(pod.as_deref())
-        .opt(field("container.id").as_deref())
-        .opt(field("proc.cmdline").as_deref())
-        .opt(field("fd.name").as_deref())
-        .opt(field("ka.user.name").as_deref())
+        .opt(text(&fields.container).as_deref())
+        .opt(text(&fields.cmdline).as_deref())
+        .opt(text(&fields.fd).as_deref())
+        .opt(text(&fields.audit_user).as_deref())
         .opt(target_resource.as_deref())
         .opt(target_name.as_deref())
         .finish();
@@ -150,27 +251,14 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         (None, Some(out)) => strip_output_prefix(out, &alert.priority).to_owned(),
         (None, None) => alert.rule.to_string(),
     };
-
-    let mut details = Map::new();
-    details.insert(
-        "priority".into(),
-        Value::String(alert.priority.into_owned()),
-    );
-    details.insert("source".into(), Value::String(source.to_owned()));
-    if let Some(output) = alert.output {
-        details.insert("output".into(), Value::String(output.into_owned()));
-    }
-    if let Some(tags) = alert.tags {
-        let tags = tags
-            .into_iter()
-            .map(|t| Value::String(t.into_owned()))
-            .collect();
-        details.insert("tags".into(), Value::Array(tags));
-    }
-    if let Some(uuid) = alert.uuid {
-        details.insert("uuid".into(), Value::String(uuid.into_owned()));
-    }
-    details.insert("output_fields".into(), Value::Object(fields));
+    let details = Details::of(&FalcoDetails {
+        priority: &alert.priority,
+        source,
+        output: alert.output.as_deref(),
+        tags: alert.tags.filter(|t| t.get() != "null"),
+        uuid: alert.uuid.as_deref(),
+        output_fields: alert.output_fields,
+    });
 
     let rule = alert.rule.into_owned();
     r.out.events.push(Event {
@@ -187,7 +275,7 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         detected_at,
         fingerprint,
         labels: Default::default(),
-        details: Value::Object(details),
+        details,
     });
 }
 

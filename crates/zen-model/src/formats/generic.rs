@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use crate::error::ConfigError;
 use crate::reader::{Doc, Reader};
-use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
+use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
 
 /// JSON pointers tried in order; the first present (and not null) wins. Written as one string or
 /// a list.
@@ -188,7 +188,7 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         let path = format!("{}{}[{i}]", doc.path, path_of_pointer(pointer));
-                        map_item(r, &path, item);
+                        map_item(r, &path, item, Details::of(item));
                     }
                 }
                 found => {
@@ -203,7 +203,8 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
 
 fn read_item(r: &mut Reader<'_>, doc: Doc<'_>) {
     if let Some(item) = r.parse::<Value>(&doc) {
-        map_item(r, &doc.path, &item);
+        let details = Details::from(doc.raw.to_owned());
+        map_item(r, &doc.path, &item, details);
     }
 }
 
@@ -281,7 +282,7 @@ pub fn severity_of(value: &Value, map: &BTreeMap<String, Severity>) -> Result<Se
     }
 }
 
-fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
+fn map_item(r: &mut Reader<'_>, path: &str, item: &Value, details: Details) {
     let m = &r.normalizer.config().generic;
     if !item.is_object() {
         return r.error(
@@ -366,7 +367,7 @@ fn map_item(r: &mut Reader<'_>, path: &str, item: &Value) {
         detected_at,
         fingerprint: fp.finish(),
         labels: BTreeMap::new(),
-        details: item.clone(),
+        details,
     });
 }
 

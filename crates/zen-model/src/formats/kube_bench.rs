@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::reader::{Doc, Reader};
-use crate::{Category, Event, Fingerprint, ResourceRef, Severity};
+use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity};
 
 #[derive(Deserialize)]
 struct Output<'a> {
@@ -193,6 +193,6 @@ fn read_check(
         detected_at: r.ctx.received_at,
         fingerprint,
         labels,
-        details: Value::Object(details),
+        details: Details::of(&details),
     });
 }

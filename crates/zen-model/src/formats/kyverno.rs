@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::formats::{ObjectMeta, non_empty};
 use crate::reader::{Doc, Reader};
-use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
+use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
 
 #[derive(Deserialize)]
 struct Report<'a> {
@@ -215,6 +215,7 @@ fn read_result(
         details.insert("reportName".into(), Value::String(name.clone()));
     }
 
+    let details = Details::of(&details);
     let resources: Vec<Option<&ObjectReference>> = match res.resources.as_deref() {
         Some(list) if !list.is_empty() => list.iter().map(Some).collect(),
         _ => vec![scope],
@@ -254,7 +255,7 @@ fn read_result(
             detected_at,
             fingerprint,
             labels: labels.clone(),
-            details: Value::Object(details.clone()),
+            details: details.clone(),
         });
     }
 }

@@ -35,7 +35,7 @@ use serde_json::{Map, Value};
 use crate::formats::{ObjectMeta, non_empty};
 use crate::reader::{Doc, Reader};
 use crate::{
-    Category, Context, Event, Fingerprint, Format, NormalizeError, Normalized, Normalizer,
+    Category, Context, Details, Event, Fingerprint, Format, NormalizeError, Normalized, Normalizer,
     ResourceRef, Severity, time,
 };
 
@@ -424,7 +424,7 @@ fn push(
         detected_at: c.detected_at,
         fingerprint,
         labels,
-        details: Value::Object(details),
+        details: Details::of(&details),
     });
 }
 
