@@ -31,6 +31,16 @@ fn replicate(items: &[Value], n: usize, vary: impl Fn(&mut Value, usize)) -> Vec
 
 fn payloads() -> Vec<(Format, &'static str, Vec<u8>)> {
     let falco = fixture("falco/http-output.json");
+    let falco_stream: Vec<u8> = replicate(std::slice::from_ref(&falco), 1000, |alert, i| {
+        alert["output_fields"]["container.id"] = json!(format!("{i:012x}"));
+    })
+    .iter()
+    .flat_map(|alert| {
+        let mut line = serde_json::to_vec(alert).expect("serialise");
+        line.push(b'\n');
+        line
+    })
+    .collect();
 
     let audit = fixture("audit/webhook-eventlist.json");
     let items = replicate(audit["items"].as_array().expect("items"), 400, |item, i| {
@@ -91,6 +101,7 @@ fn payloads() -> Vec<(Format, &'static str, Vec<u8>)> {
     let bytes = |v: &Value| serde_json::to_vec(v).expect("serialise");
     vec![
         (Format::Falco, "one alert", bytes(&falco)),
+        (Format::Falco, "NDJSON of 1000", falco_stream),
         (Format::Audit, "EventList of 400", bytes(&audit)),
         (Format::Trivy, "VulnerabilityReport of 300", bytes(&trivy)),
         (

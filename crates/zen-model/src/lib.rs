@@ -117,8 +117,7 @@ impl Normalizer {
         input: &[u8],
         ctx: &Context,
     ) -> Result<Normalized, NormalizeError> {
-        let (docs, errors) = reader::documents(format, input)?;
-        let mut reader = reader::Reader {
+        let reader = |errors| reader::Reader {
             format,
             normalizer: self,
             ctx,
@@ -127,6 +126,25 @@ impl Normalizer {
                 ..Normalized::default()
             },
         };
+        // Most payloads are one document: read it as such, in one pass. Only when that meets a
+        // problem (a syntax error, NDJSON, a bad item) is the input split into documents, which
+        // says precisely where the problem is and keeps every good document.
+        if let Ok(text) = std::str::from_utf8(input) {
+            let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+            if !text.is_empty() {
+                let mut attempt = reader(Vec::new());
+                let doc = reader::Doc {
+                    text,
+                    path: "$".to_owned(),
+                };
+                formats::read(&mut attempt, doc);
+                if attempt.out.errors.is_empty() {
+                    return Ok(attempt.out);
+                }
+            }
+        }
+        let (docs, errors) = reader::documents(format, input)?;
+        let mut reader = reader(errors);
         for doc in docs {
             formats::read(&mut reader, doc);
         }

@@ -14,24 +14,25 @@ use crate::error::{NormalizeError, Normalized};
 use crate::formats::Format;
 use crate::{Context, Normalizer};
 
-/// One JSON value of the input with the path that leads to it.
+/// The text of one JSON value of the input (not yet validated when it is the whole input: the
+/// first typed parse validates it), with the path that leads to it.
 #[derive(Debug, Clone)]
 pub(crate) struct Doc<'a> {
-    pub(crate) raw: &'a RawValue,
+    pub(crate) text: &'a str,
     pub(crate) path: String,
 }
 
 impl<'a> Doc<'a> {
     pub(crate) fn child(&self, raw: &'a RawValue, segment: std::fmt::Arguments<'_>) -> Doc<'a> {
         Doc {
-            raw,
+            text: raw.get(),
             path: format!("{}{}", self.path, segment),
         }
     }
 
     /// The first byte of the value: `{`, `[`, `"`, a digit, `t`, `f` or `n`.
     pub(crate) fn lead(&self) -> u8 {
-        self.raw.get().as_bytes().first().copied().unwrap_or(b' ')
+        self.text.as_bytes().first().copied().unwrap_or(b' ')
     }
 }
 
@@ -87,7 +88,7 @@ impl Reader<'_> {
     }
 
     pub(crate) fn expected_object(&mut self, doc: &Doc<'_>) {
-        let found = describe(doc.raw);
+        let found = describe(doc.text);
         self.error(&doc.path, format!("expected an object, found {found}"));
     }
 }
@@ -128,10 +129,10 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(
     format: Format,
     doc: &Doc<'a>,
 ) -> Result<T, NormalizeError> {
-    match serde_json::from_str(doc.raw.get()) {
+    match serde_json::from_str(doc.text) {
         Ok(v) => Ok(v),
         Err(first) => {
-            let de = &mut serde_json::Deserializer::from_str(doc.raw.get());
+            let de = &mut serde_json::Deserializer::from_str(doc.text);
             let (path, err) = match serde_path_to_error::deserialize::<_, T>(de) {
                 Ok(_) => (String::new(), first),
                 Err(e) => (e.path().to_string(), e.into_inner()),
@@ -174,8 +175,7 @@ fn problem_of(err: &serde_json::Error) -> String {
 }
 
 /// Names the JSON type of a value for "found …" messages.
-pub(crate) fn describe(raw: &RawValue) -> String {
-    let text = raw.get();
+pub(crate) fn describe(text: &str) -> String {
     let kind = match text.as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",
@@ -272,7 +272,7 @@ pub(crate) fn documents(
         .into_iter()
         .zip(starts)
         .map(|(raw, start)| Doc {
-            raw,
+            text: raw.get(),
             path: if several {
                 format!("line {}: $", position(input, start).0)
             } else {
@@ -331,7 +331,7 @@ mod tests {
         match documents(Format::Generic, input.as_bytes()) {
             Ok((docs, errors)) => (
                 docs.iter()
-                    .map(|d| format!("{} {}", d.path, d.raw.get()))
+                    .map(|d| format!("{} {}", d.path, d.text))
                     .collect(),
                 errors.iter().map(ToString::to_string).collect(),
             ),

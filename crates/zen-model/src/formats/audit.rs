@@ -359,7 +359,7 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         };
         let items = doc.child(items, format_args!(".items"));
         if items.lead() != b'[' {
-            let found = crate::reader::describe(items.raw);
+            let found = crate::reader::describe(items.text);
             return r.error(
                 &items.path,
                 format!("expected an array of audit events, found {found}"),

@@ -11,7 +11,7 @@
 //! | `node`        | `hostname` |
 //! | `namespace`   | `output_fields["k8s.ns.name"]`, else `["ka.target.namespace"]` (k8s_audit source) |
 //! | `resource`    | Pod `output_fields["k8s.pod.name"]` in that namespace, else `ka.target.resource`/`ka.target.name` |
-//! | `details`     | `priority`, `source`, `output`, `tags`, `uuid`, `output_fields` (numbers exact: `evt.time` stays a 19-digit integer) |
+//! | `details`     | `priority`, `source`, `tags`, `uuid`, `output_fields` (as written: `evt.time` stays a 19-digit integer) |
 //!
 //! Category `security`, event type `runtime-alert`.
 //!
@@ -143,8 +143,6 @@ struct FalcoDetails<'a> {
     priority: &'a str,
     source: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    output: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     tags: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uuid: Option<&'a str>,
@@ -254,7 +252,6 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     let details = Details::of(&FalcoDetails {
         priority: &alert.priority,
         source,
-        output: alert.output.as_deref(),
         tags: alert.tags.filter(|t| t.get() != "null"),
         uuid: alert.uuid.as_deref(),
         output_fields: alert.output_fields,

@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::ConfigError;
 use crate::reader::{Doc, Reader};
@@ -203,7 +204,8 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
 
 fn read_item(r: &mut Reader<'_>, doc: Doc<'_>) {
     if let Some(item) = r.parse::<Value>(&doc) {
-        let details = Details::from(doc.raw.to_owned());
+        let details = RawValue::from_string(doc.text.to_owned())
+            .map_or_else(|_| Details::of(&item), Details::from);
         map_item(r, &doc.path, &item, details);
     }
 }
