@@ -194,45 +194,46 @@ pub(crate) fn describe(text: &str) -> String {
 
 /// Splits JSON input into documents. Lines that fail to parse in NDJSON input are recorded and
 /// skipped; a syntax error inside a multi-line document ends the input there. Fails only when no
-/// document at all could be read.
+/// document at all could be read. Linear in the input, however many documents or errors.
 pub(crate) fn documents(
     format: Format,
     input: &[u8],
 ) -> Result<(Vec<Doc<'_>>, Vec<NormalizeError>), NormalizeError> {
-    let mut starts = Vec::new();
-    let mut raws = Vec::new();
+    let mut lines = Lines::default();
+    let mut found: Vec<(usize, &RawValue)> = Vec::new();
     let mut errors = Vec::new();
+    let mut one_per_line = true;
     let mut offset = 0;
     'input: while offset < input.len() {
         let rest = &input[offset..];
+        // serde_json counts lines and columns from `offset`.
+        let (base_line, base_col) = lines.at(input, offset);
         let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<&RawValue>();
         loop {
             let start = offset + skip_whitespace(rest, stream.byte_offset());
+            let start_line = lines.at(input, start).0;
             match stream.next() {
                 None => break 'input,
                 Some(Ok(raw)) => {
-                    starts.push(start);
-                    raws.push(raw);
+                    one_per_line &= !raw.get().contains('\n');
+                    found.push((start_line, raw));
                 }
                 Some(Err(e)) => {
-                    let (base_line, base_col) = position(input, offset);
                     let line = base_line + e.line() - 1;
                     let column = if e.line() == 1 {
                         base_col + e.column() - 1
                     } else {
                         e.column()
                     };
-                    let start_line = position(input, start).0;
                     let next_line = input[start..]
                         .iter()
                         .position(|&b| b == b'\n')
                         .map(|n| start + n + 1);
                     // NDJSON: one document a line. Then a bad line costs only itself, and is
                     // reported at its own line even when the parser ran on into the next.
-                    let one_per_line = raws.iter().all(|r| !r.get().contains('\n'));
                     let next_opens =
                         next_line.is_some_and(|n| matches!(input.get(n), Some(b'{' | b'[')));
-                    let ndjson = one_per_line && (!raws.is_empty() || next_opens);
+                    let ndjson = one_per_line && (!found.is_empty() || next_opens);
                     let error = if ndjson && line != start_line {
                         let problem = format!(
                             "expected one JSON document on this line, found an unfinished one ({})",
@@ -258,7 +259,7 @@ pub(crate) fn documents(
             }
         }
     }
-    if raws.is_empty() {
+    if found.is_empty() {
         return Err(errors.into_iter().next().unwrap_or_else(|| {
             NormalizeError::new(
                 format,
@@ -267,14 +268,13 @@ pub(crate) fn documents(
             )
         }));
     }
-    let several = raws.len() > 1 || !errors.is_empty();
-    let docs = raws
+    let several = found.len() > 1 || !errors.is_empty();
+    let docs = found
         .into_iter()
-        .zip(starts)
-        .map(|(raw, start)| Doc {
+        .map(|(line, raw)| Doc {
             text: raw.get(),
             path: if several {
-                format!("line {}: $", position(input, start).0)
+                format!("line {line}: $")
             } else {
                 "$".to_owned()
             },
@@ -290,15 +290,36 @@ fn skip_whitespace(bytes: &[u8], from: usize) -> usize {
         .count()
 }
 
-/// 1-based line and column of a byte offset.
-fn position(input: &[u8], offset: usize) -> (usize, usize) {
-    let before = &input[..offset.min(input.len())];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    (line, offset - line_start + 1)
+/// 1-based line and column of byte offsets, asked for in increasing order: counts each byte once.
+#[derive(Debug)]
+struct Lines {
+    offset: usize,
+    line: usize,
+    line_start: usize,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines {
+            offset: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+}
+
+impl Lines {
+    fn at(&mut self, input: &[u8], offset: usize) -> (usize, usize) {
+        let offset = offset.min(input.len()).max(self.offset);
+        for (i, &b) in input[self.offset..offset].iter().enumerate() {
+            if b == b'\n' {
+                self.line += 1;
+                self.line_start = self.offset + i + 1;
+            }
+        }
+        self.offset = offset;
+        (self.line, offset - self.line_start + 1)
+    }
 }
 
 /// Converts YAML (one or several `---` documents) into newline-separated JSON.
@@ -363,6 +384,29 @@ mod tests {
         let (good, bad) = docs("{\"a\":1}\n{\"b\" 2}\n{\"c\":3}\n");
         assert_eq!(good, vec!["line 1: $ {\"a\":1}", "line 3: $ {\"c\":3}"]);
         assert_eq!(bad, vec!["generic: line 2, column 6: expected `:`"]);
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_at_its_own_line() {
+        let input = "{\"a\":1}\n{bad\n\n{\"b\":2} {\"c\":3}\n[1,\n{\"d\":4}\n{\"e\" 5}\n";
+        let (good, bad) = docs(input);
+        assert_eq!(
+            good,
+            vec![
+                "line 1: $ {\"a\":1}",
+                "line 4: $ {\"b\":2}",
+                "line 4: $ {\"c\":3}",
+                "line 6: $ {\"d\":4}"
+            ]
+        );
+        assert_eq!(
+            bad,
+            vec![
+                "generic: line 2, column 2: key must be a string",
+                "generic: line 5: expected one JSON document on this line, found an unfinished one (expected `,` or `]`)",
+                "generic: line 7, column 6: expected `:`",
+            ]
+        );
     }
 
     #[test]

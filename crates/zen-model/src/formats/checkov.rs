@@ -19,7 +19,7 @@
 //!
 //! Severity: the record's `severity` when Checkov gives one (it gives none offline: without a
 //! platform key every record has `null`); else `checkov.severities` from the configuration; else
-//! our own table of the Kubernetes and Dockerfile checks ([`builtin_severity`]); else
+//! our own table of the Kubernetes and Dockerfile checks (below); else
 //! `checkov.default_severity` (medium).
 //!
 //! Fingerprint: `check_type`, `check_id`, `repo_file_path` (else `file_path`), `resource`. Not the
@@ -56,38 +56,83 @@ impl Default for CheckovConfig {
 
 /// Our rating of the Kubernetes and Dockerfile checks of Checkov 3.x, by what an attacker gains:
 /// host or root access is critical or high, weakened isolation medium, hygiene low.
-pub fn builtin_severity(check_id: &str) -> Option<Severity> {
+pub const BUILTIN_SEVERITIES: &[(&str, Severity)] = {
     use Severity::*;
-    let sev =
-        match check_id {
-            // Kubernetes workloads.
-            "CKV_K8S_16" | "CKV_K8S_2" | "CKV_K8S_27" | "CKV_K8S_39" => Critical,
-            "CKV_K8S_1" | "CKV_K8S_17" | "CKV_K8S_3" | "CKV_K8S_18" | "CKV_K8S_4"
-            | "CKV_K8S_19" => High,
-            "CKV_K8S_5" | "CKV_K8S_20" | "CKV_K8S_6" | "CKV_K8S_23" | "CKV_K8S_24"
-            | "CKV_K8S_25" => High,
-            "CKV_K8S_49" | "CKV_K8S_155" | "CKV_K8S_156" | "CKV_K8S_157" | "CKV_K8S_158" => High,
-            "CKV_K8S_152" | "CKV_K8S_153" | "CKV_K8S_154" | "CKV_K8S_159" => High,
-            "CKV_K8S_7" | "CKV_K8S_28" | "CKV_K8S_36" | "CKV_K8S_37" | "CKV_K8S_22"
-            | "CKV_K8S_26" => Medium,
-            "CKV_K8S_29" | "CKV_K8S_30" | "CKV_K8S_31" | "CKV_K8S_32" | "CKV_K8S_33"
-            | "CKV_K8S_34" => Medium,
-            "CKV_K8S_35" | "CKV_K8S_38" | "CKV_K8S_40" | "CKV_K8S_41" | "CKV_K8S_42"
-            | "CKV_K8S_44" => Medium,
-            "CKV_K8S_45" => Medium,
-            "CKV_K8S_8" | "CKV_K8S_9" | "CKV_K8S_10" | "CKV_K8S_11" | "CKV_K8S_12"
-            | "CKV_K8S_13" => Low,
-            "CKV_K8S_14" | "CKV_K8S_15" | "CKV_K8S_21" | "CKV_K8S_43" => Low,
-            // Dockerfiles.
-            "CKV_DOCKER_1" | "CKV_DOCKER_8" => High,
-            "CKV_DOCKER_3" => Medium,
-            "CKV_DOCKER_2" | "CKV_DOCKER_4" | "CKV_DOCKER_5" | "CKV_DOCKER_6" | "CKV_DOCKER_7" => {
-                Low
-            }
-            "CKV_DOCKER_9" | "CKV_DOCKER_10" | "CKV_DOCKER_11" => Low,
-            _ => return None,
-        };
-    Some(sev)
+    &[
+        ("CKV_DOCKER_1", High),
+        ("CKV_DOCKER_3", Medium),
+        ("CKV_DOCKER_2", Low),
+        ("CKV_DOCKER_4", Low),
+        ("CKV_DOCKER_5", Low),
+        ("CKV_DOCKER_6", Low),
+        ("CKV_DOCKER_7", Low),
+        ("CKV_DOCKER_8", High),
+        ("CKV_DOCKER_9", Low),
+        ("CKV_DOCKER_10", Low),
+        ("CKV_DOCKER_11", Low),
+        ("CKV_K8S_1", High),
+        ("CKV_K8S_2", Critical),
+        ("CKV_K8S_3", High),
+        ("CKV_K8S_4", High),
+        ("CKV_K8S_5", High),
+        ("CKV_K8S_6", High),
+        ("CKV_K8S_7", Medium),
+        ("CKV_K8S_8", Low),
+        ("CKV_K8S_9", Low),
+        ("CKV_K8S_10", Low),
+        ("CKV_K8S_11", Low),
+        ("CKV_K8S_12", Low),
+        ("CKV_K8S_13", Low),
+        ("CKV_K8S_14", Low),
+        ("CKV_K8S_15", Low),
+        ("CKV_K8S_16", Critical),
+        ("CKV_K8S_17", High),
+        ("CKV_K8S_18", High),
+        ("CKV_K8S_19", High),
+        ("CKV_K8S_20", High),
+        ("CKV_K8S_21", Low),
+        ("CKV_K8S_22", Medium),
+        ("CKV_K8S_23", High),
+        ("CKV_K8S_24", High),
+        ("CKV_K8S_25", High),
+        ("CKV_K8S_26", Medium),
+        ("CKV_K8S_27", Critical),
+        ("CKV_K8S_28", Medium),
+        ("CKV_K8S_29", Medium),
+        ("CKV_K8S_30", Medium),
+        ("CKV_K8S_31", Medium),
+        ("CKV_K8S_32", Medium),
+        ("CKV_K8S_33", Medium),
+        ("CKV_K8S_34", Medium),
+        ("CKV_K8S_35", Medium),
+        ("CKV_K8S_36", Medium),
+        ("CKV_K8S_37", Medium),
+        ("CKV_K8S_38", Medium),
+        ("CKV_K8S_39", Critical),
+        ("CKV_K8S_40", Medium),
+        ("CKV_K8S_41", Medium),
+        ("CKV_K8S_42", Medium),
+        ("CKV_K8S_43", Low),
+        ("CKV_K8S_44", Medium),
+        ("CKV_K8S_45", Medium),
+        ("CKV_K8S_49", High),
+        ("CKV_K8S_152", High),
+        ("CKV_K8S_153", High),
+        ("CKV_K8S_154", High),
+        ("CKV_K8S_155", High),
+        ("CKV_K8S_156", High),
+        ("CKV_K8S_157", High),
+        ("CKV_K8S_158", High),
+        ("CKV_K8S_159", High),
+    ]
+};
+
+/// The built-in severity of a check id, if it has one.
+pub fn builtin_severity(check_id: &str) -> Option<Severity> {
+    BUILTIN_SEVERITIES
+        .iter()
+        .find(|(id, _)| *id == check_id)
+        .map(|&(_, sev)| sev)
 }
 
 #[derive(Deserialize)]

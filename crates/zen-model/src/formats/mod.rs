@@ -1,6 +1,25 @@
-//! One module per source format. Each reads a document (or each item of it) into [`Event`]s,
-//! and documents its field mapping, severity table and fingerprint fields in its module docs
-//! (and in `docs/formats.md`).
+//! # Source formats
+//!
+//! One module per source format. Each reads a document (or each item of it) into [`Event`]s;
+//! its documentation below is its field mapping, severity table and fingerprint fields.
+//!
+//! What all formats share:
+//!
+//! - **Input**: one JSON value, NDJSON (one document a line; a bad line costs only itself), or
+//!   YAML (`---`-separated documents, as `kubectl get -o yaml` prints). Every report format also
+//!   reads a Kubernetes list (`{"kind": "…List", "items": [...]}`) and a top-level array, item by
+//!   item.
+//! - **Severity** is one of critical, high, medium, low, info (in that order); **category** one
+//!   of security, compliance, performance, operations, cost.
+//! - **Fingerprint**: XXH3-128 over the source name and the format's identity fields, each
+//!   length-prefixed, absent and empty told apart. Never timestamps, key order or layout.
+//! - **Errors** name the format, the place (`line L, column C` for syntax; a path like
+//!   `$.items[3].verb` for shape, after `line N:` in multi-document input) and what was expected
+//!   against what was found. Items that are read but are not findings (passed checks, audit
+//!   events that match no rule) are counted as *ignored*.
+//! - **Time**: the source's own time when it has one, else the time of receipt the caller gives.
+//!
+//! [`Event`]: crate::Event
 
 pub mod audit;
 pub mod checkov;
