@@ -62,14 +62,20 @@ impl Reader<'_> {
         }
     }
 
-    /// Calls `f` on each item of `doc`: its elements when it is an array or a Kubernetes list,
-    /// else `doc` itself. Anything but an object item is an error.
-    pub(crate) fn each_item<'a>(&mut self, doc: Doc<'a>, mut f: impl FnMut(&mut Self, Doc<'a>)) {
+    /// Calls `f` on each item of `doc`: its elements when it is an array (or, with `lists`, a
+    /// Kubernetes list), else `doc` itself. Anything but an object item is an error.
+    pub(crate) fn each_item<'a>(
+        &mut self,
+        doc: Doc<'a>,
+        lists: Lists,
+        mut f: impl FnMut(&mut Self, Doc<'a>),
+    ) {
         let (items, field) = match doc.lead() {
             b'[' => match self.parse::<Vec<&'a RawValue>>(&doc) {
                 Some(items) => (items, ""),
                 None => return,
             },
+            b'{' if lists == Lists::No => return f(self, doc),
             b'{' => match list_items(self.format, &doc) {
                 Ok(Some(items)) => (items, ".items"),
                 Ok(None) => return f(self, doc),
@@ -91,6 +97,14 @@ impl Reader<'_> {
         let found = describe(doc.text);
         self.error(&doc.path, format!("expected an object, found {found}"));
     }
+}
+
+/// Whether a document may be a Kubernetes list (which costs a look at its `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lists {
+    Yes,
+    /// The format's own objects are never lists (Falco alerts).
+    No,
 }
 
 /// The items of a Kubernetes list document, or `None` when it is not one.

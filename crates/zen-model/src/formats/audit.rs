@@ -37,7 +37,7 @@ use serde_json::value::RawValue;
 
 use crate::error::ConfigError;
 use crate::formats::{kind_of_resource, non_empty};
-use crate::reader::{Doc, Reader};
+use crate::reader::{Doc, Lists, Reader};
 use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
 
 /// Which audit events become findings.
@@ -365,9 +365,9 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
                 format!("expected an array of audit events, found {found}"),
             );
         }
-        return r.each_item(items, read_event);
+        return r.each_item(items, Lists::No, read_event);
     }
-    r.each_item(doc, read_event);
+    r.each_item(doc, Lists::No, read_event);
 }
 
 fn read_event(r: &mut Reader<'_>, doc: Doc<'_>) {

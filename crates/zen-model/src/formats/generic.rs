@@ -36,7 +36,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::ConfigError;
-use crate::reader::{Doc, Reader};
+use crate::reader::{Doc, Lists, Reader};
 use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
 
 /// JSON pointers tried in order; the first present (and not null) wins. Written as one string or
@@ -180,8 +180,8 @@ impl GenericMapping {
 pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     let mapping = &r.normalizer.config().generic;
     match &mapping.items {
-        None => r.each_item(doc, read_item),
-        Some(pointer) => r.each_item(doc, |r, doc| {
+        None => r.each_item(doc, Lists::Yes, read_item),
+        Some(pointer) => r.each_item(doc, Lists::Yes, |r, doc| {
             let Some(container) = r.parse::<Value>(&doc) else {
                 return;
             };

@@ -35,7 +35,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::reader::{Doc, Reader};
+use crate::reader::{Doc, Lists, Reader};
 use crate::severity::UnknownName;
 
 /// A source format zen-watcher can read.
@@ -108,12 +108,12 @@ impl FromStr for Format {
 
 pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     match r.format {
-        Format::Falco => r.each_item(doc, falco::read),
+        Format::Falco => r.each_item(doc, Lists::No, falco::read),
         Format::Audit => audit::read(r, doc),
-        Format::Trivy => r.each_item(doc, trivy::read),
-        Format::Kyverno => r.each_item(doc, kyverno::read),
-        Format::KubeBench => r.each_item(doc, kube_bench::read),
-        Format::Checkov => r.each_item(doc, checkov::read),
+        Format::Trivy => r.each_item(doc, Lists::Yes, trivy::read),
+        Format::Kyverno => r.each_item(doc, Lists::Yes, kyverno::read),
+        Format::KubeBench => r.each_item(doc, Lists::Yes, kube_bench::read),
+        Format::Checkov => r.each_item(doc, Lists::Yes, checkov::read),
         Format::Generic => generic::read(r, doc),
     }
 }
