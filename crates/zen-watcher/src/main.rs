@@ -14,7 +14,7 @@ use zen_model::{Context, Format, NormalizeConfig, Normalizer, Syntax, Timestamp}
 /// Turns security and compliance signals into one normalised, de-duplicated stream of
 /// Observations.
 #[derive(Debug, Parser)]
-#[command(name = "zen-watcher", version, about, long_about = None)]
+#[command(name = "zen-watcher", version, arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -159,6 +159,9 @@ fn version_and_help_are_there() {
         text(&out.stdout),
         format!("zen-watcher {}\n", env!("CARGO_PKG_VERSION"))
     );
+    let out = run(&[], None);
+    let shown = text(&out.stdout) + &text(&out.stderr);
+    assert!(shown.contains("normalize  Read a payload"), "{shown}");
     let out = run(&["normalize", "--help"], None);
     assert!(text(&out.stdout).contains("--settings <FILE>"));
 }
