@@ -310,17 +310,16 @@ fn vulnerability(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, v: Vulnerabilit
             details.insert(key.into(), Value::String(value));
         }
     }
-    push(
-        r,
-        c,
+    let finding = Finding {
         severity,
-        "vulnerability",
-        v.vulnerability_id,
+        event_type: "vulnerability",
+        rule_id: v.vulnerability_id,
         title,
         message,
         fingerprint,
         details,
-    );
+    };
+    push(r, c, finding);
 }
 
 fn check(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, ch: Check) {
@@ -371,31 +370,39 @@ fn check(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, ch: Check) {
         ]);
         details.insert("scope".into(), Value::Object(scope));
     }
-    push(
-        r,
-        c,
+    let finding = Finding {
         severity,
-        "misconfiguration",
-        ch.check_id,
+        event_type: "misconfiguration",
+        rule_id: ch.check_id,
         title,
         message,
         fingerprint,
         details,
-    );
+    };
+    push(r, c, finding);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push(
-    r: &mut Reader<'_>,
-    c: &Common,
+/// One finding of a report, before what all the report's findings share is added.
+struct Finding {
     severity: Severity,
     event_type: &'static str,
     rule_id: String,
     title: String,
     message: String,
     fingerprint: Fingerprint,
-    mut details: Map<String, Value>,
-) {
+    details: Map<String, Value>,
+}
+
+fn push(r: &mut Reader<'_>, c: &Common, finding: Finding) {
+    let Finding {
+        severity,
+        event_type,
+        rule_id,
+        title,
+        message,
+        fingerprint,
+        mut details,
+    } = finding;
     details.insert("reportKind".into(), Value::String(c.report_kind.clone()));
     if let Some(name) = &c.report_name {
         details.insert("reportName".into(), Value::String(name.clone()));
