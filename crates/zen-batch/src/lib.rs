@@ -1,0 +1,300 @@
+//! Gathers events into per-source batches so the sink writes many at a time.
+//!
+//! A [`Batcher`] keeps one open batch per source. A batch is flushed when it reaches
+//! `max_size` events ([`FlushReason::Size`], 15 by default), when its first event is `max_age`
+//! old ([`FlushReason::Age`], 100 ms by default, found by [`Batcher::poll`]), when all buffered
+//! events together reach `max_buffered` and it is the oldest batch ([`FlushReason::Limit`]), or
+//! at shutdown by [`Batcher::drain`] ([`FlushReason::Shutdown`]). Within a batch the most severe
+//! events come first; among equals, arrival order is kept.
+//!
+//! Every flush is counted by reason (`zen_watcher_batch_flushes_total{reason}`), and its size and
+//! latency — how long its first event waited — are recorded (`zen_watcher_batch_size`,
+//! `zen_watcher_batch_latency_seconds`) through the `metrics` facade, once per batch.
+//!
+//! Knows nothing about IO or clocks: `now` is an argument.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use zen_model::{Event, Observation, Severity};
+
+/// When batches are flushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Events in a batch that make it flush (at least 1).
+    pub max_size: usize,
+    /// Age of a batch's first event that makes it flush.
+    pub max_age: Duration,
+    /// Events buffered in all batches together that make the oldest flush (at least 1).
+    pub max_buffered: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_size: 15,
+            max_age: Duration::from_millis(100),
+            max_buffered: 10_000,
+        }
+    }
+}
+
+/// Why a batch was flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlushReason {
+    Size,
+    Age,
+    Limit,
+    Shutdown,
+}
+
+impl FlushReason {
+    pub const ALL: [FlushReason; 4] = [
+        FlushReason::Size,
+        FlushReason::Age,
+        FlushReason::Limit,
+        FlushReason::Shutdown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushReason::Size => "size",
+            FlushReason::Age => "age",
+            FlushReason::Limit => "limit",
+            FlushReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// What can be batched: anything with a severity.
+pub trait Prioritized {
+    fn severity(&self) -> Severity;
+}
+
+impl Prioritized for Event {
+    fn severity(&self) -> Severity {
+        self.severity
+    }
+}
+
+impl Prioritized for Observation {
+    fn severity(&self) -> Severity {
+        self.event.severity
+    }
+}
+
+/// Events of one source, most severe first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch<T> {
+    pub source: String,
+    pub items: Vec<T>,
+    pub reason: FlushReason,
+    /// How long the first event waited.
+    pub latency: Duration,
+}
+
+#[derive(Debug)]
+struct Open<T> {
+    items: Vec<T>,
+    opened: Instant,
+}
+
+/// Per-source batching; see the crate docs.
+#[derive(Debug)]
+pub struct Batcher<T> {
+    config: BatchConfig,
+    open: HashMap<String, Open<T>>,
+    buffered: usize,
+}
+
+impl<T: Prioritized> Batcher<T> {
+    pub fn new(config: BatchConfig) -> Self {
+        let config = BatchConfig {
+            max_size: config.max_size.max(1),
+            max_buffered: config.max_buffered.max(1),
+            ..config
+        };
+        Batcher {
+            config,
+            open: HashMap::new(),
+            buffered: 0,
+        }
+    }
+
+    /// Adds an event of `source` at `now`, and returns the batches this flushes: its own when
+    /// it is full, and the oldest when all buffered events reach the bound.
+    pub fn push(&mut self, now: Instant, source: &str, item: T) -> Vec<Batch<T>> {
+        let mut flushed = Vec::new();
+        let open = match self.open.get_mut(source) {
+            Some(open) => open,
+            None => self.open.entry(source.to_owned()).or_insert_with(|| Open {
+                items: Vec::with_capacity(self.config.max_size),
+                opened: now,
+            }),
+        };
+        open.items.push(item);
+        self.buffered += 1;
+        if open.items.len() >= self.config.max_size {
+            flushed.extend(self.flush(now, source, FlushReason::Size));
+        }
+        while self.buffered >= self.config.max_buffered {
+            let Some(oldest) = self
+                .open
+                .iter()
+                .min_by_key(|(_, o)| o.opened)
+                .map(|(s, _)| s.clone())
+            else {
+                break;
+            };
+            flushed.extend(self.flush(now, &oldest, FlushReason::Limit));
+        }
+        flushed
+    }
+
+    /// The batches whose first event is `max_age` old at `now`.
+    pub fn poll(&mut self, now: Instant) -> Vec<Batch<T>> {
+        let due: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, o)| now.saturating_duration_since(o.opened) >= self.config.max_age)
+            .map(|(s, _)| s.clone())
+            .collect();
+        due.iter()
+            .filter_map(|s| self.flush(now, s, FlushReason::Age))
+            .collect()
+    }
+
+    /// When the next batch comes of age, if any is open: how long a caller may sleep.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|o| o.opened + self.config.max_age)
+            .min()
+    }
+
+    /// Everything left, for shutdown.
+    pub fn drain(&mut self, now: Instant) -> Vec<Batch<T>> {
+        let sources: Vec<String> = self.open.keys().cloned().collect();
+        sources
+            .iter()
+            .filter_map(|s| self.flush(now, s, FlushReason::Shutdown))
+            .collect()
+    }
+
+    /// Events waiting in all batches.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    pub fn config(&self) -> &BatchConfig {
+        &self.config
+    }
+
+    fn flush(&mut self, now: Instant, source: &str, reason: FlushReason) -> Option<Batch<T>> {
+        let (source, open) = self.open.remove_entry(source)?;
+        let mut items = open.items;
+        self.buffered -= items.len();
+        // Stable: arrival order among equals.
+        items.sort_by_key(|item| std::cmp::Reverse(item.severity()));
+        let latency = now.saturating_duration_since(open.opened);
+        metrics::counter!("zen_watcher_batch_flushes_total", "reason" => reason.as_str())
+            .increment(1);
+        metrics::histogram!("zen_watcher_batch_size").record(items.len() as f64);
+        metrics::histogram!("zen_watcher_batch_latency_seconds").record(latency.as_secs_f64());
+        Some(Batch {
+            source,
+            items,
+            reason,
+            latency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Item(Severity, u32);
+
+    impl Prioritized for Item {
+        fn severity(&self) -> Severity {
+            self.0
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_full_batch_flushes_most_severe_first_keeping_arrival_order_among_equals() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(BatchConfig {
+            max_size: 4,
+            ..BatchConfig::default()
+        });
+        let sev = [
+            Severity::Low,
+            Severity::Critical,
+            Severity::Low,
+            Severity::High,
+        ];
+        let mut out = Vec::new();
+        for (i, s) in sev.into_iter().enumerate() {
+            out.extend(b.push(t0 + ms(i as u64), "falco", Item(s, i as u32)));
+        }
+        assert_eq!(out.len(), 1);
+        let batch = &out[0];
+        assert_eq!(batch.reason, FlushReason::Size);
+        assert_eq!(batch.latency, ms(3));
+        let order: Vec<u32> = batch.items.iter().map(|i| i.1).collect();
+        assert_eq!(order, [1, 3, 0, 2]);
+        assert_eq!(b.buffered(), 0);
+    }
+
+    #[test]
+    fn batches_come_of_age_per_source() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(BatchConfig::default());
+        assert!(b.push(t0, "falco", Item(Severity::Low, 0)).is_empty());
+        assert!(
+            b.push(t0 + ms(60), "trivy", Item(Severity::Low, 1))
+                .is_empty()
+        );
+        assert_eq!(b.next_deadline(), Some(t0 + ms(100)));
+        assert!(b.poll(t0 + ms(99)).is_empty());
+        let due = b.poll(t0 + ms(100));
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            (due[0].source.as_str(), due[0].reason),
+            ("falco", FlushReason::Age)
+        );
+        assert_eq!(b.next_deadline(), Some(t0 + ms(160)));
+        let rest = b.drain(t0 + ms(120));
+        assert_eq!(
+            (rest[0].source.as_str(), rest[0].reason, rest[0].latency),
+            ("trivy", FlushReason::Shutdown, ms(60))
+        );
+        assert_eq!(b.next_deadline(), None);
+    }
+
+    #[test]
+    fn the_bound_on_buffered_events_flushes_the_oldest_batch() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(BatchConfig {
+            max_size: 10,
+            max_buffered: 3,
+            ..BatchConfig::default()
+        });
+        b.push(t0, "a", Item(Severity::Low, 0));
+        b.push(t0 + ms(1), "b", Item(Severity::Low, 1));
+        let out = b.push(t0 + ms(2), "b", Item(Severity::Low, 2));
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].source.as_str(), out[0].reason),
+            ("a", FlushReason::Limit)
+        );
+        assert_eq!(b.buffered(), 2);
+    }
+}
