@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use zen_config_cache::{ConfigCache, Loader};
 
+/// What the loader says for a key: a value, "none of its own", or a failure.
+type Answer = Result<Option<String>, String>;
+
 /// Answers from a table the test can change; counts calls.
 #[derive(Clone, Default)]
 struct Table {
-    answers: Arc<Mutex<HashMap<String, Result<Option<String>, String>>>>,
+    answers: Arc<Mutex<HashMap<String, Answer>>>,
     calls: Arc<AtomicUsize>,
 }
 
