@@ -1,0 +1,305 @@
+//! The pipeline: payloads in, events normalised, filtered, de-duplicated, batched and written to
+//! a sink, on threads joined by bounded `crossbeam-channel` queues.
+//!
+//! ```text
+//! try_submit ─► [queue] ─► normalisers (N threads, zen-model)
+//!                             ─► [chunks] ─► processor (1 thread: settings from zen-config-cache,
+//!                                              filter ⇄ dedup in the chosen order, batch)
+//!                                              ─► [jobs] ─► sink thread (retry, backoff, dead letters)
+//! ```
+//!
+//! Every queue is bounded, so a slow sink slows the processor, which fills the submission queue,
+//! which makes [`Pipeline::try_submit`] answer [`SubmitError::Full`] (the HTTP layer's 429). The
+//! processor runs filtering and de-duplication in the configured [`ProcessingOrder`]; `Auto`
+//! measures which drops more and puts it first, with hysteresis, and logs each switch.
+//!
+//! Accounting: every event received ends written, filtered (with a reason), deduplicated, or
+//! dead-lettered — [`Counts`] says how many of each, and after [`Pipeline::shutdown`] they add up.
+//!
+//! Stage timings go to `zen_watcher_event_processing_duration_seconds{stage}` (`normalize`,
+//! `process`, `sink`, and `total` from receipt to commit); queue depth and capacity to
+//! `zen_watcher_queue_depth{queue}` and `zen_watcher_queue_capacity{queue}`.
+
+mod config;
+mod processor;
+mod settings;
+mod sink;
+mod stats;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use zen_dedup::Deduper;
+use zen_model::{Context, Event, Format, Normalizer};
+
+pub use config::{BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, RetryPolicy};
+pub use processor::{Output, Processor, Tracked};
+pub use settings::{SettingsLoader, SourceSettings};
+pub use sink::{DeadLetter, NullSink, Sink, SinkError};
+pub use stats::Counts;
+
+/// Work submitted to the pipeline.
+#[derive(Debug)]
+pub enum Submission {
+    /// A payload to normalise.
+    Payload {
+        format: Format,
+        body: Vec<u8>,
+        ctx: Context,
+    },
+    /// Events already normalised.
+    Events(Vec<Event>),
+}
+
+/// Why a submission was not taken; it comes back with the error.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the pipeline queue is full")]
+    Full(Submission),
+    #[error("the pipeline is shutting down")]
+    Closed(Submission),
+}
+
+/// What [`Pipeline::shutdown`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    pub counts: Counts,
+    /// Whether every thread finished before the deadline.
+    pub drained: bool,
+}
+
+/// Builds a [`Processor`] for running the stages synchronously (one core, no threads).
+pub fn processor(config: &PipelineConfig) -> Processor {
+    let (processor, _) = build_processor(config);
+    processor
+}
+
+fn build_processor(config: &PipelineConfig) -> (Processor, Arc<stats::Stats>) {
+    let stats = Arc::new(stats::Stats::default());
+    let loader = SettingsLoader {
+        filter: config.filter.clone(),
+        dedup: config.dedup.clone(),
+    };
+    let cache = config.cache.enabled.then_some(config.cache.ttl);
+    let settings = settings::Settings::new(loader, cache);
+    let batch = config.batch.enabled.then(|| config.batch.batch.clone());
+    let dedup = Deduper::new(config.dedup.max_entries);
+    (
+        Processor::new(settings, config.order, dedup, batch, stats.clone()),
+        stats,
+    )
+}
+
+/// The running pipeline; see the crate docs.
+#[derive(Debug)]
+pub struct Pipeline {
+    submissions: Option<Sender<(Submission, Instant)>>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Arc<stats::Stats>,
+    dead_letters: Receiver<DeadLetter>,
+    deadline: Arc<OnceLock<Instant>>,
+}
+
+impl Pipeline {
+    /// Validates the configuration and starts the threads.
+    pub fn start(
+        config: PipelineConfig,
+        normalizer: Arc<Normalizer>,
+        sink: Box<dyn Sink>,
+    ) -> Result<Pipeline, zen_filter::FilterError> {
+        zen_filter::Filter::compile(&config.filter)?;
+        let (processor, stats) = build_processor(&config);
+        let capacity = config.queue_capacity.max(1);
+        let (submit_tx, submit_rx) = bounded::<(Submission, Instant)>(capacity);
+        let (chunk_tx, chunk_rx) = bounded::<(Vec<Event>, Instant)>(64);
+        let (job_tx, job_rx) = bounded::<sink::Job>(64);
+        let (dead_tx, dead_rx) = bounded(config.dead_letter_capacity.max(1));
+        let deadline = Arc::new(OnceLock::new());
+        metrics::gauge!("zen_watcher_queue_capacity", "queue" => "submissions")
+            .set(capacity as f64);
+
+        let mut threads = Vec::new();
+        for i in 0..config.normalizers.max(1) {
+            let (rx, tx, normalizer, stats) = (
+                submit_rx.clone(),
+                chunk_tx.clone(),
+                normalizer.clone(),
+                stats.clone(),
+            );
+            threads.push(spawn(&format!("zen-normalize-{i}"), move || {
+                normalize_loop(&rx, &tx, &normalizer, &stats)
+            }));
+        }
+        drop(chunk_tx);
+        let flush_every = config.duplicate_flush_interval;
+        threads.push(spawn("zen-process", move || {
+            process_loop(processor, &chunk_rx, &job_tx, &submit_rx, flush_every)
+        }));
+        let runner = sink::SinkRunner {
+            sink,
+            retry: config.retry.clone(),
+            dead_letters: dead_tx,
+            stats: stats.clone(),
+            deadline: deadline.clone(),
+            jitter: 0x9E37_79B9_7F4A_7C15,
+        };
+        threads.push(spawn("zen-sink", move || runner.run(job_rx)));
+        Ok(Pipeline {
+            submissions: Some(submit_tx),
+            threads,
+            stats,
+            dead_letters: dead_rx,
+            deadline,
+        })
+    }
+
+    /// Queues a submission, or hands it back at once when the queue is full or closed.
+    pub fn try_submit(&self, submission: Submission) -> Result<(), SubmitError> {
+        let Some(tx) = &self.submissions else {
+            return Err(SubmitError::Closed(submission));
+        };
+        match tx.try_send((submission, Instant::now())) {
+            Ok(()) => {
+                self.stats.submissions.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full((s, _))) => {
+                self.stats.rejected_full.fetch_add(1, Relaxed);
+                Err(SubmitError::Full(s))
+            }
+            Err(TrySendError::Disconnected((s, _))) => Err(SubmitError::Closed(s)),
+        }
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> Counts {
+        self.stats.read()
+    }
+
+    /// Batches the sink would not take; read them to keep them (the hand-off is bounded).
+    pub fn dead_letters(&self) -> &Receiver<DeadLetter> {
+        &self.dead_letters
+    }
+
+    /// Stops taking submissions, processes everything queued, flushes every batch and duplicate
+    /// count, and waits for the threads until `deadline`.
+    pub fn shutdown(mut self, deadline: Instant) -> ShutdownReport {
+        let _ = self.deadline.set(deadline);
+        self.submissions = None;
+        while Instant::now() < deadline && self.threads.iter().any(|t| !t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let drained = self.threads.iter().all(JoinHandle::is_finished);
+        if drained {
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+        ShutdownReport {
+            counts: self.stats.read(),
+            drained,
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    // Spawning fails only when the OS is out of threads; the daemon cannot run without them.
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("starting thread {name}: {e}"))
+}
+
+fn normalize_loop(
+    rx: &Receiver<(Submission, Instant)>,
+    tx: &Sender<(Vec<Event>, Instant)>,
+    normalizer: &Normalizer,
+    stats: &stats::Stats,
+) {
+    let stage = metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "normalize");
+    for (submission, received) in rx {
+        let events = match submission {
+            Submission::Events(events) => events,
+            Submission::Payload { format, body, ctx } => {
+                let started = Instant::now();
+                match normalizer.normalize(format, &body, &ctx) {
+                    Ok(out) => {
+                        stats
+                            .parse_errors
+                            .fetch_add(out.errors.len() as u64, Relaxed);
+                        if !out.errors.is_empty() {
+                            metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse")
+                                .increment(out.errors.len() as u64);
+                        }
+                        let n = out.events.len().max(1);
+                        stage.record_many(started.elapsed().as_secs_f64() / n as f64, n);
+                        out.events
+                    }
+                    Err(_) => {
+                        stats.parse_errors.fetch_add(1, Relaxed);
+                        metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse").increment(1);
+                        continue;
+                    }
+                }
+            }
+        };
+        if !events.is_empty() && tx.send((events, received)).is_err() {
+            return;
+        }
+    }
+}
+
+fn process_loop(
+    mut processor: Processor,
+    rx: &Receiver<(Vec<Event>, Instant)>,
+    tx: &Sender<sink::Job>,
+    queue: &Receiver<(Submission, Instant)>,
+    flush_every: Duration,
+) {
+    let stage =
+        metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "process");
+    let depth = metrics::gauge!("zen_watcher_queue_depth", "queue" => "submissions");
+    let mut out = Vec::new();
+    let mut next_flush = Instant::now() + flush_every;
+    loop {
+        let wake = processor
+            .next_deadline()
+            .map_or(next_flush, |d| d.min(next_flush));
+        let received = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
+        let now = Instant::now();
+        match received {
+            Ok((events, received)) => {
+                let n = events.len();
+                processor.process(now, events, received, &mut out);
+                stage.record_many(now.elapsed().as_secs_f64() / n.max(1) as f64, n);
+                depth.set(queue.len() as f64);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        processor.poll(now, &mut out);
+        if now >= next_flush {
+            next_flush = now + flush_every;
+            let updates = processor.take_duplicates();
+            if !updates.is_empty() && tx.send(sink::Job::Duplicates(updates)).is_err() {
+                return;
+            }
+        }
+        for o in out.drain(..) {
+            if tx.send(sink::Job::Output(o)).is_err() {
+                return;
+            }
+        }
+    }
+    processor.drain(Instant::now(), &mut out);
+    for o in out.drain(..) {
+        let _ = tx.send(sink::Job::Output(o));
+    }
+    let updates = processor.take_duplicates();
+    if !updates.is_empty() {
+        let _ = tx.send(sink::Job::Duplicates(updates));
+    }
+}

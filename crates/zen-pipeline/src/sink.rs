@@ -1,0 +1,197 @@
+//! Where batches go: the [`Sink`] trait, and the loop that writes to it with retries, backoff and
+//! a bounded dead-letter hand-off.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use zen_dedup::DuplicateUpdate;
+use zen_model::Event;
+
+use crate::config::RetryPolicy;
+use crate::processor::{Output, Tracked};
+use crate::stats::Stats;
+
+/// Why a sink could not take a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub message: String,
+    /// Worth trying again (a locked or full store), or not (data it will never accept).
+    pub retryable: bool,
+}
+
+/// A destination for events: the embedded store, Kubernetes, a file.
+pub trait Sink: Send {
+    /// The `sink` label of `zen_watcher_observations_created_total`.
+    fn name(&self) -> &str;
+    /// Writes events of one source, all or nothing.
+    fn write(&mut self, source: &str, events: &[Event]) -> Result<(), SinkError>;
+    /// Adds duplicate counts to kept events, by fingerprint.
+    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError>;
+}
+
+/// Takes everything and keeps nothing: for benchmarks and dry runs.
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl Sink for NullSink {
+    fn name(&self) -> &str {
+        "null"
+    }
+    fn write(&mut self, _: &str, _: &[Event]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn apply_duplicates(&mut self, _: &[DuplicateUpdate]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Events the sink would not take, after every attempt.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub source: String,
+    pub events: Vec<Event>,
+    pub error: String,
+    pub attempts: u32,
+}
+
+/// Work for the sink thread.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Output(Output),
+    Duplicates(Vec<DuplicateUpdate>),
+}
+
+pub(crate) struct SinkRunner {
+    pub(crate) sink: Box<dyn Sink>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) dead_letters: Sender<DeadLetter>,
+    pub(crate) stats: Arc<Stats>,
+    /// Set at shutdown: no retry may wait past it.
+    pub(crate) deadline: Arc<OnceLock<Instant>>,
+    pub(crate) jitter: u64,
+}
+
+impl SinkRunner {
+    pub(crate) fn run(mut self, jobs: Receiver<Job>) {
+        for job in jobs {
+            match job {
+                Job::Output(Output::Batch(batch)) => self.write(&batch.source, batch.items),
+                Job::Output(Output::Rejected {
+                    source,
+                    events,
+                    error,
+                }) => {
+                    let events = events.into_iter().map(|t| t.event).collect();
+                    self.dead_letter(DeadLetter {
+                        source,
+                        events,
+                        error,
+                        attempts: 0,
+                    });
+                }
+                Job::Duplicates(updates) => {
+                    let n = updates.len() as u64;
+                    match self.attempt(|sink| sink.apply_duplicates(&updates)) {
+                        Ok(()) => {
+                            self.stats.duplicate_updates.fetch_add(n, Relaxed);
+                        }
+                        Err((e, attempts)) => {
+                            tracing::error!(error = %e, attempts, updates = n, "duplicate counts could not be applied");
+                            metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, source: &str, items: Vec<Tracked>) {
+        let started = Instant::now();
+        let (events, received): (Vec<Event>, Vec<Instant>) =
+            items.into_iter().map(|t| (t.event, t.received)).unzip();
+        let n = events.len() as u64;
+        match self.attempt(|sink| sink.write(source, &events)) {
+            Ok(()) => {
+                let done = Instant::now();
+                self.stats.written.fetch_add(n, Relaxed);
+                let sink = self.sink.name().to_owned();
+                metrics::counter!("zen_watcher_observations_created_total", "source" => source.to_owned(), "sink" => sink).increment(n);
+                let per_event = done.duration_since(started).as_secs_f64() / n.max(1) as f64;
+                metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "sink").record_many(per_event, n as usize);
+                let total = metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "total");
+                for r in received {
+                    total.record(done.duration_since(r).as_secs_f64());
+                }
+            }
+            Err((e, attempts)) => {
+                tracing::error!(error = %e, attempts, source, events = n, "batch dead-lettered");
+                metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
+                self.dead_letter(DeadLetter {
+                    source: source.to_owned(),
+                    events,
+                    error: e.message,
+                    attempts,
+                });
+            }
+        }
+    }
+
+    /// Calls `op` until it succeeds, fails for good, runs out of attempts or of time.
+    fn attempt(
+        &mut self,
+        mut op: impl FnMut(&mut dyn Sink) -> Result<(), SinkError>,
+    ) -> Result<(), (SinkError, u32)> {
+        let mut attempt = 1;
+        loop {
+            match op(self.sink.as_mut()) {
+                Ok(()) => return Ok(()),
+                Err(e) if !e.retryable || attempt >= self.retry.max_attempts.max(1) => {
+                    return Err((e, attempt));
+                }
+                Err(e) => {
+                    attempt += 1;
+                    let jitter = self.next_jitter();
+                    let wait = self.retry.backoff(attempt, jitter);
+                    if self
+                        .deadline
+                        .get()
+                        .is_some_and(|d| Instant::now() + wait > *d)
+                    {
+                        return Err((e, attempt - 1));
+                    }
+                    tracing::warn!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "sink failed, retrying");
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
+    fn dead_letter(&mut self, letter: DeadLetter) {
+        self.stats
+            .dead_lettered
+            .fetch_add(letter.events.len() as u64, Relaxed);
+        metrics::counter!("zen_watcher_dead_letters_total", "source" => letter.source.clone())
+            .increment(letter.events.len() as u64);
+        if let Err(TrySendError::Full(letter) | TrySendError::Disconnected(letter)) =
+            self.dead_letters.try_send(letter)
+        {
+            self.stats.dead_letters_lost.fetch_add(1, Relaxed);
+            tracing::error!(
+                source = letter.source,
+                events = letter.events.len(),
+                "dead-letter hand-off full: batch dropped"
+            );
+        }
+    }
+
+    /// A number in 0..1 from a xorshift generator, for backoff jitter.
+    fn next_jitter(&mut self) -> f64 {
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        (self.jitter >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

@@ -1,0 +1,369 @@
+//! The pipeline end to end, on its real threads, with sinks whose behaviour the tests control.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use zen_dedup::DuplicateUpdate;
+use zen_model::{Context, Event, Format, Normalizer, Severity};
+use zen_pipeline::{
+    BatchSettings, Pipeline, PipelineConfig, ProcessingOrder, RetryPolicy, Sink, SinkError,
+    Submission, SubmitError,
+};
+
+/// Falco alerts: `distinct` different findings, `n` alerts in all (so `n - distinct` repeats),
+/// every third one in namespace `noisy`.
+fn alerts(n: usize, distinct: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let id = i % distinct;
+        let ns = if id % 3 == 0 { "noisy" } else { "shop" };
+        let priority = ["Critical", "Warning", "Notice"][id % 3];
+        out.extend(
+            format!(
+                r#"{{"rule":"Terminal shell in container","priority":"{priority}","time":"2026-02-11T09:01:02Z","output_fields":{{"container.id":"c{id}","k8s.ns.name":"{ns}","k8s.pod.name":"p{id}"}}}}"#
+            )
+            .bytes(),
+        );
+        out.push(b'\n');
+    }
+    out
+}
+
+fn ctx() -> Context {
+    Context::received_at("2026-02-11T09:01:03Z".parse().unwrap())
+}
+
+fn events(n: usize, distinct: usize) -> Vec<Event> {
+    Normalizer::default()
+        .normalize(Format::Falco, &alerts(n, distinct), &ctx())
+        .unwrap()
+        .events
+}
+
+/// Records what it is given; fails as told.
+#[derive(Clone, Default)]
+struct Recording {
+    written: Arc<Mutex<Vec<Event>>>,
+    duplicates: Arc<Mutex<Vec<DuplicateUpdate>>>,
+    /// Fail this many writes (retryably) before succeeding.
+    flaky: Arc<AtomicUsize>,
+    /// Reject every batch of this source for good.
+    refuse: Option<&'static str>,
+    /// Block writes until set to 0.
+    hold: Arc<AtomicU64>,
+}
+
+impl Sink for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+    fn write(&mut self, source: &str, events: &[Event]) -> Result<(), SinkError> {
+        while self.hold.load(Ordering::SeqCst) != 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.refuse == Some(source) {
+            return Err(SinkError {
+                message: "never".into(),
+                retryable: false,
+            });
+        }
+        if self.flaky.load(Ordering::SeqCst) > 0 {
+            self.flaky.fetch_sub(1, Ordering::SeqCst);
+            return Err(SinkError {
+                message: "database is locked".into(),
+                retryable: true,
+            });
+        }
+        self.written.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
+        self.duplicates.lock().unwrap().extend_from_slice(updates);
+        Ok(())
+    }
+}
+
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    }
+}
+
+fn start(config: PipelineConfig, sink: Recording) -> Pipeline {
+    Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap()
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+#[test]
+fn payloads_come_out_filtered_deduplicated_and_counted() {
+    let sink = Recording::default();
+    let mut config = PipelineConfig {
+        retry: quick_retries(),
+        ..PipelineConfig::default()
+    };
+    config.filter.global.exclude_namespaces = vec!["noisy".to_owned()];
+    let p = start(config, sink.clone());
+    // 300 alerts of 30 findings: 270 repeats; 10 of the 30 findings are in `noisy`.
+    p.try_submit(Submission::Payload {
+        format: Format::Falco,
+        body: alerts(300, 30),
+        ctx: ctx(),
+    })
+    .unwrap();
+    let report = p.shutdown(soon());
+    assert!(report.drained);
+    let c = report.counts;
+    assert_eq!(c.received, 300);
+    assert_eq!(c.written, 20);
+    assert_eq!(
+        c.written + c.filtered + c.deduplicated + c.dead_lettered,
+        c.received
+    );
+    assert_eq!(c.in_flight(), 0);
+    let written = sink.written.lock().unwrap();
+    assert!(
+        written
+            .iter()
+            .all(|e| e.namespace.as_deref() == Some("shop"))
+    );
+    let applied: u64 = sink
+        .duplicates
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|u| u.duplicates)
+        .sum();
+    assert_eq!(
+        applied, c.deduplicated,
+        "every duplicate reaches the sink as a count"
+    );
+}
+
+#[test]
+fn batches_are_per_source_and_most_severe_first() {
+    let sink = Recording::default();
+    let config = PipelineConfig {
+        batch: BatchSettings::default(),
+        ..PipelineConfig::default()
+    };
+    let p = start(config, sink.clone());
+    p.try_submit(Submission::Events(events(9, 9))).unwrap();
+    p.shutdown(soon());
+    let written = sink.written.lock().unwrap();
+    let severities: Vec<Severity> = written.iter().map(|e| e.severity).collect();
+    let mut sorted = severities.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(severities, sorted, "one batch of nine, critical first");
+}
+
+#[test]
+fn a_full_queue_is_refused_at_once_and_everything_is_processed_after() {
+    let sink = Recording::default();
+    sink.hold.store(1, Ordering::SeqCst);
+    let config = PipelineConfig {
+        queue_capacity: 4,
+        ..PipelineConfig::default()
+    };
+    let p = start(config, sink.clone());
+    let mut refused = 0;
+    let mut accepted = 0;
+    for i in 0..2_000 {
+        match p.try_submit(Submission::Events(
+            events(15, 15)
+                .into_iter()
+                .map(|mut e| {
+                    e.fingerprint.0 += i * 1000;
+                    e
+                })
+                .collect(),
+        )) {
+            Ok(()) => accepted += 1,
+            Err(SubmitError::Full(_)) => refused += 1,
+            Err(SubmitError::Closed(_)) => unreachable!(),
+        }
+    }
+    assert!(refused > 0, "the queue filled up");
+    sink.hold.store(0, Ordering::SeqCst);
+    let report = p.shutdown(soon());
+    assert!(report.drained);
+    assert_eq!(report.counts.rejected_full, refused);
+    assert_eq!(report.counts.written, accepted * 15);
+}
+
+#[test]
+fn sink_failures_are_retried_then_dead_lettered() {
+    let sink = Recording {
+        refuse: Some("kube-bench"),
+        ..Recording::default()
+    };
+    sink.flaky.store(2, Ordering::SeqCst);
+    let config = PipelineConfig {
+        retry: quick_retries(),
+        ..PipelineConfig::default()
+    };
+    let p = start(config, sink.clone());
+    p.try_submit(Submission::Events(events(5, 5))).unwrap();
+    let bench = br#"[{"id":"4","version":"cis-1.10","tests":[{"section":"4.2","results":[{"test_number":"4.2.1","status":"FAIL","scored":true}]}]}]"#;
+    let ctx = Context {
+        node: Some("n1".into()),
+        ..ctx()
+    };
+    p.try_submit(Submission::Payload {
+        format: Format::KubeBench,
+        body: bench.to_vec(),
+        ctx,
+    })
+    .unwrap();
+    let dead = p.dead_letters().clone();
+    let report = p.shutdown(soon());
+    assert_eq!(report.counts.written, 5, "retried past two failures");
+    assert_eq!(report.counts.dead_lettered, 1);
+    let letter = dead.try_recv().unwrap();
+    assert_eq!(
+        (letter.source.as_str(), letter.events.len(), letter.attempts),
+        ("kube-bench", 1, 1)
+    );
+}
+
+#[test]
+fn unreadable_payloads_are_counted_and_disturb_nothing() {
+    let sink = Recording::default();
+    let p = start(PipelineConfig::default(), sink.clone());
+    p.try_submit(Submission::Payload {
+        format: Format::Falco,
+        body: b"{\"rule\": ".to_vec(),
+        ctx: ctx(),
+    })
+    .unwrap();
+    p.try_submit(Submission::Payload {
+        format: Format::Falco,
+        body: b"{\"rule\":\"r\"}".to_vec(),
+        ctx: ctx(),
+    })
+    .unwrap();
+    p.try_submit(Submission::Events(events(3, 3))).unwrap();
+    let c = p.shutdown(soon()).counts;
+    assert_eq!((c.parse_errors, c.received, c.written), (2, 3, 3));
+}
+
+#[test]
+fn the_books_balance_under_concurrent_producers_and_a_flaky_sink() {
+    let sink = Recording {
+        refuse: Some("generic"),
+        ..Recording::default()
+    };
+    sink.flaky.store(20, Ordering::SeqCst);
+    let mut config = PipelineConfig {
+        queue_capacity: 8,
+        retry: quick_retries(),
+        ..PipelineConfig::default()
+    };
+    config.filter.global.exclude_namespaces = vec!["noisy".to_owned()];
+    let p = Arc::new(start(config, sink.clone()));
+    let submitted = Arc::new(AtomicU64::new(0));
+    let producers: Vec<_> = (0..4u128)
+        .map(|t| {
+            let (p, submitted) = (p.clone(), submitted.clone());
+            std::thread::spawn(move || {
+                let generic = Normalizer::default()
+                    .normalize(
+                        Format::Generic,
+                        br#"{"severity":"low","rule":"g","message":"m"}"#,
+                        &ctx(),
+                    )
+                    .unwrap()
+                    .events;
+                for round in 0..200u128 {
+                    let mut batch = events(12, 8);
+                    for e in &mut batch {
+                        e.fingerprint.0 ^= (t << 100) | (round / 4) << 64;
+                    }
+                    batch.extend(generic.iter().cloned());
+                    let n = batch.len() as u64;
+                    let mut submission = Submission::Events(batch);
+                    loop {
+                        match p.try_submit(submission) {
+                            Ok(()) => break,
+                            Err(SubmitError::Full(s)) => {
+                                submission = s;
+                                std::thread::yield_now();
+                            }
+                            Err(SubmitError::Closed(_)) => unreachable!(),
+                        }
+                    }
+                    submitted.fetch_add(n, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for t in producers {
+        t.join().unwrap();
+    }
+    let p = Arc::into_inner(p).unwrap();
+    let report = p.shutdown(soon());
+    assert!(report.drained);
+    let c = report.counts;
+    assert_eq!(c.received, submitted.load(Ordering::SeqCst));
+    assert_eq!(
+        c.written + c.filtered + c.deduplicated + c.dead_lettered,
+        c.received,
+        "{c:?}"
+    );
+    assert!(
+        c.written > 0 && c.filtered > 0 && c.deduplicated > 0 && c.dead_lettered > 0,
+        "{c:?}"
+    );
+    assert_eq!(c.written, sink.written.lock().unwrap().len() as u64);
+}
+
+#[test]
+fn auto_order_follows_what_drops_more() {
+    let mut config = PipelineConfig {
+        order: ProcessingOrder::Auto,
+        ..PipelineConfig::default()
+    };
+    config.filter.global.exclude_namespaces = vec!["noisy".to_owned()];
+    let mut processor = zen_pipeline::processor(&config);
+    let now = Instant::now();
+    let mut out = Vec::new();
+    assert_eq!(processor.current_order(), ProcessingOrder::FilterFirst);
+    // Nearly all repeats of two findings in `shop`: de-duplication drops far more.
+    let repeats: Vec<Event> = events(5000, 3)
+        .into_iter()
+        .filter(|e| e.namespace.as_deref() == Some("shop"))
+        .collect();
+    processor.process(now, repeats.clone(), now, &mut out);
+    processor.process(now, repeats, now, &mut out);
+    assert_eq!(processor.current_order(), ProcessingOrder::DedupFirst);
+    // All distinct and all filtered: filtering drops more.
+    let noisy: Vec<Event> = (0..9000u128)
+        .map(|i| {
+            let mut e = events(1, 1).remove(0);
+            e.fingerprint.0 = i + 1_000_000;
+            e
+        })
+        .collect();
+    processor.process(now, noisy, now, &mut out);
+    assert_eq!(processor.current_order(), ProcessingOrder::FilterFirst);
+}
+
+#[test]
+fn shutdown_gives_up_at_the_deadline_when_the_sink_hangs() {
+    let sink = Recording::default();
+    sink.hold.store(1, Ordering::SeqCst);
+    let p = start(PipelineConfig::default(), sink.clone());
+    p.try_submit(Submission::Events(events(20, 20))).unwrap();
+    let started = Instant::now();
+    let report = p.shutdown(Instant::now() + Duration::from_millis(200));
+    assert!(!report.drained);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    sink.hold.store(0, Ordering::SeqCst);
+}
