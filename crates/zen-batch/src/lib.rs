@@ -99,12 +99,38 @@ struct Open<T> {
     opened: Instant,
 }
 
+/// Metric handles, registered once so that a flush costs no registry lookup.
+struct Recorders {
+    flushes: [metrics::Counter; 4],
+    size: metrics::Histogram,
+    latency: metrics::Histogram,
+}
+
+impl Recorders {
+    fn new() -> Self {
+        Recorders {
+            flushes: FlushReason::ALL.map(
+                |r| metrics::counter!("zen_watcher_batch_flushes_total", "reason" => r.as_str()),
+            ),
+            size: metrics::histogram!("zen_watcher_batch_size"),
+            latency: metrics::histogram!("zen_watcher_batch_latency_seconds"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Recorders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorders")
+    }
+}
+
 /// Per-source batching; see the crate docs.
 #[derive(Debug)]
 pub struct Batcher<T> {
     config: BatchConfig,
     open: HashMap<String, Open<T>>,
     buffered: usize,
+    recorders: Recorders,
 }
 
 impl<T: Prioritized> Batcher<T> {
@@ -118,6 +144,7 @@ impl<T: Prioritized> Batcher<T> {
             config,
             open: HashMap::new(),
             buffered: 0,
+            recorders: Recorders::new(),
         }
     }
 
@@ -197,10 +224,9 @@ impl<T: Prioritized> Batcher<T> {
         // Stable: arrival order among equals.
         items.sort_by_key(|item| std::cmp::Reverse(item.severity()));
         let latency = now.saturating_duration_since(open.opened);
-        metrics::counter!("zen_watcher_batch_flushes_total", "reason" => reason.as_str())
-            .increment(1);
-        metrics::histogram!("zen_watcher_batch_size").record(items.len() as f64);
-        metrics::histogram!("zen_watcher_batch_latency_seconds").record(latency.as_secs_f64());
+        self.recorders.flushes[reason as usize].increment(1);
+        self.recorders.size.record(items.len() as f64);
+        self.recorders.latency.record(latency.as_secs_f64());
         Some(Batch {
             source,
             items,

@@ -121,6 +121,7 @@ fn flushes_are_counted_by_reason_and_sizes_recorded() {
     let want: std::collections::BTreeMap<String, u64> = [
         (FlushReason::Size, 1),
         (FlushReason::Age, 1),
+        (FlushReason::Limit, 0),
         (FlushReason::Shutdown, 1),
     ]
     .map(|(r, n)| (r.as_str().to_owned(), n))
