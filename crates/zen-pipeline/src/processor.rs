@@ -133,10 +133,11 @@ impl Processor {
                 .received
                 .entry((event.source.clone(), event.severity))
                 .or_default() += 1;
-            // Events of one chunk mostly share a source: look its settings up once.
+            // Events of one chunk mostly share a source: with the cache on, look its settings up
+            // once per chunk. With it off, every event loads them, as the seed system did.
             let cached = memo
                 .as_ref()
-                .filter(|(source, _)| *source == event.source)
+                .filter(|(source, _)| self.settings.is_cached() && *source == event.source)
                 .map(|(_, s)| s.clone());
             let looked_up = match cached {
                 Some(s) => Ok(s),

@@ -71,6 +71,10 @@ impl Settings {
         }
     }
 
+    pub(crate) fn is_cached(&self) -> bool {
+        matches!(self, Settings::Cached(_))
+    }
+
     pub(crate) fn get(
         &self,
         source: &str,
