@@ -232,6 +232,11 @@ impl Processor {
         }
     }
 
+    /// The counters of this processor's pipeline.
+    pub fn counts(&self) -> crate::Counts {
+        self.stats.read()
+    }
+
     /// The order in force now.
     pub fn current_order(&self) -> ProcessingOrder {
         match self.first {
