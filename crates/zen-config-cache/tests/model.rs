@@ -55,6 +55,10 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 }
 
 const TTL: Duration = Duration::from_millis(1000);
+
+/// Per key (`a`, `b`, `c`, or `""` for the global default): the value last loaded and when it
+/// expires.
+type Model = HashMap<&'static str, (Option<(String, u32)>, Instant)>;
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
 proptest! {
@@ -63,8 +67,7 @@ proptest! {
         let loader = Revisions::default();
         let cache = ConfigCache::new("model", TTL, loader.clone());
         let mut now = Instant::now();
-        // Model: key ("a", "b", "c" or "" for global) -> (value loaded, expires).
-        let mut model: HashMap<&str, (Option<(String, u32)>, Instant)> = HashMap::new();
+        let mut model = Model::new();
         let mut loads = 0;
         for op in ops {
             match op {
@@ -83,7 +86,7 @@ proptest! {
                 }
                 Op::Get(i) => {
                     let name = NAMES[i as usize];
-                    let mut expect = |key: &'static str, model: &mut HashMap<&str, (Option<(String, u32)>, Instant)>| {
+                    let mut expect = |key: &'static str, model: &mut Model| {
                         match model.get(key) {
                             Some((v, expires)) if now < *expires => v.clone(),
                             _ => {
