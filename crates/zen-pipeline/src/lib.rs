@@ -41,6 +41,14 @@ pub use settings::{SettingsLoader, SourceSettings};
 pub use sink::{DeadLetter, NullSink, Sink, SinkError};
 pub use stats::Counts;
 
+/// Buckets (seconds) of `zen_watcher_event_processing_duration_seconds`: fine below 10 ms where
+/// the pipeline lives, and every SLO threshold (50, 75, 100 and 200 ms) as a bucket edge, so
+/// "share of events under the threshold" is exact. The exporter must use these (histograms,
+/// never summaries).
+pub const PROCESSING_DURATION_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0,
+];
+
 /// Work submitted to the pipeline.
 #[derive(Debug)]
 pub enum Submission {
