@@ -267,3 +267,28 @@ fn reasons_have_stable_label_values() {
         ]
     );
 }
+
+#[test]
+fn one_compiled_filter_serves_many_threads_alike() {
+    let f = std::sync::Arc::new(filter(
+        "global:\n  exclude_namespaces: ['kube-*']\n  expression: 'severity >= \"medium\" OR details.scored = false'\n",
+    ));
+    let events = std::sync::Arc::new(events());
+    let alone: Vec<_> = events.iter().map(|e| f.check(e)).collect();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (f, events) = (f.clone(), events.clone());
+            std::thread::spawn(move || {
+                (0..10_000)
+                    .map(|i| f.check(&events[i % events.len()]))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        let got = t.join().unwrap();
+        for (i, r) in got.iter().enumerate() {
+            assert_eq!(*r, alone[i % alone.len()]);
+        }
+    }
+}
