@@ -8,16 +8,6 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use zen_batch::{BatchConfig, Batcher};
 use zen_model::{Context, Format, Normalizer};
 
-const SOURCES: [&str; 7] = [
-    "falco",
-    "audit",
-    "trivy",
-    "kyverno",
-    "kube-bench",
-    "checkov",
-    "generic",
-];
-
 fn batch(c: &mut Criterion) {
     let alert = br#"{"rule":"Terminal shell in container","priority":"Warning","time":"2026-02-11T09:01:02Z","output_fields":{"k8s.ns.name":"shop","k8s.pod.name":"cart"}}"#;
     let ctx = Context::received_at("2026-02-11T09:01:03Z".parse().expect("time"));
@@ -38,7 +28,9 @@ fn batch(c: &mut Criterion) {
                 let mut flushed = 0;
                 for (i, ev) in events.into_iter().enumerate() {
                     let now = t0 + Duration::from_micros(i as u64);
-                    flushed += batcher.push(now, SOURCES[i % SOURCES.len()], ev).len();
+                    flushed += batcher
+                        .push(now, Format::ALL[i % Format::ALL.len()].as_str(), ev)
+                        .len();
                     if i % 1024 == 0 {
                         flushed += batcher.poll(now).len();
                     }
