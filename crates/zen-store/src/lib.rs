@@ -1,0 +1,522 @@
+//! The embedded store of Observations: SQLite (bundled, nothing to install) in WAL mode.
+//!
+//! [`open`] migrates the database to the current schema and returns two halves: the
+//! [`SqliteSink`], the one writer — it is the pipeline's [`Sink`], writing each batch in one
+//! transaction and adding duplicate counts to the kept Observation (`count`, `last_seen`) instead
+//! of adding rows — and the [`Store`], which reads (filtered, keyset-paginated lists; one
+//! Observation; counts by source and severity) on connections of its own, alongside the writer,
+//! and purges what is older than the retention period.
+//!
+//! Errors that may pass (busy, locked, disk full, read-only, IO) are marked retryable, so the
+//! pipeline retries them with backoff and its queues fill behind — backpressure, never a silent
+//! drop. Operation durations go to `zen_watcher_store_operation_duration_seconds{operation}`.
+//!
+//! This is the only crate that knows SQL.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params, params_from_iter};
+use serde_json::value::RawValue;
+use zen_dedup::DuplicateUpdate;
+use zen_model::{
+    Category, Details, Event, Fingerprint, Observation, ResourceRef, Severity, Timestamp,
+};
+use zen_pipeline::{Sink, SinkError};
+
+/// Schema versions, applied in order; `PRAGMA user_version` says how many are in.
+const MIGRATIONS: &[&str] = &["CREATE TABLE observations (
+        id INTEGER PRIMARY KEY,
+        fingerprint BLOB NOT NULL,
+        source TEXT NOT NULL,
+        category TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        rule_id TEXT,
+        title TEXT NOT NULL,
+        message TEXT NOT NULL,
+        resource_api_version TEXT,
+        resource_kind TEXT,
+        resource_name TEXT,
+        resource_namespace TEXT,
+        namespace TEXT,
+        node TEXT,
+        detected_at INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        labels TEXT NOT NULL,
+        details TEXT NOT NULL
+    );
+    CREATE INDEX observations_fingerprint ON observations (fingerprint, id);
+    CREATE INDEX observations_last_seen ON observations (last_seen);
+    CREATE INDEX observations_source ON observations (source, severity, id);
+    CREATE INDEX observations_namespace ON observations (namespace, id);"];
+
+/// A store that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("opening the store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("the store {path} has schema version {found}, newer than this build knows ({known})")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+    #[error("store query: {0}")]
+    Query(#[from] rusqlite::Error),
+    #[error("store row {id}: {problem}")]
+    Corrupt { id: i64, problem: String },
+}
+
+fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // In WAL mode a commit survives a crash of the process; only a power loss may take the last.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Opens (creating and migrating as needed) the store at `path`.
+pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
+    let err = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut conn = connect(path).map_err(err)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err)?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    let store = Store {
+        path: path.to_owned(),
+        readers: Mutex::new(Vec::new()),
+        timings: Timings::new(),
+    };
+    let sink = SqliteSink {
+        conn,
+        timings: Timings::new(),
+    };
+    Ok((store, sink))
+}
+
+/// Durations of store operations, by operation.
+struct Timings {
+    create: metrics::Histogram,
+    update: metrics::Histogram,
+    delete: metrics::Histogram,
+    list: metrics::Histogram,
+    get: metrics::Histogram,
+}
+
+impl Timings {
+    fn new() -> Self {
+        let h = |op: &'static str| metrics::histogram!("zen_watcher_store_operation_duration_seconds", "operation" => op);
+        Timings {
+            create: h("create"),
+            update: h("update"),
+            delete: h("delete"),
+            list: h("list"),
+            get: h("get"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Timings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Timings")
+    }
+}
+
+fn nanos(t: Timestamp) -> i64 {
+    i64::try_from(t.as_nanosecond()).unwrap_or(if t.as_nanosecond() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+fn timestamp(ns: i64) -> Timestamp {
+    Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Whether an error may pass if tried again.
+fn sink_error(e: rusqlite::Error) -> SinkError {
+    let retryable = matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+        )
+    );
+    metrics::counter!("zen_watcher_errors_total", "component" => "store", "category" => "store")
+        .increment(1);
+    SinkError {
+        message: format!("store: {e}"),
+        retryable,
+    }
+}
+
+/// The one writer of the store; the pipeline's sink.
+#[derive(Debug)]
+pub struct SqliteSink {
+    conn: Connection,
+    timings: Timings,
+}
+
+impl SqliteSink {
+    /// How long a write waits for a lock held by another connection before it fails (retryably).
+    pub fn set_busy_timeout(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+}
+
+impl Sink for SqliteSink {
+    fn name(&self) -> &str {
+        "sqlite"
+    }
+
+    fn write(&mut self, _source: &str, events: &[Event]) -> Result<(), SinkError> {
+        let started = Instant::now();
+        let tx = self.conn.transaction().map_err(sink_error)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO observations (fingerprint, source, category, severity, event_type, rule_id, title,
+                        message, resource_api_version, resource_kind, resource_name, resource_namespace, namespace,
+                        node, detected_at, first_seen, last_seen, count, labels, details)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, 1, ?16, ?17)",
+                )
+                .map_err(sink_error)?;
+            for e in events {
+                let r = e.resource.as_ref();
+                let labels = serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned());
+                insert
+                    .execute(params![
+                        e.fingerprint.0.to_be_bytes(),
+                        e.source.as_ref(),
+                        e.category.as_str(),
+                        e.severity.rank(),
+                        e.event_type.as_ref(),
+                        e.rule_id,
+                        e.title,
+                        e.message,
+                        r.and_then(|r| r.api_version.as_deref()),
+                        r.map(|r| r.kind.as_str()),
+                        r.map(|r| r.name.as_str()),
+                        r.and_then(|r| r.namespace.as_deref()),
+                        e.namespace,
+                        e.node,
+                        nanos(e.detected_at),
+                        labels,
+                        e.details.get(),
+                    ])
+                    .map_err(sink_error)?;
+            }
+        }
+        tx.commit().map_err(sink_error)?;
+        self.timings.create.record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
+        let started = Instant::now();
+        let tx = self.conn.transaction().map_err(sink_error)?;
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE observations SET count = count + ?1, last_seen = MAX(last_seen, ?2)
+                     WHERE id = (SELECT id FROM observations WHERE fingerprint = ?3 ORDER BY id DESC LIMIT 1)",
+                )
+                .map_err(sink_error)?;
+            for u in updates {
+                let n = i64::try_from(u.duplicates).unwrap_or(i64::MAX);
+                update
+                    .execute(params![
+                        n,
+                        nanos(u.last_seen),
+                        u.fingerprint.0.to_be_bytes()
+                    ])
+                    .map_err(sink_error)?;
+            }
+        }
+        tx.commit().map_err(sink_error)?;
+        self.timings.update.record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+/// An Observation with its row id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub id: i64,
+    pub observation: Observation,
+}
+
+/// Which Observations to list. Every field narrows; `after` continues a previous page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub source: Option<String>,
+    pub min_severity: Option<Severity>,
+    pub namespace: Option<String>,
+    /// Last seen at or after.
+    pub since: Option<Timestamp>,
+    /// Last seen before.
+    pub until: Option<Timestamp>,
+    /// In the title or the message, case-insensitively.
+    pub text: Option<String>,
+    /// The cursor of the previous page.
+    pub after: Option<i64>,
+    /// Page size: 100 when 0, at most 1,000.
+    pub limit: usize,
+}
+
+/// One page of a list, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Stored>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next: Option<i64>,
+}
+
+/// Stored Observations counted by source and severity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// (source, severity, rows, occurrences including duplicates)
+    pub by_source_severity: Vec<(String, Severity, u64, u64)>,
+}
+
+const COLUMNS: &str =
+    "id, fingerprint, source, category, severity, event_type, rule_id, title, message,
+    resource_api_version, resource_kind, resource_name, resource_namespace, namespace, node,
+    detected_at, first_seen, last_seen, count, labels, details";
+
+fn row(r: &rusqlite::Row<'_>) -> Result<Result<Stored, StoreError>, rusqlite::Error> {
+    let id: i64 = r.get(0)?;
+    let corrupt = |problem: String| Err(StoreError::Corrupt { id, problem });
+    let fp: Vec<u8> = r.get(1)?;
+    let Ok(fp) = <[u8; 16]>::try_from(fp.as_slice()) else {
+        return Ok(corrupt(format!("fingerprint of {} bytes", fp.len())));
+    };
+    let category: String = r.get(3)?;
+    let Ok(category) = category.parse::<Category>() else {
+        return Ok(corrupt(format!("category {category:?}")));
+    };
+    let rank: u8 = r.get(4)?;
+    let Some(&severity) = Severity::ALL.get(rank as usize) else {
+        return Ok(corrupt(format!("severity rank {rank}")));
+    };
+    let labels: String = r.get(19)?;
+    let Ok(labels) = serde_json::from_str(&labels) else {
+        return Ok(corrupt(
+            "labels are not a JSON object of strings".to_owned(),
+        ));
+    };
+    let details: String = r.get(20)?;
+    let Ok(details) = RawValue::from_string(details) else {
+        return Ok(corrupt("details are not JSON".to_owned()));
+    };
+    let kind: Option<String> = r.get(10)?;
+    let resource = match kind {
+        Some(kind) => Some(ResourceRef {
+            api_version: r.get(9)?,
+            kind,
+            name: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+            namespace: r.get(12)?,
+        }),
+        None => None,
+    };
+    let count: i64 = r.get(18)?;
+    let event = Event {
+        source: std::borrow::Cow::Owned(r.get(2)?),
+        category,
+        severity,
+        event_type: std::borrow::Cow::Owned(r.get(5)?),
+        rule_id: r.get(6)?,
+        title: r.get(7)?,
+        message: r.get(8)?,
+        resource,
+        namespace: r.get(13)?,
+        node: r.get(14)?,
+        detected_at: timestamp(r.get(15)?),
+        fingerprint: Fingerprint(u128::from_be_bytes(fp)),
+        labels,
+        details: Details::from(details),
+    };
+    Ok(Ok(Stored {
+        id,
+        observation: Observation {
+            event,
+            count: u64::try_from(count).unwrap_or(0),
+            first_seen: timestamp(r.get(16)?),
+            last_seen: timestamp(r.get(17)?),
+        },
+    }))
+}
+
+/// Reads of the store, on connections of their own; safe to share between threads.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    timings: Timings,
+}
+
+impl Store {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path).map_err(|source| StoreError::Open {
+                path: self.path.clone(),
+                source,
+            })?,
+        };
+        let result = f(&conn);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        result
+    }
+
+    /// A page of Observations, newest first.
+    pub fn list(&self, q: &Query) -> Result<Page, StoreError> {
+        let started = Instant::now();
+        let limit = match q.limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let mut sql = format!("SELECT {COLUMNS} FROM observations WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(s) = &q.source {
+            sql.push_str(" AND source = ?");
+            args.push(s.clone().into());
+        }
+        if let Some(sev) = q.min_severity {
+            sql.push_str(" AND severity >= ?");
+            args.push(i64::from(sev.rank()).into());
+        }
+        if let Some(ns) = &q.namespace {
+            sql.push_str(" AND namespace = ?");
+            args.push(ns.clone().into());
+        }
+        if let Some(t) = q.since {
+            sql.push_str(" AND last_seen >= ?");
+            args.push(nanos(t).into());
+        }
+        if let Some(t) = q.until {
+            sql.push_str(" AND last_seen < ?");
+            args.push(nanos(t).into());
+        }
+        if let Some(text) = &q.text {
+            let pattern = format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            sql.push_str(" AND (title LIKE ? ESCAPE '\\' OR message LIKE ? ESCAPE '\\')");
+            args.push(pattern.clone().into());
+            args.push(pattern.into());
+        }
+        if let Some(after) = q.after {
+            sql.push_str(" AND id < ?");
+            args.push(after.into());
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        args.push(((limit + 1) as i64).into());
+        let page = self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args.iter()), row)?;
+            let mut items = Vec::with_capacity(limit + 1);
+            for r in rows {
+                items.push(r??);
+            }
+            let next = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(|s| s.id)
+            } else {
+                None
+            };
+            Ok(Page { items, next })
+        });
+        self.timings.list.record(started.elapsed().as_secs_f64());
+        page
+    }
+
+    /// One Observation by id.
+    pub fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
+        let started = Instant::now();
+        let found = self.with(|conn| {
+            let sql = format!("SELECT {COLUMNS} FROM observations WHERE id = ?1");
+            let found = conn.prepare_cached(&sql)?.query_row([id], row).optional()?;
+            found.transpose()
+        });
+        self.timings.get.record(started.elapsed().as_secs_f64());
+        found
+    }
+
+    /// Observations and their occurrences, by source and severity.
+    pub fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT source, severity, COUNT(*), SUM(count) FROM observations GROUP BY source, severity ORDER BY source, severity",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let rank: u8 = r.get(1)?;
+                Ok((r.get::<_, String>(0)?, rank, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+            })?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (source, rank, rows, total) = r?;
+                let severity = Severity::ALL.get(rank as usize).copied().unwrap_or(Severity::Info);
+                out.push((source, severity, rows as u64, total as u64));
+            }
+            Ok(StoreCounts { by_source_severity: out })
+        })
+    }
+
+    /// Deletes Observations last seen before `cutoff`, and says how many.
+    pub fn purge(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+        let started = Instant::now();
+        let n = self.with(|conn| {
+            Ok(conn.execute(
+                "DELETE FROM observations WHERE last_seen < ?1",
+                [nanos(cutoff)],
+            )?)
+        });
+        self.timings.delete.record(started.elapsed().as_secs_f64());
+        if let Ok(n) = n {
+            metrics::counter!("zen_watcher_store_purged_total").increment(n as u64);
+        }
+        n
+    }
+}

@@ -1,0 +1,72 @@
+//! The pipeline writing into the store: the database agrees with the pipeline's accounting.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zen_model::{Context, Format, Normalizer};
+use zen_pipeline::{Pipeline, PipelineConfig, ProcessingOrder, Submission};
+use zen_store::Query;
+
+#[test]
+fn rows_and_counts_match_what_the_pipeline_says_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    // Filtering first: filtered events never reach de-duplication, so every duplicate is of a
+    // kept event.
+    let mut config = PipelineConfig {
+        order: ProcessingOrder::FilterFirst,
+        ..PipelineConfig::default()
+    };
+    config.filter.global.exclude_namespaces = vec!["noisy".to_owned()];
+    let p = Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap();
+    let ctx = Context::received_at("2026-02-11T09:01:03Z".parse().unwrap());
+    // 500 alerts of 50 findings (450 repeats), one finding in five in `noisy`.
+    for round in 0..10 {
+        let body: String = (0..50)
+            .map(|i| {
+                let ns = if i % 5 == 0 { "noisy" } else { "shop" };
+                format!(r#"{{"rule":"r{i}","priority":"Warning","time":"2026-02-11T09:0{round}:00Z","output_fields":{{"k8s.ns.name":"{ns}"}}}}"#) + "\n"
+            })
+            .collect();
+        p.try_submit(Submission::Payload {
+            format: Format::Falco,
+            body: body.into_bytes(),
+            ctx: ctx.clone(),
+        })
+        .unwrap();
+    }
+    let report = p.shutdown(Instant::now() + Duration::from_secs(30));
+    assert!(report.drained);
+    let c = report.counts;
+    assert_eq!(c.received, 500);
+    assert_eq!(
+        c.written + c.filtered + c.deduplicated + c.dead_lettered,
+        c.received
+    );
+
+    let rows = store
+        .list(&Query {
+            limit: 1000,
+            ..Query::default()
+        })
+        .unwrap()
+        .items;
+    assert_eq!(rows.len() as u64, c.written);
+    let occurrences: u64 = rows.iter().map(|s| s.observation.count).sum();
+    assert_eq!(
+        occurrences,
+        c.written + c.deduplicated,
+        "every duplicate is counted on its row"
+    );
+    assert!(
+        rows.iter()
+            .all(|s| s.observation.event.namespace.as_deref() == Some("shop"))
+    );
+    assert!(
+        rows.iter().all(
+            |s| s.observation.count == 10 && s.observation.last_seen > s.observation.first_seen
+        )
+    );
+}

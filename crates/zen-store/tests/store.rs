@@ -1,0 +1,251 @@
+//! The store on a real SQLite file: what the sink writes, the queries read back.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use zen_dedup::DuplicateUpdate;
+use zen_model::{Context, Event, Format, Normalizer, Severity, Timestamp};
+use zen_pipeline::Sink;
+use zen_store::{Query, StoreError};
+
+fn events() -> Vec<Event> {
+    let ctx = Context {
+        received_at: "2026-03-02T12:00:00Z".parse().unwrap(),
+        node: Some("w1".into()),
+    };
+    let n = Normalizer::default();
+    let mut out = Vec::new();
+    let falco = r#"{"rule":"Terminal shell in container","priority":"Critical","time":"2026-02-11T09:01:02.123456789Z","hostname":"node-1",
+        "tags":["shell"],"output_fields":{"k8s.ns.name":"shop","k8s.pod.name":"cart","evt.time":1770800462123456789}}"#;
+    out.extend(
+        n.normalize(Format::Falco, falco.as_bytes(), &ctx)
+            .unwrap()
+            .events,
+    );
+    let trivy = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../zen-model/tests/data/trivy/vulnerabilityreport.json"
+    ))
+    .unwrap();
+    out.extend(n.normalize(Format::Trivy, &trivy, &ctx).unwrap().events);
+    let bench = br#"[{"id":"4","version":"cis-1.10","tests":[{"section":"4.2","results":[{"test_number":"4.2.1","test_desc":"anonymous auth","status":"WARN"}]}]}]"#;
+    out.extend(n.normalize(Format::KubeBench, bench, &ctx).unwrap().events);
+    assert_eq!(out.len(), 7);
+    out
+}
+
+#[test]
+fn what_is_written_reads_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let events = events();
+    sink.write("falco", &events[..1]).unwrap();
+    sink.write("trivy", &events[1..6]).unwrap();
+    sink.write("kube-bench", &events[6..]).unwrap();
+    let page = store.list(&Query::default()).unwrap();
+    assert_eq!(page.items.len(), 7);
+    assert_eq!(page.next, None);
+    // Newest first: ids descend, and reading back gives the events exactly (details as written).
+    let mut back: Vec<Event> = page
+        .items
+        .iter()
+        .rev()
+        .map(|s| s.observation.event.clone())
+        .collect();
+    for (b, e) in back.iter_mut().zip(&events) {
+        assert_eq!(b.details.get(), e.details.get());
+        assert_eq!(*b, *e);
+    }
+    let first = store.get(page.items.last().unwrap().id).unwrap().unwrap();
+    assert_eq!(first.observation.count, 1);
+    assert!(
+        first
+            .observation
+            .event
+            .details
+            .get()
+            .contains("1770800462123456789")
+    );
+    assert_eq!(store.get(999).unwrap(), None);
+}
+
+#[test]
+fn duplicates_add_to_the_kept_observation_instead_of_adding_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let e = events().remove(0);
+    sink.write("falco", std::slice::from_ref(&e)).unwrap();
+    let later: Timestamp = "2026-02-11T09:05:00Z".parse().unwrap();
+    sink.apply_duplicates(&[DuplicateUpdate {
+        fingerprint: e.fingerprint,
+        duplicates: 41,
+        last_seen: later,
+    }])
+    .unwrap();
+    let earlier: Timestamp = "2026-02-11T09:02:00Z".parse().unwrap();
+    sink.apply_duplicates(&[DuplicateUpdate {
+        fingerprint: e.fingerprint,
+        duplicates: 1,
+        last_seen: earlier,
+    }])
+    .unwrap();
+    let page = store.list(&Query::default()).unwrap();
+    assert_eq!(page.items.len(), 1);
+    let o = &page.items[0].observation;
+    assert_eq!(
+        (o.count, o.first_seen, o.last_seen),
+        (43, e.detected_at, later)
+    );
+    assert_eq!(
+        store.counts().unwrap().by_source_severity,
+        vec![("falco".to_owned(), Severity::Critical, 1, 43)]
+    );
+}
+
+#[test]
+fn lists_filter_and_page_by_keyset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let events = events();
+    for chunk in events.chunks(2) {
+        sink.write("x", chunk).unwrap();
+    }
+    let ids = |q: Query| -> Vec<String> {
+        store
+            .list(&q)
+            .unwrap()
+            .items
+            .iter()
+            .map(|s| s.observation.event.rule_id.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(
+        ids(Query {
+            source: Some("falco".into()),
+            ..Query::default()
+        }),
+        ["Terminal shell in container"]
+    );
+    assert_eq!(
+        ids(Query {
+            min_severity: Some(Severity::High),
+            ..Query::default()
+        })
+        .len(),
+        3
+    );
+    assert_eq!(
+        ids(Query {
+            namespace: Some("shop".into()),
+            ..Query::default()
+        })
+        .len(),
+        6
+    );
+    assert_eq!(
+        ids(Query {
+            text: Some("OPENSSL".into()),
+            ..Query::default()
+        }),
+        ["CVE-2024-2511"]
+    );
+    assert_eq!(
+        ids(Query {
+            text: Some("100%_".into()),
+            ..Query::default()
+        }),
+        Vec::<String>::new()
+    );
+    let since: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
+    assert_eq!(
+        ids(Query {
+            since: Some(since),
+            ..Query::default()
+        })
+        .len(),
+        2
+    );
+    assert_eq!(
+        ids(Query {
+            until: Some(since),
+            ..Query::default()
+        })
+        .len(),
+        5
+    );
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list(&Query {
+                limit: 3,
+                after,
+                ..Query::default()
+            })
+            .unwrap();
+        seen.extend(page.items.iter().map(|s| s.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [7, 6, 5, 4, 3, 2, 1]);
+}
+
+#[test]
+fn retention_purges_what_was_last_seen_before_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    sink.write("x", &events()).unwrap();
+    // The Trivy findings were detected on 2026-02-10, the others later.
+    let cutoff: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
+    assert_eq!(store.purge(cutoff).unwrap(), 5);
+    assert_eq!(store.list(&Query::default()).unwrap().items.len(), 2);
+}
+
+#[test]
+fn reopening_keeps_data_and_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zen.db");
+    {
+        let (_, mut sink) = zen_store::open(&path).unwrap();
+        sink.write("x", &events()).unwrap();
+    }
+    let (store, _) = zen_store::open(&path).unwrap();
+    assert_eq!(store.list(&Query::default()).unwrap().items.len(), 7);
+    drop(store);
+    rusqlite_user_version(&path, 99);
+    match zen_store::open(&path) {
+        Err(StoreError::TooNew { found: 99, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+fn rusqlite_user_version(path: &std::path::Path, v: i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "user_version", v).unwrap();
+}
+
+#[test]
+fn a_locked_store_fails_retryably_and_reads_go_on_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zen.db");
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    sink.write("x", &events()).unwrap();
+    // Another connection holds the write lock.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let reader = std::thread::spawn(move || store.list(&Query::default()).unwrap().items.len());
+    assert_eq!(
+        reader.join().unwrap(),
+        7,
+        "readers are not blocked by a writer"
+    );
+    sink.set_busy_timeout(std::time::Duration::from_millis(20))
+        .unwrap();
+    let err = sink.write("x", &events()[..1]).unwrap_err();
+    assert!(err.retryable, "{err}");
+    assert!(err.message.contains("locked"), "{err}");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    sink.write("x", &events()[..1]).unwrap();
+}
