@@ -1,0 +1,440 @@
+//! The HTTP face of zen-watcher: webhook ingestion, the Observations API, and health.
+//!
+//! - `POST /api/v1/ingest/{source}` takes one JSON value, a JSON array, NDJSON or YAML (by
+//!   `Content-Type`), optionally gzip-compressed, so Falco's `http_output`, falcosidekick and the
+//!   API server's audit webhook can point straight at it. It answers 202 with what was accepted
+//!   and the errors of bad items; 400 when nothing could be read, naming the problem and where;
+//!   401 without the configured bearer token (compared in constant time); 404 for an unknown
+//!   source, listing the known ones; 413 over the body limit (compressed or not); 415 for a
+//!   content type it does not read; 429 with `Retry-After` when the pipeline's queue is full, and
+//!   503 with `Retry-After` while draining.
+//! - `GET /api/v1/observations` (filtered by `source`, `min_severity`, `namespace`, `since`,
+//!   `until`, `q`; paged by `limit` and `after`), `GET /api/v1/observations/{id}`,
+//!   `GET /api/v1/stats`.
+//! - `GET /healthz` (alive) and `GET /readyz` (not while draining).
+//!
+//! The only crate that knows axum. It holds no logic of its own beyond HTTP: reading is
+//! zen-model's, processing zen-pipeline's, storage zen-store's.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use zen_model::{Context, Format, Normalizer, Observation, Severity, Syntax, Timestamp};
+use zen_pipeline::{Pipeline, Submission, SubmitError};
+use zen_store::Store;
+
+/// HTTP settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// When set, ingestion and the API need `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Largest body accepted, before and after decompression (16 MiB: audit batches are large).
+    pub body_limit: usize,
+    /// Seconds a client is told to wait when the pipeline is full or draining.
+    pub retry_after_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            token: None,
+            body_limit: 16 << 20,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub normalizer: Arc<Normalizer>,
+    pub store: Arc<Store>,
+    pub config: Arc<ServerConfig>,
+    /// Set when shutting down: ingestion answers 503 and `/readyz` fails.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.body_limit;
+    let protected = Router::new()
+        .route("/api/v1/ingest/{source}", post(ingest))
+        .route("/api/v1/observations", get(list))
+        .route("/api/v1/observations/{id}", get(one))
+        .route("/api/v1/stats", get(stats))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(DefaultBodyLimit::max(limit));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .merge(protected)
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// An answer that is an error: a status and what is wrong.
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
+fn retry_later(status: StatusCode, message: &str, secs: u64) -> Response {
+    let mut r = error(status, message);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+async fn authorize(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &s.config.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+async fn ready(State(s): State<AppState>) -> Response {
+    if s.draining.load(Ordering::Acquire) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "draining");
+    }
+    "ready\n".into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct IngestParams {
+    /// The node the payload came from (kube-bench output names none).
+    node: Option<String>,
+}
+
+/// The syntax a content type stands for, if one we read.
+fn syntax_of(headers: &HeaderMap) -> Result<Syntax, String> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Syntax::Json);
+    };
+    let ct = ct.to_str().unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json"
+        | "application/x-ndjson"
+        | "application/jsonl"
+        | "application/json-seq"
+        | "application/x-json-stream"
+        | "text/json" => Ok(Syntax::Json),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(Syntax::Yaml),
+        _ => Err(format!(
+            "content type {ct:?} is not read here; send application/json, application/x-ndjson or application/yaml"
+        )),
+    }
+}
+
+/// The body, decompressed if it says it is gzip, and never larger than `limit`.
+fn decode(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "identity" | "" => Ok(body),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::new();
+            let mut reader = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
+            reader.read_to_end(&mut out).map_err(|e| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("the gzip body is damaged: {e}"),
+                )
+            })?;
+            if out.len() > limit {
+                return Err(ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is larger than {limit} bytes once decompressed"),
+                ));
+            }
+            Ok(out.into())
+        }
+        other => Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content encoding {other:?} is not read here; send gzip or none"),
+        )),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct IngestAnswer {
+    /// Events accepted into the pipeline.
+    accepted: usize,
+    /// Items read that are not findings (passed checks, audit events matching no rule).
+    ignored: usize,
+    /// Items that could not be read, each with its place.
+    errors: Vec<String>,
+}
+
+async fn ingest(
+    State(s): State<AppState>,
+    Path(source): Path<String>,
+    Query(params): Query<IngestParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(format) = source.parse::<Format>() else {
+        let known = "falco, falcosidekick, audit, trivy, kyverno, kube-bench, checkov, generic";
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("unknown source `{source}`; known: {known}"),
+        );
+    };
+    if s.draining.load(Ordering::Acquire) {
+        return retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            s.config.retry_after_secs,
+        );
+    }
+    let syntax = match syntax_of(&headers) {
+        Ok(syntax) => syntax,
+        Err(message) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, message),
+    };
+    let body = match decode(&headers, body, s.config.body_limit) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let ctx = Context {
+        received_at: Timestamp::now(),
+        node: params.node,
+    };
+    let normalizer = s.normalizer.clone();
+    let read = move || normalizer.normalize_text(format, syntax, &body, &ctx);
+    // Large payloads are read off the IO threads.
+    let outcome = if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(0)
+        > 64 << 10
+    {
+        match tokio::task::spawn_blocking(read).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "normaliser task failed");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the payload could not be read",
+                );
+            }
+        }
+    } else {
+        read()
+    };
+    let normalized = match outcome {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let errors: Vec<String> = normalized.errors.iter().map(ToString::to_string).collect();
+    if normalized.events.is_empty() && normalized.ignored == 0 && !errors.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "no item of the payload could be read", "errors": errors })),
+        )
+            .into_response();
+    }
+    let answer = IngestAnswer {
+        accepted: normalized.events.len(),
+        ignored: normalized.ignored,
+        errors,
+    };
+    if !normalized.events.is_empty() {
+        match s.pipeline.try_submit(Submission::Events(normalized.events)) {
+            Ok(()) => {}
+            Err(SubmitError::Full(_)) => {
+                return retry_later(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "the pipeline is full",
+                    s.config.retry_after_secs,
+                );
+            }
+            Err(SubmitError::Closed(_)) => {
+                return retry_later(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "draining",
+                    s.config.retry_after_secs,
+                );
+            }
+        }
+    }
+    (StatusCode::ACCEPTED, Json(answer)).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListParams {
+    source: Option<String>,
+    min_severity: Option<String>,
+    namespace: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    q: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct ObservationOut<'a> {
+    id: i64,
+    #[serde(flatten)]
+    observation: &'a Observation,
+}
+
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<Timestamp>().map_err(|e| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("`{name}`: expected an RFC 3339 time, found {v:?} ({e})"),
+                )
+            })
+        })
+        .transpose()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "store task failed");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the store could not be read",
+        )
+    })
+}
+
+fn store_error(e: zen_store::StoreError) -> Response {
+    tracing::error!(error = %e, "store read failed");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the store could not be read: {e}"),
+    )
+}
+
+async fn list(State(s): State<AppState>, Query(p): Query<ListParams>) -> Response {
+    let min_severity = match p
+        .min_severity
+        .as_deref()
+        .map(str::parse::<Severity>)
+        .transpose()
+    {
+        Ok(sev) => sev,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("`min_severity`: {e}")),
+    };
+    let (since, until) = match (
+        parse_time("since", p.since.as_deref()),
+        parse_time("until", p.until.as_deref()),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    };
+    let query = zen_store::Query {
+        source: p.source,
+        min_severity,
+        namespace: p.namespace,
+        since,
+        until,
+        text: p.q,
+        after: p.after,
+        limit: p.limit.unwrap_or(0),
+    };
+    let store = s.store.clone();
+    match blocking(move || store.list(&query)).await {
+        Ok(Ok(page)) => {
+            let items: Vec<ObservationOut<'_>> = page
+                .items
+                .iter()
+                .map(|s| ObservationOut {
+                    id: s.id,
+                    observation: &s.observation,
+                })
+                .collect();
+            Json(json!({ "items": items, "next": page.next })).into_response()
+        }
+        Ok(Err(e)) => store_error(e),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn one(State(s): State<AppState>, Path(id): Path<i64>) -> Response {
+    let store = s.store.clone();
+    match blocking(move || store.get(id)).await {
+        Ok(Ok(Some(found))) => Json(ObservationOut {
+            id: found.id,
+            observation: &found.observation,
+        })
+        .into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no observation {id}")),
+        Ok(Err(e)) => store_error(e),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn stats(State(s): State<AppState>) -> Response {
+    let store = s.store.clone();
+    let stored = match blocking(move || store.counts()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return store_error(e),
+        Err(e) => return e.into_response(),
+    };
+    let c = s.pipeline.counts();
+    let by: Vec<_> = stored
+        .by_source_severity
+        .iter()
+        .map(|(source, sev, rows, total)| json!({ "source": source, "severity": sev, "observations": rows, "occurrences": total }))
+        .collect();
+    Json(json!({
+        "pipeline": {
+            "submissions": c.submissions,
+            "rejected_full": c.rejected_full,
+            "parse_errors": c.parse_errors,
+            "received": c.received,
+            "written": c.written,
+            "filtered": c.filtered,
+            "deduplicated": c.deduplicated,
+            "dead_lettered": c.dead_lettered,
+            "in_flight": c.in_flight(),
+        },
+        "store": by,
+    }))
+    .into_response()
+}

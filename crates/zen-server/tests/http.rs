@@ -1,0 +1,425 @@
+//! Every answer of the HTTP API, through the real router without a socket (`oneshot`), with a
+//! real pipeline and a real SQLite store behind it.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use zen_model::{Event, Normalizer};
+use zen_pipeline::{Pipeline, PipelineConfig, Sink, SinkError};
+use zen_server::{AppState, ServerConfig, app};
+
+const ALERT: &str = r#"{"rule":"Terminal shell in container","priority":"Critical","time":"2026-02-11T09:01:02Z","output_fields":{"k8s.ns.name":"shop","k8s.pod.name":"cart"}}"#;
+
+struct Harness {
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+fn harness(config: ServerConfig, pipeline: PipelineConfig, sink: Option<Box<dyn Sink>>) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, sqlite) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let sink = sink.unwrap_or(Box::new(sqlite));
+    let pipeline = Pipeline::start(pipeline, Arc::new(Normalizer::default()), sink).unwrap();
+    let state = AppState {
+        pipeline: Arc::new(pipeline),
+        normalizer: Arc::new(Normalizer::default()),
+        store: Arc::new(store),
+        config: Arc::new(config),
+        draining: Arc::new(AtomicBool::new(false)),
+    };
+    Harness { state, _dir: dir }
+}
+
+fn default_harness() -> Harness {
+    harness(ServerConfig::default(), PipelineConfig::default(), None)
+}
+
+async fn call(h: &Harness, req: Request<Body>) -> (StatusCode, Value, header::HeaderMap) {
+    let res = app(h.state.clone()).oneshot(req).await.unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body, headers)
+}
+
+fn post(path: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body.into())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_falco_alert_is_accepted_with_counts() {
+    let h = default_harness();
+    let (status, body, _) = call(&h, post("/api/v1/ingest/falco", "application/json", ALERT)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        body,
+        serde_json::json!({"accepted": 1, "ignored": 0, "errors": []})
+    );
+}
+
+#[tokio::test]
+async fn a_partial_batch_is_accepted_with_its_item_errors() {
+    let h = default_harness();
+    let ndjson = format!("{ALERT}\n{{\"rule\": 5}}\n{ALERT}\n");
+    let (status, body, _) = call(
+        &h,
+        post(
+            "/api/v1/ingest/falcosidekick",
+            "application/x-ndjson",
+            ndjson,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["accepted"], 2);
+    assert_eq!(
+        body["errors"],
+        serde_json::json!(["falco: line 2: $.rule: invalid type: integer `5`, expected a string"])
+    );
+}
+
+#[tokio::test]
+async fn unreadable_bodies_are_400_with_the_problem_and_its_place() {
+    let h = default_harness();
+    let (status, body, _) = call(
+        &h,
+        post("/api/v1/ingest/audit", "application/json", "{\"items\": ["),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "audit: line 1, column 11: EOF while parsing a list"
+    );
+    let (status, body, _) = call(
+        &h,
+        post(
+            "/api/v1/ingest/falco",
+            "application/json",
+            "{\"priority\":\"Notice\"}",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0], "falco: $: missing field `rule`");
+    let (status, body, _) = call(
+        &h,
+        post("/api/v1/ingest/trivy", "application/json", vec![0xff, 0xfe]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("trivy: line 1, column 1"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_sources_are_404_listing_the_known_ones() {
+    let h = default_harness();
+    let (status, body, _) =
+        call(&h, post("/api/v1/ingest/sysdig", "application/json", ALERT)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["error"],
+        "unknown source `sysdig`; known: falco, falcosidekick, audit, trivy, kyverno, kube-bench, checkov, generic"
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_required_when_configured() {
+    let h = harness(
+        ServerConfig {
+            token: Some("s3cret".into()),
+            ..ServerConfig::default()
+        },
+        PipelineConfig::default(),
+        None,
+    );
+    let (status, body, headers) =
+        call(&h, post("/api/v1/ingest/falco", "application/json", ALERT)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "a valid bearer token is required");
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    let wrong = Request::post("/api/v1/ingest/falco")
+        .header(header::AUTHORIZATION, "Bearer s3cre")
+        .body(Body::from(ALERT))
+        .unwrap();
+    assert_eq!(call(&h, wrong).await.0, StatusCode::UNAUTHORIZED);
+    let right = Request::post("/api/v1/ingest/falco")
+        .header(header::AUTHORIZATION, "Bearer s3cret")
+        .body(Body::from(ALERT))
+        .unwrap();
+    assert_eq!(call(&h, right).await.0, StatusCode::ACCEPTED);
+    let stats = Request::get("/api/v1/stats").body(Body::empty()).unwrap();
+    assert_eq!(call(&h, stats).await.0, StatusCode::UNAUTHORIZED);
+    let health = Request::get("/healthz").body(Body::empty()).unwrap();
+    assert_eq!(
+        call(&h, health).await.0,
+        StatusCode::OK,
+        "health needs no token"
+    );
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_compressed_or_not() {
+    let h = harness(
+        ServerConfig {
+            body_limit: 1000,
+            ..ServerConfig::default()
+        },
+        PipelineConfig::default(),
+        None,
+    );
+    let big = format!("[{}]", vec![ALERT; 20].join(","));
+    let (status, _, _) = call(
+        &h,
+        post("/api/v1/ingest/falco", "application/json", big.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let bomb = Request::post("/api/v1/ingest/falco")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(gzip(big.as_bytes())))
+        .unwrap();
+    let (status, body, _) = call(&h, bomb).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body["error"],
+        "the body is larger than 1000 bytes once decompressed"
+    );
+}
+
+#[tokio::test]
+async fn gzip_and_yaml_bodies_are_read() {
+    let h = default_harness();
+    let req = Request::post("/api/v1/ingest/falco")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from(gzip(ALERT.as_bytes())))
+        .unwrap();
+    assert_eq!(call(&h, req).await.1["accepted"], 1);
+    let yaml = "kind: PolicyReport\nresults:\n- policy: p\n  result: fail\n";
+    let (status, body, _) =
+        call(&h, post("/api/v1/ingest/kyverno", "application/yaml", yaml)).await;
+    assert_eq!(
+        (status, &body["accepted"]),
+        (StatusCode::ACCEPTED, &Value::from(1))
+    );
+    let damaged = Request::post("/api/v1/ingest/falco")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from("not gzip"))
+        .unwrap();
+    assert_eq!(call(&h, damaged).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn other_content_types_are_415() {
+    let h = default_harness();
+    let (status, body, _) = call(
+        &h,
+        post(
+            "/api/v1/ingest/falco",
+            "application/x-www-form-urlencoded",
+            ALERT,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("application/x-www-form-urlencoded")
+    );
+}
+
+/// Holds every write until released.
+struct Held(Arc<AtomicBool>);
+
+impl Sink for Held {
+    fn name(&self) -> &str {
+        "held"
+    }
+    fn write(&mut self, _: &str, _: &[Event]) -> Result<(), SinkError> {
+        while self.0.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+    fn apply_duplicates(&mut self, _: &[zen_dedup::DuplicateUpdate]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_full_pipeline_is_429_with_retry_after_and_draining_is_503() {
+    let hold = Arc::new(AtomicBool::new(true));
+    let pipeline = PipelineConfig {
+        queue_capacity: 1,
+        batch: zen_pipeline::BatchSettings {
+            enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let h = harness(
+        ServerConfig::default(),
+        pipeline,
+        Some(Box::new(Held(hold.clone()))),
+    );
+    let mut statuses = Vec::new();
+    for i in 0..300 {
+        let alert = ALERT.replace("cart", &format!("cart-{i}"));
+        let (status, _, headers) =
+            call(&h, post("/api/v1/ingest/falco", "application/json", alert)).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(headers[header::RETRY_AFTER], "1");
+        }
+        statuses.push(status);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "the queue filled up"
+    );
+    hold.store(false, Ordering::SeqCst);
+
+    h.state.draining.store(true, Ordering::SeqCst);
+    let (status, _, headers) =
+        call(&h, post("/api/v1/ingest/falco", "application/json", ALERT)).await;
+    assert_eq!(
+        (status, &headers[header::RETRY_AFTER]),
+        (StatusCode::SERVICE_UNAVAILABLE, &"1".parse().unwrap())
+    );
+    assert_eq!(
+        call(&h, Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn what_was_ingested_can_be_listed_fetched_and_counted() {
+    let h = default_harness();
+    assert_eq!(
+        call(&h, Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let alerts = [
+        ALERT.to_owned(),
+        ALERT.replace("Critical", "Notice").replace("cart", "web"),
+    ]
+    .join("\n");
+    call(
+        &h,
+        post("/api/v1/ingest/falco", "application/x-ndjson", alerts),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let items = loop {
+        let (status, body, _) = call(
+            &h,
+            Request::get("/api/v1/observations")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        if body["items"].as_array().unwrap().len() == 2 || Instant::now() > deadline {
+            break body["items"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(items.as_array().unwrap().len(), 2);
+    let (status, body, _) = call(
+        &h,
+        Request::get("/api/v1/observations?min_severity=high&namespace=shop")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    let id = body["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(body["items"][0]["severity"], "critical");
+    assert_eq!(body["items"][0]["count"], 1);
+    let (status, one, _) = call(
+        &h,
+        Request::get(format!("/api/v1/observations/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &one["ruleId"]),
+        (StatusCode::OK, &Value::from("Terminal shell in container"))
+    );
+    let (status, _, _) = call(
+        &h,
+        Request::get("/api/v1/observations/999")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body, _) = call(
+        &h,
+        Request::get("/api/v1/observations?min_severity=severe")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "`min_severity`: expected one of critical, high, medium, low, info, found \"severe\""
+    );
+    let (status, body, _) = call(
+        &h,
+        Request::get("/api/v1/observations?since=yesterday")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("`since`: expected an RFC 3339 time, found \"yesterday\"")
+    );
+    let (status, stats, _) = call(
+        &h,
+        Request::get("/api/v1/stats").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["pipeline"]["written"], 2);
+    assert_eq!(stats["store"].as_array().unwrap().len(), 2);
+}
