@@ -83,6 +83,18 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Serves the application on `listener` until `shutdown` completes, then finishes the requests
+/// in flight and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }

@@ -1,6 +1,10 @@
 //! The zen-watcher binary: parses the command line, loads configuration and wires the library
-//! crates together. It holds no logic of its own; everything it does is done by a library crate,
-//! and every failure ends in a one-line message and a non-zero exit.
+//! crates together. It holds no logic of its own beyond configuration and wiring; everything it
+//! does is done by a library crate, and every failure ends in a one-line message and a non-zero
+//! exit.
+
+mod config;
+mod daemon;
 
 use std::fs;
 use std::io::{self, BufWriter, Read, Write};
@@ -11,22 +15,75 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use zen_model::{Context, Format, NormalizeConfig, Normalizer, Syntax, Timestamp};
 
+use config::LogFormat;
+
 /// Turns security and compliance signals into one normalised, de-duplicated stream of
 /// Observations.
+///
+/// Run without a command, it is the daemon (`run`).
 #[derive(Debug, Parser)]
-#[command(name = "zen-watcher", version, arg_required_else_help = true)]
+#[command(name = "zen-watcher", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon (the default): HTTP ingestion, the pipeline and the store.
+    Run(RunArgs),
     /// Read a payload of one source format and print its events as JSON lines.
     ///
     /// For debugging mappings: events go to stdout, one JSON object per line; per-item errors
     /// and a summary go to stderr. Exits 1 when nothing in the payload could be read.
     Normalize(NormalizeArgs),
+    /// Check or print configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file without starting anything.
+    Check { file: PathBuf },
+    /// Print the effective configuration: defaults, the file, `ZEN_*` variables and flags.
+    Print(RunArgs),
+}
+
+/// Where the daemon's settings come from, beyond defaults and `ZEN_*` variables.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct RunArgs {
+    /// A YAML configuration file.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080; `ZEN_LISTEN`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory for the database (default ./zen-data; `ZEN_DATA_DIR`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log format (`ZEN_LOG_FORMAT`).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl RunArgs {
+    fn load(&self) -> Result<(config::DaemonConfig, Vec<String>)> {
+        let mut overrides = Vec::new();
+        if let Some(l) = &self.listen {
+            overrides.push(("listen", l.clone()));
+        }
+        if let Some(d) = &self.data_dir {
+            overrides.push(("data_dir", d.display().to_string()));
+        }
+        if let Some(f) = self.log_format {
+            let name = if f == LogFormat::Json { "json" } else { "text" };
+            overrides.push(("log_format", name.to_owned()));
+        }
+        config::load(self.config.as_deref(), std::env::vars(), &overrides)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,7 +127,26 @@ fn parse_format(s: &str) -> Result<Format, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Normalize(args) => normalize(args),
+        None => cli
+            .run
+            .load()
+            .and_then(|(c, w)| daemon::run(c, w))
+            .map(|()| ExitCode::SUCCESS),
+        Some(Command::Run(args)) => args
+            .load()
+            .and_then(|(c, w)| daemon::run(c, w))
+            .map(|()| ExitCode::SUCCESS),
+        Some(Command::Normalize(args)) => normalize(args),
+        Some(Command::Config(ConfigCommand::Check { file })) => {
+            config::load(Some(&file), Vec::new(), &[]).map(|_| {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            })
+        }
+        Some(Command::Config(ConfigCommand::Print(args))) => args.load().and_then(|(c, _)| {
+            print!("{}", serde_yaml_ng::to_string(&c)?);
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,374 @@
+//! The daemon's configuration: defaults, then a YAML file, then `ZEN_*` environment variables,
+//! then command-line flags, each overriding the one before. Unknown keys are errors that name
+//! them; durations are human (`100ms`, `5m`, `7d`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zen_model::NormalizeConfig;
+
+/// A duration written for people: `100ms`, `30s`, `5m`, `1h 30m`, `7d` (days of 24 hours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Human(pub(crate) Duration);
+
+impl Human {
+    pub(crate) fn parse(text: &str) -> Result<Human, String> {
+        let span: jiff::Span = text.trim().parse().map_err(|e| {
+            format!("expected a duration such as 100ms, 5m or 7d, found {text:?} ({e})")
+        })?;
+        let signed = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|e| format!("expected a duration, found {text:?} ({e})"))?;
+        Duration::try_from(signed)
+            .map(Human)
+            .map_err(|_| format!("expected a positive duration, found {text:?}"))
+    }
+}
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = jiff::SignedDuration::try_from(self.0).unwrap_or(jiff::SignedDuration::MAX);
+        write!(f, "{d:#}")
+    }
+}
+
+impl<'de> Deserialize<'de> for Human {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Human::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Human {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Order {
+    FilterFirst,
+    DedupFirst,
+    Auto,
+}
+
+/// Everything the daemon can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct DaemonConfig {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) log_format: LogFormat,
+    /// Bearer token for ingestion and the API; none: open (listen on loopback only, then).
+    pub(crate) token: Option<String>,
+    pub(crate) body_limit: usize,
+    /// Observations last seen longer ago are purged.
+    pub(crate) retention: Human,
+    pub(crate) purge_interval: Human,
+    /// How long SIGTERM waits for the queues to drain.
+    pub(crate) grace_period: Human,
+    pub(crate) pipeline: PipelineSection,
+    pub(crate) filter: zen_filter::FilterConfig,
+    pub(crate) sources: NormalizeConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct PipelineSection {
+    pub(crate) queue_capacity: usize,
+    pub(crate) normalizers: usize,
+    pub(crate) order: Order,
+    pub(crate) cache_enabled: bool,
+    pub(crate) cache_ttl: Human,
+    pub(crate) batch_enabled: bool,
+    pub(crate) max_batch_size: usize,
+    pub(crate) max_batch_age: Human,
+    pub(crate) dedup_window: Human,
+    pub(crate) dedup_windows: BTreeMap<String, Human>,
+    pub(crate) dedup_max_entries: usize,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        let p = zen_pipeline::PipelineConfig::default();
+        PipelineSection {
+            queue_capacity: p.queue_capacity,
+            normalizers: p.normalizers,
+            order: Order::Auto,
+            cache_enabled: p.cache.enabled,
+            cache_ttl: Human(p.cache.ttl),
+            batch_enabled: p.batch.enabled,
+            max_batch_size: p.batch.batch.max_size,
+            max_batch_age: Human(p.batch.batch.max_age),
+            dedup_window: Human(p.dedup.window),
+            dedup_windows: BTreeMap::new(),
+            dedup_max_entries: p.dedup.max_entries,
+        }
+    }
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("zen-data"),
+            log_format: LogFormat::Text,
+            token: None,
+            body_limit: 16 << 20,
+            retention: Human(Duration::from_secs(7 * 24 * 3600)),
+            purge_interval: Human(Duration::from_secs(3600)),
+            grace_period: Human(Duration::from_secs(30)),
+            pipeline: PipelineSection::default(),
+            filter: zen_filter::FilterConfig::default(),
+            sources: NormalizeConfig::default(),
+        }
+    }
+}
+
+/// The environment variables read, and the configuration key each sets.
+pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
+    ("ZEN_LISTEN", "listen"),
+    ("ZEN_DATA_DIR", "data_dir"),
+    ("ZEN_LOG_FORMAT", "log_format"),
+    ("ZEN_TOKEN", "token"),
+    ("ZEN_BODY_LIMIT", "body_limit"),
+    ("ZEN_RETENTION", "retention"),
+    ("ZEN_GRACE_PERIOD", "grace_period"),
+    ("ZEN_QUEUE_CAPACITY", "pipeline.queue_capacity"),
+    ("ZEN_CACHE_ENABLED", "pipeline.cache_enabled"),
+    ("ZEN_CACHE_TTL", "pipeline.cache_ttl"),
+    ("ZEN_BATCH_ENABLED", "pipeline.batch_enabled"),
+    ("ZEN_MAX_BATCH_SIZE", "pipeline.max_batch_size"),
+    ("ZEN_MAX_BATCH_AGE", "pipeline.max_batch_age"),
+    ("ZEN_DEDUP_WINDOW", "pipeline.dedup_window"),
+];
+
+/// Variables of the `ZEN_` family that are not configuration (the test harness's).
+const NOT_CONFIGURATION: &[&str] = &["ZEN_REQUIRE_EXTERNAL"];
+
+/// Sets `key` (dotted) in a YAML tree to `value`, read as YAML so numbers and booleans type.
+fn set(tree: &mut serde_yaml_ng::Value, key: &str, value: &str) {
+    let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(value)
+        .unwrap_or_else(|_| serde_yaml_ng::Value::String(value.to_owned()));
+    let mut at = tree;
+    for part in key.split('.') {
+        if !at.is_mapping() {
+            *at = serde_yaml_ng::Value::Mapping(Default::default());
+        }
+        let map = at
+            .as_mapping_mut()
+            .unwrap_or_else(|| unreachable!("made a mapping above"));
+        at = map.entry(part.into()).or_insert(serde_yaml_ng::Value::Null);
+    }
+    // Strings stay strings where a duration or an address is meant.
+    *at = match parsed {
+        serde_yaml_ng::Value::Null => serde_yaml_ng::Value::String(value.to_owned()),
+        other => other,
+    };
+}
+
+/// Reads the configuration: the file (if any), then `env` (name → value), then `overrides`
+/// (dotted key → value, from flags).
+pub(crate) fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &[(&str, String)],
+) -> Result<(DaemonConfig, Vec<String>)> {
+    let mut tree = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if tree.is_null() {
+                serde_yaml_ng::Value::Mapping(Default::default())
+            } else {
+                tree
+            }
+        }
+        None => serde_yaml_ng::Value::Mapping(Default::default()),
+    };
+    let mut warnings = Vec::new();
+    for (name, value) in env {
+        if !name.starts_with("ZEN_") || NOT_CONFIGURATION.contains(&name.as_str()) {
+            continue;
+        }
+        match ENVIRONMENT.iter().find(|(n, _)| *n == name) {
+            Some((_, key)) => set(&mut tree, key, &value),
+            None => warnings.push(format!("ignoring unknown environment variable {name}")),
+        }
+    }
+    for (key, value) in overrides {
+        set(&mut tree, key, value);
+    }
+    let config: DaemonConfig =
+        serde_yaml_ng::from_value(tree).map_err(|e| anyhow::anyhow!("{e}"))?;
+    validate(&config)?;
+    Ok((config, warnings))
+}
+
+/// What serde cannot check.
+fn validate(c: &DaemonConfig) -> Result<()> {
+    zen_filter::Filter::compile(&c.filter).context("filter")?;
+    zen_model::Normalizer::new(c.sources.clone()).context("sources")?;
+    if c.pipeline.max_batch_size == 0 {
+        bail!("pipeline.max_batch_size: expected at least 1, found 0");
+    }
+    if c.pipeline.queue_capacity == 0 {
+        bail!("pipeline.queue_capacity: expected at least 1, found 0");
+    }
+    Ok(())
+}
+
+impl DaemonConfig {
+    pub(crate) fn pipeline(&self) -> zen_pipeline::PipelineConfig {
+        let p = &self.pipeline;
+        zen_pipeline::PipelineConfig {
+            queue_capacity: p.queue_capacity,
+            normalizers: p.normalizers,
+            order: match p.order {
+                Order::FilterFirst => zen_pipeline::ProcessingOrder::FilterFirst,
+                Order::DedupFirst => zen_pipeline::ProcessingOrder::DedupFirst,
+                Order::Auto => zen_pipeline::ProcessingOrder::Auto,
+            },
+            cache: zen_pipeline::CacheSettings {
+                enabled: p.cache_enabled,
+                ttl: p.cache_ttl.0,
+            },
+            batch: zen_pipeline::BatchSettings {
+                enabled: p.batch_enabled,
+                batch: zen_batch::BatchConfig {
+                    max_size: p.max_batch_size,
+                    max_age: p.max_batch_age.0,
+                    ..zen_batch::BatchConfig::default()
+                },
+            },
+            dedup: zen_dedup::DedupConfig {
+                window: p.dedup_window.0,
+                source_windows: p
+                    .dedup_windows
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0))
+                    .collect(),
+                max_entries: p.dedup_max_entries,
+            },
+            filter: self.filter.clone(),
+            ..zen_pipeline::PipelineConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn durations_are_human() {
+        assert_eq!(Human::parse("100ms").unwrap().0, Duration::from_millis(100));
+        assert_eq!(Human::parse("5m").unwrap().0, Duration::from_secs(300));
+        assert_eq!(
+            Human::parse("7d").unwrap().0,
+            Duration::from_secs(7 * 86400)
+        );
+        assert_eq!(Human::parse("1h 30m").unwrap().to_string(), "1h 30m");
+        assert!(Human::parse("-5s").unwrap_err().contains("positive"));
+        assert!(
+            Human::parse("soon")
+                .unwrap_err()
+                .starts_with("expected a duration such as 100ms, 5m or 7d, found \"soon\"")
+        );
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zen.yaml");
+        std::fs::write(&file, "listen: 127.0.0.1:9000\npipeline:\n  max_batch_size: 50\n  max_batch_age: 250ms\nretention: 3d\n").unwrap();
+        let (c, warnings) = load(
+            Some(&file),
+            env(&[
+                ("ZEN_MAX_BATCH_SIZE", "20"),
+                ("ZEN_CACHE_ENABLED", "false"),
+                ("ZEN_REQUIRE_EXTERNAL", "1"),
+                ("ZEN_NOPE", "x"),
+                ("HOME", "/"),
+            ]),
+            &[("listen", "127.0.0.1:9100".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9100".parse().unwrap(), "flags win");
+        assert_eq!(c.pipeline.max_batch_size, 20, "environment beats the file");
+        assert_eq!(
+            c.pipeline.max_batch_age.0,
+            Duration::from_millis(250),
+            "the file beats defaults"
+        );
+        assert!(!c.pipeline.cache_enabled);
+        assert_eq!(c.retention.0, Duration::from_secs(3 * 86400));
+        assert_eq!(c.grace_period.0, Duration::from_secs(30), "defaults stand");
+        assert_eq!(warnings, ["ignoring unknown environment variable ZEN_NOPE"]);
+        assert_eq!(c.pipeline().batch.batch.max_size, 20);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |yaml: &str| {
+            let file = dir.path().join("c.yaml");
+            std::fs::write(&file, yaml).unwrap();
+            format!("{:#}", load(Some(&file), Vec::new(), &[]).unwrap_err())
+        };
+        assert!(
+            check("lisen: 1.2.3.4:5\n").contains("unknown field `lisen`"),
+            "{}",
+            check("lisen: 1.2.3.4:5\n")
+        );
+        assert!(
+            check("pipeline:\n  max_batch_sise: 3\n").contains("unknown field `max_batch_sise`")
+        );
+        assert!(check("grace_period: soon\n").contains("expected a duration such as 100ms"));
+        assert!(
+            check("filter:\n  global:\n    expression: 'severity >'\n")
+                .contains("line 1, column 11: expected a value")
+        );
+        assert!(
+            check("pipeline:\n  max_batch_size: 0\n")
+                .contains("pipeline.max_batch_size: expected at least 1")
+        );
+        let err = format!(
+            "{:#}",
+            load(None, env(&[("ZEN_LISTEN", "not an address")]), &[]).unwrap_err()
+        );
+        assert!(err.contains("invalid socket address"), "{err}");
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back_the_same() {
+        let c = DaemonConfig::default();
+        let text = serde_yaml_ng::to_string(&c).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("printed.yaml");
+        std::fs::write(&file, text).unwrap();
+        assert_eq!(load(Some(&file), Vec::new(), &[]).unwrap().0, c);
+    }
+}

@@ -1,0 +1,153 @@
+//! `zen-watcher run`: the store, the pipeline and the HTTP server wired together, until SIGTERM
+//! or SIGINT; then stop accepting, drain, commit and exit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use zen_model::{Normalizer, Timestamp};
+use zen_pipeline::Pipeline;
+use zen_server::{AppState, ServerConfig};
+
+use crate::config::{DaemonConfig, LogFormat};
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
+    init_logging(config.log_format);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let db = config.data_dir.join("zen-watcher.db");
+    let (store, sink) = zen_store::open(&db)?;
+    let store = Arc::new(store);
+    let normalizer = Arc::new(Normalizer::new(config.sources.clone()).context("sources")?);
+    let pipeline = Arc::new(
+        Pipeline::start(config.pipeline(), normalizer.clone(), Box::new(sink)).context("filter")?,
+    );
+    let draining = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        pipeline: pipeline.clone(),
+        normalizer,
+        store: store.clone(),
+        config: Arc::new(ServerConfig {
+            token: config.token.clone(),
+            body_limit: config.body_limit,
+            ..ServerConfig::default()
+        }),
+        draining: draining.clone(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let addr = listener
+            .local_addr()
+            .context("reading the listening address")?;
+        tracing::info!(listen = %addr, "zen-watcher listening on http://{addr}");
+        tracing::info!(data = %db.display(), "keeping Observations in {}", db.display());
+        if config.token.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!("listening beyond loopback without a token: set ZEN_TOKEN");
+        }
+        tokio::spawn(purge_periodically(
+            store.clone(),
+            config.retention.0,
+            config.purge_interval.0,
+        ));
+        let shutdown = {
+            let draining = draining.clone();
+            async move {
+                wait_for_signal().await;
+                draining.store(true, Ordering::Release);
+                tracing::info!("stopping: no new requests; draining the pipeline");
+            }
+        };
+        zen_server::serve(listener, state, shutdown)
+            .await
+            .context("serving HTTP")
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+
+    let grace = config.grace_period.0;
+    let Some(pipeline) = Arc::into_inner(pipeline) else {
+        bail!("the pipeline is still in use after the server stopped");
+    };
+    let report = pipeline.shutdown(Instant::now() + grace);
+    let c = report.counts;
+    tracing::info!(
+        received = c.received,
+        written = c.written,
+        filtered = c.filtered,
+        deduplicated = c.deduplicated,
+        dead_lettered = c.dead_lettered,
+        drained = report.drained,
+        "stopped"
+    );
+    if !report.drained {
+        bail!(
+            "the pipeline did not drain within the grace period of {}",
+            crate::config::Human(grace)
+        );
+    }
+    Ok(())
+}
+
+async fn purge_periodically(store: Arc<zen_store::Store>, retention: Duration, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    loop {
+        tick.tick().await;
+        let store = store.clone();
+        let cutoff = Timestamp::now().checked_sub(
+            jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX),
+        );
+        let Ok(cutoff) = cutoff else { continue };
+        match tokio::task::spawn_blocking(move || store.purge(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(purged = n, "retention: purged old Observations"),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
+            Err(e) => tracing::error!(error = %e, "retention purge task failed"),
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the daemon");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,137 @@
+//! The daemon as a user runs it: the real binary on loopback, real HTTP, SIGTERM, and the
+//! database read back afterwards.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn post(addr: SocketAddr, path: &str, body: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn sigterm_drains_and_nothing_accepted_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("ZEN_MAX_BATCH_SIZE", "7")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line: Value = serde_json::from_str(&logs.next().unwrap().unwrap()).unwrap();
+        if let Some(listen) = line["listen"].as_str() {
+            break listen.parse().unwrap();
+        }
+    };
+
+    // 40 requests of 25 alerts: 100 distinct findings, each seen 10 times; a tenth at debug level.
+    let mut accepted = 0;
+    for round in 0..40 {
+        let body: String = (0..25)
+            .map(|i| {
+                let id = (round * 25 + i) % 100;
+                let priority = if id % 10 == 0 { "Debug" } else { "Warning" };
+                format!(r#"{{"rule":"r{id}","priority":"{priority}","output_fields":{{"k8s.ns.name":"shop"}}}}"#) + "\n"
+            })
+            .collect();
+        assert_eq!(post(addr, "/api/v1/ingest/falco", &body), 202);
+        accepted += 25;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let stopped: Value = logs
+        .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
+        .find(|l| l["message"] == "stopped")
+        .unwrap();
+    let n = |k: &str| stopped[k].as_u64().unwrap();
+    assert_eq!(n("received"), accepted);
+    assert_eq!(
+        n("written") + n("filtered") + n("deduplicated") + n("dead_lettered"),
+        accepted
+    );
+    assert_eq!(n("written"), 100);
+
+    let (store, _) = zen_store::open(&dir.path().join("zen-watcher.db")).unwrap();
+    let rows = store
+        .list(&zen_store::Query {
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap()
+        .items;
+    assert_eq!(rows.len(), 100, "every accepted finding is stored");
+    assert!(
+        rows.iter().all(|r| r.observation.count == 10),
+        "and counts its nine duplicates"
+    );
+}
+
+#[test]
+fn config_check_and_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "listen: 127.0.0.1:9999\npipeline:\n  max_batch_age: 250ms\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "pipeline:\n  max_batch_sise: 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown field `max_batch_sise`"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args(["config", "print", "--config"])
+        .arg(&good)
+        .env("ZEN_MAX_BATCH_SIZE", "3")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("listen: 127.0.0.1:9999"), "{printed}");
+    assert!(printed.contains("max_batch_size: 3"), "{printed}");
+    assert!(printed.contains("max_batch_age: 250ms"), "{printed}");
+}
