@@ -313,6 +313,7 @@ impl Processor {
                 .increment(n);
         }
         for ((source, reason), n) in tally.filtered {
+            self.stats.filtered_by_reason[crate::stats::reason_index(reason)].fetch_add(n, Relaxed);
             h.filtered
                 .entry((source.clone(), reason))
                 .or_insert_with(|| metrics::counter!("zen_watcher_events_filtered_total", "source" => source.into_owned(), "reason" => reason.as_str()))

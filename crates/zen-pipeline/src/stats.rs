@@ -3,6 +3,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use zen_filter::DropReason;
+
+/// Where a drop reason is counted.
+pub(crate) fn reason_index(reason: DropReason) -> usize {
+    DropReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(0)
+}
+
 /// Counters shared by the pipeline's threads.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -12,6 +22,7 @@ pub(crate) struct Stats {
     pub(crate) received: AtomicU64,
     pub(crate) written: AtomicU64,
     pub(crate) filtered: AtomicU64,
+    pub(crate) filtered_by_reason: [AtomicU64; DropReason::ALL.len()],
     pub(crate) deduplicated: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) dead_letters_lost: AtomicU64,
@@ -32,6 +43,8 @@ pub struct Counts {
     /// Events the sink committed.
     pub written: u64,
     pub filtered: u64,
+    /// `filtered`, by reason, in the order of `DropReason::ALL`.
+    pub filtered_by_reason: [u64; DropReason::ALL.len()],
     pub deduplicated: u64,
     /// Events handed to the dead letters (including those lost because nobody took them).
     pub dead_lettered: u64,
@@ -42,6 +55,14 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Filtered events by reason, leaving out reasons that dropped none.
+    pub fn filtered_by(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .into_iter()
+            .zip(self.filtered_by_reason)
+            .filter(|(_, n)| *n > 0)
+    }
+
     /// Events received but not yet written, filtered, deduplicated or dead-lettered.
     pub fn in_flight(&self) -> u64 {
         self.received
@@ -59,6 +80,7 @@ impl Stats {
             received: r(&self.received),
             written: r(&self.written),
             filtered: r(&self.filtered),
+            filtered_by_reason: std::array::from_fn(|i| r(&self.filtered_by_reason[i])),
             deduplicated: r(&self.deduplicated),
             dead_lettered: r(&self.dead_lettered),
             dead_letters_lost: r(&self.dead_letters_lost),

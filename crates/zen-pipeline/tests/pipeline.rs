@@ -128,6 +128,8 @@ fn payloads_come_out_filtered_deduplicated_and_counted() {
         c.received
     );
     assert_eq!(c.in_flight(), 0);
+    let by: Vec<_> = c.filtered_by().collect();
+    assert_eq!(by, [(zen_filter::DropReason::Namespace, c.filtered)]);
     let written = sink.written.lock().unwrap();
     assert!(
         written

@@ -442,6 +442,7 @@ async fn stats(State(s): State<AppState>) -> Response {
             "received": c.received,
             "written": c.written,
             "filtered": c.filtered,
+            "filtered_by_reason": c.filtered_by().map(|(r, n)| (r.as_str(), n)).collect::<std::collections::BTreeMap<_, _>>(),
             "deduplicated": c.deduplicated,
             "dead_lettered": c.dead_lettered,
             "in_flight": c.in_flight(),
