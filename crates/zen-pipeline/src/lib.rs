@@ -20,6 +20,7 @@
 //! `process`, `sink`, and `total` from receipt to commit); queue depth and capacity to
 //! `zen_watcher_queue_depth{queue}` and `zen_watcher_queue_capacity{queue}`.
 
+mod ack;
 mod config;
 mod processor;
 mod settings;
@@ -35,6 +36,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounde
 use zen_dedup::Deduper;
 use zen_model::{Context, Event, Format, Normalizer};
 
+pub use ack::{Ack, AckOutcome};
 pub use config::{BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, RetryPolicy};
 pub use processor::{Output, Processor, Tracked};
 pub use settings::{SettingsLoader, SourceSettings};
@@ -60,6 +62,8 @@ pub enum Submission {
     },
     /// Events already normalised.
     Events(Vec<Event>),
+    /// Events already normalised, whose outcomes `Ack` awaits (end-to-end acknowledgement).
+    AckedEvents(Vec<Event>, Arc<Ack>),
 }
 
 /// Why a submission was not taken; it comes back with the error.
@@ -122,7 +126,7 @@ impl Pipeline {
         let (processor, stats) = build_processor(&config);
         let capacity = config.queue_capacity.max(1);
         let (submit_tx, submit_rx) = bounded::<(Submission, Instant)>(capacity);
-        let (chunk_tx, chunk_rx) = bounded::<(Vec<Event>, Instant)>(64);
+        let (chunk_tx, chunk_rx) = bounded::<Chunk>(64);
         let (job_tx, job_rx) = bounded::<sink::Job>(64);
         let (dead_tx, dead_rx) = bounded(config.dead_letter_capacity.max(1));
         let deadline = Arc::new(OnceLock::new());
@@ -213,6 +217,9 @@ impl Pipeline {
     }
 }
 
+/// Events on their way from the normalisers to the processor.
+type Chunk = (Vec<Event>, Instant, Option<Arc<Ack>>);
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     // Spawning fails only when the OS is out of threads; the daemon cannot run without them.
     std::thread::Builder::new()
@@ -223,14 +230,15 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 
 fn normalize_loop(
     rx: &Receiver<(Submission, Instant)>,
-    tx: &Sender<(Vec<Event>, Instant)>,
+    tx: &Sender<Chunk>,
     normalizer: &Normalizer,
     stats: &stats::Stats,
 ) {
     let stage = metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "normalize");
     for (submission, received) in rx {
-        let events = match submission {
-            Submission::Events(events) => events,
+        let (events, ack) = match submission {
+            Submission::Events(events) => (events, None),
+            Submission::AckedEvents(events, ack) => (events, Some(ack)),
             Submission::Payload { format, body, ctx } => {
                 let started = Instant::now();
                 match normalizer.normalize(format, &body, &ctx) {
@@ -244,7 +252,7 @@ fn normalize_loop(
                         }
                         let n = out.events.len().max(1);
                         stage.record_many(started.elapsed().as_secs_f64() / n as f64, n);
-                        out.events
+                        (out.events, None)
                     }
                     Err(_) => {
                         stats.parse_errors.fetch_add(1, Relaxed);
@@ -254,7 +262,7 @@ fn normalize_loop(
                 }
             }
         };
-        if !events.is_empty() && tx.send((events, received)).is_err() {
+        if !events.is_empty() && tx.send((events, received, ack)).is_err() {
             return;
         }
     }
@@ -262,7 +270,7 @@ fn normalize_loop(
 
 fn process_loop(
     mut processor: Processor,
-    rx: &Receiver<(Vec<Event>, Instant)>,
+    rx: &Receiver<Chunk>,
     tx: &Sender<sink::Job>,
     queue: &Receiver<(Submission, Instant)>,
     flush_every: Duration,
@@ -279,9 +287,9 @@ fn process_loop(
         let received = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
         let now = Instant::now();
         match received {
-            Ok((events, received)) => {
+            Ok((events, received, ack)) => {
                 let n = events.len();
-                processor.process(now, events, received, &mut out);
+                processor.process_acked(now, events, received, ack.as_ref(), &mut out);
                 stage.record_many(now.elapsed().as_secs_f64() / n.max(1) as f64, n);
                 depth.set(queue.len() as f64);
             }

@@ -11,16 +11,18 @@ use zen_dedup::{Deduper, DuplicateUpdate, Verdict};
 use zen_filter::DropReason;
 use zen_model::{Event, Severity};
 
+use crate::ack::Ack;
 use crate::config::ProcessingOrder;
 use crate::settings::{Settings, SourceSettings};
 use crate::stats::Stats;
 use zen_config_cache::Snapshot;
 
-/// An event with the time it entered the pipeline.
+/// An event with the time it entered the pipeline, and the acknowledgement it belongs to.
 #[derive(Debug, Clone)]
 pub struct Tracked {
     pub event: Event,
     pub received: Instant,
+    pub ack: Option<Arc<Ack>>,
 }
 
 impl Prioritized for Tracked {
@@ -126,6 +128,18 @@ impl Processor {
         received: Instant,
         out: &mut Vec<Output>,
     ) {
+        self.process_acked(now, events, received, None, out);
+    }
+
+    /// As [`Processor::process`], for events whose outcomes `ack` awaits.
+    pub fn process_acked(
+        &mut self,
+        now: Instant,
+        events: Vec<Event>,
+        received: Instant,
+        ack: Option<&Arc<Ack>>,
+        out: &mut Vec<Output>,
+    ) {
         let mut tally = Tally::default();
         let mut memo: Option<(Source, Arc<Snapshot<SourceSettings>>)> = None;
         for event in events {
@@ -153,7 +167,11 @@ impl Processor {
                     let source = event.source.to_string();
                     out.push(Output::Rejected {
                         source,
-                        events: vec![Tracked { event, received }],
+                        events: vec![Tracked {
+                            event,
+                            received,
+                            ack: ack.cloned(),
+                        }],
                         error: e.to_string(),
                     });
                     continue;
@@ -190,6 +208,9 @@ impl Processor {
             match verdict {
                 Err(Some(reason)) => {
                     self.window.1 += 1;
+                    if let Some(a) = ack {
+                        a.resolve(1, false);
+                    }
                     *tally
                         .filtered
                         .entry((event.source.clone(), reason))
@@ -197,9 +218,19 @@ impl Processor {
                 }
                 Err(None) => {
                     self.window.2 += 1;
+                    if let Some(a) = ack {
+                        a.resolve(1, false);
+                    }
                     *tally.duplicates.entry(event.source.clone()).or_default() += 1;
                 }
-                Ok(()) => self.keep(now, Tracked { event, received }, out),
+                Ok(()) => {
+                    let item = Tracked {
+                        event,
+                        received,
+                        ack: ack.cloned(),
+                    };
+                    self.keep(now, item, out);
+                }
             }
             if self.window.0 >= AUTO_WINDOW {
                 self.decide_order();

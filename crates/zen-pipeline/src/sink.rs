@@ -84,7 +84,15 @@ impl SinkRunner {
                     events,
                     error,
                 }) => {
-                    let events = events.into_iter().map(|t| t.event).collect();
+                    let events = events
+                        .into_iter()
+                        .map(|t| {
+                            if let Some(a) = &t.ack {
+                                a.resolve(1, true);
+                            }
+                            t.event
+                        })
+                        .collect();
                     self.dead_letter(DeadLetter {
                         source,
                         events,
@@ -110,8 +118,12 @@ impl SinkRunner {
 
     fn write(&mut self, source: &str, items: Vec<Tracked>) {
         let started = Instant::now();
-        let (events, received): (Vec<Event>, Vec<Instant>) =
-            items.into_iter().map(|t| (t.event, t.received)).unzip();
+        let mut events = Vec::with_capacity(items.len());
+        let mut tails = Vec::with_capacity(items.len());
+        for t in items {
+            events.push(t.event);
+            tails.push((t.received, t.ack));
+        }
         let n = events.len() as u64;
         match self.attempt(|sink| sink.write(source, &events)) {
             Ok(()) => {
@@ -122,13 +134,19 @@ impl SinkRunner {
                 let per_event = done.duration_since(started).as_secs_f64() / n.max(1) as f64;
                 metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "sink").record_many(per_event, n as usize);
                 let total = metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "total");
-                for r in received {
-                    total.record(done.duration_since(r).as_secs_f64());
+                for (received, ack) in tails {
+                    total.record(done.duration_since(received).as_secs_f64());
+                    if let Some(a) = ack {
+                        a.resolve(1, false);
+                    }
                 }
             }
             Err((e, attempts)) => {
                 tracing::error!(error = %e, attempts, source, events = n, "batch dead-lettered");
                 metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
+                for a in tails.into_iter().filter_map(|(_, ack)| ack) {
+                    a.resolve(1, true);
+                }
                 self.dead_letter(DeadLetter {
                     source: source.to_owned(),
                     events,

@@ -369,3 +369,58 @@ fn shutdown_gives_up_at_the_deadline_when_the_sink_hangs() {
     assert!(started.elapsed() < Duration::from_secs(2));
     sink.hold.store(0, Ordering::SeqCst);
 }
+
+#[test]
+fn an_acknowledged_submission_hears_back_once_every_event_has_an_outcome() {
+    let sink = Recording {
+        refuse: Some("generic"),
+        ..Recording::default()
+    };
+    let mut config = PipelineConfig {
+        retry: quick_retries(),
+        ..PipelineConfig::default()
+    };
+    config.filter.global.exclude_namespaces = vec!["noisy".to_owned()];
+    let p = start(config, sink.clone());
+    // 30 alerts of 9 findings (21 repeats); 3 of the 9 in `noisy`.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let written = sink.written.clone();
+    let ack = zen_pipeline::Ack::new(30, move |outcome| {
+        tx.send((outcome, written.lock().unwrap().len())).unwrap();
+    });
+    p.try_submit(Submission::AckedEvents(events(30, 9), ack))
+        .unwrap();
+    let (outcome, written_when_told) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        outcome,
+        zen_pipeline::AckOutcome {
+            settled: 30,
+            dead_lettered: 0
+        }
+    );
+    assert_eq!(
+        written_when_told, 6,
+        "told only after the kept events were written"
+    );
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let generic = Normalizer::default()
+        .normalize(
+            Format::Generic,
+            br#"[{"rule":"a","message":"m"},{"rule":"b","message":"m"}]"#,
+            &ctx(),
+        )
+        .unwrap()
+        .events;
+    let ack = zen_pipeline::Ack::new(2, move |outcome| tx.send(outcome).unwrap());
+    p.try_submit(Submission::AckedEvents(generic, ack)).unwrap();
+    let outcome = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        outcome,
+        zen_pipeline::AckOutcome {
+            settled: 0,
+            dead_lettered: 2
+        }
+    );
+    p.shutdown(soon());
+}

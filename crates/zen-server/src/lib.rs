@@ -7,7 +7,9 @@
 //!   401 without the configured bearer token (compared in constant time); 404 for an unknown
 //!   source, listing the known ones; 413 over the body limit (compressed or not); 415 for a
 //!   content type it does not read; 429 with `Retry-After` when the pipeline's queue is full, and
-//!   503 with `Retry-After` while draining.
+//!   503 with `Retry-After` while draining. With `?ack=commit` (or `ack_commit` configured) it
+//!   answers 200 only once every event is stored (or filtered, or folded into a duplicate); 500
+//!   if some were dead-lettered, 504 if the commit takes longer than `ack_timeout`.
 //! - `GET /api/v1/observations` (filtered by `source`, `min_severity`, `namespace`, `since`,
 //!   `until`, `q`; paged by `limit` and `after`), `GET /api/v1/observations/{id}`,
 //!   `GET /api/v1/stats`.
@@ -31,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use zen_model::{Context, Format, Normalizer, Observation, Severity, Syntax, Timestamp};
-use zen_pipeline::{Pipeline, Submission, SubmitError};
+use zen_pipeline::{Ack, AckOutcome, Pipeline, Submission, SubmitError};
 use zen_store::Store;
 
 /// HTTP settings.
@@ -43,6 +45,10 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Seconds a client is told to wait when the pipeline is full or draining.
     pub retry_after_secs: u64,
+    /// Answer ingestion only once the sink has committed (as `?ack=commit` asks), by default.
+    pub ack_commit: bool,
+    /// How long an acknowledged request waits for the commit before answering 504.
+    pub ack_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +57,8 @@ impl Default for ServerConfig {
             token: None,
             body_limit: 16 << 20,
             retry_after_secs: 1,
+            ack_commit: false,
+            ack_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -146,6 +154,8 @@ async fn ready(State(s): State<AppState>) -> Response {
 struct IngestParams {
     /// The node the payload came from (kube-bench output names none).
     node: Option<String>,
+    /// `commit`: answer once the events are stored; `enqueue`: once they are queued.
+    ack: Option<String>,
 }
 
 /// The syntax a content type stands for, if one we read.
@@ -223,6 +233,17 @@ async fn ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let commit = match params.ack.as_deref() {
+        None => s.config.ack_commit,
+        Some("commit") => true,
+        Some("enqueue") => false,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`ack`: expected commit or enqueue, found {other:?}"),
+            );
+        }
+    };
     let Ok(format) = source.parse::<Format>() else {
         let known = "falco, falcosidekick, audit, trivy, kyverno, kube-bench, checkov, generic";
         return error(
@@ -288,26 +309,66 @@ async fn ingest(
         ignored: normalized.ignored,
         errors,
     };
-    if !normalized.events.is_empty() {
-        match s.pipeline.try_submit(Submission::Events(normalized.events)) {
-            Ok(()) => {}
-            Err(SubmitError::Full(_)) => {
-                return retry_later(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "the pipeline is full",
-                    s.config.retry_after_secs,
-                );
-            }
-            Err(SubmitError::Closed(_)) => {
-                return retry_later(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "draining",
-                    s.config.retry_after_secs,
-                );
-            }
+    if normalized.events.is_empty() {
+        let status = if commit {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        return (status, Json(answer)).into_response();
+    }
+    let (committed_tx, committed) = tokio::sync::oneshot::channel();
+    let submission = if commit {
+        let ack = Ack::new(normalized.events.len(), move |outcome| {
+            let _ = committed_tx.send(outcome);
+        });
+        Submission::AckedEvents(normalized.events, ack)
+    } else {
+        Submission::Events(normalized.events)
+    };
+    match s.pipeline.try_submit(submission) {
+        Ok(()) => {}
+        Err(SubmitError::Full(_)) => {
+            return retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                "the pipeline is full",
+                s.config.retry_after_secs,
+            );
+        }
+        Err(SubmitError::Closed(_)) => {
+            return retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "draining",
+                s.config.retry_after_secs,
+            );
         }
     }
-    (StatusCode::ACCEPTED, Json(answer)).into_response()
+    if !commit {
+        return (StatusCode::ACCEPTED, Json(answer)).into_response();
+    }
+    match tokio::time::timeout(s.config.ack_timeout, committed).await {
+        Ok(Ok(AckOutcome {
+            dead_lettered: 0, ..
+        })) => (StatusCode::OK, Json(answer)).into_response(),
+        Ok(Ok(outcome)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "{} of {} events could not be stored; they are in the dead letters",
+                outcome.dead_lettered, answer.accepted
+            ),
+        ),
+        Ok(Err(_)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the pipeline stopped before the events were stored",
+        ),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the events were accepted but not stored within {:?}",
+                s.config.ack_timeout
+            ),
+        ),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

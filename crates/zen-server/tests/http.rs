@@ -423,3 +423,113 @@ async fn what_was_ingested_can_be_listed_fetched_and_counted() {
     assert_eq!(stats["pipeline"]["written"], 2);
     assert_eq!(stats["store"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn ack_commit_answers_200_once_the_events_are_in_the_store() {
+    let h = default_harness();
+    let alerts = [
+        ALERT.to_owned(),
+        ALERT.to_owned(),
+        ALERT.replace("cart", "web"),
+    ]
+    .join("\n");
+    let (status, body, _) = call(
+        &h,
+        post(
+            "/api/v1/ingest/falco?ack=commit",
+            "application/x-ndjson",
+            alerts,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["accepted"], 3);
+    // No waiting: acknowledged means stored.
+    let page = h.state.store.list(&zen_store::Query::default()).unwrap();
+    assert_eq!(page.items.len(), 2, "two findings, one of them seen twice");
+
+    let (status, body, _) = call(
+        &h,
+        post(
+            "/api/v1/ingest/falco?ack=eventually",
+            "application/json",
+            ALERT,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "`ack`: expected commit or enqueue, found \"eventually\""
+    );
+}
+
+/// Refuses every write for good.
+struct Refusing;
+
+impl Sink for Refusing {
+    fn name(&self) -> &str {
+        "refusing"
+    }
+    fn write(&mut self, _: &str, _: &[Event]) -> Result<(), SinkError> {
+        Err(SinkError {
+            message: "no".into(),
+            retryable: false,
+        })
+    }
+    fn apply_duplicates(&mut self, _: &[zen_dedup::DuplicateUpdate]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn ack_commit_says_when_events_could_not_be_stored_or_not_in_time() {
+    let h = harness(
+        ServerConfig {
+            ack_commit: true,
+            ..ServerConfig::default()
+        },
+        PipelineConfig::default(),
+        Some(Box::new(Refusing)),
+    );
+    let (status, body, _) = call(&h, post("/api/v1/ingest/falco", "application/json", ALERT)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body["error"],
+        "1 of 1 events could not be stored; they are in the dead letters"
+    );
+    let (status, _, _) = call(
+        &h,
+        post(
+            "/api/v1/ingest/falco?ack=enqueue",
+            "application/json",
+            ALERT,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let hold = Arc::new(AtomicBool::new(true));
+    let config = ServerConfig {
+        ack_timeout: Duration::from_millis(100),
+        ..ServerConfig::default()
+    };
+    let h = harness(
+        config,
+        PipelineConfig::default(),
+        Some(Box::new(Held(hold.clone()))),
+    );
+    let (status, body, _) = call(
+        &h,
+        post("/api/v1/ingest/falco?ack=commit", "application/json", ALERT),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the events were accepted but not stored within")
+    );
+    hold.store(false, Ordering::SeqCst);
+}

@@ -57,6 +57,14 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// When ingestion answers: once events are queued, or once they are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AckMode {
+    Enqueue,
+    Commit,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Order {
@@ -75,6 +83,8 @@ pub(crate) struct DaemonConfig {
     /// Bearer token for ingestion and the API; none: open (listen on loopback only, then).
     pub(crate) token: Option<String>,
     pub(crate) body_limit: usize,
+    /// The default of `?ack=`: `enqueue` (202 once queued) or `commit` (200 once stored).
+    pub(crate) ack: AckMode,
     /// Observations last seen longer ago are purged.
     pub(crate) retention: Human,
     pub(crate) purge_interval: Human,
@@ -128,6 +138,7 @@ impl Default for DaemonConfig {
             log_format: LogFormat::Text,
             token: None,
             body_limit: 16 << 20,
+            ack: AckMode::Enqueue,
             retention: Human(Duration::from_secs(7 * 24 * 3600)),
             purge_interval: Human(Duration::from_secs(3600)),
             grace_period: Human(Duration::from_secs(30)),
@@ -145,6 +156,7 @@ pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
     ("ZEN_LOG_FORMAT", "log_format"),
     ("ZEN_TOKEN", "token"),
     ("ZEN_BODY_LIMIT", "body_limit"),
+    ("ZEN_ACK", "ack"),
     ("ZEN_RETENTION", "retention"),
     ("ZEN_GRACE_PERIOD", "grace_period"),
     ("ZEN_QUEUE_CAPACITY", "pipeline.queue_capacity"),

@@ -10,7 +10,7 @@ use zen_model::{Normalizer, Timestamp};
 use zen_pipeline::Pipeline;
 use zen_server::{AppState, ServerConfig};
 
-use crate::config::{DaemonConfig, LogFormat};
+use crate::config::{AckMode, DaemonConfig, LogFormat};
 
 fn init_logging(format: LogFormat) {
     let filter =
@@ -47,6 +47,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         config: Arc::new(ServerConfig {
             token: config.token.clone(),
             body_limit: config.body_limit,
+            ack_commit: config.ack == AckMode::Commit,
             ..ServerConfig::default()
         }),
         draining: draining.clone(),

@@ -135,3 +135,112 @@ fn config_check_and_print() {
     assert!(printed.contains("max_batch_size: 3"), "{printed}");
     assert!(printed.contains("max_batch_age: 250ms"), "{printed}");
 }
+
+fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line: Value = serde_json::from_str(&logs.next().unwrap().unwrap()).unwrap();
+        if let Some(listen) = line["listen"].as_str() {
+            break listen.parse().unwrap();
+        }
+    };
+    // Keep reading the logs so the daemon never blocks on a full pipe.
+    std::thread::spawn(move || logs.for_each(drop));
+    (child, addr)
+}
+
+/// Like `post`, but `None` when the daemon is gone.
+fn try_post(addr: SocketAddr, path: &str, body: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body.as_bytes()).ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn with_ack_commit_every_acknowledged_event_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    // A lone sequential client waits out the batch age on every request; keep it short here.
+    let (mut child, addr) = start(
+        dir.path(),
+        &[("ZEN_ACK", "commit"), ("ZEN_MAX_BATCH_AGE", "5ms")],
+    );
+    let client = std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        for request in 0.. {
+            let rules: Vec<String> = (0..10).map(|i| format!("r{request}-{i}")).collect();
+            let body: String = rules
+                .iter()
+                .map(|r| format!(r#"{{"rule":"{r}","priority":"Warning","output_fields":{{"k8s.ns.name":"shop"}}}}"#) + "\n")
+                .collect();
+            match try_post(addr, "/api/v1/ingest/falco", &body) {
+                Some(200) => acknowledged.extend(rules),
+                Some(other) => panic!("answered {other}"),
+                None => return acknowledged,
+            }
+        }
+        unreachable!()
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    child.kill().unwrap(); // SIGKILL: no draining, no goodbye.
+    child.wait().unwrap();
+    let acknowledged = client.join().unwrap();
+    assert!(
+        acknowledged.len() >= 50,
+        "load ran: {} acknowledged",
+        acknowledged.len()
+    );
+
+    let (store, _) = zen_store::open(&dir.path().join("zen-watcher.db")).unwrap();
+    let mut stored = std::collections::HashSet::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list(&zen_store::Query {
+                limit: 1000,
+                after,
+                ..Default::default()
+            })
+            .unwrap();
+        stored.extend(
+            page.items
+                .into_iter()
+                .filter_map(|s| s.observation.event.rule_id),
+        );
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|r| !stored.contains(*r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged but not stored: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
