@@ -278,6 +278,13 @@ impl DaemonConfig {
                 max_entries: p.dedup_max_entries,
             },
             filter: self.filter.clone(),
+            // A store error that may pass (locked, disk full, read-only) is retried until it
+            // does: the queues fill behind it and ingestion answers 429 — backpressure, not
+            // loss. Only errors that cannot pass, and the shutdown deadline, dead-letter.
+            retry: zen_pipeline::RetryPolicy {
+                max_attempts: u32::MAX,
+                ..zen_pipeline::RetryPolicy::default()
+            },
             ..zen_pipeline::PipelineConfig::default()
         }
     }
@@ -340,6 +347,11 @@ mod tests {
         assert_eq!(c.grace_period.0, Duration::from_secs(30), "defaults stand");
         assert_eq!(warnings, ["ignoring unknown environment variable ZEN_NOPE"]);
         assert_eq!(c.pipeline().batch.batch.max_size, 20);
+        assert_eq!(
+            c.pipeline().retry.max_attempts,
+            u32::MAX,
+            "store errors back up, never drop"
+        );
     }
 
     #[test]
