@@ -1,6 +1,8 @@
 //! Project automation, run as `cargo xtask <task>`. Tasks call cargo and other tools; they hold
 //! no product logic.
 
+mod loadgen;
+
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -15,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Send realistic mixed traffic to a zen-watcher on this machine and report what happened.
+    Loadgen(loadgen::LoadgenArgs),
     /// Run the criterion benchmarks (all crates, or the named ones) in release mode.
     ///
     /// Extra arguments after `--` go to criterion, e.g. `cargo xtask bench -p zen-model -- falco`.
@@ -30,6 +34,11 @@ enum Task {
 
 fn main() -> Result<()> {
     match Cli::parse().task {
+        Task::Loadgen(args) => {
+            let report = loadgen::run(&args)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
         Task::Bench {
             packages,
             criterion,
