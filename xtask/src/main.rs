@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <task>`. Tasks call cargo and other tools; they hold
 //! no product logic.
 
+mod e2e;
 mod loadgen;
 
 use std::process::Command;
@@ -19,10 +20,14 @@ struct Cli {
 enum Task {
     /// Send realistic mixed traffic to a zen-watcher on this machine and report what happened.
     Loadgen(loadgen::LoadgenArgs),
-    /// Run the criterion benchmarks (all crates, or the named ones) in release mode.
+    /// Run the criterion benchmarks (all crates, or the named ones) in release mode; or, as
+    /// `cargo xtask bench e2e`, the release daemon under load, recorded in docs/benchmarks.md.
     ///
     /// Extra arguments after `--` go to criterion, e.g. `cargo xtask bench -p zen-model -- falco`.
     Bench {
+        /// `e2e` for the end-to-end benchmark of the daemon.
+        #[arg(value_parser = ["e2e"])]
+        which: Option<String>,
         /// Benchmark only these packages.
         #[arg(short, long = "package")]
         packages: Vec<String>,
@@ -39,7 +44,9 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Task::Bench { which: Some(_), .. } => e2e::run(),
         Task::Bench {
+            which: None,
             packages,
             criterion,
         } => {

@@ -4,7 +4,8 @@
 //! `max_size` events ([`FlushReason::Size`], 15 by default), when its first event is `max_age`
 //! old ([`FlushReason::Age`], 100 ms by default, found by [`Batcher::poll`]), when all buffered
 //! events together reach `max_buffered` and it is the oldest batch ([`FlushReason::Limit`]), or
-//! at shutdown by [`Batcher::drain`] ([`FlushReason::Shutdown`]). Within a batch the most severe
+//! at shutdown by [`Batcher::drain`] ([`FlushReason::Shutdown`]), or when a submitter waits for
+//! its events ([`Batcher::flush_now`], [`FlushReason::Ack`]). Within a batch the most severe
 //! events come first; among equals, arrival order is kept.
 //!
 //! Every flush is counted by reason (`zen_watcher_batch_flushes_total{reason}`), and its size and
@@ -46,14 +47,17 @@ pub enum FlushReason {
     Age,
     Limit,
     Shutdown,
+    /// Asked for at once: a submitter waits for its events to be stored.
+    Ack,
 }
 
 impl FlushReason {
-    pub const ALL: [FlushReason; 4] = [
+    pub const ALL: [FlushReason; 5] = [
         FlushReason::Size,
         FlushReason::Age,
         FlushReason::Limit,
         FlushReason::Shutdown,
+        FlushReason::Ack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,7 @@ impl FlushReason {
             FlushReason::Age => "age",
             FlushReason::Limit => "limit",
             FlushReason::Shutdown => "shutdown",
+            FlushReason::Ack => "ack",
         }
     }
 }
@@ -101,7 +106,7 @@ struct Open<T> {
 
 /// Metric handles, registered once so that a flush costs no registry lookup.
 struct Recorders {
-    flushes: [metrics::Counter; 4],
+    flushes: [metrics::Counter; 5],
     size: metrics::Histogram,
     latency: metrics::Histogram,
 }
@@ -197,6 +202,11 @@ impl<T: Prioritized> Batcher<T> {
             .values()
             .map(|o| o.opened + self.config.max_age)
             .min()
+    }
+
+    /// The open batch of `source` at once, if there is one (for a submitter waiting on it).
+    pub fn flush_now(&mut self, now: Instant, source: &str) -> Option<Batch<T>> {
+        self.flush(now, source, FlushReason::Ack)
     }
 
     /// Everything left, for shutdown.

@@ -123,6 +123,7 @@ fn flushes_are_counted_by_reason_and_sizes_recorded() {
         (FlushReason::Age, 1),
         (FlushReason::Limit, 0),
         (FlushReason::Shutdown, 1),
+        (FlushReason::Ack, 0),
     ]
     .map(|(r, n)| (r.as_str().to_owned(), n))
     .into();

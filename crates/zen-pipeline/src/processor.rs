@@ -141,6 +141,7 @@ impl Processor {
         out: &mut Vec<Output>,
     ) {
         let mut tally = Tally::default();
+        let mut flush_sources: Vec<Source> = Vec::new();
         let mut memo: Option<(Source, Arc<Snapshot<SourceSettings>>)> = None;
         for event in events {
             *tally
@@ -224,6 +225,9 @@ impl Processor {
                     *tally.duplicates.entry(event.source.clone()).or_default() += 1;
                 }
                 Ok(()) => {
+                    if ack.is_some() && !flush_sources.contains(&event.source) {
+                        flush_sources.push(event.source.clone());
+                    }
                     let item = Tracked {
                         event,
                         received,
@@ -237,6 +241,16 @@ impl Processor {
             }
         }
         self.account(tally);
+        // A submitter waits on these events: write what they left in open batches now, not
+        // when the batch comes of age.
+        if let (Some(_), Some(batcher)) = (ack, &mut self.batcher) {
+            out.extend(
+                flush_sources
+                    .iter()
+                    .filter_map(|s| batcher.flush_now(now, s))
+                    .map(Output::Batch),
+            );
+        }
     }
 
     /// Batches whose age is up at `now`.

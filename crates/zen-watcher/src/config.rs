@@ -115,7 +115,9 @@ impl Default for PipelineSection {
     fn default() -> Self {
         let p = zen_pipeline::PipelineConfig::default();
         PipelineSection {
-            queue_capacity: p.queue_capacity,
+            // Submissions, not events: 256 requests of 100 events hold ~25,000 events in memory.
+            // Past that, ingestion answers 429 and the client waits: memory stays bounded.
+            queue_capacity: 256,
             normalizers: p.normalizers,
             order: Order::Auto,
             cache_enabled: p.cache.enabled,

@@ -1,0 +1,241 @@
+//! `cargo xtask bench e2e`: the release daemon under load on this machine, load generator
+//! included, measured from outside (its own counters, `/proc`) and recorded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::loadgen::{self, LoadgenArgs, Report};
+
+#[derive(Debug, Serialize)]
+struct Scenario {
+    name: String,
+    load: Report,
+    /// Events with an outcome (written, filtered, deduplicated) per second, from the first
+    /// request until the daemon's queues were empty.
+    committed_per_second: f64,
+    cpu_seconds: f64,
+    rss_mb_after: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct E2eReport {
+    idle_rss_mb: f64,
+    peak_rss_mb: f64,
+    scenarios: Vec<Scenario>,
+}
+
+fn get(addr: SocketAddr, path: &str) -> Result<Value> {
+    let mut s = TcpStream::connect(addr)?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    Ok(serde_json::from_str(body)?)
+}
+
+/// Resident and peak resident memory (MB) and CPU seconds of a process, from `/proc`.
+fn proc_figures(pid: u32) -> Result<(f64, f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name and state.
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    Ok((kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0, cpu))
+}
+
+fn start(binary: &Path, data: &Path) -> Result<(Child, SocketAddr)> {
+    let mut child = Command::new(binary)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("RUST_LOG", "warn,zen_watcher=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let mut lines = BufReader::new(child.stderr.take().context("daemon stderr")?).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else {
+            bail!("the daemon exited before listening")
+        };
+        let line: Value = serde_json::from_str(&line?).unwrap_or_default();
+        if let Some(listen) = line["listen"].as_str() {
+            break listen.parse()?;
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok((child, addr))
+}
+
+fn settled(addr: SocketAddr) -> Result<u64> {
+    let stats = get(addr, "/api/v1/stats")?;
+    let p = &stats["pipeline"];
+    let n = |k: &str| p[k].as_u64().unwrap_or(0);
+    Ok(n("written") + n("filtered") + n("deduplicated") + n("dead_lettered"))
+}
+
+fn scenario(name: &str, daemon: &Child, addr: SocketAddr, args: LoadgenArgs) -> Result<Scenario> {
+    let pid = daemon.id();
+    let (_, _, cpu_before) = proc_figures(pid)?;
+    let before = settled(addr)?;
+    let started = Instant::now();
+    let load = loadgen::run(&args)?;
+    // Wait until everything accepted has an outcome.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let target = before + load.events_accepted;
+    while settled(addr)? < target && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let committed = settled(addr)? - before;
+    let seconds = started.elapsed().as_secs_f64();
+    let (rss, _, cpu_after) = proc_figures(pid)?;
+    println!("{name}: {}", serde_json::to_string(&load)?);
+    Ok(Scenario {
+        name: name.to_owned(),
+        committed_per_second: committed as f64 / seconds,
+        cpu_seconds: cpu_after - cpu_before,
+        rss_mb_after: rss,
+        load,
+    })
+}
+
+pub(crate) fn run() -> Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "zen-watcher"])
+        .status()?;
+    if !status.success() {
+        bail!("building the daemon failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| Path::new("target").to_owned(), Into::into);
+    let binary = target.join("release/zen-watcher");
+    let data = std::env::temp_dir().join(format!("zen-e2e-{}", std::process::id()));
+    let (mut daemon, addr) = start(&binary, &data)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (idle_rss, _, _) = proc_figures(daemon.id())?;
+    let url = format!("http://{addr}");
+    let base = LoadgenArgs {
+        url,
+        connections: 4,
+        batch: 100,
+        rate: 0,
+        count: 300_000,
+        duration: 60,
+        ack: None,
+        token: None,
+    };
+    let scenarios = vec![
+        scenario("batches of 100, flat out", &daemon, addr, base.clone())?,
+        scenario(
+            "single events, flat out",
+            &daemon,
+            addr,
+            LoadgenArgs {
+                batch: 1,
+                connections: 8,
+                count: 40_000,
+                ..base.clone()
+            },
+        )?,
+        scenario(
+            "10,000 events/s in batches of 100, ack=commit",
+            &daemon,
+            addr,
+            LoadgenArgs {
+                rate: 10_000,
+                count: 100_000,
+                ack: Some("commit".to_owned()),
+                ..base.clone()
+            },
+        )?,
+    ];
+    let (_, peak_rss, _) = proc_figures(daemon.id())?;
+    Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()?;
+    let exit = daemon.wait()?;
+    let _ = std::fs::remove_dir_all(&data);
+    if !exit.success() {
+        bail!("the daemon did not stop cleanly: {exit}");
+    }
+    let report = E2eReport {
+        idle_rss_mb: idle_rss,
+        peak_rss_mb: peak_rss,
+        scenarios,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    let out = target.join("e2e-report.json");
+    std::fs::write(&out, &json)?;
+    println!("{json}\nreport written to {}", out.display());
+    append_row(&report)
+}
+
+/// Adds this run's figures to docs/benchmarks.md.
+fn append_row(r: &E2eReport) -> Result<()> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+    let mut doc = std::fs::read_to_string(&path)?;
+    const HEADING: &str = "## End to end (the daemon)";
+    if !doc.contains(HEADING) {
+        doc.push_str(&format!(
+            "\n{HEADING}\n\nCommand: `cargo xtask bench e2e` (`xtask/src/e2e.rs`): the release daemon on loopback with \
+             default settings, the load generator (`cargo xtask loadgen`) on the same 2 cores. \"Accepted\" is what the \
+             daemon answered 2xx for; \"settled\" counts events with an outcome (written, filtered, deduplicated) from the \
+             first request until its queues were empty. One row per scenario per run.\n\n\
+             | run | scenario | accepted events/s | settled events/s | requests/s | ack p50 / p99 ms | daemon CPU s | RSS idle / peak MB |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|\n"
+        ));
+    }
+    let day = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
+    for s in &r.scenarios {
+        doc.push_str(&format!(
+            "| {day} | {} | {:.0} | {:.0} | {:.0} | {:.2} / {:.2} | {:.1} | {:.1} / {:.1} |\n",
+            s.name,
+            s.load.events_per_second,
+            s.committed_per_second,
+            s.load.requests as f64 / s.load.seconds,
+            s.load.latency_ms.p50,
+            s.load.latency_ms.p99,
+            s.cpu_seconds,
+            r.idle_rss_mb,
+            r.peak_rss_mb
+        ));
+    }
+    std::fs::write(&path, doc)?;
+    Ok(())
+}
