@@ -27,27 +27,7 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> u16 {
 #[test]
 fn sigterm_drains_and_nothing_accepted_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("ZEN_MAX_BATCH_SIZE", "7")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr: SocketAddr = loop {
-        let line: Value = serde_json::from_str(&logs.next().unwrap().unwrap()).unwrap();
-        if let Some(listen) = line["listen"].as_str() {
-            break listen.parse().unwrap();
-        }
-    };
+    let (mut child, addr, logs) = start(dir.path(), &[("ZEN_MAX_BATCH_SIZE", "7")]);
 
     // 40 requests of 25 alerts: 100 distinct findings, each seen 10 times; a tenth at debug level.
     let mut accepted = 0;
@@ -136,7 +116,12 @@ fn config_check_and_print() {
     assert!(printed.contains("max_batch_age: 250ms"), "{printed}");
 }
 
-fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, SocketAddr) {
+/// The daemon's JSON log lines, read as they come.
+type Logs = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// Starts the daemon on an ephemeral loopback port; returns it, its address and its logs (read
+/// them, or drop them to a thread, so it never blocks on a full pipe).
+fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, SocketAddr, Logs) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
         .args([
             "--listen",
@@ -158,9 +143,7 @@ fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, S
             break listen.parse().unwrap();
         }
     };
-    // Keep reading the logs so the daemon never blocks on a full pipe.
-    std::thread::spawn(move || logs.for_each(drop));
-    (child, addr)
+    (child, addr, logs)
 }
 
 /// Like `post`, but `None` when the daemon is gone.
@@ -182,10 +165,11 @@ fn try_post(addr: SocketAddr, path: &str, body: &str) -> Option<u16> {
 fn with_ack_commit_every_acknowledged_event_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     // A lone sequential client waits out the batch age on every request; keep it short here.
-    let (mut child, addr) = start(
+    let (mut child, addr, logs) = start(
         dir.path(),
         &[("ZEN_ACK", "commit"), ("ZEN_MAX_BATCH_AGE", "5ms")],
     );
+    std::thread::spawn(move || logs.for_each(drop));
     let client = std::thread::spawn(move || {
         let mut acknowledged = Vec::new();
         for request in 0.. {
