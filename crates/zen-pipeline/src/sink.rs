@@ -64,6 +64,9 @@ pub(crate) enum Job {
     Duplicates(Vec<DuplicateUpdate>),
 }
 
+/// The most events gathered into one write.
+const MAX_WRITE: usize = 1_000;
+
 pub(crate) struct SinkRunner {
     pub(crate) sink: Box<dyn Sink>,
     pub(crate) retry: RetryPolicy,
@@ -76,9 +79,34 @@ pub(crate) struct SinkRunner {
 
 impl SinkRunner {
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
-        for job in jobs {
+        let mut next: Option<Job> = None;
+        loop {
+            let job = match next.take() {
+                Some(job) => job,
+                None => match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
             match job {
-                Job::Output(Output::Batch(batch)) => self.write(&batch.source, batch.items),
+                Job::Output(Output::Batch(mut batch)) => {
+                    // Batches of the same source already waiting go in the same write — one
+                    // transaction — so a backed-up sink catches up with fewer commits. An idle
+                    // one writes each batch as it comes.
+                    while batch.items.len() < MAX_WRITE {
+                        match jobs.try_recv() {
+                            Ok(Job::Output(Output::Batch(more))) if more.source == batch.source => {
+                                batch.items.extend(more.items);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.write(&batch.source, batch.items);
+                }
                 Job::Output(Output::Rejected {
                     source,
                     events,

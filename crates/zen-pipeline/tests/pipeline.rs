@@ -54,6 +54,8 @@ struct Recording {
     refuse: Option<&'static str>,
     /// Block writes until set to 0.
     hold: Arc<AtomicU64>,
+    /// Events per successful write, in order.
+    write_sizes: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Sink for Recording {
@@ -78,6 +80,7 @@ impl Sink for Recording {
             });
         }
         self.written.lock().unwrap().extend_from_slice(events);
+        self.write_sizes.lock().unwrap().push(events.len());
         Ok(())
     }
     fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
@@ -425,4 +428,32 @@ fn an_acknowledged_submission_hears_back_once_every_event_has_an_outcome() {
         }
     );
     p.shutdown(soon());
+}
+
+#[test]
+fn a_backed_up_sink_gathers_waiting_batches_into_one_write() {
+    let sink = Recording::default();
+    sink.hold.store(1, Ordering::SeqCst);
+    let p = start(PipelineConfig::default(), sink.clone());
+    for round in 0..10u128 {
+        let batch: Vec<Event> = events(15, 15)
+            .into_iter()
+            .map(|mut e| {
+                e.fingerprint.0 ^= round << 64;
+                e
+            })
+            .collect();
+        p.try_submit(Submission::Events(batch)).unwrap();
+    }
+    // Let the batches reach the sink's queue behind the held write.
+    std::thread::sleep(Duration::from_millis(200));
+    sink.hold.store(0, Ordering::SeqCst);
+    let c = p.shutdown(soon()).counts;
+    assert_eq!(c.written, 150);
+    let sizes = sink.write_sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 150);
+    assert!(
+        sizes.len() < 10 && sizes.iter().any(|&n| n > 15),
+        "batches of 15 were gathered: {sizes:?}"
+    );
 }
