@@ -222,20 +222,34 @@ fn append_row(r: &E2eReport) -> Result<()> {
         .arg("+%Y-%m-%d")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
-    for s in &r.scenarios {
-        doc.push_str(&format!(
-            "| {day} | {} | {:.0} | {:.0} | {:.0} | {:.2} / {:.2} | {:.1} | {:.1} / {:.1} |\n",
-            s.name,
-            s.load.events_per_second,
-            s.committed_per_second,
-            s.load.requests as f64 / s.load.seconds,
-            s.load.latency_ms.p50,
-            s.load.latency_ms.p99,
-            s.cpu_seconds,
-            r.idle_rss_mb,
-            r.peak_rss_mb
-        ));
+    let rows: String = r
+        .scenarios
+        .iter()
+        .map(|s| {
+            format!(
+                "| {day} | {} | {:.0} | {:.0} | {:.0} | {:.2} / {:.2} | {:.1} | {:.1} / {:.1} |\n",
+                s.name,
+                s.load.events_per_second,
+                s.committed_per_second,
+                s.load.requests as f64 / s.load.seconds,
+                s.load.latency_ms.p50,
+                s.load.latency_ms.p99,
+                s.cpu_seconds,
+                r.idle_rss_mb,
+                r.peak_rss_mb
+            )
+        })
+        .collect();
+    // The rows go at the end of the section's table, whatever text follows it.
+    let table = doc.find("| run | scenario").unwrap_or(doc.len());
+    let mut end = table;
+    for line in doc[table..].split_inclusive('\n') {
+        if !line.starts_with('|') {
+            break;
+        }
+        end += line.len();
     }
+    doc.insert_str(end, &rows);
     std::fs::write(&path, doc)?;
     Ok(())
 }
