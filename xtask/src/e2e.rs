@@ -240,7 +240,13 @@ fn append_row(r: &E2eReport) -> Result<()> {
             )
         })
         .collect();
-    // The rows go at the end of the section's table, whatever text follows it.
+    insert_rows(&mut doc, &rows);
+    std::fs::write(&path, doc)?;
+    Ok(())
+}
+
+/// Puts `rows` at the end of the results table, whatever text follows it.
+fn insert_rows(doc: &mut String, rows: &str) {
     let table = doc.find("| run | scenario").unwrap_or(doc.len());
     let mut end = table;
     for line in doc[table..].split_inclusive('\n') {
@@ -249,7 +255,24 @@ fn append_row(r: &E2eReport) -> Result<()> {
         }
         end += line.len();
     }
-    doc.insert_str(end, &rows);
-    std::fs::write(&path, doc)?;
-    Ok(())
+    doc.insert_str(end, rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_land_at_the_end_of_the_table() {
+        let mut doc =
+            "## E\n\ntext\n\n| run | scenario |\n|---|---|\n| 1 | a |\n\nafter\n".to_owned();
+        insert_rows(&mut doc, "| 2 | b |\n");
+        assert_eq!(
+            doc,
+            "## E\n\ntext\n\n| run | scenario |\n|---|---|\n| 1 | a |\n| 2 | b |\n\nafter\n"
+        );
+        let mut at_end = "| run | scenario |\n|---|---|\n".to_owned();
+        insert_rows(&mut at_end, "| 1 | a |\n");
+        assert!(at_end.ends_with("| 1 | a |\n"));
+    }
 }
