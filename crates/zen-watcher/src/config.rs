@@ -151,32 +151,45 @@ impl Default for DaemonConfig {
     }
 }
 
-/// The environment variables read, and the configuration key each sets.
-pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
-    ("ZEN_LISTEN", "listen"),
-    ("ZEN_DATA_DIR", "data_dir"),
-    ("ZEN_LOG_FORMAT", "log_format"),
-    ("ZEN_TOKEN", "token"),
-    ("ZEN_BODY_LIMIT", "body_limit"),
-    ("ZEN_ACK", "ack"),
-    ("ZEN_RETENTION", "retention"),
-    ("ZEN_GRACE_PERIOD", "grace_period"),
-    ("ZEN_QUEUE_CAPACITY", "pipeline.queue_capacity"),
-    ("ZEN_CACHE_ENABLED", "pipeline.cache_enabled"),
-    ("ZEN_CACHE_TTL", "pipeline.cache_ttl"),
-    ("ZEN_BATCH_ENABLED", "pipeline.batch_enabled"),
-    ("ZEN_MAX_BATCH_SIZE", "pipeline.max_batch_size"),
-    ("ZEN_MAX_BATCH_AGE", "pipeline.max_batch_age"),
-    ("ZEN_DEDUP_WINDOW", "pipeline.dedup_window"),
+/// How an environment variable's text becomes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Kept as written: tokens, paths, addresses, durations, names.
+    Text,
+    /// Read as YAML: numbers and booleans.
+    Typed,
+}
+
+/// The environment variables read, the configuration key each sets, and how it is read.
+const ENVIRONMENT: &[(&str, &str, Kind)] = &[
+    ("ZEN_LISTEN", "listen", Kind::Text),
+    ("ZEN_DATA_DIR", "data_dir", Kind::Text),
+    ("ZEN_LOG_FORMAT", "log_format", Kind::Text),
+    ("ZEN_TOKEN", "token", Kind::Text),
+    ("ZEN_BODY_LIMIT", "body_limit", Kind::Typed),
+    ("ZEN_ACK", "ack", Kind::Text),
+    ("ZEN_RETENTION", "retention", Kind::Text),
+    ("ZEN_GRACE_PERIOD", "grace_period", Kind::Text),
+    ("ZEN_QUEUE_CAPACITY", "pipeline.queue_capacity", Kind::Typed),
+    ("ZEN_CACHE_ENABLED", "pipeline.cache_enabled", Kind::Typed),
+    ("ZEN_CACHE_TTL", "pipeline.cache_ttl", Kind::Text),
+    ("ZEN_BATCH_ENABLED", "pipeline.batch_enabled", Kind::Typed),
+    ("ZEN_MAX_BATCH_SIZE", "pipeline.max_batch_size", Kind::Typed),
+    ("ZEN_MAX_BATCH_AGE", "pipeline.max_batch_age", Kind::Text),
+    ("ZEN_DEDUP_WINDOW", "pipeline.dedup_window", Kind::Text),
 ];
 
 /// Variables of the `ZEN_` family that are not configuration (the test harness's).
 const NOT_CONFIGURATION: &[&str] = &["ZEN_REQUIRE_EXTERNAL"];
 
-/// Sets `key` (dotted) in a YAML tree to `value`, read as YAML so numbers and booleans type.
-fn set(tree: &mut serde_yaml_ng::Value, key: &str, value: &str) {
-    let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(value)
-        .unwrap_or_else(|_| serde_yaml_ng::Value::String(value.to_owned()));
+/// Sets `key` (dotted) in a YAML tree to `value`: as written for text, read as YAML for
+/// numbers and booleans (a token `12345` stays a string; `ZEN_MAX_BATCH_SIZE=20` is a number).
+fn set(tree: &mut serde_yaml_ng::Value, key: &str, value: &str, kind: Kind) {
+    let text = || serde_yaml_ng::Value::String(value.to_owned());
+    let value = match kind {
+        Kind::Text => text(),
+        Kind::Typed => serde_yaml_ng::from_str(value).unwrap_or_else(|_| text()),
+    };
     let mut at = tree;
     for part in key.split('.') {
         if !at.is_mapping() {
@@ -187,11 +200,7 @@ fn set(tree: &mut serde_yaml_ng::Value, key: &str, value: &str) {
             .unwrap_or_else(|| unreachable!("made a mapping above"));
         at = map.entry(part.into()).or_insert(serde_yaml_ng::Value::Null);
     }
-    // Strings stay strings where a duration or an address is meant.
-    *at = match parsed {
-        serde_yaml_ng::Value::Null => serde_yaml_ng::Value::String(value.to_owned()),
-        other => other,
-    };
+    *at = value;
 }
 
 /// Reads the configuration: the file (if any), then `env` (name → value), then `overrides`
@@ -220,13 +229,14 @@ pub(crate) fn load(
         if !name.starts_with("ZEN_") || NOT_CONFIGURATION.contains(&name.as_str()) {
             continue;
         }
-        match ENVIRONMENT.iter().find(|(n, _)| *n == name) {
-            Some((_, key)) => set(&mut tree, key, &value),
+        match ENVIRONMENT.iter().find(|(n, _, _)| *n == name) {
+            Some((_, key, kind)) => set(&mut tree, key, &value, *kind),
             None => warnings.push(format!("ignoring unknown environment variable {name}")),
         }
     }
+    // Flags set text: addresses, paths, names.
     for (key, value) in overrides {
-        set(&mut tree, key, value);
+        set(&mut tree, key, value, Kind::Text);
     }
     let config: DaemonConfig =
         serde_yaml_ng::from_value(tree).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -386,6 +396,18 @@ mod tests {
             load(None, env(&[("ZEN_LISTEN", "not an address")]), &[]).unwrap_err()
         );
         assert!(err.contains("invalid socket address"), "{err}");
+    }
+
+    #[test]
+    fn text_settings_stay_text_whatever_they_look_like() {
+        let (c, _) = load(
+            None,
+            env(&[("ZEN_TOKEN", "12345"), ("ZEN_DATA_DIR", "true")]),
+            &[("data_dir", "2024".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(c.token.as_deref(), Some("12345"));
+        assert_eq!(c.data_dir, PathBuf::from("2024"));
     }
 
     #[test]
