@@ -150,14 +150,13 @@ impl Pipeline {
         threads.push(spawn("zen-process", move || {
             process_loop(processor, &chunk_rx, &job_tx, &submit_rx, flush_every)
         }));
-        let runner = sink::SinkRunner {
+        let runner = sink::SinkRunner::new(
             sink,
-            retry: config.retry.clone(),
-            dead_letters: dead_tx,
-            stats: stats.clone(),
-            deadline: deadline.clone(),
-            jitter: 0x9E37_79B9_7F4A_7C15,
-        };
+            config.retry.clone(),
+            dead_tx,
+            stats.clone(),
+            deadline.clone(),
+        );
         threads.push(spawn("zen-sink", move || runner.run(job_rx)));
         Ok(Pipeline {
             submissions: Some(submit_tx),

@@ -1,6 +1,7 @@
 //! Where batches go: the [`Sink`] trait, and the loop that writes to it with retries, backoff and
 //! a bounded dead-letter hand-off.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -68,16 +69,42 @@ pub(crate) enum Job {
 const MAX_WRITE: usize = 1_000;
 
 pub(crate) struct SinkRunner {
-    pub(crate) sink: Box<dyn Sink>,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) dead_letters: Sender<DeadLetter>,
-    pub(crate) stats: Arc<Stats>,
+    sink: Box<dyn Sink>,
+    retry: RetryPolicy,
+    dead_letters: Sender<DeadLetter>,
+    stats: Arc<Stats>,
     /// Set at shutdown: no retry may wait past it.
-    pub(crate) deadline: Arc<OnceLock<Instant>>,
-    pub(crate) jitter: u64,
+    deadline: Arc<OnceLock<Instant>>,
+    jitter: u64,
+    /// Metric handles, registered once: per-event time in the sink, from receipt to commit, and
+    /// Observations created per source (on first use).
+    sink_stage: metrics::Histogram,
+    total_stage: metrics::Histogram,
+    created: HashMap<String, metrics::Counter>,
 }
 
 impl SinkRunner {
+    pub(crate) fn new(
+        sink: Box<dyn Sink>,
+        retry: RetryPolicy,
+        dead_letters: Sender<DeadLetter>,
+        stats: Arc<Stats>,
+        deadline: Arc<OnceLock<Instant>>,
+    ) -> Self {
+        let stage = |s: &'static str| metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => s);
+        SinkRunner {
+            sink,
+            retry,
+            dead_letters,
+            stats,
+            deadline,
+            jitter: 0x9E37_79B9_7F4A_7C15,
+            sink_stage: stage("sink"),
+            total_stage: stage("total"),
+            created: HashMap::new(),
+        }
+    }
+
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
         let mut next: Option<Job> = None;
         loop {
@@ -157,13 +184,19 @@ impl SinkRunner {
             Ok(()) => {
                 let done = Instant::now();
                 self.stats.written.fetch_add(n, Relaxed);
-                let sink = self.sink.name().to_owned();
-                metrics::counter!("zen_watcher_observations_created_total", "source" => source.to_owned(), "sink" => sink).increment(n);
+                let sink = self.sink.name();
+                self.created
+                    .entry(source.to_owned())
+                    .or_insert_with(|| {
+                        let (source, sink) = (source.to_owned(), sink.to_owned());
+                        metrics::counter!("zen_watcher_observations_created_total", "source" => source, "sink" => sink)
+                    })
+                    .increment(n);
                 let per_event = done.duration_since(started).as_secs_f64() / n.max(1) as f64;
-                metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "sink").record_many(per_event, n as usize);
-                let total = metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "total");
+                self.sink_stage.record_many(per_event, n as usize);
                 for (received, ack) in tails {
-                    total.record(done.duration_since(received).as_secs_f64());
+                    self.total_stage
+                        .record(done.duration_since(received).as_secs_f64());
                     if let Some(a) = ack {
                         a.resolve(1, false);
                     }

@@ -271,14 +271,10 @@ async fn ingest(
         node: params.node,
     };
     let normalizer = s.normalizer.clone();
+    // Large payloads (as decoded; chunked bodies carry no length) are read off the IO threads.
+    let large = body.len() > 64 << 10;
     let read = move || normalizer.normalize_text(format, syntax, &body, &ctx);
-    // Large payloads are read off the IO threads.
-    let outcome = if headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .unwrap_or(0)
-        > 64 << 10
-    {
+    let outcome = if large {
         match tokio::task::spawn_blocking(read).await {
             Ok(outcome) => outcome,
             Err(e) => {

@@ -1,7 +1,7 @@
 //! The embedded store of Observations: SQLite (bundled, nothing to install) in WAL mode.
 //!
 //! [`open`] migrates the database to the current schema and returns two halves: the
-//! [`SqliteSink`], the one writer — it is the pipeline's [`Sink`], writing each batch in one
+//! [`SqliteSink`], the one writer — it is the pipeline's [`Sink`], writing each call in one
 //! transaction and adding duplicate counts to the kept Observation (`count`, `last_seen`) instead
 //! of adding rows — and the [`Store`], which reads (filtered, keyset-paginated lists; one
 //! Observation; counts by source and severity) on connections of its own, alongside the writer,
