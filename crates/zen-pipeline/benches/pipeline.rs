@@ -200,7 +200,8 @@ fn bench(c: &mut Criterion) {
     // process of its own (`cargo xtask bench -p zen-pipeline -- 'metrics/no recorder$'`, then
     // `-- 'metrics/prometheus'`): run after one another, later runs are slower for reasons of
     // heap state alone, which the third case shows.
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    // The daemon's own recorder: the catalog's buckets for every histogram.
+    let recorder = zen_export::recorder().expect("the catalog's buckets are valid");
     let handle = recorder.handle();
     let mut m = c.benchmark_group("metrics");
     m.throughput(Throughput::Elements(N as u64));

@@ -16,8 +16,8 @@
 //! Accounting: every event received ends written, filtered (with a reason), deduplicated, or
 //! dead-lettered — [`Counts`] says how many of each, and after [`Pipeline::shutdown`] they add up.
 //!
-//! Stage timings go to `zen_watcher_event_processing_duration_seconds{stage}` (`normalize`,
-//! `process`, `sink`, and `total` from receipt to commit); queue depth and capacity to
+//! Stage timings go to `zen_watcher_event_processing_duration_seconds{stage, source}`
+//! (`normalize`, `process`, `sink`, and `total` from receipt to commit); queue depth and capacity to
 //! `zen_watcher_queue_depth{queue}` and `zen_watcher_queue_capacity{queue}`.
 
 mod ack;
@@ -26,6 +26,7 @@ mod processor;
 mod settings;
 mod sink;
 mod stats;
+mod timing;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
@@ -41,15 +42,8 @@ pub use config::{BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, 
 pub use processor::{Output, Processor, Tracked};
 pub use settings::{SettingsLoader, SourceSettings};
 pub use sink::{DeadLetter, NullSink, Sink, SinkError};
-pub use stats::Counts;
-
-/// Buckets (seconds) of `zen_watcher_event_processing_duration_seconds`: fine below 10 ms where
-/// the pipeline lives, and every SLO threshold (50, 75, 100 and 200 ms) as a bucket edge, so
-/// "share of events under the threshold" is exact. The exporter must use these (histograms,
-/// never summaries).
-pub const PROCESSING_DURATION_BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0,
-];
+pub use stats::{Counts, Ratios};
+pub use timing::record_normalize;
 
 /// Work submitted to the pipeline.
 #[derive(Debug)]
@@ -190,6 +184,17 @@ impl Pipeline {
         self.stats.read()
     }
 
+    /// Sets `zen_watcher_pipeline_efficiency_ratio`, `zen_watcher_filter_effectiveness_ratio`
+    /// and `zen_watcher_deduplication_ratio` from [`Counts::ratios`] (left unset before the first
+    /// event). Called before each scrape.
+    pub fn publish_ratios(&self) {
+        if let Some(r) = self.counts().ratios() {
+            metrics::gauge!("zen_watcher_pipeline_efficiency_ratio").set(r.efficiency);
+            metrics::gauge!("zen_watcher_filter_effectiveness_ratio").set(r.filtered);
+            metrics::gauge!("zen_watcher_deduplication_ratio").set(r.deduplicated);
+        }
+    }
+
     /// Batches the sink would not take; read them to keep them (the hand-off is bounded).
     pub fn dead_letters(&self) -> &Receiver<DeadLetter> {
         &self.dead_letters
@@ -233,7 +238,7 @@ fn normalize_loop(
     normalizer: &Normalizer,
     stats: &stats::Stats,
 ) {
-    let stage = metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "normalize");
+    let mut stage = timing::StageTimer::new("normalize");
     for (submission, received) in rx {
         let (events, ack) = match submission {
             Submission::Events(events) => (events, None),
@@ -249,8 +254,7 @@ fn normalize_loop(
                             metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse")
                                 .increment(out.errors.len() as u64);
                         }
-                        let n = out.events.len().max(1);
-                        stage.record_many(started.elapsed().as_secs_f64() / n as f64, n);
+                        stage.record_shared(format.as_str(), started.elapsed(), out.events.len());
                         (out.events, None)
                     }
                     Err(_) => {
@@ -274,8 +278,7 @@ fn process_loop(
     queue: &Receiver<(Submission, Instant)>,
     flush_every: Duration,
 ) {
-    let stage =
-        metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => "process");
+    let mut stage = timing::StageTimer::new("process");
     let depth = metrics::gauge!("zen_watcher_queue_depth", "queue" => "submissions");
     let mut out = Vec::new();
     let mut next_flush = Instant::now() + flush_every;
@@ -287,9 +290,13 @@ fn process_loop(
         let now = Instant::now();
         match received {
             Ok((events, received, ack)) => {
+                // A chunk comes from one payload: its first event names its source.
                 let n = events.len();
+                let source = events.first().map(|e| e.source.clone());
                 processor.process_acked(now, events, received, ack.as_ref(), &mut out);
-                stage.record_many(now.elapsed().as_secs_f64() / n.max(1) as f64, n);
+                if let Some(source) = source {
+                    stage.record_shared(&source, now.elapsed(), n);
+                }
                 depth.set(queue.len() as f64);
             }
             Err(RecvTimeoutError::Timeout) => {}

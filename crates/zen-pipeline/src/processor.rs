@@ -2,7 +2,7 @@
 //! order. The pipeline runs it on its own thread; benchmarks run it directly on one core.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,12 +58,19 @@ const HYSTERESIS: f64 = 0.10;
 
 type Source = Cow<'static, str>;
 
+/// Namespaces that get a label value of their own in `zen_watcher_events_total`; the rest count
+/// as [`OTHER_NAMESPACE`], so a flood of namespaces cannot flood Prometheus.
+const MAX_NAMESPACES: usize = 200;
+const OTHER_NAMESPACE: &str = "_other";
+
 /// Counts gathered over one call, turned into metrics and shared stats at its end. Keys are the
 /// events' own source names: borrowed constants for the built-in formats, so counting allocates
 /// nothing.
 #[derive(Default)]
 struct Tally {
-    received: HashMap<(Source, Severity), u64>,
+    /// By source and severity, then namespace (looked up by `&str`, so a namespace already
+    /// counted costs no allocation).
+    received: HashMap<(Source, Severity), HashMap<String, u64>>,
     filtered: HashMap<(Source, DropReason), u64>,
     duplicates: HashMap<Source, u64>,
     rejected: u64,
@@ -72,7 +79,9 @@ struct Tally {
 /// Counter handles by label values, registered on first use.
 #[derive(Default)]
 struct Handles {
-    received: HashMap<(Source, Severity), metrics::Counter>,
+    received: HashMap<(Source, Severity, String), metrics::Counter>,
+    /// Namespaces given a label of their own; past [`MAX_NAMESPACES`], others count as `_other`.
+    namespaces: HashSet<String>,
     filtered: HashMap<(Source, DropReason), metrics::Counter>,
     duplicates: HashMap<Source, metrics::Counter>,
 }
@@ -144,10 +153,17 @@ impl Processor {
         let mut flush_sources: Vec<Source> = Vec::new();
         let mut memo: Option<(Source, Arc<Snapshot<SourceSettings>>)> = None;
         for event in events {
-            *tally
+            let by_namespace = tally
                 .received
                 .entry((event.source.clone(), event.severity))
-                .or_default() += 1;
+                .or_default();
+            let namespace = event.namespace.as_deref().unwrap_or("");
+            match by_namespace.get_mut(namespace) {
+                Some(n) => *n += 1,
+                None => {
+                    by_namespace.insert(namespace.to_owned(), 1);
+                }
+            }
             // Events of one chunk mostly share a source: with the cache on, look its settings up
             // once per chunk. With it off, every event loads them, as the seed system did.
             let cached = memo
@@ -340,9 +356,8 @@ impl Processor {
     fn account(&mut self, tally: Tally) {
         use std::sync::atomic::Ordering::Relaxed;
         let sum = |it: &mut dyn Iterator<Item = &u64>| it.sum::<u64>();
-        self.stats
-            .received
-            .fetch_add(sum(&mut tally.received.values()), Relaxed);
+        let received: u64 = tally.received.values().flat_map(|m| m.values()).sum();
+        self.stats.received.fetch_add(received, Relaxed);
         self.stats
             .filtered
             .fetch_add(sum(&mut tally.filtered.values()), Relaxed);
@@ -351,11 +366,21 @@ impl Processor {
             .fetch_add(sum(&mut tally.duplicates.values()), Relaxed);
         self.stats.dead_lettered.fetch_add(tally.rejected, Relaxed);
         let h = &mut self.handles;
-        for ((source, severity), n) in tally.received {
-            h.received
-                .entry((source.clone(), severity))
-                .or_insert_with(|| metrics::counter!("zen_watcher_events_total", "source" => source.into_owned(), "severity" => severity.as_str()))
-                .increment(n);
+        for ((source, severity), by_namespace) in tally.received {
+            for (namespace, n) in by_namespace {
+                let namespace = if h.namespaces.contains(&namespace) {
+                    namespace
+                } else if h.namespaces.len() < MAX_NAMESPACES {
+                    h.namespaces.insert(namespace.clone());
+                    namespace
+                } else {
+                    OTHER_NAMESPACE.to_owned()
+                };
+                h.received
+                    .entry((source.clone(), severity, namespace))
+                    .or_insert_with_key(|(source, severity, namespace)| metrics::counter!("zen_watcher_events_total", "source" => source.to_string(), "severity" => severity.as_str(), "namespace" => namespace.clone()))
+                    .increment(n);
+            }
         }
         for ((source, reason), n) in tally.filtered {
             self.stats.filtered_by_reason[crate::stats::reason_index(reason)].fetch_add(n, Relaxed);

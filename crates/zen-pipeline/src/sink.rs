@@ -13,6 +13,7 @@ use zen_model::Event;
 use crate::config::RetryPolicy;
 use crate::processor::{Output, Tracked};
 use crate::stats::Stats;
+use crate::timing::StageTimer;
 
 /// Why a sink could not take a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,10 +77,10 @@ pub(crate) struct SinkRunner {
     /// Set at shutdown: no retry may wait past it.
     deadline: Arc<OnceLock<Instant>>,
     jitter: u64,
-    /// Metric handles, registered once: per-event time in the sink, from receipt to commit, and
-    /// Observations created per source (on first use).
-    sink_stage: metrics::Histogram,
-    total_stage: metrics::Histogram,
+    /// Metric handles, registered on first use: per-event time in the sink, from receipt to
+    /// commit, and Observations created, per source.
+    sink_stage: StageTimer,
+    total_stage: StageTimer,
     created: HashMap<String, metrics::Counter>,
 }
 
@@ -91,7 +92,6 @@ impl SinkRunner {
         stats: Arc<Stats>,
         deadline: Arc<OnceLock<Instant>>,
     ) -> Self {
-        let stage = |s: &'static str| metrics::histogram!("zen_watcher_event_processing_duration_seconds", "stage" => s);
         SinkRunner {
             sink,
             retry,
@@ -99,8 +99,8 @@ impl SinkRunner {
             stats,
             deadline,
             jitter: 0x9E37_79B9_7F4A_7C15,
-            sink_stage: stage("sink"),
-            total_stage: stage("total"),
+            sink_stage: StageTimer::new("sink"),
+            total_stage: StageTimer::new("total"),
             created: HashMap::new(),
         }
     }
@@ -192,11 +192,11 @@ impl SinkRunner {
                         metrics::counter!("zen_watcher_observations_created_total", "source" => source, "sink" => sink)
                     })
                     .increment(n);
-                let per_event = done.duration_since(started).as_secs_f64() / n.max(1) as f64;
-                self.sink_stage.record_many(per_event, n as usize);
+                self.sink_stage
+                    .record_shared(source, done.duration_since(started), n as usize);
+                let total = self.total_stage.of(source);
                 for (received, ack) in tails {
-                    self.total_stage
-                        .record(done.duration_since(received).as_secs_f64());
+                    total.record(done.duration_since(received).as_secs_f64());
                     if let Some(a) = ack {
                         a.resolve(1, false);
                     }

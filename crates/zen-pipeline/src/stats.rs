@@ -29,6 +29,14 @@ pub(crate) struct Stats {
     pub(crate) duplicate_updates: AtomicU64,
 }
 
+/// See [`Counts::ratios`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratios {
+    pub efficiency: f64,
+    pub filtered: f64,
+    pub deduplicated: f64,
+}
+
 /// A reading of the pipeline's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -55,6 +63,21 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Shares of the events received since start: not lost to errors (`1 − dead-lettered /
+    /// received`), filtered, and de-duplicated. `None` before the first event, rather than
+    /// dividing by zero.
+    pub fn ratios(&self) -> Option<Ratios> {
+        if self.received == 0 {
+            return None;
+        }
+        let of = |n: u64| n as f64 / self.received as f64;
+        Some(Ratios {
+            efficiency: 1.0 - of(self.dead_lettered),
+            filtered: of(self.filtered),
+            deduplicated: of(self.deduplicated),
+        })
+    }
+
     /// Filtered events by reason, leaving out reasons that dropped none.
     pub fn filtered_by(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
         DropReason::ALL

@@ -13,7 +13,11 @@
 //! - `GET /api/v1/observations` (filtered by `source`, `min_severity`, `namespace`, `since`,
 //!   `until`, `q`; paged by `limit` and `after`), `GET /api/v1/observations/{id}`,
 //!   `GET /api/v1/stats`.
+//! - `GET /metrics`: the Prometheus text exposition (zen-export), behind the token like the API.
 //! - `GET /healthz` (alive) and `GET /readyz` (not while draining).
+//!
+//! Every answer is counted by route template and code, timed, and tracked while in flight;
+//! ingestion errors are counted by category (connection, parse, permission, rate_limit).
 //!
 //! The only crate that knows axum. It holds no logic of its own beyond HTTP: reading is
 //! zen-model's, processing zen-pipeline's, storage zen-store's.
@@ -23,7 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -72,6 +77,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Set when shutting down: ingestion answers 503 and `/readyz` fails.
     pub draining: Arc<AtomicBool>,
+    /// Renders `GET /metrics`; without it the route answers 404.
+    pub exporter: Option<Arc<zen_export::Exporter>>,
 }
 
 /// The whole HTTP application.
@@ -82,13 +89,65 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/observations", get(list))
         .route("/api/v1/observations/{id}", get(one))
         .route("/api/v1/stats", get(stats))
+        .route("/metrics", get(metrics_text))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(protected)
+        .layer(middleware::from_fn(measure))
         .with_state(state)
+}
+
+/// `zen_watcher_http_requests_total{route, code}`, `…_request_duration_seconds{route}` and
+/// `…_requests_in_flight`, by route template (never the raw path, whose values are unbounded).
+async fn measure(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let in_flight = metrics::gauge!("zen_watcher_http_requests_in_flight");
+    in_flight.increment(1.0);
+    let response = next.run(req).await;
+    in_flight.decrement(1.0);
+    let code = response.status().as_u16();
+    metrics::histogram!("zen_watcher_http_request_duration_seconds", "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("zen_watcher_http_requests_total", "route" => route, "code" => code.to_string())
+        .increment(1);
+    response
+}
+
+/// Counts an ingestion error of `category` (`connection`, `parse`, `permission`, `rate_limit`).
+fn count_error(category: &'static str, n: u64) {
+    metrics::counter!("zen_watcher_errors_total", "component" => "ingest", "category" => category)
+        .increment(n);
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    let Some(exporter) = s.exporter.clone() else {
+        return error(StatusCode::NOT_FOUND, "metrics are not enabled");
+    };
+    let pipeline = s.pipeline.clone();
+    match blocking(move || {
+        pipeline.publish_ratios();
+        exporter.render()
+    })
+    .await
+    {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e,
+    }
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then finishes the requests
@@ -134,6 +193,7 @@ async fn authorize(State(s): State<AppState>, req: Request, next: Next) -> Respo
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            count_error("permission", 1);
             let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -231,8 +291,20 @@ async fn ingest(
     Path(source): Path<String>,
     Query(params): Query<IngestParams>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        // Over the limit: 413, as the limit layer says.
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return e.into_response(),
+        Err(e) => {
+            count_error("connection", 1);
+            return error(
+                e.status(),
+                format!("the body could not be read: {}", e.body_text()),
+            );
+        }
+    };
     let commit = match params.ack.as_deref() {
         None => s.config.ack_commit,
         Some("commit") => true,
@@ -273,7 +345,14 @@ async fn ingest(
     let normalizer = s.normalizer.clone();
     // Large payloads (as decoded; chunked bodies carry no length) are read off the IO threads.
     let large = body.len() > 64 << 10;
-    let read = move || normalizer.normalize_text(format, syntax, &body, &ctx);
+    let read = move || {
+        let started = std::time::Instant::now();
+        let outcome = normalizer.normalize_text(format, syntax, &body, &ctx);
+        if let Ok(n) = &outcome {
+            zen_pipeline::record_normalize(format.as_str(), started.elapsed(), n.events.len());
+        }
+        outcome
+    };
     let outcome = if large {
         match tokio::task::spawn_blocking(read).await {
             Ok(outcome) => outcome,
@@ -290,8 +369,14 @@ async fn ingest(
     };
     let normalized = match outcome {
         Ok(n) => n,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            count_error("parse", 1);
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
     };
+    if !normalized.errors.is_empty() {
+        count_error("parse", normalized.errors.len() as u64);
+    }
     let errors: Vec<String> = normalized.errors.iter().map(ToString::to_string).collect();
     if normalized.events.is_empty() && normalized.ignored == 0 && !errors.is_empty() {
         return (
@@ -325,6 +410,7 @@ async fn ingest(
     match s.pipeline.try_submit(submission) {
         Ok(()) => {}
         Err(SubmitError::Full(_)) => {
+            count_error("rate_limit", 1);
             return retry_later(
                 StatusCode::TOO_MANY_REQUESTS,
                 "the pipeline is full",

@@ -35,6 +35,7 @@ fn harness(config: ServerConfig, pipeline: PipelineConfig, sink: Option<Box<dyn 
         store: Arc::new(store),
         config: Arc::new(config),
         draining: Arc::new(AtomicBool::new(false)),
+        exporter: None,
     };
     Harness { state, _dir: dir }
 }

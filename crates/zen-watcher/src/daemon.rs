@@ -30,6 +30,8 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    // First, so that what the store and pipeline register at start is recorded.
+    let exporter = Arc::new(zen_export::Exporter::install("/proc").context("metrics")?);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = config.data_dir.join("zen-watcher.db");
@@ -51,6 +53,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             ..ServerConfig::default()
         }),
         draining: draining.clone(),
+        exporter: Some(exporter),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -3,26 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-fn post(addr: SocketAddr, path: &str, body: &str) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    answer.split(' ').nth(1).unwrap().parse().unwrap()
-}
+mod common;
+use common::{post, start, try_post};
 
 #[test]
 fn sigterm_drains_and_nothing_accepted_is_lost() {
@@ -114,51 +101,6 @@ fn config_check_and_print() {
     assert!(printed.contains("listen: 127.0.0.1:9999"), "{printed}");
     assert!(printed.contains("max_batch_size: 3"), "{printed}");
     assert!(printed.contains("max_batch_age: 250ms"), "{printed}");
-}
-
-/// The daemon's JSON log lines, read as they come.
-type Logs = std::io::Lines<BufReader<std::process::ChildStderr>>;
-
-/// Starts the daemon on an ephemeral loopback port; returns it, its address and its logs (read
-/// them, or drop them to a thread, so it never blocks on a full pipe).
-fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, SocketAddr, Logs) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line: Value = serde_json::from_str(&logs.next().unwrap().unwrap()).unwrap();
-        if let Some(listen) = line["listen"].as_str() {
-            break listen.parse().unwrap();
-        }
-    };
-    (child, addr, logs)
-}
-
-/// Like `post`, but `None` when the daemon is gone.
-fn try_post(addr: SocketAddr, path: &str, body: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body.as_bytes()).ok()?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).ok()?;
-    answer.split(' ').nth(1)?.parse().ok()
 }
 
 #[test]

@@ -1,0 +1,170 @@
+//! The calling process, from `/proc/self`: the figures of Prometheus' `process_*` convention.
+//!
+//! CPU time in `/proc/self/stat` is in `USER_HZ` ticks, which Linux fixes at 100 for every
+//! user-visible interface, so no `sysconf` call is needed; memory comes from `/proc/self/status`
+//! in kibibytes, so the page size is not needed either.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::CollectError;
+
+/// Ticks per second of the times in `/proc/*/stat` (`USER_HZ`, 100 on every Linux).
+const USER_HZ: f64 = 100.0;
+
+/// One reading of the process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessSample {
+    /// User CPU time, seconds.
+    pub cpu_user_seconds: f64,
+    /// System CPU time, seconds.
+    pub cpu_system_seconds: f64,
+    /// Resident set size, bytes.
+    pub resident_memory_bytes: u64,
+    /// Virtual memory size, bytes.
+    pub virtual_memory_bytes: u64,
+    /// Operating-system threads.
+    pub threads: u64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+    /// The soft limit on open file descriptors (`u64::MAX` when unlimited).
+    pub max_fds: u64,
+    /// Start time, seconds since the Unix epoch.
+    pub start_time_seconds: f64,
+}
+
+/// The fields of `/proc/<pid>/stat` that are wanted, by their 1-based numbers in proc(5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    /// Field 14, in seconds.
+    pub utime: f64,
+    /// Field 15, in seconds.
+    pub stime: f64,
+    /// Field 22: seconds after boot at which the process started.
+    pub starttime: f64,
+}
+
+/// Parses `/proc/<pid>/stat`. The command name (field 2) may hold spaces and parentheses, so
+/// fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    // `rest` starts at field 3.
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let field = |n: usize| -> Option<f64> { Some(fields.get(n - 3)?.parse::<u64>().ok()? as f64) };
+    Some(Stat {
+        utime: field(14)? / USER_HZ,
+        stime: field(15)? / USER_HZ,
+        starttime: field(22)? / USER_HZ,
+    })
+}
+
+/// The `btime` line of `/proc/stat`: boot time, seconds since the Unix epoch.
+pub fn parse_boot_time(proc_stat: &str) -> Option<u64> {
+    proc_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `VmRSS`, `VmSize` (bytes) and `Threads` from `/proc/<pid>/status`.
+pub fn parse_status(text: &str) -> Option<(u64, u64, u64)> {
+    let (mut rss, mut vsize, mut threads) = (None, None, None);
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let number = || {
+            value
+                .split_ascii_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        match key {
+            "VmRSS" => rss = number().map(|kib| kib * 1024),
+            "VmSize" => vsize = number().map(|kib| kib * 1024),
+            "Threads" => threads = number(),
+            _ => {}
+        }
+    }
+    // Kernel threads have no VmRSS; a user process always has all three.
+    Some((rss?, vsize.unwrap_or(0), threads?))
+}
+
+/// The soft `Max open files` limit of `/proc/<pid>/limits` (`u64::MAX` for `unlimited`).
+pub fn parse_max_fds(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line["Max open files".len()..]
+        .split_ascii_whitespace()
+        .next()?;
+    if soft == "unlimited" {
+        Some(u64::MAX)
+    } else {
+        soft.parse().ok()
+    }
+}
+
+/// Reads the calling process under `proc_root` (normally `/proc`).
+#[derive(Debug, Clone)]
+pub struct ProcessReader {
+    proc_root: PathBuf,
+    boot_time: Option<u64>,
+}
+
+impl ProcessReader {
+    /// A reader of `<proc_root>/self`.
+    pub fn new(proc_root: impl Into<PathBuf>) -> Self {
+        ProcessReader {
+            proc_root: proc_root.into(),
+            boot_time: None,
+        }
+    }
+
+    fn read(&self, relative: &str) -> Result<(PathBuf, String), CollectError> {
+        let path = self.proc_root.join(relative);
+        fs::read_to_string(&path)
+            .map(|text| (path.clone(), text))
+            .map_err(|source| CollectError::Io { path, source })
+    }
+
+    /// One reading of the process.
+    pub fn sample(&mut self) -> Result<ProcessSample, CollectError> {
+        let bad = |path: &Path, what: &str| CollectError::Parse {
+            path: path.to_owned(),
+            what: what.to_owned(),
+        };
+        let boot_time = match self.boot_time {
+            Some(b) => b,
+            None => {
+                let (path, text) = self.read("stat")?;
+                let b = parse_boot_time(&text).ok_or_else(|| bad(&path, "no btime line"))?;
+                self.boot_time = Some(b);
+                b
+            }
+        };
+        let (path, text) = self.read("self/stat")?;
+        let stat = parse_stat(&text).ok_or_else(|| bad(&path, "fewer than 22 fields"))?;
+        let (path, text) = self.read("self/status")?;
+        let (rss, vsize, threads) =
+            parse_status(&text).ok_or_else(|| bad(&path, "no VmRSS or Threads line"))?;
+        let (path, text) = self.read("self/limits")?;
+        let max_fds = parse_max_fds(&text).ok_or_else(|| bad(&path, "no Max open files line"))?;
+        let fd_dir = self.proc_root.join("self/fd");
+        let open_fds = fs::read_dir(&fd_dir)
+            .map_err(|source| CollectError::Io {
+                path: fd_dir.clone(),
+                source,
+            })?
+            .count() as u64;
+        Ok(ProcessSample {
+            cpu_user_seconds: stat.utime,
+            cpu_system_seconds: stat.stime,
+            resident_memory_bytes: rss,
+            virtual_memory_bytes: vsize,
+            threads,
+            // As client_golang counts: the directory handle doing the counting is one of them.
+            open_fds,
+            max_fds,
+            start_time_seconds: boot_time as f64 + stat.starttime,
+        })
+    }
+}

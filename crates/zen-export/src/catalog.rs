@@ -1,0 +1,491 @@
+//! Every metric zen-watcher emits, as data.
+//!
+//! Names follow Prometheus' conventions: base units in the name (`_seconds`, `_bytes`),
+//! counters end in `_total`, ratios are 0–1 and end in `_ratio`. Pipeline metrics carry the
+//! `zen_watcher_` prefix; process metrics follow the `process_*` convention of the official
+//! client libraries.
+
+/// A Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    /// The name in a `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// Where a metric can be seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Emitted by every daemon, standalone or not.
+    Daemon,
+    /// Emitted only by the Kubernetes operator (its watchers and custom-resource writer); a
+    /// standalone daemon never shows it.
+    Kubernetes,
+}
+
+/// One metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    /// The base unit (`seconds`, `bytes`, `ratio`) or a count of what (`events`, `requests`).
+    pub unit: &'static str,
+    pub labels: &'static [&'static str],
+    /// Upper bounds of a histogram's buckets (`+Inf` is implied); empty for other kinds.
+    pub buckets: &'static [f64],
+    pub scope: Scope,
+    /// Label value sets registered at zero when the exporter starts, so `rate()` and `absent()`
+    /// see the series before the first occurrence (an empty set for a metric without labels).
+    pub initial: &'static [&'static [&'static str]],
+}
+
+impl Metric {
+    /// The names that appear in the exposition: a histogram's `_bucket`, `_sum` and `_count`.
+    pub fn series_names(&self) -> Vec<String> {
+        match self.kind {
+            Kind::Histogram => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|s| format!("{}{s}", self.name))
+                .collect(),
+            _ => vec![self.name.to_owned()],
+        }
+    }
+}
+
+/// The catalog metric `name` (a histogram's `_bucket`, `_sum` or `_count` series finds its
+/// histogram).
+pub fn find(name: &str) -> Option<&'static Metric> {
+    CATALOG.iter().find(|m| m.name == name).or_else(|| {
+        ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+            let base = name.strip_suffix(suffix)?;
+            CATALOG
+                .iter()
+                .find(|m| m.name == base && m.kind == Kind::Histogram)
+        })
+    })
+}
+
+/// Latency buckets (seconds): fine below 10 ms, where the pipeline lives, and every SLO and
+/// alert threshold (50, 75, 100 and 200 ms) as an edge, so that "share of events under the
+/// threshold" is exact.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
+/// Slow operations (seconds): informer syncs take seconds to minutes.
+pub const SLOW_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// Batch sizes (events).
+pub const SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+];
+
+/// The sources with a built-in format, whose error series are registered at start.
+const SOURCES: &[&[&str]] = &[
+    &["falco"],
+    &["audit"],
+    &["trivy"],
+    &["kyverno"],
+    &["kube-bench"],
+    &["checkov"],
+    &["generic"],
+];
+
+const NONE: &[&[&str]] = &[];
+const BARE: &[&[&str]] = &[&[]];
+
+const fn m(
+    name: &'static str,
+    kind: Kind,
+    unit: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        help,
+        unit,
+        labels,
+        buckets: &[],
+        scope: Scope::Daemon,
+        initial: NONE,
+    }
+}
+
+const fn histogram(
+    name: &'static str,
+    unit: &'static str,
+    labels: &'static [&'static str],
+    buckets: &'static [f64],
+    help: &'static str,
+) -> Metric {
+    Metric {
+        buckets,
+        ..m(name, Kind::Histogram, unit, labels, help)
+    }
+}
+
+const fn initial(metric: Metric, sets: &'static [&'static [&'static str]]) -> Metric {
+    Metric {
+        initial: sets,
+        ..metric
+    }
+}
+
+const fn kubernetes(metric: Metric) -> Metric {
+    Metric {
+        scope: Scope::Kubernetes,
+        ..metric
+    }
+}
+
+use Kind::{Counter, Gauge};
+
+/// Every metric, in the order of `docs/metrics.md`.
+pub const CATALOG: &[Metric] = &[
+    // Flow through the pipeline.
+    m(
+        "zen_watcher_events_total",
+        Counter,
+        "events",
+        &["source", "severity", "namespace"],
+        "Events read from sources, before filtering and de-duplication. `namespace` is empty for cluster-scoped events and `_other` beyond the first 200 namespaces seen.",
+    ),
+    m(
+        "zen_watcher_events_filtered_total",
+        Counter,
+        "events",
+        &["source", "reason"],
+        "Events dropped by a filter rule, by the rule kind that dropped them.",
+    ),
+    m(
+        "zen_watcher_events_deduplicated_total",
+        Counter,
+        "events",
+        &["source"],
+        "Events folded into an earlier Observation within the de-duplication window.",
+    ),
+    m(
+        "zen_watcher_observations_created_total",
+        Counter,
+        "observations",
+        &["source", "sink"],
+        "Observations committed by a sink.",
+    ),
+    initial(
+        m(
+            "zen_watcher_dead_letters_total",
+            Counter,
+            "events",
+            &["source"],
+            "Events a sink could not commit after its retries, handed to the dead letters.",
+        ),
+        SOURCES,
+    ),
+    m(
+        "zen_watcher_pipeline_efficiency_ratio",
+        Gauge,
+        "ratio",
+        &[],
+        "Share of events received since start that were stored, filtered or de-duplicated (not lost to errors).",
+    ),
+    m(
+        "zen_watcher_filter_effectiveness_ratio",
+        Gauge,
+        "ratio",
+        &[],
+        "Share of events received since start that filters dropped as noise.",
+    ),
+    m(
+        "zen_watcher_deduplication_ratio",
+        Gauge,
+        "ratio",
+        &[],
+        "Share of events received since start that were duplicates.",
+    ),
+    initial(
+        m(
+            "zen_watcher_pipeline_order_switches_total",
+            Counter,
+            "switches",
+            &["to"],
+            "Times the adaptive pipeline changed the order of its filter and de-duplication stages.",
+        ),
+        &[&["filter_first"], &["dedup_first"]],
+    ),
+    // Latency.
+    histogram(
+        "zen_watcher_event_processing_duration_seconds",
+        "seconds",
+        &["stage", "source"],
+        LATENCY_BUCKETS,
+        "Time per event in each stage (normalize, process, sink), and from receipt to commit (total).",
+    ),
+    // Queues, batches and caches.
+    m(
+        "zen_watcher_queue_depth",
+        Gauge,
+        "submissions",
+        &["queue"],
+        "Submissions waiting in a pipeline queue.",
+    ),
+    m(
+        "zen_watcher_queue_capacity",
+        Gauge,
+        "submissions",
+        &["queue"],
+        "Capacity of a pipeline queue; a full queue answers 429.",
+    ),
+    histogram(
+        "zen_watcher_batch_size",
+        "events",
+        &[],
+        SIZE_BUCKETS,
+        "Events per flushed batch.",
+    ),
+    histogram(
+        "zen_watcher_batch_latency_seconds",
+        "seconds",
+        &[],
+        LATENCY_BUCKETS,
+        "How long the first event of a batch waited before the batch was flushed.",
+    ),
+    m(
+        "zen_watcher_batch_flushes_total",
+        Counter,
+        "batches",
+        &["reason"],
+        "Batches flushed, by why (size, age, limit, shutdown, ack).",
+    ),
+    m(
+        "zen_watcher_cache_hits_total",
+        Counter,
+        "lookups",
+        &["cache"],
+        "Configuration lookups answered from the cache.",
+    ),
+    m(
+        "zen_watcher_cache_misses_total",
+        Counter,
+        "lookups",
+        &["cache"],
+        "Configuration lookups that had to load.",
+    ),
+    m(
+        "zen_watcher_cache_evictions_total",
+        Counter,
+        "entries",
+        &["cache"],
+        "Configuration snapshots dropped from the cache (expired or invalidated).",
+    ),
+    m(
+        "zen_watcher_cache_load_errors_total",
+        Counter,
+        "loads",
+        &["cache"],
+        "Configuration loads that failed (a stale snapshot is served meanwhile).",
+    ),
+    m(
+        "zen_watcher_cache_size",
+        Gauge,
+        "entries",
+        &["cache"],
+        "Configuration snapshots held.",
+    ),
+    // Errors.
+    initial(
+        m(
+            "zen_watcher_errors_total",
+            Counter,
+            "errors",
+            &["component", "category"],
+            "Errors by component and category (connection, parse, permission, rate_limit, store).",
+        ),
+        &[
+            &["ingest", "connection"],
+            &["ingest", "parse"],
+            &["ingest", "permission"],
+            &["ingest", "rate_limit"],
+            &["normalizer", "parse"],
+            &["sink", "store"],
+            &["store", "store"],
+        ],
+    ),
+    // Store.
+    histogram(
+        "zen_watcher_store_operation_duration_seconds",
+        "seconds",
+        &["operation"],
+        LATENCY_BUCKETS,
+        "Duration of embedded-store operations (create, update, delete, list, get).",
+    ),
+    initial(
+        m(
+            "zen_watcher_store_purged_total",
+            Counter,
+            "observations",
+            &[],
+            "Observations deleted by the retention purge.",
+        ),
+        BARE,
+    ),
+    // HTTP.
+    m(
+        "zen_watcher_http_requests_total",
+        Counter,
+        "requests",
+        &["route", "code"],
+        "HTTP requests answered, by route template and status code.",
+    ),
+    histogram(
+        "zen_watcher_http_request_duration_seconds",
+        "seconds",
+        &["route"],
+        LATENCY_BUCKETS,
+        "Time to answer an HTTP request, by route template.",
+    ),
+    initial(
+        m(
+            "zen_watcher_http_requests_in_flight",
+            Gauge,
+            "requests",
+            &[],
+            "HTTP requests being answered.",
+        ),
+        BARE,
+    ),
+    // Kubernetes.
+    kubernetes(histogram(
+        "zen_watcher_crd_operation_duration_seconds",
+        "seconds",
+        &["operation"],
+        LATENCY_BUCKETS,
+        "Duration of Observation custom-resource operations (create, update, delete, list, get).",
+    )),
+    kubernetes(histogram(
+        "zen_watcher_informer_sync_duration_seconds",
+        "seconds",
+        &["resource"],
+        SLOW_BUCKETS,
+        "Time for a report watcher's initial list to sync.",
+    )),
+    kubernetes(m(
+        "zen_watcher_informer_lag_seconds",
+        Gauge,
+        "seconds",
+        &["resource"],
+        "Age of the newest change a report watcher has seen when it processed it.",
+    )),
+    // The process.
+    m(
+        "zen_watcher_build_info",
+        Gauge,
+        "info",
+        &["version", "os", "arch"],
+        "Always 1; the labels say which build is running.",
+    ),
+    m(
+        "process_cpu_seconds_total",
+        Counter,
+        "seconds",
+        &[],
+        "Total user and system CPU time spent in seconds.",
+    ),
+    m(
+        "process_resident_memory_bytes",
+        Gauge,
+        "bytes",
+        &[],
+        "Resident memory size in bytes.",
+    ),
+    m(
+        "process_virtual_memory_bytes",
+        Gauge,
+        "bytes",
+        &[],
+        "Virtual memory size in bytes.",
+    ),
+    m(
+        "process_open_fds",
+        Gauge,
+        "descriptors",
+        &[],
+        "Number of open file descriptors.",
+    ),
+    m(
+        "process_max_fds",
+        Gauge,
+        "descriptors",
+        &[],
+        "Maximum number of open file descriptors.",
+    ),
+    m(
+        "process_start_time_seconds",
+        Gauge,
+        "seconds",
+        &[],
+        "Start time of the process since unix epoch in seconds.",
+    ),
+    m(
+        "process_threads",
+        Gauge,
+        "threads",
+        &[],
+        "Number of OS threads in the process.",
+    ),
+];
+
+/// The catalog as Markdown: `docs/metrics.md`.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Metrics\n\n\
+         Generated from the catalog in `crates/zen-export/src/catalog.rs` by `cargo xtask gen`; do not edit.\n\
+         Counters are in base units and end in `_total`; rates and percentages are the reader's to compute.\n\
+         Histograms have explicit buckets (never summaries) that include every SLO threshold.\n\n\
+         | Metric | Type | Unit | Labels | Seen | Description |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for m in CATALOG {
+        let labels = m
+            .labels
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let seen = match m.scope {
+            Scope::Daemon => "always",
+            Scope::Kubernetes => "on Kubernetes",
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            m.name,
+            m.kind.as_str(),
+            m.unit,
+            labels,
+            seen,
+            m.help
+        ));
+    }
+    out.push_str("\n## Histogram buckets\n\n");
+    for m in CATALOG.iter().filter(|m| m.kind == Kind::Histogram) {
+        let edges: Vec<String> = m.buckets.iter().map(|b| b.to_string()).collect();
+        out.push_str(&format!("- `{}`: {}, +Inf\n", m.name, edges.join(", ")));
+    }
+    out
+}

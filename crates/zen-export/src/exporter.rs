@@ -1,0 +1,169 @@
+//! The Prometheus recorder behind the `metrics` facade, configured from the catalog.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use metrics::{Label, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use zen_collect::process::{ProcessReader, ProcessSample};
+
+use crate::catalog::{CATALOG, Kind, Metric, Scope};
+
+/// How often histograms are drained into their buckets between scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Why the exporter could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error("histogram buckets for {name}: {message}")]
+    Buckets { name: &'static str, message: String },
+    #[error("a metrics recorder is already installed in this process")]
+    AlreadyInstalled,
+    #[error("could not start the metrics upkeep thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A recorder configured from the catalog (buckets for every histogram), not installed: for
+/// benchmarks that measure what recording costs. [`Exporter::install`] installs one.
+pub fn recorder() -> Result<PrometheusRecorder, ExporterError> {
+    let mut builder = PrometheusBuilder::new().upkeep_timeout(UPKEEP_EVERY);
+    for m in CATALOG.iter().filter(|m| m.kind == Kind::Histogram) {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(m.name.to_owned()), m.buckets)
+            .map_err(|e| ExporterError::Buckets {
+                name: m.name,
+                message: e.to_string(),
+            })?;
+    }
+    Ok(builder.build_recorder())
+}
+
+/// The installed exporter: renders `/metrics`.
+#[derive(Debug)]
+pub struct Exporter {
+    handle: PrometheusHandle,
+    process: Mutex<ProcessReader>,
+}
+
+impl Exporter {
+    /// Installs the recorder for the whole process: catalog buckets for every histogram, the
+    /// catalog's help texts, every `initial` series at zero, `zen_watcher_build_info`, and a
+    /// thread that drains histograms every few seconds. `proc_root` is where `/proc` is
+    /// (`/host/proc` inside a container that reads its host's).
+    pub fn install(proc_root: impl Into<PathBuf>) -> Result<Exporter, ExporterError> {
+        let recorder = recorder()?;
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).map_err(|_| ExporterError::AlreadyInstalled)?;
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("zen-metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            })
+            .map_err(ExporterError::Thread)?;
+        for m in CATALOG.iter().filter(|m| m.scope == Scope::Daemon) {
+            describe(m);
+            for values in m.initial {
+                register(m, values);
+            }
+        }
+        metrics::gauge!(
+            "zen_watcher_build_info",
+            "version" => env!("CARGO_PKG_VERSION"),
+            "os" => std::env::consts::OS,
+            "arch" => std::env::consts::ARCH,
+        )
+        .set(1.0);
+        Ok(Exporter {
+            handle,
+            process: Mutex::new(ProcessReader::new(proc_root)),
+        })
+    }
+
+    /// The text exposition of every metric, with the process' own figures read now.
+    pub fn render(&self) -> String {
+        let mut text = self.handle.render();
+        let sample = self
+            .process
+            .lock()
+            .map_err(|_| "the process reader failed earlier".to_owned())
+            .and_then(|mut r| r.sample().map_err(|e| e.to_string()));
+        match sample {
+            Ok(s) => render_process(&mut text, &s),
+            // A comment is valid exposition text; the metrics are absent, as a scraper expects.
+            Err(e) => {
+                let _ = writeln!(text, "# process metrics unavailable: {e}");
+            }
+        }
+        text
+    }
+}
+
+fn describe(m: &Metric) {
+    let unit = match m.unit {
+        "seconds" => Some(Unit::Seconds),
+        "bytes" => Some(Unit::Bytes),
+        _ => None,
+    };
+    match (m.kind, unit) {
+        (Kind::Counter, Some(u)) => metrics::describe_counter!(m.name, u, m.help),
+        (Kind::Counter, None) => metrics::describe_counter!(m.name, m.help),
+        (Kind::Gauge, Some(u)) => metrics::describe_gauge!(m.name, u, m.help),
+        (Kind::Gauge, None) => metrics::describe_gauge!(m.name, m.help),
+        (Kind::Histogram, Some(u)) => metrics::describe_histogram!(m.name, u, m.help),
+        (Kind::Histogram, None) => metrics::describe_histogram!(m.name, m.help),
+    }
+}
+
+/// Registers one series of `m` at zero.
+fn register(m: &Metric, values: &[&'static str]) {
+    let labels: Vec<Label> = m
+        .labels
+        .iter()
+        .zip(values)
+        .map(|(k, v)| Label::new(*k, *v))
+        .collect();
+    match m.kind {
+        Kind::Counter => metrics::counter!(m.name, labels).increment(0),
+        Kind::Gauge => metrics::gauge!(m.name, labels).increment(0.0),
+        Kind::Histogram => drop(metrics::histogram!(m.name, labels)),
+    }
+}
+
+fn render_process(text: &mut String, s: &ProcessSample) {
+    let values = [
+        (
+            "process_cpu_seconds_total",
+            s.cpu_user_seconds + s.cpu_system_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            s.resident_memory_bytes as f64,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            s.virtual_memory_bytes as f64,
+        ),
+        ("process_open_fds", s.open_fds as f64),
+        ("process_max_fds", s.max_fds as f64),
+        ("process_start_time_seconds", s.start_time_seconds),
+        ("process_threads", s.threads as f64),
+    ];
+    for (name, value) in values {
+        if let Some(m) = crate::catalog::find(name) {
+            let _ = write!(
+                text,
+                "# HELP {name} {}\n# TYPE {name} {}\n{name} {value}\n\n",
+                m.help,
+                m.kind.as_str()
+            );
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The metric catalog and the Prometheus exporter.
+//!
+//! [`catalog::CATALOG`] declares every metric zen-watcher emits — name, type, help, unit,
+//! labels, histogram buckets, where it can be seen — as Rust data. It is the one source of truth
+//! for the exporter (which takes its histogram buckets and help texts from it), for the
+//! generated Grafana dashboards and Prometheus rules, for the web dashboard and for
+//! `docs/metrics.md`; tests check that the daemon emits exactly what is declared.
+//! [`Exporter`] installs the `metrics` facade's Prometheus recorder, keeps it drained, and
+//! renders the text exposition format with the `process_*` metrics and
+//! `zen_watcher_build_info` added. The only crate that knows the Prometheus text format; it
+//! knows nothing of where metrics are recorded.
+
+pub mod catalog;
+mod exporter;
+
+pub use catalog::{CATALOG, Kind, Metric, Scope};
+pub use exporter::{Exporter, ExporterError, recorder};

@@ -1,0 +1,56 @@
+//! `zen_watcher_event_processing_duration_seconds{stage, source}`: one histogram handle per
+//! source of a stage, registered on first use.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The histograms of one stage, by source.
+pub(crate) struct StageTimer {
+    stage: &'static str,
+    by_source: HashMap<String, metrics::Histogram>,
+}
+
+impl std::fmt::Debug for StageTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StageTimer({})", self.stage)
+    }
+}
+
+impl StageTimer {
+    pub(crate) fn new(stage: &'static str) -> Self {
+        StageTimer {
+            stage,
+            by_source: HashMap::new(),
+        }
+    }
+
+    /// The histogram of `source`.
+    pub(crate) fn of(&mut self, source: &str) -> &metrics::Histogram {
+        if !self.by_source.contains_key(source) {
+            let h = metrics::histogram!(
+                "zen_watcher_event_processing_duration_seconds",
+                "stage" => self.stage,
+                "source" => source.to_owned()
+            );
+            self.by_source.insert(source.to_owned(), h);
+        }
+        &self.by_source[source]
+    }
+
+    /// Records `elapsed` shared by `n` events of `source`: each took `elapsed / n`.
+    pub(crate) fn record_shared(&mut self, source: &str, elapsed: Duration, n: usize) {
+        self.of(source)
+            .record_many(elapsed.as_secs_f64() / n.max(1) as f64, n);
+    }
+}
+
+/// Records the normalise stage of a payload read outside the pipeline (by the HTTP server):
+/// `elapsed` shared by the `n` events read from a payload of `source`.
+pub fn record_normalize(source: &str, elapsed: Duration, n: usize) {
+    metrics::histogram!(
+        "zen_watcher_event_processing_duration_seconds",
+        "stage" => "normalize",
+        "source" => source.to_owned()
+    )
+    .record_many(elapsed.as_secs_f64() / n.max(1) as f64, n.max(1));
+}

@@ -1,0 +1,122 @@
+//! Helpers for tests that run the real daemon: start it on an ephemeral loopback port, speak
+//! HTTP/1.1 to it by hand, and find the external programs a test needs.
+
+#![allow(dead_code)] // each test file uses its own subset
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub(crate) fn post(addr: SocketAddr, path: &str, body: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// `GET path`: the status and body.
+pub(crate) fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The path of the external program `name`, or `None` after saying loudly that the test is
+/// skipped. With `ZEN_REQUIRE_EXTERNAL=1` (as CI sets) a missing program fails the test.
+pub(crate) fn external(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("ZEN_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "{name} is required (ZEN_REQUIRE_EXTERNAL=1) but not on PATH; .ci/run installs it"
+        );
+        eprintln!("\n*** SKIPPED: {name} is not installed; this test proves nothing here ***\n");
+    }
+    found
+}
+
+/// The daemon's JSON log lines, read as they come.
+pub(crate) type Logs = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// Starts the daemon on an ephemeral loopback port; returns it, its address and its logs (read
+/// them, or drop them to a thread, so it never blocks on a full pipe).
+pub(crate) fn start(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, SocketAddr, Logs) {
+    start_with(dir, env, &[])
+}
+
+/// As [`start`], with more command-line arguments.
+pub(crate) fn start_with(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (std::process::Child, SocketAddr, Logs) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line: Value = serde_json::from_str(&logs.next().unwrap().unwrap()).unwrap();
+        if let Some(listen) = line["listen"].as_str() {
+            break listen.parse().unwrap();
+        }
+    };
+    (child, addr, logs)
+}
+
+/// Like `post`, but `None` when the daemon is gone.
+pub(crate) fn try_post(addr: SocketAddr, path: &str, body: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body.as_bytes()).ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    answer.split(' ').nth(1)?.parse().ok()
+}
