@@ -2,6 +2,7 @@
 //! no product logic.
 
 mod e2e;
+mod generate;
 mod loadgen;
 
 use std::process::Command;
@@ -18,6 +19,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Regenerate every generated file (dashboards, docs/metrics.md, docs/formats.md).
+    Gen {
+        /// Change nothing; fail when a committed file is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Regenerate the Grafana dashboards only.
+    GenDashboards {
+        /// Change nothing; fail when a committed dashboard is stale.
+        #[arg(long)]
+        check: bool,
+    },
     /// Send realistic mixed traffic to a zen-watcher on this machine and report what happened.
     Loadgen(loadgen::LoadgenArgs),
     /// Run the criterion benchmarks (all crates, or the named ones) in release mode; or, as
@@ -39,6 +52,10 @@ enum Task {
 
 fn main() -> Result<()> {
     match Cli::parse().task {
+        Task::Gen { check } => report(generate::run(generate::Set::All, check)?, check),
+        Task::GenDashboards { check } => {
+            report(generate::run(generate::Set::Dashboards, check)?, check)
+        }
         Task::Loadgen(args) => {
             let report = loadgen::run(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -66,4 +83,15 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn report(changed: Vec<String>, check: bool) -> Result<()> {
+    if changed.is_empty() {
+        println!("generated files are up to date");
+    } else if !check {
+        for path in changed {
+            println!("wrote {path}");
+        }
+    }
+    Ok(())
 }

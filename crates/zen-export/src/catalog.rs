@@ -188,6 +188,13 @@ pub const CATALOG: &[Metric] = &[
         &["source", "sink"],
         "Observations committed by a sink.",
     ),
+    m(
+        "zen_watcher_observations_by_rule_total",
+        Counter,
+        "observations",
+        &["source", "rule"],
+        "New Observations by rule, check or vulnerability id; empty when the source names none, `_other` beyond the first 500 rules seen.",
+    ),
     initial(
         m(
             "zen_watcher_dead_letters_total",
@@ -352,6 +359,13 @@ pub const CATALOG: &[Metric] = &[
         "requests",
         &["route", "code"],
         "HTTP requests answered, by route template and status code.",
+    ),
+    m(
+        "zen_watcher_ingest_bytes_total",
+        Counter,
+        "bytes",
+        &["source"],
+        "Request body bytes received for ingestion, as sent (before decompression).",
     ),
     histogram(
         "zen_watcher_http_request_duration_seconds",

@@ -12,6 +12,7 @@
 
 pub mod catalog;
 mod exporter;
+pub mod grafana;
 
 pub use catalog::{CATALOG, Kind, Metric, Scope};
 pub use exporter::{Exporter, ExporterError, recorder};

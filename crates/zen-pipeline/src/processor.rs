@@ -2,7 +2,7 @@
 //! order. The pipeline runs it on its own thread; benchmarks run it directly on one core.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use crate::ack::Ack;
 use crate::config::ProcessingOrder;
 use crate::settings::{Settings, SourceSettings};
 use crate::stats::Stats;
+use crate::timing::CappedLabel;
 use zen_config_cache::Snapshot;
 
 /// An event with the time it entered the pipeline, and the acknowledgement it belongs to.
@@ -58,10 +59,8 @@ const HYSTERESIS: f64 = 0.10;
 
 type Source = Cow<'static, str>;
 
-/// Namespaces that get a label value of their own in `zen_watcher_events_total`; the rest count
-/// as [`OTHER_NAMESPACE`], so a flood of namespaces cannot flood Prometheus.
+/// Namespaces that get a label value of their own in `zen_watcher_events_total`.
 const MAX_NAMESPACES: usize = 200;
-const OTHER_NAMESPACE: &str = "_other";
 
 /// Counts gathered over one call, turned into metrics and shared stats at its end. Keys are the
 /// events' own source names: borrowed constants for the built-in formats, so counting allocates
@@ -77,13 +76,22 @@ struct Tally {
 }
 
 /// Counter handles by label values, registered on first use.
-#[derive(Default)]
 struct Handles {
     received: HashMap<(Source, Severity, String), metrics::Counter>,
-    /// Namespaces given a label of their own; past [`MAX_NAMESPACES`], others count as `_other`.
-    namespaces: HashSet<String>,
+    namespaces: CappedLabel,
     filtered: HashMap<(Source, DropReason), metrics::Counter>,
     duplicates: HashMap<Source, metrics::Counter>,
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Handles {
+            received: HashMap::new(),
+            namespaces: CappedLabel::new(MAX_NAMESPACES),
+            filtered: HashMap::new(),
+            duplicates: HashMap::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Handles {
@@ -368,14 +376,7 @@ impl Processor {
         let h = &mut self.handles;
         for ((source, severity), by_namespace) in tally.received {
             for (namespace, n) in by_namespace {
-                let namespace = if h.namespaces.contains(&namespace) {
-                    namespace
-                } else if h.namespaces.len() < MAX_NAMESPACES {
-                    h.namespaces.insert(namespace.clone());
-                    namespace
-                } else {
-                    OTHER_NAMESPACE.to_owned()
-                };
+                let namespace = h.namespaces.value(&namespace);
                 h.received
                     .entry((source.clone(), severity, namespace))
                     .or_insert_with_key(|(source, severity, namespace)| metrics::counter!("zen_watcher_events_total", "source" => source.to_string(), "severity" => severity.as_str(), "namespace" => namespace.clone()))

@@ -13,7 +13,7 @@ use zen_model::Event;
 use crate::config::RetryPolicy;
 use crate::processor::{Output, Tracked};
 use crate::stats::Stats;
-use crate::timing::StageTimer;
+use crate::timing::{CappedLabel, StageTimer};
 
 /// Why a sink could not take a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +66,9 @@ pub(crate) enum Job {
     Duplicates(Vec<DuplicateUpdate>),
 }
 
+/// Rules that get a label value of their own in `zen_watcher_observations_by_rule_total`.
+const MAX_RULES: usize = 500;
+
 /// The most events gathered into one write.
 const MAX_WRITE: usize = 1_000;
 
@@ -82,6 +85,9 @@ pub(crate) struct SinkRunner {
     sink_stage: StageTimer,
     total_stage: StageTimer,
     created: HashMap<String, metrics::Counter>,
+    /// New Observations by source and rule (rules past [`MAX_RULES`] count as `_other`).
+    by_rule: HashMap<(String, String), metrics::Counter>,
+    rules: CappedLabel,
 }
 
 impl SinkRunner {
@@ -102,6 +108,8 @@ impl SinkRunner {
             sink_stage: StageTimer::new("sink"),
             total_stage: StageTimer::new("total"),
             created: HashMap::new(),
+            by_rule: HashMap::new(),
+            rules: CappedLabel::new(MAX_RULES),
         }
     }
 
@@ -194,6 +202,7 @@ impl SinkRunner {
                     .increment(n);
                 self.sink_stage
                     .record_shared(source, done.duration_since(started), n as usize);
+                self.count_rules(source, &events);
                 let total = self.total_stage.of(source);
                 for (received, ack) in tails {
                     total.record(done.duration_since(received).as_secs_f64());
@@ -245,6 +254,23 @@ impl SinkRunner {
                     std::thread::sleep(wait);
                 }
             }
+        }
+    }
+
+    /// Adds the written `events` of `source` to their rules' counters.
+    fn count_rules(&mut self, source: &str, events: &[Event]) {
+        let mut tally: HashMap<&str, u64> = HashMap::new();
+        for e in events {
+            *tally.entry(e.rule_id.as_deref().unwrap_or("")).or_default() += 1;
+        }
+        for (rule, n) in tally {
+            let rule = self.rules.value(rule);
+            self.by_rule
+                .entry((source.to_owned(), rule))
+                .or_insert_with_key(|(source, rule)| {
+                    metrics::counter!("zen_watcher_observations_by_rule_total", "source" => source.clone(), "rule" => rule.clone())
+                })
+                .increment(n);
         }
     }
 

@@ -1,7 +1,8 @@
-//! `zen_watcher_event_processing_duration_seconds{stage, source}`: one histogram handle per
-//! source of a stage, registered on first use.
+//! Metric plumbing: `zen_watcher_event_processing_duration_seconds{stage, source}` (one
+//! histogram handle per source of a stage, registered on first use) and label values whose
+//! number is capped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// The histograms of one stage, by source.
@@ -53,4 +54,35 @@ pub fn record_normalize(source: &str, elapsed: Duration, n: usize) {
         "source" => source.to_owned()
     )
     .record_many(elapsed.as_secs_f64() / n.max(1) as f64, n.max(1));
+}
+
+/// Label values that come from the data (namespaces, rules): the first `max` distinct values
+/// keep their own, later ones are all `_other`, so a flood of values cannot flood Prometheus.
+#[derive(Debug)]
+pub(crate) struct CappedLabel {
+    seen: HashSet<String>,
+    max: usize,
+}
+
+impl CappedLabel {
+    pub(crate) const OTHER: &'static str = "_other";
+
+    pub(crate) fn new(max: usize) -> Self {
+        CappedLabel {
+            seen: HashSet::new(),
+            max,
+        }
+    }
+
+    /// The label value to use for `value`.
+    pub(crate) fn value(&mut self, value: &str) -> String {
+        if self.seen.contains(value) {
+            value.to_owned()
+        } else if self.seen.len() < self.max {
+            self.seen.insert(value.to_owned());
+            value.to_owned()
+        } else {
+            Self::OTHER.to_owned()
+        }
+    }
 }

@@ -60,11 +60,11 @@ fn stages_queues_and_outcomes_are_recorded() {
             .unwrap_or_else(|| panic!("{k} missing from {seen:#?}"))
     };
     assert_eq!(
-        get("zen_watcher_events_total{source=falco,severity=critical}"),
+        get("zen_watcher_events_total{source=falco,severity=critical,namespace=a}"),
         2.0
     );
     assert_eq!(
-        get("zen_watcher_events_total{source=falco,severity=low}"),
+        get("zen_watcher_events_total{source=falco,severity=low,namespace=}"),
         1.0
     );
     assert_eq!(
@@ -80,6 +80,10 @@ fn stages_queues_and_outcomes_are_recorded() {
         1.0
     );
     assert_eq!(
+        get("zen_watcher_observations_by_rule_total{source=falco,rule=A}"),
+        1.0
+    );
+    assert_eq!(
         get("zen_watcher_errors_total{component=normalizer,category=parse}"),
         1.0
     );
@@ -90,7 +94,8 @@ fn stages_queues_and_outcomes_are_recorded() {
     assert!(seen.contains_key("zen_watcher_queue_depth{queue=submissions}"));
     assert!(seen.contains_key("zen_watcher_batch_flushes_total{reason=shutdown}"));
     for stage in ["normalize", "process", "sink", "total"] {
-        let k = format!("zen_watcher_event_processing_duration_seconds{{stage={stage}}}");
+        let k =
+            format!("zen_watcher_event_processing_duration_seconds{{stage={stage},source=falco}}");
         assert!(
             histograms.get(&k).is_some_and(|n| *n > 0),
             "{k} not recorded: {histograms:#?}"

@@ -323,6 +323,8 @@ async fn ingest(
             format!("unknown source `{source}`; known: {known}"),
         );
     };
+    metrics::counter!("zen_watcher_ingest_bytes_total", "source" => format.as_str())
+        .increment(body.len() as u64);
     if s.draining.load(Ordering::Acquire) {
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -5,72 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use zen_export::{CATALOG, Scope};
 
 mod common;
-use common::{external, get, post, start_with};
-
-/// Every built-in format's good fixtures (twice, so duplicates are folded), a filtered event,
-/// an unreadable payload, and each read route once.
-pub fn short_load(addr: SocketAddr) {
-    let data = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../zen-model/tests/data"
-    ));
-    for format in [
-        "falco",
-        "audit",
-        "trivy",
-        "kyverno",
-        "kube-bench",
-        "checkov",
-        "generic",
-    ] {
-        let mut files: Vec<_> = std::fs::read_dir(data.join(format))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let name = p.file_name().unwrap().to_string_lossy();
-                (name.ends_with(".json") || name.ends_with(".ndjson"))
-                    && !name.starts_with("malformed")
-                    && !data
-                        .join(format)
-                        .join(format!("{name}.config.yaml"))
-                        .exists()
-            })
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "{format}");
-        for file in files.iter().take(3) {
-            let body = std::fs::read_to_string(file).unwrap();
-            for _ in 0..2 {
-                let status = post(addr, &format!("/api/v1/ingest/{format}?ack=commit"), &body);
-                assert!(
-                    status == 200 || status == 400,
-                    "{}: {status}",
-                    file.display()
-                );
-            }
-        }
-    }
-    let low = r#"{"rule":"Noise","priority":"Debug","output_fields":{"k8s.ns.name":"shop"}}"#;
-    assert_eq!(post(addr, "/api/v1/ingest/falco?ack=commit", low), 200);
-    assert_eq!(post(addr, "/api/v1/ingest/falco", "{bad"), 400);
-    for path in [
-        "/api/v1/observations?limit=5",
-        "/api/v1/observations/1",
-        "/api/v1/stats",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-    ] {
-        assert_eq!(get(addr, path).0, 200, "{path}");
-    }
-}
+use common::{external, get, short_load, start_with};
 
 /// The metric names of an exposition: from `# TYPE` lines, and from samples (a histogram's
 /// `_bucket`, `_sum` and `_count` stand for it).

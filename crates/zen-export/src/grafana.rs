@@ -1,0 +1,634 @@
+//! Grafana dashboards generated from the catalog: `dashboards/*.json` (`cargo xtask gen`).
+//!
+//! Every query is built by [`sel`], which takes the metric from the catalog (a name missing from
+//! it is a programming error the tests catch) and adds the dashboard variables the metric has
+//! labels for, so choosing a source never empties a panel whose metric has no `source`.
+//! The JSON targets Grafana 11 (`schemaVersion` 39); keys are sorted, so output is stable.
+
+use serde_json::{Value, json};
+
+use crate::catalog::{self, Metric};
+
+/// The dashboard schema version written, as Grafana 11.0 writes it.
+pub const SCHEMA_VERSION: u32 = 39;
+
+/// One generated dashboard: its file name under `dashboards/` and its JSON.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub file: &'static str,
+    pub uid: &'static str,
+    pub title: &'static str,
+    pub json: Value,
+}
+
+const PERFORMANCE: (&str, &str, &str) = (
+    "zen-watcher-performance.json",
+    "zen-watcher-performance",
+    "Zen Watcher — Performance",
+);
+const OBSERVATIONS: (&str, &str, &str) = (
+    "zen-watcher-observations.json",
+    "zen-watcher-observations",
+    "Zen Watcher — Observations",
+);
+const HOST: (&str, &str, &str) = (
+    "zen-watcher-host.json",
+    "zen-watcher-host",
+    "Zen Watcher — Host and containers",
+);
+
+/// Every dashboard.
+pub fn dashboards() -> Vec<Dashboard> {
+    vec![
+        dashboard(PERFORMANCE, performance()),
+        dashboard(OBSERVATIONS, observations()),
+        dashboard(HOST, host()),
+    ]
+}
+
+/// The selector of `series` (a catalog metric, or a histogram's `_bucket`/`_sum`/`_count`) with
+/// the dashboard variables it has labels for, then `matchers`.
+///
+/// # Panics
+/// When `series` is not in the catalog: dashboards name only catalog metrics.
+pub fn sel(series: &str, matchers: &str) -> String {
+    let metric: &Metric =
+        catalog::find(series).unwrap_or_else(|| panic!("{series} is not in the catalog"));
+    let mut parts = vec![r#"cluster=~"$cluster""#.to_owned()];
+    for (label, var) in [("source", "$source"), ("namespace", "$namespace")] {
+        if metric.labels.contains(&label) {
+            parts.push(format!(r#"{label}=~"{var}""#));
+        }
+    }
+    if !matchers.is_empty() {
+        parts.push(matchers.to_owned());
+    }
+    format!("{series}{{{}}}", parts.join(","))
+}
+
+fn rate(series: &str, matchers: &str) -> String {
+    format!("rate({}[$__rate_interval])", sel(series, matchers))
+}
+
+const LATENCY: &str = "zen_watcher_event_processing_duration_seconds";
+
+fn quantile(q: f64, by: &str, matchers: &str) -> String {
+    format!(
+        "histogram_quantile({q}, sum by (le{by}) ({}))",
+        rate(&format!("{LATENCY}_bucket"), matchers)
+    )
+}
+
+/// Share of events of the `total` stage under `threshold` seconds, over `window`.
+fn share_under(threshold: &str, window: &str) -> String {
+    format!(
+        "sum(increase({}[{window}])) / sum(increase({}[{window}]))",
+        sel(
+            &format!("{LATENCY}_bucket"),
+            &format!(r#"stage="total",le="{threshold}""#)
+        ),
+        sel(&format!("{LATENCY}_count"), r#"stage="total""#)
+    )
+}
+
+/// A panel before layout.
+struct Panel {
+    kind: &'static str,
+    title: &'static str,
+    description: &'static str,
+    width: u32,
+    unit: &'static str,
+    targets: Vec<(String, &'static str)>,
+    /// `(value, colour)` steps after the first, base step (which is `null`, as Grafana requires).
+    steps: Vec<(f64, &'static str)>,
+    /// The colour below the first step.
+    base: &'static str,
+    /// Merged into the panel last.
+    extra: Value,
+    /// Merged into every target.
+    target_extra: Value,
+}
+
+fn panel(kind: &'static str, title: &'static str, width: u32, unit: &'static str) -> Panel {
+    Panel {
+        kind,
+        title,
+        description: "",
+        width,
+        unit,
+        targets: Vec::new(),
+        steps: Vec::new(),
+        base: "green",
+        extra: json!({}),
+        target_extra: json!({}),
+    }
+}
+
+impl Panel {
+    fn about(mut self, description: &'static str) -> Self {
+        self.description = description;
+        self
+    }
+    fn q(mut self, expr: impl Into<String>, legend: &'static str) -> Self {
+        self.targets.push((expr.into(), legend));
+        self
+    }
+    fn steps(mut self, steps: &[(f64, &'static str)]) -> Self {
+        self.steps = steps.to_vec();
+        self
+    }
+    fn base(mut self, colour: &'static str) -> Self {
+        self.base = colour;
+        self
+    }
+    fn target(mut self, extra: Value) -> Self {
+        merge(&mut self.target_extra, extra);
+        self
+    }
+    fn extra(mut self, extra: Value) -> Self {
+        merge(&mut self.extra, extra);
+        self
+    }
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn datasource() -> Value {
+    json!({ "type": "prometheus", "uid": "${datasource}" })
+}
+
+/// Lays panels out row by row in the 24-column grid.
+struct Layout {
+    panels: Vec<Value>,
+    y: u32,
+    id: u32,
+}
+
+impl Layout {
+    fn new() -> Self {
+        Layout {
+            panels: Vec::new(),
+            y: 0,
+            id: 0,
+        }
+    }
+
+    fn next_id(&mut self) -> u32 {
+        self.id += 1;
+        self.id
+    }
+
+    fn row(&mut self, title: &str) {
+        let id = self.next_id();
+        self.panels.push(json!({
+            "type": "row", "id": id, "title": title, "collapsed": false, "panels": [],
+            "datasource": datasource(),
+            "gridPos": { "x": 0, "y": self.y, "w": 24, "h": 1 },
+        }));
+        self.y += 1;
+    }
+
+    /// Panels side by side, `height` tall; wider than 24 columns wraps.
+    fn line(&mut self, height: u32, panels: Vec<Panel>) {
+        let mut x = 0;
+        for p in panels {
+            if x + p.width > 24 {
+                x = 0;
+                self.y += height;
+            }
+            let id = self.next_id();
+            let targets: Vec<Value> = p
+                .targets
+                .iter()
+                .enumerate()
+                .map(|(i, (expr, legend))| {
+                    let ref_id = char::from(b'A' + i as u8).to_string();
+                    let mut t = json!({
+                        "refId": ref_id, "expr": expr, "legendFormat": legend,
+                        "datasource": datasource(), "range": true, "instant": false,
+                    });
+                    merge(&mut t, p.target_extra.clone());
+                    t
+                })
+                .collect();
+            let mut steps = vec![json!({ "color": p.base, "value": null })];
+            steps.extend(
+                p.steps
+                    .iter()
+                    .map(|(v, c)| json!({ "color": c, "value": v })),
+            );
+            let mut v = json!({
+                "type": p.kind, "id": id, "title": p.title, "description": p.description,
+                "datasource": datasource(),
+                "gridPos": { "x": x, "y": self.y, "w": p.width, "h": height },
+                "targets": targets,
+                "fieldConfig": { "defaults": {
+                    "unit": p.unit,
+                    "thresholds": { "mode": "absolute", "steps": steps },
+                }, "overrides": [] },
+                "options": {},
+            });
+            merge(&mut v, p.extra);
+            self.panels.push(v);
+            x += p.width;
+        }
+        self.y += height;
+    }
+}
+
+fn variable(name: &str, label: &str, query: &str) -> Value {
+    json!({
+        "name": name, "label": label, "type": "query", "datasource": datasource(),
+        "query": { "query": query, "refId": name }, "definition": query,
+        "includeAll": true, "allValue": ".*", "multi": true, "refresh": 2, "sort": 1,
+        "current": { "text": "All", "value": "$__all" }, "hide": 0, "regex": "", "options": [],
+    })
+}
+
+fn dashboard(
+    (file, uid, title): (&'static str, &'static str, &'static str),
+    layout: Layout,
+) -> Dashboard {
+    let links: Vec<Value> = [PERFORMANCE, OBSERVATIONS, HOST]
+        .iter()
+        .filter(|(_, other, _)| *other != uid)
+        .map(|(_, other, t)| {
+            json!({
+                "type": "link", "title": t, "url": format!("/d/{other}"), "icon": "dashboard",
+                "includeVars": true, "keepTime": true, "targetBlank": false, "asDropdown": false,
+                "tags": [], "tooltip": "",
+            })
+        })
+        .collect();
+    let json = json!({
+        "uid": uid, "title": title, "tags": ["zen-watcher"], "editable": true,
+        "schemaVersion": SCHEMA_VERSION, "version": 1, "graphTooltip": 1,
+        "time": { "from": "now-1h", "to": "now" }, "refresh": "10s", "timezone": "browser",
+        "fiscalYearStartMonth": 0, "liveNow": false, "weekStart": "",
+        "description": "Generated by `cargo xtask gen` from the zen-watcher metric catalog; do not edit.",
+        "annotations": { "list": [{
+            "builtIn": 1, "datasource": { "type": "grafana", "uid": "-- Grafana --" },
+            "enable": true, "hide": true, "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts", "type": "dashboard",
+        }] },
+        "links": links,
+        "templating": { "list": [
+            {
+                "name": "datasource", "label": "Data source", "type": "datasource",
+                "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "regex": "",
+                "options": [], "includeAll": false, "multi": false,
+            },
+            variable("cluster", "Cluster", "label_values(zen_watcher_build_info, cluster)"),
+            variable("namespace", "Namespace", "label_values(zen_watcher_events_total{cluster=~\"$cluster\"}, namespace)"),
+            variable("source", "Source", "label_values(zen_watcher_events_total{cluster=~\"$cluster\"}, source)"),
+        ] },
+        "panels": layout.panels,
+    });
+    Dashboard {
+        file,
+        uid,
+        title,
+        json,
+    }
+}
+
+fn stat(title: &'static str, unit: &'static str) -> Panel {
+    panel("stat", title, 6, unit).extra(json!({ "options": {
+        "colorMode": "background", "graphMode": "area", "justifyMode": "auto",
+        "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
+    } }))
+}
+
+fn series(title: &'static str, width: u32, unit: &'static str) -> Panel {
+    panel("timeseries", title, width, unit).extra(json!({
+        "options": { "legend": { "displayMode": "table", "placement": "bottom", "calcs": ["mean", "max", "lastNotNull"] },
+                     "tooltip": { "mode": "multi", "sort": "desc" } },
+        "fieldConfig": { "defaults": { "custom": { "lineWidth": 1, "fillOpacity": 10, "showPoints": "never" } } },
+    }))
+}
+
+fn stacked(mut p: Panel) -> Panel {
+    p = p.extra(json!({ "fieldConfig": { "defaults": { "custom": {
+        "stacking": { "mode": "normal", "group": "A" }, "fillOpacity": 60,
+    } } } }));
+    p
+}
+
+/// Threshold steps drawn as lines on a time series.
+fn threshold_lines(p: Panel) -> Panel {
+    p.extra(json!({ "fieldConfig": { "defaults": { "custom": {
+        "thresholdsStyle": { "mode": "line+area" },
+    } } } }))
+}
+
+const TOTAL: &str = r#"stage="total""#;
+
+fn performance() -> Layout {
+    let mut l = Layout::new();
+    let events = "zen_watcher_events_total";
+    let errors = "zen_watcher_errors_total";
+
+    l.row("Executive summary");
+    l.line(5, vec![
+        stat("Health score", "none")
+            .about("100 × share of events committed within 100 ms × (1 − share of ingestion requests that failed), over 5 minutes. 100 is perfect; below 90 needs attention.")
+            .q(format!(
+                "100 * ({}) * (1 - clamp_max(sum(increase({}[5m])) / clamp_min(sum(increase({}[5m])), 1), 1))",
+                share_under("0.1", "5m"),
+                sel(errors, r#"component="ingest""#),
+                sel("zen_watcher_http_requests_total", r#"route="/api/v1/ingest/{source}""#),
+            ), "health")
+            .base("red")
+            .steps(&[(90.0, "orange"), (99.0, "green")])
+            .extra(json!({ "fieldConfig": { "defaults": { "min": 0, "max": 100, "decimals": 0 } } })),
+        panel("gauge", "SLO compliance", 6, "percentunit")
+            .about("Share of events committed within 100 ms of receipt over the dashboard's time range (objective: 95 %).")
+            .q(share_under("0.1", "$__range"), "within 100 ms")
+            .base("red")
+            .steps(&[(0.95, "orange"), (0.99, "green")])
+            .extra(json!({ "fieldConfig": { "defaults": { "min": 0, "max": 1 } },
+                "options": { "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false }, "showThresholdMarkers": true } })),
+        stat("Current throughput", "ops")
+            .about("Events read per second, all sources selected.")
+            .q(format!("sum({})", rate(events, "")), "events/s")
+            .steps(&[]),
+        stat("Active alerts", "none")
+            .about("zen-watcher alerts firing in Prometheus (from the generated rules).")
+            .q(r#"count(ALERTS{alertstate="firing",alertname=~"ZenWatcher.*"}) or vector(0)"#, "firing")
+            .steps(&[(1.0, "red")]),
+    ]);
+
+    l.row("Latency analysis");
+    l.line(8, vec![
+        threshold_lines(series("Latency timeline: receipt to commit", 8, "s"))
+            .about("P50, P95 and P99 from receipt to commit. Lines: the 50, 100 and 200 ms objectives.")
+            .q(quantile(0.5, "", TOTAL), "P50")
+            .q(quantile(0.95, "", TOTAL), "P95")
+            .q(quantile(0.99, "", TOTAL), "P99")
+            .steps(&[(0.05, "yellow"), (0.1, "orange"), (0.2, "red")]),
+        series("P95 by stage", 8, "s")
+            .about("Per-event time in each stage: normalize, process (filter, dedup, batch), sink, and total.")
+            .q(quantile(0.95, ", stage", ""), "{{stage}}"),
+        panel("heatmap", "Latency heatmap", 8, "s")
+            .about("Distribution of receipt-to-commit latency over time; repeated for each selected source.")
+            .q(format!("sum by (le) (increase({}[$__rate_interval]))", sel(&format!("{LATENCY}_bucket"), TOTAL)), "{{le}}")
+            .target(json!({ "format": "heatmap" }))
+            .extra(json!({
+                "repeat": "source", "repeatDirection": "h", "maxPerRow": 3,
+                "options": { "calculate": false, "yAxis": { "unit": "s" }, "cellGap": 1,
+                             "color": { "mode": "scheme", "scheme": "Oranges" } },
+            })),
+    ]);
+
+    l.row("Throughput");
+    l.line(
+        8,
+        vec![
+            series("Processing rate", 8, "ops")
+                .about("Events per second through each outcome.")
+                .q(format!("sum({})", rate(events, "")), "received")
+                .q(
+                    format!("sum({})", rate("zen_watcher_events_filtered_total", "")),
+                    "filtered",
+                )
+                .q(
+                    format!("sum({})", rate("zen_watcher_events_deduplicated_total", "")),
+                    "deduplicated",
+                )
+                .q(
+                    format!(
+                        "sum({})",
+                        rate("zen_watcher_observations_created_total", "")
+                    ),
+                    "stored",
+                ),
+            stacked(series("Throughput by source", 8, "ops"))
+                .q(
+                    format!("sum by (source) ({})", rate(events, "")),
+                    "{{source}}",
+                )
+                .extra(
+                    json!({ "fieldConfig": { "defaults": { "custom": { "drawStyle": "bars" } } } }),
+                ),
+            threshold_lines(series("Capacity utilisation", 8, "percentunit"))
+                .about("Queue depth over capacity: at 100 % ingestion answers 429.")
+                .q(
+                    format!(
+                        "max by (queue) ({}) / max by (queue) ({})",
+                        sel("zen_watcher_queue_depth", ""),
+                        sel("zen_watcher_queue_capacity", "")
+                    ),
+                    "{{queue}}",
+                )
+                .steps(&[(0.8, "red")])
+                .extra(json!({ "fieldConfig": { "defaults": { "min": 0, "max": 1 } } })),
+        ],
+    );
+
+    l.row("Resource utilisation");
+    l.line(8, vec![
+        threshold_lines(series("CPU", 6, "percentunit"))
+            .about("Share of one core the daemon uses.")
+            .q(format!("rate({}[$__rate_interval])", sel("process_cpu_seconds_total", "")), "cpu")
+            .steps(&[(0.9, "red")]),
+        series("Memory", 6, "bytes")
+            .q(sel("process_resident_memory_bytes", ""), "resident"),
+        series("Network in", 6, "Bps")
+            .about("Ingestion body bytes received per second, by source (as sent, before decompression).")
+            .q(format!("sum by (source) ({})", rate("zen_watcher_ingest_bytes_total", "")), "{{source}}"),
+        series("Threads and descriptors", 6, "short")
+            .q(sel("process_threads", ""), "threads")
+            .q(sel("process_open_fds", ""), "open fds"),
+    ]);
+
+    l.row("Pipeline efficiency");
+    l.line(8, vec![
+        series("Filter effectiveness", 8, "percentunit")
+            .about("Share of events dropped as noise, by the kind of rule that dropped them.")
+            .q(format!("sum by (reason) ({}) / scalar(sum({}))", rate("zen_watcher_events_filtered_total", ""), rate(events, "")), "{{reason}}"),
+        series("Deduplication impact", 8, "ops")
+            .about("Events folded into earlier Observations per second, and their share of all events.")
+            .q(format!("sum({})", rate("zen_watcher_events_deduplicated_total", "")), "folded/s")
+            .q(format!("sum({}) / sum({})", rate("zen_watcher_events_deduplicated_total", ""), rate(events, "")), "share")
+            .extra(json!({ "fieldConfig": { "overrides": [{
+                "matcher": { "id": "byName", "options": "share" },
+                "properties": [{ "id": "unit", "value": "percentunit" }, { "id": "custom.axisPlacement", "value": "right" }],
+            }] } })),
+        panel("bargauge", "Flow by stage", 8, "short")
+            .about("Events over the time range: read, dropped by filters, folded as duplicates, stored, dead-lettered.")
+            .q(format!("sum(increase({}[$__range]))", sel(events, "")), "received")
+            .q(format!("sum(increase({}[$__range]))", sel("zen_watcher_events_filtered_total", "")), "filtered")
+            .q(format!("sum(increase({}[$__range]))", sel("zen_watcher_events_deduplicated_total", "")), "deduplicated")
+            .q(format!("sum(increase({}[$__range]))", sel("zen_watcher_observations_created_total", "")), "stored")
+            .q(format!("sum(increase({}[$__range]))", sel("zen_watcher_dead_letters_total", "")), "dead-lettered")
+            .extra(json!({ "options": { "displayMode": "gradient", "orientation": "horizontal",
+                "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false } } })),
+    ]);
+
+    l.row("System health");
+    l.line(8, vec![
+        panel("table", "Component status", 8, "short")
+            .about("Errors per component and category over the time range; anything but 0 is red.")
+            .q(format!("sum by (component, category) (increase({}[$__range]))", sel(errors, "")), "")
+            .steps(&[(1.0, "red")])
+            .target(json!({ "format": "table", "instant": true, "range": false }))
+            .extra(json!({
+                "fieldConfig": { "defaults": { "custom": { "cellOptions": { "type": "color-background" } } } },
+                "transformations": [{ "id": "organize", "options": { "excludeByName": { "Time": true } } }],
+            })),
+        stacked(series("Error rates by category", 8, "ops"))
+            .q(format!("sum by (category) ({})", rate(errors, "")), "{{category}}"),
+        series("Informer health", 8, "s")
+            .about("Kubernetes only: how far behind the report watchers are, and their initial sync time (P95).")
+            .q(format!("max by (resource) ({})", sel("zen_watcher_informer_lag_seconds", "")), "lag {{resource}}")
+            .q(format!("histogram_quantile(0.95, sum by (le, resource) ({}))", rate("zen_watcher_informer_sync_duration_seconds_bucket", "")), "sync P95 {{resource}}"),
+    ]);
+
+    l.row("Historical analysis");
+    l.line(8, vec![
+        series("7-day trend", 8, "ops")
+            .about("Hourly throughput and P95 latency over the last 7 days.")
+            .q(format!("sum(rate({}[1h]))", sel(events, "")), "events/s")
+            .q(format!("histogram_quantile(0.95, sum by (le) (rate({}[1h])))", sel(&format!("{LATENCY}_bucket"), TOTAL)), "P95 latency")
+            .extra(json!({ "timeFrom": "7d", "fieldConfig": { "overrides": [{
+                "matcher": { "id": "byName", "options": "P95 latency" },
+                "properties": [{ "id": "unit", "value": "s" }, { "id": "custom.axisPlacement", "value": "right" }],
+            }] } })),
+        series("30-day trend and capacity", 8, "bytes")
+            .about("Resident memory over 30 days, and where it heads in 7 days at the last 6 hours' slope.")
+            .q(format!("avg_over_time({}[6h])", sel("process_resident_memory_bytes", "")), "resident")
+            .q(format!("predict_linear({}[6h], 7 * 86400)", sel("process_resident_memory_bytes", "")), "in 7 days")
+            .extra(json!({ "timeFrom": "30d" })),
+        series("Week over week", 8, "ops")
+            .about("Throughput now and at the same time a week ago.")
+            .q(format!("sum({})", rate(events, "")), "this week")
+            .q(format!("sum(rate({}[$__rate_interval] offset 1w))", sel(events, "")), "last week"),
+    ]);
+    l
+}
+
+fn observations() -> Layout {
+    let mut l = Layout::new();
+    let events = "zen_watcher_events_total";
+    l.row("Findings");
+    l.line(
+        8,
+        vec![
+            stacked(series("By severity", 12, "ops")).q(
+                format!("sum by (severity) ({})", rate(events, "")),
+                "{{severity}}",
+            ),
+            stacked(series("By source", 12, "ops")).q(
+                format!("sum by (source) ({})", rate(events, "")),
+                "{{source}}",
+            ),
+        ],
+    );
+    l.line(
+        8,
+        vec![
+            series("By namespace (top 10)", 12, "ops")
+                .about("Namespaces past the first 200 seen are counted as _other.")
+                .q(
+                    format!("topk(10, sum by (namespace) ({}))", rate(events, "")),
+                    "{{namespace}}",
+                ),
+            series("New findings by rule (top 10)", 12, "ops")
+                .about("New Observations per second by rule, check or vulnerability id.")
+                .q(
+                    format!(
+                        "topk(10, sum by (source, rule) ({}))",
+                        rate("zen_watcher_observations_by_rule_total", "")
+                    ),
+                    "{{source}} {{rule}}",
+                ),
+        ],
+    );
+    l.row("Over the time range");
+    l.line(8, vec![
+        panel("piechart", "Severity mix", 8, "short")
+            .q(format!("sum by (severity) (increase({}[$__range]))", sel(events, "")), "{{severity}}")
+            .extra(json!({ "options": { "pieType": "donut",
+                "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false } } })),
+        panel("bargauge", "Critical and high by namespace", 8, "short")
+            .q(format!("topk(10, sum by (namespace) (increase({}[$__range])))", sel(events, r#"severity=~"critical|high""#)), "{{namespace}}")
+            .steps(&[(1.0, "red")])
+            .extra(json!({ "options": { "displayMode": "gradient", "orientation": "horizontal",
+                "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false } } })),
+        panel("table", "Top rules", 8, "short")
+            .q(format!("topk(20, sum by (source, rule) (increase({}[$__range])))", sel("zen_watcher_observations_by_rule_total", "")), "")
+            .target(json!({ "format": "table", "instant": true, "range": false }))
+            .extra(json!({ "transformations": [{ "id": "organize", "options": { "excludeByName": { "Time": true } } }] })),
+    ]);
+    l
+}
+
+fn host() -> Layout {
+    let mut l = Layout::new();
+    l.row("zen-watcher process");
+    l.line(
+        8,
+        vec![
+            series("CPU", 8, "percentunit").q(
+                format!(
+                    "rate({}[$__rate_interval])",
+                    sel("process_cpu_seconds_total", "")
+                ),
+                "share of a core",
+            ),
+            series("Memory", 8, "bytes")
+                .q(sel("process_resident_memory_bytes", ""), "resident")
+                .q(sel("process_virtual_memory_bytes", ""), "virtual"),
+            series("File descriptors", 8, "short")
+                .q(sel("process_open_fds", ""), "open")
+                .q(sel("process_max_fds", ""), "limit"),
+        ],
+    );
+    l
+}
+
+/// A query of a dashboard: the panel it belongs to and its PromQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub dashboard: String,
+    pub panel: String,
+    pub expr: String,
+}
+
+/// Every query of a dashboard's JSON (as generated, or as read back from `dashboards/`).
+pub fn queries(dashboard: &Value) -> Vec<Query> {
+    let title = dashboard["title"].as_str().unwrap_or_default();
+    let mut out = Vec::new();
+    for p in dashboard["panels"].as_array().into_iter().flatten() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = t["expr"].as_str() {
+                out.push(Query {
+                    dashboard: title.to_owned(),
+                    panel: p["title"].as_str().unwrap_or_default().to_owned(),
+                    expr: expr.to_owned(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `expr` as Grafana would send it with every variable at "All" and the dashboard's range
+/// `range` (a PromQL duration): `$__rate_interval` becomes `rate_interval`.
+pub fn substitute(expr: &str, range: &str, rate_interval: &str) -> String {
+    expr.replace("$__rate_interval", rate_interval)
+        .replace("$__range", range)
+        .replace("$__interval", rate_interval)
+        .replace("$cluster", ".*")
+        .replace("$namespace", ".*")
+        .replace("$source", ".*")
+}

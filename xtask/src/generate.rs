@@ -1,0 +1,162 @@
+//! `cargo xtask gen`: every generated file of the repository, from its one source — Grafana
+//! dashboards and `docs/metrics.md` from the metric catalog (zen-export), `docs/formats.md` from
+//! the format modules' documentation (zen-model). `--check` fails when a committed file differs;
+//! a test runs the same check, so a stale file cannot land.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use zen_model::Severity;
+use zen_model::formats::checkov::BUILTIN_SEVERITIES;
+
+/// Which files to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Set {
+    All,
+    Dashboards,
+}
+
+/// The repository root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every generated file: its path from the root, and its contents.
+fn files(set: Set) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for d in zen_export::grafana::dashboards() {
+        let mut text = serde_json::to_string_pretty(&d.json)?;
+        text.push('\n');
+        out.push((format!("dashboards/{}", d.file), text));
+    }
+    if set == Set::All {
+        out.push((
+            "docs/metrics.md".to_owned(),
+            zen_export::catalog::markdown(),
+        ));
+        out.push(("docs/formats.md".to_owned(), formats_md()));
+    }
+    Ok(out)
+}
+
+/// Writes the files, or with `check` only compares them; returns the stale ones' paths.
+pub(crate) fn run(set: Set, check: bool) -> Result<Vec<String>> {
+    let root = root();
+    let mut stale = Vec::new();
+    for (path, want) in files(set)? {
+        let full = root.join(&path);
+        let have = fs::read_to_string(&full).unwrap_or_default();
+        if have == want {
+            continue;
+        }
+        stale.push(path);
+        if !check {
+            if let Some(dir) = full.parent() {
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            fs::write(&full, want).with_context(|| format!("writing {}", full.display()))?;
+        }
+    }
+    if check && !stale.is_empty() {
+        bail!(
+            "stale generated files: {}; run `cargo xtask gen` and commit them",
+            stale.join(", ")
+        );
+    }
+    Ok(stale)
+}
+
+const MODULES: [(&str, &str); 8] = [
+    (
+        "",
+        include_str!("../../crates/zen-model/src/formats/mod.rs"),
+    ),
+    (
+        "falco",
+        include_str!("../../crates/zen-model/src/formats/falco.rs"),
+    ),
+    (
+        "audit",
+        include_str!("../../crates/zen-model/src/formats/audit.rs"),
+    ),
+    (
+        "trivy",
+        include_str!("../../crates/zen-model/src/formats/trivy.rs"),
+    ),
+    (
+        "kyverno",
+        include_str!("../../crates/zen-model/src/formats/kyverno.rs"),
+    ),
+    (
+        "kube-bench",
+        include_str!("../../crates/zen-model/src/formats/kube_bench.rs"),
+    ),
+    (
+        "checkov",
+        include_str!("../../crates/zen-model/src/formats/checkov.rs"),
+    ),
+    (
+        "generic",
+        include_str!("../../crates/zen-model/src/formats/generic.rs"),
+    ),
+];
+
+/// The `//!` lines of a source file, as Markdown; intra-doc links become code spans.
+fn module_doc(source: &str) -> String {
+    let mut out = String::new();
+    for line in source.lines().take_while(|l| l.starts_with("//!")) {
+        let text = line
+            .trim_start_matches("//!")
+            .strip_prefix(' ')
+            .unwrap_or(line.trim_start_matches("//!"));
+        if text.starts_with("[`") && text.contains("]: ") {
+            continue; // a link definition
+        }
+        out.push_str(
+            &text
+                .replace("[`", "`")
+                .replace("`]", "`")
+                .replace("(crate::Context)", ""),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+/// `docs/formats.md`, from the format modules' own documentation.
+fn formats_md() -> String {
+    let mut out = String::from(
+        "<!-- Generated from crates/zen-model/src/formats/*.rs by `cargo xtask gen`. Do not edit. -->\n\n",
+    );
+    for (name, source) in MODULES {
+        if !name.is_empty() {
+            out.push_str(&format!("\n## {name}\n\n"));
+        }
+        out.push_str(&module_doc(source));
+        if name == "checkov" {
+            out.push_str("\n### Built-in Checkov severities\n\n| severity | checks |\n|---|---|\n");
+            for sev in Severity::ALL.into_iter().rev() {
+                let ids: Vec<String> = BUILTIN_SEVERITIES
+                    .iter()
+                    .filter(|(_, s)| *s == sev)
+                    .map(|(id, _)| format!("`{id}`"))
+                    .collect();
+                if !ids.is_empty() {
+                    out.push_str(&format!("| {sev} | {} |\n", ids.join(", ")));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_generated_files_are_up_to_date() {
+        if let Err(e) = super::run(super::Set::All, true) {
+            panic!("{e:#}");
+        }
+    }
+}
