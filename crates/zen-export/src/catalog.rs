@@ -273,6 +273,13 @@ pub const CATALOG: &[Metric] = &[
         LATENCY_BUCKETS,
         "How long the first event of a batch waited before the batch was flushed.",
     ),
+    histogram(
+        "zen_watcher_batch_processing_duration_seconds",
+        "seconds",
+        &[],
+        LATENCY_BUCKETS,
+        "Time for the sink to commit one write: a batch, or batches of one source gathered together, retries included.",
+    ),
     m(
         "zen_watcher_batch_flushes_total",
         Counter,

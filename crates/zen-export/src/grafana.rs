@@ -452,10 +452,10 @@ fn performance() -> Layout {
 
     l.row("Pipeline efficiency");
     l.line(8, vec![
-        series("Filter effectiveness", 8, "percentunit")
+        series("Filter effectiveness", 6, "percentunit")
             .about("Share of events dropped as noise, by the kind of rule that dropped them.")
             .q(format!("sum by (reason) ({}) / scalar(sum({}))", rate("zen_watcher_events_filtered_total", ""), rate(events, "")), "{{reason}}"),
-        series("Deduplication impact", 8, "ops")
+        series("Deduplication impact", 6, "ops")
             .about("Events folded into earlier Observations per second, and their share of all events.")
             .q(format!("sum({})", rate("zen_watcher_events_deduplicated_total", "")), "folded/s")
             .q(format!("sum({}) / sum({})", rate("zen_watcher_events_deduplicated_total", ""), rate(events, "")), "share")
@@ -463,7 +463,7 @@ fn performance() -> Layout {
                 "matcher": { "id": "byName", "options": "share" },
                 "properties": [{ "id": "unit", "value": "percentunit" }, { "id": "custom.axisPlacement", "value": "right" }],
             }] } })),
-        panel("bargauge", "Flow by stage", 8, "short")
+        panel("bargauge", "Flow by stage", 6, "short")
             .about("Events over the time range: read, dropped by filters, folded as duplicates, stored, dead-lettered.")
             .q(format!("sum(increase({}[$__range]))", sel(events, "")), "received")
             .q(format!("sum(increase({}[$__range]))", sel("zen_watcher_events_filtered_total", "")), "filtered")
@@ -472,6 +472,25 @@ fn performance() -> Layout {
             .q(format!("sum(increase({}[$__range]))", sel("zen_watcher_dead_letters_total", "")), "dead-lettered")
             .extra(json!({ "options": { "displayMode": "gradient", "orientation": "horizontal",
                 "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false } } })),
+        series("Ratios since start", 6, "percentunit")
+            .about("The daemon's own ratios since it started (stored, filtered or folded; filtered; folded), and the configuration cache's hit ratio now.")
+            .q(sel("zen_watcher_pipeline_efficiency_ratio", ""), "efficiency")
+            .q(sel("zen_watcher_filter_effectiveness_ratio", ""), "filtered")
+            .q(sel("zen_watcher_deduplication_ratio", ""), "deduplicated")
+            .q(format!("sum({}) / (sum({}) + sum({}))", rate("zen_watcher_cache_hits_total", ""), rate("zen_watcher_cache_hits_total", ""), rate("zen_watcher_cache_misses_total", "")), "cache hits"),
+    ]);
+
+    l.line(8, vec![
+        series("Batches", 12, "short")
+            .about("Events per batch (P50, P95) and flushes per second by reason (size, age, limit, ack, shutdown).")
+            .q(format!("histogram_quantile(0.5, sum by (le) ({}))", rate("zen_watcher_batch_size_bucket", "")), "size P50")
+            .q(format!("histogram_quantile(0.95, sum by (le) ({}))", rate("zen_watcher_batch_size_bucket", "")), "size P95")
+            .q(format!("sum by (reason) ({})", rate("zen_watcher_batch_flushes_total", "")), "flushes/s {{reason}}"),
+        series("Batch latency and commit time", 12, "s")
+            .about("How long a batch's first event waited before the flush, and how long the sink took to commit (P95).")
+            .q(format!("histogram_quantile(0.95, sum by (le) ({}))", rate("zen_watcher_batch_latency_seconds_bucket", "")), "wait P95")
+            .q(format!("histogram_quantile(0.95, sum by (le) ({}))", rate("zen_watcher_batch_processing_duration_seconds_bucket", "")), "commit P95")
+            .q(format!("histogram_quantile(0.95, sum by (le, operation) ({}))", rate("zen_watcher_store_operation_duration_seconds_bucket", "")), "store {{operation}} P95"),
     ]);
 
     l.row("System health");

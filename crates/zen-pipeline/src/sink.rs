@@ -82,6 +82,8 @@ pub(crate) struct SinkRunner {
     jitter: u64,
     /// Metric handles, registered on first use: per-event time in the sink, from receipt to
     /// commit, and Observations created, per source.
+    /// Time to commit one write (a batch, or batches gathered together).
+    write_duration: metrics::Histogram,
     sink_stage: StageTimer,
     total_stage: StageTimer,
     created: HashMap<String, metrics::Counter>,
@@ -105,6 +107,7 @@ impl SinkRunner {
             stats,
             deadline,
             jitter: 0x9E37_79B9_7F4A_7C15,
+            write_duration: metrics::histogram!("zen_watcher_batch_processing_duration_seconds"),
             sink_stage: StageTimer::new("sink"),
             total_stage: StageTimer::new("total"),
             created: HashMap::new(),
@@ -200,6 +203,8 @@ impl SinkRunner {
                         metrics::counter!("zen_watcher_observations_created_total", "source" => source, "sink" => sink)
                     })
                     .increment(n);
+                self.write_duration
+                    .record(done.duration_since(started).as_secs_f64());
                 self.sink_stage
                     .record_shared(source, done.duration_since(started), n as usize);
                 self.count_rules(source, &events);
