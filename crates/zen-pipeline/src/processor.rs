@@ -64,21 +64,98 @@ const MAX_NAMESPACES: usize = 200;
 
 /// Counts gathered over one call, turned into metrics and shared stats at its end. Keys are the
 /// events' own source names: borrowed constants for the built-in formats, so counting allocates
-/// nothing.
+/// nothing. Events received are counted straight into [`Received`].
 #[derive(Default)]
 struct Tally {
-    /// By source and severity, then namespace (looked up by `&str`, so a namespace already
-    /// counted costs no allocation).
-    received: HashMap<(Source, Severity), HashMap<String, u64>>,
     filtered: HashMap<(Source, DropReason), u64>,
     duplicates: HashMap<Source, u64>,
     rejected: u64,
 }
 
+/// `zen_watcher_events_total{source, severity, namespace}`. Counters live in `counters`, with
+/// the count pending for each; `by` finds a counter's index by source and severity, then
+/// namespace (looked up by `&str`: a known namespace costs no allocation). Consecutive events
+/// with the same labels form a run — events mostly come in runs, so most are counted with three
+/// comparisons — and a run's length is added to its pending count; counters are touched once
+/// per label set per call, in [`Received::take_total`].
+struct Received {
+    /// foldhash (hashbrown's default) rather than SipHash: these keys are ours, and this is
+    /// looked up for most events.
+    by: hashbrown::HashMap<(Source, Severity), hashbrown::HashMap<String, usize>>,
+    counters: Vec<(metrics::Counter, u64)>,
+    /// Indices of `counters` with a pending count.
+    touched: Vec<usize>,
+    namespaces: CappedLabel,
+    /// Source, severity, namespace (its buffer reused) and length of the current run.
+    run: Option<(Source, Severity, String, u64)>,
+    /// Events counted since the last [`Received::take_total`].
+    total: u64,
+}
+
+impl Received {
+    fn new() -> Self {
+        Received {
+            by: hashbrown::HashMap::new(),
+            counters: Vec::new(),
+            touched: Vec::new(),
+            namespaces: CappedLabel::new(MAX_NAMESPACES),
+            run: None,
+            total: 0,
+        }
+    }
+
+    fn count(&mut self, source: &Source, severity: Severity, namespace: &str) {
+        self.total += 1;
+        if let Some((s, sev, ns, n)) = &mut self.run {
+            if *sev == severity && ns == namespace && s == source {
+                *n += 1;
+                return;
+            }
+        }
+        let mut buffer = self.end_run().unwrap_or_default();
+        buffer.clear();
+        buffer.push_str(namespace);
+        self.run = Some((source.clone(), severity, buffer, 1));
+    }
+
+    /// Adds the current run to its pending count; returns its namespace buffer for reuse.
+    fn end_run(&mut self) -> Option<String> {
+        let (source, severity, namespace, n) = self.run.take()?;
+        let by_namespace = self.by.entry((source.clone(), severity)).or_default();
+        let index = match by_namespace.get(namespace.as_str()) {
+            Some(&i) => i,
+            None => {
+                let label = self.namespaces.value(&namespace);
+                let counters = &mut self.counters;
+                *by_namespace.entry(label).or_insert_with_key(|label| {
+                    counters.push((metrics::counter!("zen_watcher_events_total", "source" => source.to_string(), "severity" => severity.as_str(), "namespace" => label.clone()), 0));
+                    counters.len() - 1
+                })
+            }
+        };
+        let pending = &mut self.counters[index].1;
+        if *pending == 0 {
+            self.touched.push(index);
+        }
+        *pending += n;
+        Some(namespace)
+    }
+
+    /// Ends the run, adds the pending counts to their counters, and returns the events counted
+    /// since the last call.
+    fn take_total(&mut self) -> u64 {
+        self.end_run();
+        for i in self.touched.drain(..) {
+            let (counter, pending) = &mut self.counters[i];
+            counter.increment(std::mem::take(pending));
+        }
+        std::mem::take(&mut self.total)
+    }
+}
+
 /// Counter handles by label values, registered on first use.
 struct Handles {
-    received: HashMap<(Source, Severity, String), metrics::Counter>,
-    namespaces: CappedLabel,
+    received: Received,
     filtered: HashMap<(Source, DropReason), metrics::Counter>,
     duplicates: HashMap<Source, metrics::Counter>,
 }
@@ -86,8 +163,7 @@ struct Handles {
 impl Default for Handles {
     fn default() -> Self {
         Handles {
-            received: HashMap::new(),
-            namespaces: CappedLabel::new(MAX_NAMESPACES),
+            received: Received::new(),
             filtered: HashMap::new(),
             duplicates: HashMap::new(),
         }
@@ -161,17 +237,11 @@ impl Processor {
         let mut flush_sources: Vec<Source> = Vec::new();
         let mut memo: Option<(Source, Arc<Snapshot<SourceSettings>>)> = None;
         for event in events {
-            let by_namespace = tally
-                .received
-                .entry((event.source.clone(), event.severity))
-                .or_default();
-            let namespace = event.namespace.as_deref().unwrap_or("");
-            match by_namespace.get_mut(namespace) {
-                Some(n) => *n += 1,
-                None => {
-                    by_namespace.insert(namespace.to_owned(), 1);
-                }
-            }
+            self.handles.received.count(
+                &event.source,
+                event.severity,
+                event.namespace.as_deref().unwrap_or(""),
+            );
             // Events of one chunk mostly share a source: with the cache on, look its settings up
             // once per chunk. With it off, every event loads them, as the seed system did.
             let cached = memo
@@ -364,7 +434,7 @@ impl Processor {
     fn account(&mut self, tally: Tally) {
         use std::sync::atomic::Ordering::Relaxed;
         let sum = |it: &mut dyn Iterator<Item = &u64>| it.sum::<u64>();
-        let received: u64 = tally.received.values().flat_map(|m| m.values()).sum();
+        let received = self.handles.received.take_total();
         self.stats.received.fetch_add(received, Relaxed);
         self.stats
             .filtered
@@ -374,15 +444,6 @@ impl Processor {
             .fetch_add(sum(&mut tally.duplicates.values()), Relaxed);
         self.stats.dead_lettered.fetch_add(tally.rejected, Relaxed);
         let h = &mut self.handles;
-        for ((source, severity), by_namespace) in tally.received {
-            for (namespace, n) in by_namespace {
-                let namespace = h.namespaces.value(&namespace);
-                h.received
-                    .entry((source.clone(), severity, namespace))
-                    .or_insert_with_key(|(source, severity, namespace)| metrics::counter!("zen_watcher_events_total", "source" => source.to_string(), "severity" => severity.as_str(), "namespace" => namespace.clone()))
-                    .increment(n);
-            }
-        }
         for ((source, reason), n) in tally.filtered {
             self.stats.filtered_by_reason[crate::stats::reason_index(reason)].fetch_add(n, Relaxed);
             h.filtered
