@@ -68,6 +68,8 @@ pub enum StoreError {
         found: i64,
         known: usize,
     },
+    #[error("starting the store's checkpoint thread: {0}")]
+    Thread(std::io::Error),
     #[error("store query: {0}")]
     Query(#[from] rusqlite::Error),
     #[error("store row {id}: {problem}")]
@@ -107,6 +109,11 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
             .map_err(err)?;
         tx.commit().map_err(err)?;
     }
+    // Commits never checkpoint (copying the WAL into the database and syncing it took tens of
+    // milliseconds, now and then, inside an unlucky commit); a thread of its own does it.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(err)?;
+    let checkpointer = Checkpointer::start(path)?;
     let store = Store {
         path: path.to_owned(),
         readers: Mutex::new(Vec::new()),
@@ -115,6 +122,7 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
     let sink = SqliteSink {
         conn,
         timings: Timings::new(),
+        _checkpointer: checkpointer,
     };
     Ok((store, sink))
 }
@@ -181,11 +189,66 @@ fn sink_error(e: rusqlite::Error) -> SinkError {
     }
 }
 
+/// How often the WAL is checkpointed into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Checkpoints the WAL on a connection and thread of its own, every [`CHECKPOINT_EVERY`], in
+/// `PASSIVE` mode (beside the writer, never blocking it); a last `TRUNCATE` checkpoint when the
+/// writer goes.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = connect(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let checkpoint = move |mode: &str| {
+            let done = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+            if done.is_err() {
+                metrics::counter!("zen_watcher_errors_total", "component" => "store", "category" => "store")
+                    .increment(1);
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("zen-store-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    checkpoint("PASSIVE");
+                }
+                checkpoint("TRUNCATE");
+            })
+            .map_err(StoreError::Thread)?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The one writer of the store; the pipeline's sink.
 #[derive(Debug)]
 pub struct SqliteSink {
     conn: Connection,
     timings: Timings,
+    /// Dropped after `conn` (fields drop in order): the last checkpoint sees every commit.
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteSink {

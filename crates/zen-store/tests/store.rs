@@ -249,3 +249,47 @@ fn a_locked_store_fails_retryably_and_reads_go_on_meanwhile() {
     blocker.execute_batch("ROLLBACK").unwrap();
     sink.write("x", &events()[..1]).unwrap();
 }
+
+#[test]
+fn the_wal_is_checkpointed_beside_the_writer_and_emptied_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("zen.db");
+    let wal = dir.path().join("zen.db-wal");
+    let (_store, mut sink) = zen_store::open(&db).unwrap();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let before = size(&db);
+    let mut events = events();
+    for round in 0..200 {
+        for e in &mut events {
+            e.fingerprint = zen_model::Fingerprint::builder("test")
+                .field(&e.title)
+                .field(&round.to_string())
+                .finish();
+        }
+        sink.write("trivy", &events).unwrap();
+    }
+    assert!(size(&wal) > 0, "commits go to the WAL");
+    // The writer never checkpoints (wal_autocheckpoint = 0); the checkpoint thread copies the
+    // WAL into the database within a second or two.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size(&db) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(sink);
+    assert_eq!(size(&wal), 0, "the last checkpoint truncates the WAL");
+    let (store, _sink) = zen_store::open(&db).unwrap();
+    assert_eq!(
+        store
+            .counts()
+            .unwrap()
+            .by_source_severity
+            .iter()
+            .map(|r| r.2)
+            .sum::<u64>(),
+        1400
+    );
+}
