@@ -1,12 +1,12 @@
 //! Where batches go: the [`Sink`] trait, and the loop that writes to it with retries, backoff and
 //! a bounded dead-letter hand-off.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use zen_dedup::DuplicateUpdate;
 use zen_model::Event;
 
@@ -69,6 +69,9 @@ pub(crate) enum Job {
 /// Rules that get a label value of their own in `zen_watcher_observations_by_rule_total`.
 const MAX_RULES: usize = 500;
 
+/// The most duplicate counts applied in one transaction.
+const UPDATE_SLICE: usize = 256;
+
 /// The most events gathered into one write.
 const MAX_WRITE: usize = 1_000;
 
@@ -118,12 +121,26 @@ impl SinkRunner {
 
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
         let mut next: Option<Job> = None;
+        // Duplicate counts waiting to be added. They are applied a slice at a time, only while
+        // no other job waits: thousands of updates in one transaction held every write (and
+        // every acknowledgement) behind them for tens of milliseconds. Their rows are already
+        // written (a first sighting's batch is queued before its duplicates' counts), and no
+        // acknowledgement waits on them.
+        let mut updates: VecDeque<DuplicateUpdate> = VecDeque::new();
         loop {
             let job = match next.take() {
                 Some(job) => job,
-                None => match jobs.recv() {
+                None if updates.is_empty() => match jobs.recv() {
                     Ok(job) => job,
                     Err(_) => break,
+                },
+                None => match jobs.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty) => {
+                        self.apply_slice(&mut updates);
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
                 },
             };
             match job {
@@ -166,18 +183,31 @@ impl SinkRunner {
                         attempts: 0,
                     });
                 }
-                Job::Duplicates(updates) => {
-                    let n = updates.len() as u64;
-                    match self.attempt(|sink| sink.apply_duplicates(&updates)) {
-                        Ok(()) => {
-                            self.stats.duplicate_updates.fetch_add(n, Relaxed);
-                        }
-                        Err((e, attempts)) => {
-                            tracing::error!(error = %e, attempts, updates = n, "duplicate counts could not be applied");
-                            metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
-                        }
-                    }
-                }
+                Job::Duplicates(more) => updates.extend(more),
+            }
+        }
+        // Shutting down: what is left.
+        while !updates.is_empty() {
+            self.apply_slice(&mut updates);
+        }
+    }
+
+    /// Applies the first [`UPDATE_SLICE`] of `updates`.
+    fn apply_slice(&mut self, updates: &mut VecDeque<DuplicateUpdate>) {
+        let n = updates.len().min(UPDATE_SLICE);
+        let slice: Vec<_> = updates.drain(..n).collect();
+        self.apply_duplicates(&slice);
+    }
+
+    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) {
+        let n = updates.len() as u64;
+        match self.attempt(|sink| sink.apply_duplicates(updates)) {
+            Ok(()) => {
+                self.stats.duplicate_updates.fetch_add(n, Relaxed);
+            }
+            Err((e, attempts)) => {
+                tracing::error!(error = %e, attempts, updates = n, "duplicate counts could not be applied");
+                metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
             }
         }
     }
@@ -303,5 +333,105 @@ impl SinkRunner {
         self.jitter ^= self.jitter >> 7;
         self.jitter ^= self.jitter << 17;
         (self.jitter >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use zen_batch::{Batch, FlushReason};
+    use zen_model::{Context, Format, Normalizer};
+
+    use super::*;
+
+    /// Records the calls it gets.
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Sink for Recorder {
+        fn name(&self) -> &str {
+            "recorder"
+        }
+        fn write(&mut self, _: &str, events: &[Event]) -> Result<(), SinkError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("write {}", events.len()));
+            Ok(())
+        }
+        fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("counts {}", updates.len()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_waiting_write_goes_before_duplicate_counts_which_are_applied_in_slices() {
+        let ctx = Context::received_at("2026-02-11T09:01:03Z".parse().unwrap());
+        let event = Normalizer::default()
+            .normalize(
+                Format::Falco,
+                br#"{"rule":"A","priority":"Critical"}"#,
+                &ctx,
+            )
+            .unwrap()
+            .events
+            .remove(0);
+        let updates: Vec<DuplicateUpdate> = (0..1000u64)
+            .map(|i| DuplicateUpdate {
+                fingerprint: zen_model::Fingerprint::builder("t")
+                    .field(&i.to_string())
+                    .finish(),
+                duplicates: 1,
+                last_seen: event.detected_at,
+            })
+            .collect();
+        let (jobs_tx, jobs) = crossbeam_channel::unbounded();
+        jobs_tx.send(Job::Duplicates(updates)).unwrap();
+        jobs_tx
+            .send(Job::Output(Output::Batch(Batch {
+                source: "falco".into(),
+                items: vec![Tracked {
+                    event,
+                    received: Instant::now(),
+                    ack: None,
+                }],
+                reason: FlushReason::Size,
+                latency: Duration::ZERO,
+            })))
+            .unwrap();
+        drop(jobs_tx);
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (dead_tx, _dead) = crossbeam_channel::bounded(1);
+        let stats = Arc::new(Stats::default());
+        SinkRunner::new(
+            Box::new(Recorder(calls.clone())),
+            RetryPolicy::default(),
+            dead_tx,
+            stats.clone(),
+            Arc::new(OnceLock::new()),
+        )
+        .run(jobs);
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(calls[0], "write 1", "{calls:?}");
+        let applied: usize = calls[1..]
+            .iter()
+            .map(|c| {
+                let n: usize = c.strip_prefix("counts ").unwrap().parse().unwrap();
+                assert!(n <= UPDATE_SLICE, "{calls:?}");
+                n
+            })
+            .sum();
+        assert_eq!(
+            applied, 1000,
+            "every count is applied by the end: {calls:?}"
+        );
+        assert_eq!(stats.read().duplicate_updates, 1000);
     }
 }
