@@ -128,15 +128,7 @@ pub(crate) fn short_load(addr: SocketAddr) {
         env!("CARGO_MANIFEST_DIR"),
         "/../zen-model/tests/data"
     ));
-    for format in [
-        "falco",
-        "audit",
-        "trivy",
-        "kyverno",
-        "kube-bench",
-        "checkov",
-        "generic",
-    ] {
+    for format in zen_model::Format::ALL.map(|f| f.as_str()) {
         let mut files: Vec<_> = std::fs::read_dir(data.join(format))
             .unwrap()
             .map(|e| e.unwrap().path())
