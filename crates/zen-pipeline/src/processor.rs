@@ -121,7 +121,14 @@ impl Received {
     /// Adds the current run to its pending count; returns its namespace buffer for reuse.
     fn end_run(&mut self) -> Option<String> {
         let (source, severity, namespace, n) = self.run.take()?;
-        let by_namespace = self.by.entry((source.clone(), severity)).or_default();
+        let key = (source, severity);
+        if !self.by.contains_key(&key) {
+            self.by.insert(key.clone(), hashbrown::HashMap::new());
+        }
+        let Some(by_namespace) = self.by.get_mut(&key) else {
+            return Some(namespace);
+        };
+        let (source, severity) = key;
         let index = match by_namespace.get(namespace.as_str()) {
             Some(&i) => i,
             None => {
