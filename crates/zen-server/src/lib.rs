@@ -109,16 +109,34 @@ async fn measure(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let in_flight = metrics::gauge!("zen_watcher_http_requests_in_flight");
-    in_flight.increment(1.0);
-    let response = next.run(req).await;
-    in_flight.decrement(1.0);
+    let response = {
+        let _in_flight = InFlight::enter();
+        next.run(req).await
+    };
     let code = response.status().as_u16();
     metrics::histogram!("zen_watcher_http_request_duration_seconds", "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("zen_watcher_http_requests_total", "route" => route, "code" => code.to_string())
         .increment(1);
     response
+}
+
+/// One request in `zen_watcher_http_requests_in_flight`, until dropped — also when the client
+/// goes away and the request's future is dropped midway.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn enter() -> Self {
+        let gauge = metrics::gauge!("zen_watcher_http_requests_in_flight");
+        gauge.increment(1.0);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Counts an ingestion error of `category` (`connection`, `parse`, `permission`, `rate_limit`).

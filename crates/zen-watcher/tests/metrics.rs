@@ -81,6 +81,11 @@ fn every_declared_metric_is_emitted_and_nothing_undeclared_is() {
             m.name
         );
     }
+    // Every earlier request has left; only the scrape itself is in flight.
+    assert!(
+        text.contains("zen_watcher_http_requests_in_flight 1\n"),
+        "{text}"
+    );
     // The load's outcomes are all there.
     for series in [
         "zen_watcher_events_filtered_total{source=\"falco\",reason=\"min_severity\"}",
