@@ -1,11 +1,13 @@
 //! Readings of the kernel's `/proc` and `/sys` files, as plain numbers.
 //!
-//! [`process`] samples the daemon's own process (CPU seconds, resident and virtual memory,
-//! threads, open and maximum file descriptors, start time) for the `process_*` metrics that
-//! every Prometheus exporter carries. Parsers are pure functions over file contents, tested on
+//! [`host`] reads the host's CPU, load, memory, paging, disks, network, pressure and file
+//! handles under node_exporter's names and units, from files kept open; [`process`] samples the
+//! daemon's own process (CPU seconds, resident and virtual memory, threads, open and maximum file
+//! descriptors, start time) for the `process_*` metrics every Prometheus exporter carries. Parsers are pure functions over file contents, tested on
 //! fixture files; the readers around them only open files under a configurable root. This is the
 //! only crate that reads `/proc` and `/sys`; it knows nothing of metrics names or formats.
 
+pub mod host;
 pub mod process;
 
 use std::path::PathBuf;

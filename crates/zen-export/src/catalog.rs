@@ -11,6 +11,9 @@ pub enum Kind {
     Counter,
     Gauge,
     Histogram,
+    /// node_exporter's type for `/proc/vmstat` fields: counters and gauges it does not tell
+    /// apart.
+    Untyped,
 }
 
 impl Kind {
@@ -20,6 +23,7 @@ impl Kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Histogram => "histogram",
+            Kind::Untyped => "untyped",
         }
     }
 }
@@ -64,17 +68,40 @@ impl Metric {
     }
 }
 
+impl Metric {
+    /// Whether `name` is this metric: equal, or for a family (a name with `{}`, as
+    /// `node_memory_{}_bytes`) with something in place of the braces.
+    pub fn matches(&self, name: &str) -> bool {
+        match self.name.split_once("{}") {
+            None => self.name == name,
+            Some((prefix, suffix)) => {
+                name.len() > prefix.len() + suffix.len()
+                    && name.starts_with(prefix)
+                    && name.ends_with(suffix)
+            }
+        }
+    }
+}
+
 /// The catalog metric `name` (a histogram's `_bucket`, `_sum` or `_count` series finds its
-/// histogram).
+/// histogram; a member of a family finds the family — exact names first, then families in
+/// catalog order).
 pub fn find(name: &str) -> Option<&'static Metric> {
-    CATALOG.iter().find(|m| m.name == name).or_else(|| {
+    let exact = || CATALOG.iter().find(|m| m.name == name);
+    let histogram = || {
         ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
             let base = name.strip_suffix(suffix)?;
             CATALOG
                 .iter()
                 .find(|m| m.name == base && m.kind == Kind::Histogram)
         })
-    })
+    };
+    let family = || {
+        CATALOG
+            .iter()
+            .find(|m| m.name.contains("{}") && m.matches(name))
+    };
+    exact().or_else(histogram).or_else(family)
 }
 
 /// Latency buckets (seconds): fine below 10 ms, where the pipeline lives, and every SLO and
@@ -155,7 +182,7 @@ const fn kubernetes(metric: Metric) -> Metric {
     }
 }
 
-use Kind::{Counter, Gauge};
+use Kind::{Counter, Gauge, Untyped};
 
 /// Every metric, in the order of `docs/metrics.md`.
 pub const CATALOG: &[Metric] = &[
@@ -329,13 +356,15 @@ pub const CATALOG: &[Metric] = &[
             Counter,
             "errors",
             &["component", "category"],
-            "Errors by component and category (connection, parse, permission, rate_limit, store).",
+            "Errors by component and category (connection, io, parse, permission, rate_limit, store).",
         ),
         &[
             &["ingest", "connection"],
             &["ingest", "parse"],
             &["ingest", "permission"],
             &["ingest", "rate_limit"],
+            &["collector", "io"],
+            &["collector", "parse"],
             &["normalizer", "parse"],
             &["sink", "store"],
             &["store", "store"],
@@ -420,6 +449,227 @@ pub const CATALOG: &[Metric] = &[
         "info",
         &["version", "os", "arch"],
         "Always 1; the labels say which build is running.",
+    ),
+    // The host (zen-collect), under node_exporter's names and units.
+    m(
+        "node_cpu_seconds_total",
+        Counter,
+        "seconds",
+        &["cpu", "mode"],
+        "Seconds the CPUs spent in each mode.",
+    ),
+    m(
+        "node_cpu_guest_seconds_total",
+        Counter,
+        "seconds",
+        &["cpu", "mode"],
+        "Seconds the CPUs spent in guests (VMs) for each mode.",
+    ),
+    m(
+        "node_intr_total",
+        Counter,
+        "interrupts",
+        &[],
+        "Total number of interrupts serviced.",
+    ),
+    m(
+        "node_context_switches_total",
+        Counter,
+        "switches",
+        &[],
+        "Total number of context switches.",
+    ),
+    m(
+        "node_forks_total",
+        Counter,
+        "forks",
+        &[],
+        "Total number of forks.",
+    ),
+    m(
+        "node_procs_running",
+        Gauge,
+        "processes",
+        &[],
+        "Number of processes in runnable state.",
+    ),
+    m(
+        "node_procs_blocked",
+        Gauge,
+        "processes",
+        &[],
+        "Number of processes blocked waiting for I/O to complete.",
+    ),
+    m(
+        "node_boot_time_seconds",
+        Gauge,
+        "seconds",
+        &[],
+        "Node boot time, in unixtime.",
+    ),
+    m("node_load1", Gauge, "load", &[], "1m load average."),
+    m("node_load5", Gauge, "load", &[], "5m load average."),
+    m("node_load15", Gauge, "load", &[], "15m load average."),
+    m(
+        "node_memory_{}_bytes",
+        Gauge,
+        "bytes",
+        &[],
+        "Memory information field of /proc/meminfo (kB fields, in bytes).",
+    ),
+    m(
+        "node_memory_{}",
+        Gauge,
+        "pages",
+        &[],
+        "Memory information field of /proc/meminfo without a unit (huge page counts).",
+    ),
+    m(
+        "node_vmstat_{}",
+        Untyped,
+        "events",
+        &[],
+        "/proc/vmstat information field: paging (pgpg*), swapping (pswp*), page faults (pg*fault) and OOM kills.",
+    ),
+    m(
+        "node_disk_reads_completed_total",
+        Counter,
+        "reads",
+        &["device"],
+        "The total number of reads completed successfully.",
+    ),
+    m(
+        "node_disk_reads_merged_total",
+        Counter,
+        "reads",
+        &["device"],
+        "The total number of reads merged.",
+    ),
+    m(
+        "node_disk_read_bytes_total",
+        Counter,
+        "bytes",
+        &["device"],
+        "The total number of bytes read successfully.",
+    ),
+    m(
+        "node_disk_read_time_seconds_total",
+        Counter,
+        "seconds",
+        &["device"],
+        "The total number of seconds spent by all reads.",
+    ),
+    m(
+        "node_disk_writes_completed_total",
+        Counter,
+        "writes",
+        &["device"],
+        "The total number of writes completed successfully.",
+    ),
+    m(
+        "node_disk_writes_merged_total",
+        Counter,
+        "writes",
+        &["device"],
+        "The number of writes merged.",
+    ),
+    m(
+        "node_disk_written_bytes_total",
+        Counter,
+        "bytes",
+        &["device"],
+        "The total number of bytes written successfully.",
+    ),
+    m(
+        "node_disk_write_time_seconds_total",
+        Counter,
+        "seconds",
+        &["device"],
+        "This is the total number of seconds spent by all writes.",
+    ),
+    m(
+        "node_disk_io_now",
+        Gauge,
+        "requests",
+        &["device"],
+        "The number of I/Os currently in progress.",
+    ),
+    m(
+        "node_disk_io_time_seconds_total",
+        Counter,
+        "seconds",
+        &["device"],
+        "Total seconds spent doing I/Os.",
+    ),
+    m(
+        "node_disk_io_time_weighted_seconds_total",
+        Counter,
+        "seconds",
+        &["device"],
+        "The weighted number of seconds spent doing I/Os (queue depth × time).",
+    ),
+    m(
+        "node_network_receive_{}_total",
+        Counter,
+        "bytes or packets",
+        &["device"],
+        "Network device statistic receive_{} of /proc/net/dev (bytes, packets, errs, drop, fifo, frame, compressed, multicast).",
+    ),
+    m(
+        "node_network_transmit_{}_total",
+        Counter,
+        "bytes or packets",
+        &["device"],
+        "Network device statistic transmit_{} of /proc/net/dev (bytes, packets, errs, drop, fifo, colls, carrier, compressed).",
+    ),
+    m(
+        "node_pressure_cpu_waiting_seconds_total",
+        Counter,
+        "seconds",
+        &[],
+        "Total time in seconds that processes have waited for CPU time.",
+    ),
+    m(
+        "node_pressure_memory_waiting_seconds_total",
+        Counter,
+        "seconds",
+        &[],
+        "Total time in seconds that processes have waited for memory.",
+    ),
+    m(
+        "node_pressure_memory_stalled_seconds_total",
+        Counter,
+        "seconds",
+        &[],
+        "Total time in seconds no process could make progress due to memory congestion.",
+    ),
+    m(
+        "node_pressure_io_waiting_seconds_total",
+        Counter,
+        "seconds",
+        &[],
+        "Total time in seconds that processes have waited due to IO congestion.",
+    ),
+    m(
+        "node_pressure_io_stalled_seconds_total",
+        Counter,
+        "seconds",
+        &[],
+        "Total time in seconds no process could make progress due to IO congestion.",
+    ),
+    m(
+        "node_filefd_allocated",
+        Gauge,
+        "descriptors",
+        &[],
+        "File descriptor statistics: allocated.",
+    ),
+    m(
+        "node_filefd_maximum",
+        Gauge,
+        "descriptors",
+        &[],
+        "File descriptor statistics: maximum.",
     ),
     m(
         "process_cpu_seconds_total",

@@ -2,13 +2,14 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics::{Label, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use zen_collect::host::HostSample;
 use zen_collect::process::{ProcessReader, ProcessSample};
 
 use crate::catalog::{CATALOG, Kind, Metric, Scope};
@@ -47,6 +48,7 @@ pub fn recorder() -> Result<PrometheusRecorder, ExporterError> {
 pub struct Exporter {
     handle: PrometheusHandle,
     process: Mutex<ProcessReader>,
+    host: Option<Arc<Mutex<HostSample>>>,
 }
 
 impl Exporter {
@@ -84,7 +86,14 @@ impl Exporter {
         Ok(Exporter {
             handle,
             process: Mutex::new(ProcessReader::new(proc_root)),
+            host: None,
         })
+    }
+
+    /// Renders the host's latest sample too (zen-collect's collection thread keeps it).
+    pub fn with_host(mut self, host: Arc<Mutex<HostSample>>) -> Self {
+        self.host = Some(host);
+        self
     }
 
     /// The text exposition of every metric, with the process' own figures read now.
@@ -100,6 +109,12 @@ impl Exporter {
             // A comment is valid exposition text; the metrics are absent, as a scraper expects.
             Err(e) => {
                 let _ = writeln!(text, "# process metrics unavailable: {e}");
+            }
+        }
+        if let Some(host) = &self.host {
+            if let Ok(sample) = host.lock() {
+                let mut w = Readings::new(&mut text);
+                sample.visit(&mut |name, labels, value| w.reading(name, labels, value));
             }
         }
         text
@@ -119,6 +134,8 @@ fn describe(m: &Metric) {
         (Kind::Gauge, None) => metrics::describe_gauge!(m.name, m.help),
         (Kind::Histogram, Some(u)) => metrics::describe_histogram!(m.name, u, m.help),
         (Kind::Histogram, None) => metrics::describe_histogram!(m.name, m.help),
+        // Only zen-collect's readings are untyped; they do not pass through the facade.
+        (Kind::Untyped, _) => {}
     }
 }
 
@@ -134,36 +151,89 @@ fn register(m: &Metric, values: &[&'static str]) {
         Kind::Counter => metrics::counter!(m.name, labels).increment(0),
         Kind::Gauge => metrics::gauge!(m.name, labels).increment(0.0),
         Kind::Histogram => drop(metrics::histogram!(m.name, labels)),
+        Kind::Untyped => {}
     }
 }
 
 fn render_process(text: &mut String, s: &ProcessSample) {
-    let values = [
-        (
-            "process_cpu_seconds_total",
-            s.cpu_user_seconds + s.cpu_system_seconds,
-        ),
-        (
-            "process_resident_memory_bytes",
-            s.resident_memory_bytes as f64,
-        ),
-        (
-            "process_virtual_memory_bytes",
-            s.virtual_memory_bytes as f64,
-        ),
-        ("process_open_fds", s.open_fds as f64),
-        ("process_max_fds", s.max_fds as f64),
-        ("process_start_time_seconds", s.start_time_seconds),
-        ("process_threads", s.threads as f64),
-    ];
-    for (name, value) in values {
-        if let Some(m) = crate::catalog::find(name) {
+    let mut w = Readings::new(text);
+    w.reading(
+        "process_cpu_seconds_total",
+        &[],
+        s.cpu_user_seconds + s.cpu_system_seconds,
+    );
+    w.reading(
+        "process_resident_memory_bytes",
+        &[],
+        s.resident_memory_bytes as f64,
+    );
+    w.reading(
+        "process_virtual_memory_bytes",
+        &[],
+        s.virtual_memory_bytes as f64,
+    );
+    w.reading("process_open_fds", &[], s.open_fds as f64);
+    w.reading("process_max_fds", &[], s.max_fds as f64);
+    w.reading("process_start_time_seconds", &[], s.start_time_seconds);
+    w.reading("process_threads", &[], s.threads as f64);
+}
+
+/// Writes readings (name, labels, value) in the text format: a `# HELP` and `# TYPE` from the
+/// catalog before the first sample of each name. Samples of one name must come together.
+struct Readings<'a> {
+    text: &'a mut String,
+    last: String,
+}
+
+impl<'a> Readings<'a> {
+    fn new(text: &'a mut String) -> Self {
+        Readings {
+            text,
+            last: String::new(),
+        }
+    }
+
+    fn reading(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        if self.last != name {
+            // Not in the catalog: left out (the emission test says so loudly).
+            let Some(m) = crate::catalog::find(name) else {
+                return;
+            };
+            let help = match m.name.split_once("{}") {
+                Some((prefix, suffix)) => {
+                    let member = &name[prefix.len()..name.len() - suffix.len()];
+                    m.help.replace("{}", member)
+                }
+                None => m.help.to_owned(),
+            };
             let _ = write!(
-                text,
-                "# HELP {name} {}\n# TYPE {name} {}\n{name} {value}\n\n",
-                m.help,
+                self.text,
+                "# HELP {name} {help}\n# TYPE {name} {}\n",
                 m.kind.as_str()
             );
+            self.last.clear();
+            self.last.push_str(name);
         }
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"");
+                for c in v.chars() {
+                    match c {
+                        '\\' => self.text.push_str("\\\\"),
+                        '"' => self.text.push_str("\\\""),
+                        '\n' => self.text.push_str("\\n"),
+                        c => self.text.push(c),
+                    }
+                }
+                self.text.push('"');
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
     }
 }

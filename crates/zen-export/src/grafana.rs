@@ -593,6 +593,43 @@ fn observations() -> Layout {
 
 fn host() -> Layout {
     let mut l = Layout::new();
+    l.row("Host");
+    l.line(8, vec![
+        stacked(series("CPU by mode", 8, "percentunit"))
+            .about("Share of all CPUs in each mode (idle left out).")
+            .q(format!("sum by (mode) ({}) / scalar(count({}))", rate("node_cpu_seconds_total", r#"mode!="idle""#), sel("node_cpu_seconds_total", r#"mode="idle""#)), "{{mode}}"),
+        series("Load and pressure", 8, "short")
+            .about("Load averages, and the share of time some task waited on CPU, memory or IO (PSI).")
+            .q(sel("node_load1", ""), "load 1m")
+            .q(sel("node_load5", ""), "load 5m")
+            .q(format!("rate({}[$__rate_interval])", sel("node_pressure_cpu_waiting_seconds_total", "")), "cpu pressure")
+            .q(format!("rate({}[$__rate_interval])", sel("node_pressure_memory_waiting_seconds_total", "")), "memory pressure")
+            .q(format!("rate({}[$__rate_interval])", sel("node_pressure_io_waiting_seconds_total", "")), "io pressure"),
+        series("Memory", 8, "bytes")
+            .q(format!("{} - {}", sel("node_memory_MemTotal_bytes", ""), sel("node_memory_MemAvailable_bytes", "")), "used")
+            .q(sel("node_memory_MemAvailable_bytes", ""), "available")
+            .q(format!("{} - {}", sel("node_memory_SwapTotal_bytes", ""), sel("node_memory_SwapFree_bytes", "")), "swap used")
+            .q(format!("rate({}[$__rate_interval])", sel("node_vmstat_pgmajfault", "")), "major faults/s"),
+    ]);
+    l.line(8, vec![
+        series("Disk throughput", 8, "Bps")
+            .q(format!("sum by (device) ({})", rate("node_disk_read_bytes_total", "")), "read {{device}}")
+            .q(format!("sum by (device) ({})", rate("node_disk_written_bytes_total", "")), "written {{device}}"),
+        series("Disk latency and queue", 8, "s")
+            .about("Mean time per read and per write, and the mean queue depth (weighted IO time per second).")
+            .q(format!("rate({}[$__rate_interval]) / rate({}[$__rate_interval])", sel("node_disk_read_time_seconds_total", ""), sel("node_disk_reads_completed_total", "")), "read {{device}}")
+            .q(format!("rate({}[$__rate_interval]) / rate({}[$__rate_interval])", sel("node_disk_write_time_seconds_total", ""), sel("node_disk_writes_completed_total", "")), "write {{device}}")
+            .q(format!("rate({}[$__rate_interval])", sel("node_disk_io_time_weighted_seconds_total", "")), "queue {{device}}")
+            .extra(json!({ "fieldConfig": { "overrides": [{
+                "matcher": { "id": "byRegexp", "options": "queue.*" },
+                "properties": [{ "id": "unit", "value": "short" }, { "id": "custom.axisPlacement", "value": "right" }],
+            }] } })),
+        series("Network", 8, "Bps")
+            .about("Bytes per second by interface; errors and drops per second on the right.")
+            .q(format!("sum by (device) ({})", rate("node_network_receive_bytes_total", "")), "in {{device}}")
+            .q(format!("sum by (device) ({})", rate("node_network_transmit_bytes_total", "")), "out {{device}}")
+            .q(format!("sum by (device) ({}) + sum by (device) ({})", rate("node_network_receive_errs_total", ""), rate("node_network_receive_drop_total", "")), "errors+drops {{device}}"),
+    ]);
     l.row("zen-watcher process");
     l.line(
         8,

@@ -93,6 +93,42 @@ pub(crate) struct DaemonConfig {
     pub(crate) pipeline: PipelineSection,
     pub(crate) filter: zen_filter::FilterConfig,
     pub(crate) sources: NormalizeConfig,
+    pub(crate) collect: CollectSection,
+}
+
+/// The host collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct CollectSection {
+    /// Read the host's `/proc` (node_exporter's `node_*` metrics).
+    pub(crate) host: bool,
+    /// How often; at least 100ms.
+    pub(crate) interval: Human,
+    /// Where the host's `/proc` is (`/host/proc` in a container).
+    pub(crate) proc_root: PathBuf,
+    /// Block devices left out (a regular expression; partitions, loop and RAM devices).
+    pub(crate) exclude_disks: String,
+    /// Interfaces left out (a regular expression; container veth pairs).
+    pub(crate) exclude_interfaces: String,
+}
+
+impl Default for CollectSection {
+    fn default() -> Self {
+        CollectSection {
+            host: true,
+            interval: Human(Duration::from_secs(1)),
+            proc_root: PathBuf::from("/proc"),
+            exclude_disks: zen_collect::host::Excludes::DEFAULT_DISKS.to_owned(),
+            exclude_interfaces: zen_collect::host::Excludes::DEFAULT_INTERFACES.to_owned(),
+        }
+    }
+}
+
+impl CollectSection {
+    pub(crate) fn excludes(&self) -> Result<zen_collect::host::Excludes> {
+        zen_collect::host::Excludes::new(&self.exclude_disks, &self.exclude_interfaces)
+            .context("collect.exclude_disks / collect.exclude_interfaces")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +183,7 @@ impl Default for DaemonConfig {
             pipeline: PipelineSection::default(),
             filter: zen_filter::FilterConfig::default(),
             sources: NormalizeConfig::default(),
+            collect: CollectSection::default(),
         }
     }
 }
@@ -171,6 +208,9 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_RETENTION", "retention", Kind::Text),
     ("ZEN_GRACE_PERIOD", "grace_period", Kind::Text),
     ("ZEN_QUEUE_CAPACITY", "pipeline.queue_capacity", Kind::Typed),
+    ("ZEN_COLLECT_HOST", "collect.host", Kind::Typed),
+    ("ZEN_COLLECT_INTERVAL", "collect.interval", Kind::Text),
+    ("ZEN_PROC_ROOT", "collect.proc_root", Kind::Text),
     ("ZEN_CACHE_ENABLED", "pipeline.cache_enabled", Kind::Typed),
     ("ZEN_CACHE_TTL", "pipeline.cache_ttl", Kind::Text),
     ("ZEN_BATCH_ENABLED", "pipeline.batch_enabled", Kind::Typed),
@@ -250,6 +290,13 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     zen_model::Normalizer::new(c.sources.clone()).context("sources")?;
     if c.pipeline.max_batch_size == 0 {
         bail!("pipeline.max_batch_size: expected at least 1, found 0");
+    }
+    c.collect.excludes()?;
+    if c.collect.interval.0 < Duration::from_millis(100) {
+        bail!(
+            "collect.interval: expected at least 100ms, found {}",
+            c.collect.interval
+        );
     }
     if c.pipeline.queue_capacity == 0 {
         bail!("pipeline.queue_capacity: expected at least 1, found 0");

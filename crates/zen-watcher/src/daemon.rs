@@ -31,7 +31,24 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         tracing::warn!("{w}");
     }
     // First, so that what the store and pipeline register at start is recorded.
-    let exporter = Arc::new(zen_export::Exporter::install("/proc").context("metrics")?);
+    let mut exporter = zen_export::Exporter::install("/proc").context("metrics")?;
+    let collection = if config.collect.host {
+        let reader = zen_collect::host::HostReader::new(
+            &config.collect.proc_root,
+            config.collect.excludes()?,
+        );
+        let collection = zen_collect::host::Collection::start(
+            reader,
+            config.collect.interval.0,
+            report_collect_errors,
+        )
+        .context("starting the host collector")?;
+        exporter = exporter.with_host(collection.latest());
+        Some(collection)
+    } else {
+        None
+    };
+    let exporter = Arc::new(exporter);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = config.data_dir.join("zen-watcher.db");
@@ -106,6 +123,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         drained = report.drained,
         "stopped"
     );
+    drop(collection);
     if !report.drained {
         bail!(
             "the pipeline did not drain within the grace period of {}",
@@ -113,6 +131,19 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Logs and counts what the host collector could not read.
+fn report_collect_errors(errors: &[zen_collect::CollectError]) {
+    for e in errors {
+        let category = match e {
+            zen_collect::CollectError::Io { .. } => "io",
+            zen_collect::CollectError::Parse { .. } => "parse",
+        };
+        metrics::counter!("zen_watcher_errors_total", "component" => "collector", "category" => category)
+            .increment(1);
+        tracing::warn!(error = %e, "host collector");
+    }
 }
 
 async fn purge_periodically(store: Arc<zen_store::Store>, retention: Duration, every: Duration) {

@@ -71,15 +71,15 @@ fn every_declared_metric_is_emitted_and_nothing_undeclared_is() {
         kubernetes.is_empty(),
         "Kubernetes-only metrics emitted standalone: {kubernetes:?}"
     );
-    // Types and help agree with the catalog.
-    for m in CATALOG.iter().filter(|m| m.scope == Scope::Daemon) {
-        let ty = format!("# TYPE {} {}\n", m.name, m.kind.as_str());
-        assert!(text.contains(&ty), "{ty}");
-        assert!(
-            text.contains(&format!("# HELP {} ", m.name)),
-            "help of {}",
-            m.name
-        );
+    // Types and help agree with the catalog (a family's members each have their own).
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        let m = zen_export::catalog::find(name).unwrap();
+        assert_eq!(kind, m.kind.as_str(), "{name}");
+        assert!(text.contains(&format!("# HELP {name} ")), "help of {name}");
     }
     // Every earlier request has left; only the scrape itself is in flight.
     assert!(
@@ -119,10 +119,17 @@ fn promtool_finds_the_exposition_clean() {
         .write_all(text.as_bytes())
         .unwrap();
     let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // node_exporter's /proc/meminfo names (`node_memory_MemTotal_bytes`) are kept as they are,
+    // so its users' queries and dashboards work: promtool's camelCase lint is excused for them
+    // and nothing else.
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = report
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("node_memory_")
+                && l.ends_with("metric names should be written in 'snake_case' not 'camelCase'"))
+        })
+        .collect();
+    assert!(problems.is_empty(), "promtool check metrics:\n{report}");
 }

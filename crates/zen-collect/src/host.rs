@@ -1,0 +1,737 @@
+//! The host, from `/proc`, under node_exporter's metric names and units.
+//!
+//! [`HostReader`] keeps its files open and re-reads them into one reused buffer; the parsers
+//! are pure functions that update a [`HostSample`] in place (a field, disk or interface already
+//! known keeps its entry, so a steady host allocates nothing per sample). [`HostSample::visit`]
+//! reports every reading as (metric name, labels, value), one metric after another.
+//!
+//! Read: `/proc/stat` (CPU time by mode per CPU, interrupts, context switches, forks, processes
+//! running and blocked, boot time), `/proc/loadavg`, all of `/proc/meminfo`, page faults, paging,
+//! swapping and OOM kills from `/proc/vmstat`, `/proc/diskstats`, `/proc/net/dev`,
+//! `/proc/pressure/{cpu,memory,io}` (PSI, where the kernel has it) and `/proc/sys/fs/file-nr`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use crate::CollectError;
+
+/// Ticks per second of `/proc/stat` times (`USER_HZ`, 100 on every Linux).
+const USER_HZ: f64 = 100.0;
+
+/// The CPU modes of `/proc/stat`, in its column order (node_exporter's `mode` label values).
+pub const CPU_MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
+
+/// One CPU's times, seconds, by [`CPU_MODES`]; then guest and guest_nice.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    pub modes: [f64; 8],
+    pub guest: [f64; 2],
+}
+
+/// The rest of `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StatCounters {
+    pub interrupts: u64,
+    pub context_switches: u64,
+    pub forks: u64,
+    pub procs_running: u64,
+    pub procs_blocked: u64,
+    pub boot_time: u64,
+}
+
+/// A field of `/proc/meminfo`: its name, value, and whether it is in kB (then in bytes here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemField {
+    /// node_exporter's form: `Active(anon)` becomes `Active_anon`.
+    pub name: String,
+    pub value: u64,
+    pub bytes: bool,
+}
+
+/// One block device of `/proc/diskstats`, in base units.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Disk {
+    pub device: String,
+    pub reads_completed: u64,
+    pub reads_merged: u64,
+    pub read_bytes: u64,
+    pub read_time_seconds: f64,
+    pub writes_completed: u64,
+    pub writes_merged: u64,
+    pub written_bytes: u64,
+    pub write_time_seconds: f64,
+    pub io_now: u64,
+    pub io_time_seconds: f64,
+    pub io_time_weighted_seconds: f64,
+}
+
+/// One interface of `/proc/net/dev`: receive and transmit counters, by [`NET_RECEIVE`] and
+/// [`NET_TRANSMIT`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetDev {
+    pub device: String,
+    pub receive: [u64; 8],
+    pub transmit: [u64; 8],
+}
+
+/// The receive columns of `/proc/net/dev` (node_exporter's `node_network_receive_<x>_total`).
+pub const NET_RECEIVE: [&str; 8] = [
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "frame",
+    "compressed",
+    "multicast",
+];
+/// The transmit columns (`node_network_transmit_<x>_total`).
+pub const NET_TRANSMIT: [&str; 8] = [
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "colls",
+    "carrier",
+    "compressed",
+];
+
+/// Pressure stall totals of one resource, seconds: tasks waiting (`some`) and, for memory and
+/// IO, all stalled (`full`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pressure {
+    pub waiting_seconds: f64,
+    pub stalled_seconds: Option<f64>,
+}
+
+/// The `/proc/vmstat` fields node_exporter reports by default: paging, swapping, page faults
+/// and OOM kills.
+pub fn vmstat_wanted(field: &str) -> bool {
+    field == "oom_kill"
+        || field.starts_with("pgpg")
+        || field.starts_with("pswp")
+        || (field.starts_with("pg") && field.ends_with("fault"))
+}
+
+/// One reading of the host. Parts the kernel does not offer (PSI, say) stay empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostSample {
+    pub cpus: Vec<CpuTimes>,
+    pub stat: StatCounters,
+    pub load: [f64; 3],
+    pub meminfo: Vec<MemField>,
+    pub vmstat: Vec<(String, u64)>,
+    pub disks: Vec<Disk>,
+    pub net: Vec<NetDev>,
+    /// cpu, memory, io — `None` where unreadable.
+    pub pressure: [Option<Pressure>; 3],
+    /// Allocated file handles and the system maximum.
+    pub filefd: Option<(u64, u64)>,
+}
+
+/// Sets `slot` to `name` without allocating when it already holds it.
+fn set_name(slot: &mut String, name: &str) {
+    if slot != name {
+        slot.clear();
+        slot.push_str(name);
+    }
+}
+
+fn num(field: Option<&str>) -> Option<u64> {
+    field?.parse().ok()
+}
+
+/// Parses `/proc/stat` into `cpus` (per CPU, not the `cpu` total line) and `stat`.
+pub fn parse_stat(text: &str, cpus: &mut Vec<CpuTimes>, stat: &mut StatCounters) -> Option<()> {
+    let mut n = 0;
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let Some(key) = f.next() else { continue };
+        if let Some(id) = key.strip_prefix("cpu") {
+            if id.is_empty() {
+                continue;
+            }
+            let mut t = CpuTimes::default();
+            let values: Vec<f64> = f
+                .filter_map(|v| v.parse::<u64>().ok())
+                .map(|v| v as f64 / USER_HZ)
+                .collect();
+            if values.len() < 4 {
+                return None;
+            }
+            for (slot, v) in t.modes.iter_mut().zip(&values) {
+                *slot = *v;
+            }
+            for (slot, v) in t.guest.iter_mut().zip(values.iter().skip(8)) {
+                *slot = *v;
+            }
+            // The kernel counts guest time in user and nice too; node_exporter leaves it there.
+            if n < cpus.len() {
+                cpus[n] = t;
+            } else {
+                cpus.push(t);
+            }
+            n += 1;
+            continue;
+        }
+        let value = num(f.next());
+        match key {
+            "intr" => stat.interrupts = value?,
+            "ctxt" => stat.context_switches = value?,
+            "processes" => stat.forks = value?,
+            "procs_running" => stat.procs_running = value?,
+            "procs_blocked" => stat.procs_blocked = value?,
+            "btime" => stat.boot_time = value?,
+            _ => {}
+        }
+    }
+    cpus.truncate(n);
+    (n > 0).then_some(())
+}
+
+/// Parses `/proc/loadavg`.
+pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
+    let mut f = text.split_ascii_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([f.next()??, f.next()??, f.next()??])
+}
+
+/// Parses `/proc/meminfo` into `fields`, every line.
+pub fn parse_meminfo(text: &str, fields: &mut Vec<MemField>) -> Option<()> {
+    let mut n = 0;
+    for line in text.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let mut f = rest.split_ascii_whitespace();
+        let value: u64 = num(f.next())?;
+        let bytes = f.next() == Some("kB");
+        if n == fields.len() {
+            fields.push(MemField {
+                name: String::new(),
+                value: 0,
+                bytes,
+            });
+        }
+        let slot = &mut fields[n];
+        if slot.name.len() != key.len() || !same_mem_name(&slot.name, key) {
+            slot.name = key.replace('(', "_").replace(')', "");
+        }
+        slot.value = if bytes { value * 1024 } else { value };
+        slot.bytes = bytes;
+        n += 1;
+    }
+    fields.truncate(n);
+    (n > 0).then_some(())
+}
+
+/// Whether `name` is `key` in node_exporter's form (`Active(anon)` as `Active_anon`).
+fn same_mem_name(name: &str, key: &str) -> bool {
+    let mut k = key
+        .bytes()
+        .filter(|&b| b != b')')
+        .map(|b| if b == b'(' { b'_' } else { b });
+    name.bytes().all(|b| k.next() == Some(b)) && k.next().is_none()
+}
+
+/// Parses `/proc/vmstat` into `fields`, those [`vmstat_wanted`].
+pub fn parse_vmstat(text: &str, fields: &mut Vec<(String, u64)>) -> Option<()> {
+    let mut n = 0;
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let Some(key) = f.next() else { continue };
+        if !vmstat_wanted(key) {
+            continue;
+        }
+        let value = num(f.next())?;
+        if n == fields.len() {
+            fields.push((String::new(), 0));
+        }
+        set_name(&mut fields[n].0, key);
+        fields[n].1 = value;
+        n += 1;
+    }
+    fields.truncate(n);
+    Some(())
+}
+
+/// Parses `/proc/diskstats` into `disks`, leaving out devices `exclude` matches. Sectors are 512
+/// bytes and times milliseconds, whatever the device.
+pub fn parse_diskstats(text: &str, exclude: &regex::Regex, disks: &mut Vec<Disk>) -> Option<()> {
+    let mut n = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        if f.len() < 14 {
+            if f.is_empty() {
+                continue;
+            }
+            return None;
+        }
+        if exclude.is_match(f[2]) {
+            continue;
+        }
+        let v = |i: usize| f[i].parse::<u64>().ok();
+        let ms = |i: usize| v(i).map(|x| x as f64 / 1000.0);
+        if n == disks.len() {
+            disks.push(Disk::default());
+        }
+        let d = &mut disks[n];
+        set_name(&mut d.device, f[2]);
+        d.reads_completed = v(3)?;
+        d.reads_merged = v(4)?;
+        d.read_bytes = v(5)? * 512;
+        d.read_time_seconds = ms(6)?;
+        d.writes_completed = v(7)?;
+        d.writes_merged = v(8)?;
+        d.written_bytes = v(9)? * 512;
+        d.write_time_seconds = ms(10)?;
+        d.io_now = v(11)?;
+        d.io_time_seconds = ms(12)?;
+        d.io_time_weighted_seconds = ms(13)?;
+        n += 1;
+    }
+    disks.truncate(n);
+    Some(())
+}
+
+/// Parses `/proc/net/dev` into `net`, leaving out interfaces `exclude` matches.
+pub fn parse_net_dev(text: &str, exclude: &regex::Regex, net: &mut Vec<NetDev>) -> Option<()> {
+    let mut n = 0;
+    for line in text.lines().skip(2) {
+        let (name, rest) = line.split_once(':')?;
+        let name = name.trim();
+        if exclude.is_match(name) {
+            continue;
+        }
+        let values: Vec<u64> = rest
+            .split_ascii_whitespace()
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        if values.len() < 16 {
+            return None;
+        }
+        if n == net.len() {
+            net.push(NetDev::default());
+        }
+        let d = &mut net[n];
+        set_name(&mut d.device, name);
+        d.receive.copy_from_slice(&values[..8]);
+        d.transmit.copy_from_slice(&values[8..16]);
+        n += 1;
+    }
+    net.truncate(n);
+    Some(())
+}
+
+/// Parses a `/proc/pressure/*` file: the `total=` microseconds of `some` and `full`.
+pub fn parse_pressure(text: &str) -> Option<Pressure> {
+    let total = |line: &str| -> Option<f64> {
+        let us: u64 = line.split_once("total=")?.1.trim().parse().ok()?;
+        Some(us as f64 / 1e6)
+    };
+    let mut p = Pressure::default();
+    let mut some = false;
+    for line in text.lines() {
+        if line.starts_with("some ") {
+            p.waiting_seconds = total(line)?;
+            some = true;
+        } else if line.starts_with("full ") {
+            p.stalled_seconds = Some(total(line)?);
+        }
+    }
+    some.then_some(p)
+}
+
+/// Parses `/proc/sys/fs/file-nr`: allocated handles (less the free ones) and the maximum.
+pub fn parse_file_nr(text: &str) -> Option<(u64, u64)> {
+    let mut f = text.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+    let (allocated, _free, max) = (f.next()??, f.next()??, f.next()??);
+    Some((allocated, max))
+}
+
+/// Hears readings: metric name, labels (name, value), value.
+pub type Visitor<'a> = dyn FnMut(&str, &[(&str, &str)], f64) + 'a;
+
+impl HostSample {
+    /// Every reading as (metric name, labels, value), all of one metric before the next.
+    pub fn visit(&self, out: &mut Visitor<'_>) {
+        let mut name = String::new();
+        for (m, mode) in CPU_MODES.iter().enumerate() {
+            for (i, c) in self.cpus.iter().enumerate() {
+                out(
+                    "node_cpu_seconds_total",
+                    &[("cpu", &i.to_string()), ("mode", mode)],
+                    c.modes[m],
+                );
+            }
+        }
+        for (g, mode) in ["user", "nice"].iter().enumerate() {
+            for (i, c) in self.cpus.iter().enumerate() {
+                out(
+                    "node_cpu_guest_seconds_total",
+                    &[("cpu", &i.to_string()), ("mode", mode)],
+                    c.guest[g],
+                );
+            }
+        }
+        let s = &self.stat;
+        if !self.cpus.is_empty() {
+            out("node_intr_total", &[], s.interrupts as f64);
+            out(
+                "node_context_switches_total",
+                &[],
+                s.context_switches as f64,
+            );
+            out("node_forks_total", &[], s.forks as f64);
+            out("node_procs_running", &[], s.procs_running as f64);
+            out("node_procs_blocked", &[], s.procs_blocked as f64);
+            out("node_boot_time_seconds", &[], s.boot_time as f64);
+            for (suffix, v) in ["1", "5", "15"].iter().zip(self.load) {
+                name.clear();
+                name.push_str("node_load");
+                name.push_str(suffix);
+                out(&name, &[], v);
+            }
+        }
+        for f in &self.meminfo {
+            name.clear();
+            name.push_str("node_memory_");
+            name.push_str(&f.name);
+            if f.bytes {
+                name.push_str("_bytes");
+            }
+            out(&name, &[], f.value as f64);
+        }
+        for (field, v) in &self.vmstat {
+            name.clear();
+            name.push_str("node_vmstat_");
+            name.push_str(field);
+            out(&name, &[], *v as f64);
+        }
+        type DiskField = (&'static str, fn(&Disk) -> f64);
+        let disk_fields: [DiskField; 11] = [
+            ("node_disk_reads_completed_total", |d| {
+                d.reads_completed as f64
+            }),
+            ("node_disk_reads_merged_total", |d| d.reads_merged as f64),
+            ("node_disk_read_bytes_total", |d| d.read_bytes as f64),
+            ("node_disk_read_time_seconds_total", |d| d.read_time_seconds),
+            ("node_disk_writes_completed_total", |d| {
+                d.writes_completed as f64
+            }),
+            ("node_disk_writes_merged_total", |d| d.writes_merged as f64),
+            ("node_disk_written_bytes_total", |d| d.written_bytes as f64),
+            ("node_disk_write_time_seconds_total", |d| {
+                d.write_time_seconds
+            }),
+            ("node_disk_io_now", |d| d.io_now as f64),
+            ("node_disk_io_time_seconds_total", |d| d.io_time_seconds),
+            ("node_disk_io_time_weighted_seconds_total", |d| {
+                d.io_time_weighted_seconds
+            }),
+        ];
+        for (metric, get) in disk_fields {
+            for d in &self.disks {
+                out(metric, &[("device", &d.device)], get(d));
+            }
+        }
+        for (direction, columns, pick) in [
+            (
+                "receive",
+                NET_RECEIVE,
+                (|d: &NetDev| d.receive) as fn(&NetDev) -> [u64; 8],
+            ),
+            ("transmit", NET_TRANSMIT, |d: &NetDev| d.transmit),
+        ] {
+            for (c, column) in columns.iter().enumerate() {
+                name.clear();
+                name.push_str("node_network_");
+                name.push_str(direction);
+                name.push('_');
+                name.push_str(column);
+                name.push_str("_total");
+                for d in &self.net {
+                    out(&name, &[("device", &d.device)], pick(d)[c] as f64);
+                }
+            }
+        }
+        for (resource, p) in ["cpu", "memory", "io"].iter().zip(&self.pressure) {
+            let Some(p) = p else { continue };
+            name.clear();
+            name.push_str("node_pressure_");
+            name.push_str(resource);
+            name.push_str("_waiting_seconds_total");
+            out(&name, &[], p.waiting_seconds);
+            // The kernel reports `full` for CPU too (always 0 outside cgroups); node_exporter
+            // leaves it out, and so do we.
+            if let (Some(stalled), false) = (p.stalled_seconds, *resource == "cpu") {
+                name.clear();
+                name.push_str("node_pressure_");
+                name.push_str(resource);
+                name.push_str("_stalled_seconds_total");
+                out(&name, &[], stalled);
+            }
+        }
+        if let Some((allocated, max)) = self.filefd {
+            out("node_filefd_allocated", &[], allocated as f64);
+            out("node_filefd_maximum", &[], max as f64);
+        }
+    }
+}
+
+/// Which devices and interfaces to leave out (their label values would be unbounded or
+/// meaningless: partitions, loop and RAM devices; container veth pairs).
+#[derive(Debug, Clone)]
+pub struct Excludes {
+    pub disks: regex::Regex,
+    pub interfaces: regex::Regex,
+}
+
+impl Excludes {
+    /// node_exporter's default for disks; container veth pairs for interfaces.
+    pub const DEFAULT_DISKS: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+    pub const DEFAULT_INTERFACES: &str = r"^veth.*$";
+
+    /// Both patterns, checked.
+    pub fn new(disks: &str, interfaces: &str) -> Result<Excludes, regex::Error> {
+        Ok(Excludes {
+            disks: regex::Regex::new(disks)?,
+            interfaces: regex::Regex::new(interfaces)?,
+        })
+    }
+}
+
+/// A kept-open file under the root, re-read from its start each time.
+#[derive(Debug)]
+struct Source {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Source {
+    fn open(root: &Path, relative: &str) -> Source {
+        let path = root.join(relative);
+        let file = File::open(&path).ok();
+        Source { path, file }
+    }
+
+    /// The file's current text in `buf`; `Ok(false)` when the kernel does not offer it.
+    fn read(&mut self, buf: &mut String) -> Result<bool, CollectError> {
+        let Some(file) = &mut self.file else {
+            return Ok(false);
+        };
+        buf.clear();
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(buf))
+            .map_err(|source| CollectError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(true)
+    }
+
+    fn bad(&self, what: &str) -> CollectError {
+        CollectError::Parse {
+            path: self.path.clone(),
+            what: what.to_owned(),
+        }
+    }
+}
+
+/// Reads the host under a `/proc` root into a [`HostSample`].
+#[derive(Debug)]
+pub struct HostReader {
+    stat: Source,
+    loadavg: Source,
+    meminfo: Source,
+    vmstat: Source,
+    diskstats: Source,
+    net_dev: Source,
+    pressure: [Source; 3],
+    file_nr: Source,
+    excludes: Excludes,
+    buf: String,
+}
+
+impl HostReader {
+    /// Opens the files under `proc_root` (normally `/proc`; `/host/proc` in a container). Files
+    /// the kernel does not have are left out of every sample.
+    pub fn new(proc_root: &Path, excludes: Excludes) -> HostReader {
+        HostReader {
+            stat: Source::open(proc_root, "stat"),
+            loadavg: Source::open(proc_root, "loadavg"),
+            meminfo: Source::open(proc_root, "meminfo"),
+            vmstat: Source::open(proc_root, "vmstat"),
+            diskstats: Source::open(proc_root, "diskstats"),
+            net_dev: Source::open(proc_root, "net/dev"),
+            pressure: ["cpu", "memory", "io"]
+                .map(|r| Source::open(proc_root, &format!("pressure/{r}"))),
+            file_nr: Source::open(proc_root, "sys/fs/file-nr"),
+            excludes,
+            buf: String::with_capacity(16 << 10),
+        }
+    }
+
+    /// Reads every file into `sample`. A file that fails leaves its part empty and its error in
+    /// the answer; the others are read all the same.
+    pub fn sample(&mut self, sample: &mut HostSample) -> Vec<CollectError> {
+        let mut errors = Vec::new();
+        let buf = &mut self.buf;
+        let mut part = |src: &mut Source,
+                        errors: &mut Vec<CollectError>,
+                        parse: &mut dyn FnMut(&str) -> Option<()>,
+                        what: &str| {
+            match src.read(buf) {
+                Ok(true) => {
+                    if parse(buf).is_none() {
+                        errors.push(src.bad(what));
+                        return false;
+                    }
+                    true
+                }
+                Ok(false) => false,
+                Err(e) => {
+                    errors.push(e);
+                    false
+                }
+            }
+        };
+        let s = sample;
+        if !part(
+            &mut self.stat,
+            &mut errors,
+            &mut |t| parse_stat(t, &mut s.cpus, &mut s.stat),
+            "no cpu lines, or a bad counter",
+        ) {
+            s.cpus.clear();
+        }
+        if !part(
+            &mut self.loadavg,
+            &mut errors,
+            &mut |t| parse_loadavg(t).map(|l| s.load = l),
+            "not three load averages",
+        ) {
+            s.load = [0.0; 3];
+        }
+        if !part(
+            &mut self.meminfo,
+            &mut errors,
+            &mut |t| parse_meminfo(t, &mut s.meminfo),
+            "a line without a number",
+        ) {
+            s.meminfo.clear();
+        }
+        if !part(
+            &mut self.vmstat,
+            &mut errors,
+            &mut |t| parse_vmstat(t, &mut s.vmstat),
+            "a line without a number",
+        ) {
+            s.vmstat.clear();
+        }
+        let excludes = &self.excludes;
+        if !part(
+            &mut self.diskstats,
+            &mut errors,
+            &mut |t| parse_diskstats(t, &excludes.disks, &mut s.disks),
+            "fewer than 14 fields",
+        ) {
+            s.disks.clear();
+        }
+        if !part(
+            &mut self.net_dev,
+            &mut errors,
+            &mut |t| parse_net_dev(t, &excludes.interfaces, &mut s.net),
+            "fewer than 16 counters",
+        ) {
+            s.net.clear();
+        }
+        for (src, slot) in self.pressure.iter_mut().zip(s.pressure.iter_mut()) {
+            let mut found = None;
+            part(
+                src,
+                &mut errors,
+                &mut |t| parse_pressure(t).map(|p| found = Some(p)),
+                "no `some` line",
+            );
+            *slot = found;
+        }
+        let mut filefd = None;
+        part(
+            &mut self.file_nr,
+            &mut errors,
+            &mut |t| parse_file_nr(t).map(|f| filefd = Some(f)),
+            "not three numbers",
+        );
+        s.filefd = filefd;
+        errors
+    }
+}
+
+/// The host sampled on a thread of its own every interval; the latest sample is shared.
+#[derive(Debug)]
+pub struct Collection {
+    latest: Arc<Mutex<HostSample>>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Collection {
+    /// Samples with `reader` every `interval` (at least 100 ms), first at once. Each sample is
+    /// read into a buffer of the thread's and swapped with the shared one, so readers of
+    /// [`Collection::latest`] wait only for the swap. `report` hears each sample's errors.
+    pub fn start(
+        mut reader: HostReader,
+        interval: Duration,
+        mut report: impl FnMut(&[CollectError]) + Send + 'static,
+    ) -> std::io::Result<Collection> {
+        let interval = interval.max(Duration::from_millis(100));
+        let latest = Arc::new(Mutex::new(HostSample::default()));
+        let shared = latest.clone();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("zen-collect".into())
+            .spawn(move || {
+                let mut next = HostSample::default();
+                loop {
+                    let errors = reader.sample(&mut next);
+                    if !errors.is_empty() {
+                        report(&errors);
+                    }
+                    if let Ok(mut l) = shared.lock() {
+                        std::mem::swap(&mut *l, &mut next);
+                    }
+                    if !matches!(
+                        stopped.recv_timeout(interval),
+                        Err(mpsc::RecvTimeoutError::Timeout)
+                    ) {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Collection {
+            latest,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The latest sample.
+    pub fn latest(&self) -> Arc<Mutex<HostSample>> {
+        self.latest.clone()
+    }
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The host parsers on fixture files (a 2-CPU VM's `/proc`), on damaged input, and the reader
+//! on this machine's own `/proc`.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::path::Path;
+
+use zen_collect::host::{
+    CpuTimes, Excludes, HostReader, HostSample, StatCounters, parse_diskstats, parse_file_nr,
+    parse_loadavg, parse_meminfo, parse_net_dev, parse_pressure, parse_stat, parse_vmstat,
+};
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/host")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn excludes() -> Excludes {
+    Excludes::new(Excludes::DEFAULT_DISKS, Excludes::DEFAULT_INTERFACES).unwrap()
+}
+
+#[test]
+fn proc_stat_gives_per_cpu_seconds_by_mode_and_the_counters() {
+    let (mut cpus, mut stat) = (Vec::new(), StatCounters::default());
+    parse_stat(&fixture("stat"), &mut cpus, &mut stat).unwrap();
+    assert_eq!(cpus.len(), 2, "the `cpu` total line is not a CPU");
+    assert_eq!(
+        cpus[0].modes,
+        [3306.18, 0.1, 449.43, 5166.74, 23.79, 0.0, 3.87, 0.83]
+    );
+    assert_eq!(cpus[0].guest, [0.07, 0.01]);
+    assert_eq!(
+        stat,
+        StatCounters {
+            interrupts: 58_512_563,
+            context_switches: 116_433_214,
+            forks: 402_131,
+            procs_running: 3,
+            procs_blocked: 1,
+            boot_time: 1_795_357_660,
+        }
+    );
+    // A second parse into the same vectors keeps them.
+    parse_stat(&fixture("stat"), &mut cpus, &mut stat).unwrap();
+    assert_eq!(cpus.len(), 2);
+}
+
+#[test]
+fn meminfo_fields_take_node_exporter_names_and_bytes() {
+    let mut fields = Vec::new();
+    parse_meminfo(&fixture("meminfo"), &mut fields).unwrap();
+    let got: Vec<(&str, u64, bool)> = fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.value, f.bytes))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("MemTotal", 24_596_176 * 1024, true),
+            ("MemFree", 10_000_000 * 1024, true),
+            ("Active_anon", 1472 * 1024, true),
+            ("HugePages_Total", 0, false),
+            ("Hugepagesize", 2048 * 1024, true),
+        ]
+    );
+}
+
+#[test]
+fn disks_leave_out_partitions_and_loops_and_convert_units() {
+    let mut disks = Vec::new();
+    parse_diskstats(&fixture("diskstats"), &excludes().disks, &mut disks).unwrap();
+    let names: Vec<&str> = disks.iter().map(|d| d.device.as_str()).collect();
+    assert_eq!(names, ["vda", "nvme0n1"]);
+    let vda = &disks[0];
+    assert_eq!(vda.read_bytes, 14_551_114 * 512);
+    assert_eq!(vda.write_time_seconds, 3054.372);
+    assert_eq!(vda.io_time_weighted_seconds, 3209.731);
+}
+
+#[test]
+fn interfaces_leave_out_veth_and_keep_every_counter() {
+    let mut net = Vec::new();
+    parse_net_dev(&fixture("net-dev"), &excludes().interfaces, &mut net).unwrap();
+    assert_eq!(net.len(), 2);
+    assert_eq!(net[1].device, "eth0");
+    assert_eq!(net[1].receive, [900, 10, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(net[1].transmit, [800, 9, 7, 8, 9, 10, 11, 12]);
+}
+
+#[test]
+fn pressure_load_vmstat_and_file_handles() {
+    let p = parse_pressure(&fixture("pressure-cpu")).unwrap();
+    assert_eq!(p.waiting_seconds, 394.682053);
+    assert_eq!(
+        parse_loadavg("0.39 1.22 1.32 1/80 11875\n"),
+        Some([0.39, 1.22, 1.32])
+    );
+    assert_eq!(parse_file_nr("305\t0\t2466165\n"), Some((305, 2_466_165)));
+    let mut vm = Vec::new();
+    parse_vmstat(
+        "nr_free_pages 5\npgfault 10\npgmajfault 2\npswpin 1\noom_kill 0\npgsteal 9\n",
+        &mut vm,
+    )
+    .unwrap();
+    let names: Vec<&str> = vm.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["pgfault", "pgmajfault", "pswpin", "oom_kill"]);
+}
+
+#[test]
+fn damaged_files_are_refused_not_panicked_on() {
+    let (mut cpus, mut stat) = (Vec::<CpuTimes>::new(), StatCounters::default());
+    for bad in ["", "cpu0 1 2\n", "cpu0 1 2 3 4\nctxt lots\n", "intr\n"] {
+        assert_eq!(parse_stat(bad, &mut cpus, &mut stat), None, "{bad:?}");
+    }
+    assert_eq!(parse_loadavg("0.1 x"), None);
+    assert_eq!(parse_meminfo("MemTotal: many kB\n", &mut Vec::new()), None);
+    assert_eq!(
+        parse_diskstats("8 0 sda 1 2 3\n", &excludes().disks, &mut Vec::new()),
+        None
+    );
+    assert_eq!(
+        parse_net_dev(
+            "h\nh\n eth0: 1 2 x\n",
+            &excludes().interfaces,
+            &mut Vec::new()
+        ),
+        None
+    );
+    assert_eq!(parse_pressure("full total=1\n"), None);
+    assert_eq!(parse_file_nr("1 2"), None);
+}
+
+#[test]
+fn the_reader_reads_this_machine_and_reports_its_readings() {
+    let mut reader = HostReader::new(Path::new("/proc"), excludes());
+    let mut sample = HostSample::default();
+    let errors = reader.sample(&mut sample);
+    assert!(errors.is_empty(), "{errors:?}");
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(sample.cpus.len() >= cpus);
+    let total = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let mem_total_kb: u64 = total
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(sample.meminfo[0].value, mem_total_kb * 1024);
+    let mut names = Vec::new();
+    sample.visit(&mut |name, _, _| {
+        if names.last().map(String::as_str) != Some(name) {
+            names.push(name.to_owned());
+        }
+    });
+    // Each metric's readings come together, never split.
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len());
+    assert!(names.iter().any(|n| n == "node_cpu_seconds_total"));
+    // Read again, into the same sample: nothing grows.
+    let before = sample.clone();
+    reader.sample(&mut sample);
+    assert_eq!(sample.cpus.len(), before.cpus.len());
+    assert_eq!(sample.meminfo.len(), before.meminfo.len());
+}
