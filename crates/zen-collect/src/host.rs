@@ -8,7 +8,9 @@
 //! Read: `/proc/stat` (CPU time by mode per CPU, interrupts, context switches, forks, processes
 //! running and blocked, boot time), `/proc/loadavg`, all of `/proc/meminfo`, page faults, paging,
 //! swapping and OOM kills from `/proc/vmstat`, `/proc/diskstats`, `/proc/net/dev`,
-//! `/proc/pressure/{cpu,memory,io}` (PSI, where the kernel has it) and `/proc/sys/fs/file-nr`.
+//! `/proc/pressure/{cpu,memory,io}` (PSI, where the kernel has it), `/proc/sys/fs/file-nr`, TCP,
+//! UDP and IP counters of `/proc/net/{snmp,netstat,snmp6}` and socket counts of
+//! `/proc/net/sockstat{,6}`.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -133,6 +135,117 @@ pub struct HostSample {
     pub pressure: [Option<Pressure>; 3],
     /// Allocated file handles and the system maximum.
     pub filefd: Option<(u64, u64)>,
+    /// `Tcp_CurrEstab`, … of `/proc/net/{snmp,netstat,snmp6}`, those [`NETSTAT_WANTED`].
+    pub netstat: Vec<(String, f64)>,
+    /// `sockets_used`, `TCP_inuse`, `TCP_mem_bytes`, … of `/proc/net/sockstat{,6}`.
+    pub sockstat: Vec<(String, f64)>,
+}
+
+/// The `/proc/net/{snmp,netstat,snmp6}` fields node_exporter reports by default.
+pub const NETSTAT_WANTED: &str = r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
+/// Sets entry `n` of `list` to (`name`, `value`), reusing its name's allocation.
+fn put(list: &mut Vec<(String, f64)>, n: usize, name: &str, value: f64) {
+    if n == list.len() {
+        list.push((String::new(), 0.0));
+    }
+    set_name(&mut list[n].0, name);
+    list[n].1 = value;
+}
+
+/// Appends the wanted fields of `/proc/net/snmp` or `/proc/net/netstat` (a header line of
+/// names, then a line of values, per protocol) to `out` from entry `n`; returns the next entry.
+pub fn parse_snmp(
+    text: &str,
+    wanted: &regex::Regex,
+    out: &mut Vec<(String, f64)>,
+    mut n: usize,
+) -> Option<usize> {
+    let mut lines = text.lines();
+    let mut name = String::new();
+    while let (Some(header), Some(values)) = (lines.next(), lines.next()) {
+        let (proto, names) = header.split_once(':')?;
+        let (proto2, values) = values.split_once(':')?;
+        if proto != proto2 {
+            return None;
+        }
+        for (field, value) in names
+            .split_ascii_whitespace()
+            .zip(values.split_ascii_whitespace())
+        {
+            name.clear();
+            name.push_str(proto);
+            name.push('_');
+            name.push_str(field);
+            if wanted.is_match(&name) {
+                put(out, n, &name, value.parse::<i64>().ok()? as f64);
+                n += 1;
+            }
+        }
+    }
+    Some(n)
+}
+
+/// Appends the wanted fields of `/proc/net/snmp6` (`Ip6InOctets 256` lines) to `out` from
+/// entry `n`; returns the next entry.
+pub fn parse_snmp6(
+    text: &str,
+    wanted: &regex::Regex,
+    out: &mut Vec<(String, f64)>,
+    mut n: usize,
+) -> Option<usize> {
+    let mut name = String::new();
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(key), Some(value)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let proto = ["UdpLite6", "Icmp6", "Udp6", "Ip6"]
+            .into_iter()
+            .find(|p| key.starts_with(p))?;
+        name.clear();
+        name.push_str(proto);
+        name.push('_');
+        name.push_str(&key[proto.len()..]);
+        if wanted.is_match(&name) {
+            put(out, n, &name, value.parse::<i64>().ok()? as f64);
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
+/// Appends `/proc/net/sockstat` or `sockstat6` to `out` from entry `n` (`mem`, in pages, also
+/// as `_mem_bytes`); returns the next entry.
+pub fn parse_sockstat(
+    text: &str,
+    page_size: u64,
+    out: &mut Vec<(String, f64)>,
+    mut n: usize,
+) -> Option<usize> {
+    let mut name = String::new();
+    for line in text.lines() {
+        let Some((proto, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let proto = if proto == "sockets" { "sockets" } else { proto };
+        let mut f = rest.split_ascii_whitespace();
+        while let (Some(field), Some(value)) = (f.next(), f.next()) {
+            let value: u64 = value.parse().ok()?;
+            name.clear();
+            name.push_str(proto);
+            name.push('_');
+            name.push_str(field);
+            put(out, n, &name, value as f64);
+            n += 1;
+            if field == "mem" {
+                name.push_str("_bytes");
+                put(out, n, &name, (value * page_size) as f64);
+                n += 1;
+            }
+        }
+    }
+    Some(n)
 }
 
 /// Sets `slot` to `name` without allocating when it already holds it.
@@ -477,6 +590,17 @@ impl HostSample {
                 out(&name, &[], stalled);
             }
         }
+        for (prefix, list) in [
+            ("node_netstat_", &self.netstat),
+            ("node_sockstat_", &self.sockstat),
+        ] {
+            for (field, v) in list.iter() {
+                name.clear();
+                name.push_str(prefix);
+                name.push_str(field);
+                out(&name, &[], *v);
+            }
+        }
         if let Some((allocated, max)) = self.filefd {
             out("node_filefd_allocated", &[], allocated as f64);
             out("node_filefd_maximum", &[], max as f64);
@@ -554,6 +678,12 @@ pub struct HostReader {
     net_dev: Source,
     pressure: [Source; 3],
     file_nr: Source,
+    /// `net/snmp`, `net/netstat`, `net/snmp6`.
+    snmp: [Source; 3],
+    /// `net/sockstat`, `net/sockstat6`.
+    sockstat: [Source; 2],
+    netstat_wanted: regex::Regex,
+    page_size: u64,
     excludes: Excludes,
     buf: String,
 }
@@ -572,6 +702,11 @@ impl HostReader {
             pressure: ["cpu", "memory", "io"]
                 .map(|r| Source::open(proc_root, &format!("pressure/{r}"))),
             file_nr: Source::open(proc_root, "sys/fs/file-nr"),
+            snmp: ["net/snmp", "net/netstat", "net/snmp6"].map(|f| Source::open(proc_root, f)),
+            sockstat: ["net/sockstat", "net/sockstat6"].map(|f| Source::open(proc_root, f)),
+            #[allow(clippy::unwrap_used)] // a constant pattern, compiled in a test
+            netstat_wanted: regex::Regex::new(NETSTAT_WANTED).unwrap(),
+            page_size: rustix::param::page_size() as u64,
             excludes,
             buf: String::with_capacity(16 << 10),
         }
@@ -669,6 +804,38 @@ impl HostReader {
             "not three numbers",
         );
         s.filefd = filefd;
+        let mut n = 0;
+        for (i, src) in self.snmp.iter_mut().enumerate() {
+            let wanted = &self.netstat_wanted;
+            part(
+                src,
+                &mut errors,
+                &mut |t| {
+                    n = if i == 2 {
+                        parse_snmp6(t, wanted, &mut s.netstat, n)?
+                    } else {
+                        parse_snmp(t, wanted, &mut s.netstat, n)?
+                    };
+                    Some(())
+                },
+                "not name and value lines",
+            );
+        }
+        s.netstat.truncate(n);
+        let mut n = 0;
+        let page_size = self.page_size;
+        for src in &mut self.sockstat {
+            part(
+                src,
+                &mut errors,
+                &mut |t| {
+                    n = parse_sockstat(t, page_size, &mut s.sockstat, n)?;
+                    Some(())
+                },
+                "not name and value pairs",
+            );
+        }
+        s.sockstat.truncate(n);
         errors
     }
 }

@@ -6,8 +6,9 @@
 use std::path::Path;
 
 use zen_collect::host::{
-    CpuTimes, Excludes, HostReader, HostSample, StatCounters, parse_diskstats, parse_file_nr,
-    parse_loadavg, parse_meminfo, parse_net_dev, parse_pressure, parse_stat, parse_vmstat,
+    CpuTimes, Excludes, HostReader, HostSample, NETSTAT_WANTED, StatCounters, parse_diskstats,
+    parse_file_nr, parse_loadavg, parse_meminfo, parse_net_dev, parse_pressure, parse_snmp,
+    parse_snmp6, parse_sockstat, parse_stat, parse_vmstat,
 };
 
 fn fixture(name: &str) -> String {
@@ -170,4 +171,59 @@ fn the_reader_reads_this_machine_and_reports_its_readings() {
     reader.sample(&mut sample);
     assert_eq!(sample.cpus.len(), before.cpus.len());
     assert_eq!(sample.meminfo.len(), before.meminfo.len());
+}
+
+#[test]
+fn snmp_netstat_and_sockstat_take_node_exporters_names_and_selection() {
+    let wanted = regex::Regex::new(NETSTAT_WANTED).unwrap();
+    let mut out = Vec::new();
+    let snmp = "Ip: Forwarding DefaultTTL InReceives\nIp: 2 64 2199214\nTcp: RtoMin ActiveOpens CurrEstab InErrs\nTcp: 200 60212 2 0\n";
+    let n = parse_snmp(snmp, &wanted, &mut out, 0).unwrap();
+    let n = parse_snmp6(
+        "Ip6InReceives 2\nIp6InOctets 256\nUdp6InErrors 0\n",
+        &wanted,
+        &mut out,
+        n,
+    )
+    .unwrap();
+    out.truncate(n);
+    let got: Vec<(&str, f64)> = out.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        got,
+        [
+            ("Ip_Forwarding", 2.0),
+            ("Tcp_ActiveOpens", 60212.0),
+            ("Tcp_CurrEstab", 2.0),
+            ("Tcp_InErrs", 0.0),
+            ("Ip6_InOctets", 256.0),
+            ("Udp6_InErrors", 0.0),
+        ]
+    );
+    assert_eq!(
+        parse_snmp("Tcp: A B\nUdp: 1 2\n", &wanted, &mut out, 0),
+        None,
+        "mismatched lines"
+    );
+
+    let mut socks = Vec::new();
+    let sockstat =
+        "sockets: used 8\nTCP: inuse 1 orphan 0 tw 1 alloc 1 mem 212\nFRAG: inuse 0 memory 0\n";
+    let n = parse_sockstat(sockstat, 4096, &mut socks, 0).unwrap();
+    socks.truncate(n);
+    let names: Vec<&str> = socks.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "sockets_used",
+            "TCP_inuse",
+            "TCP_orphan",
+            "TCP_tw",
+            "TCP_alloc",
+            "TCP_mem",
+            "TCP_mem_bytes",
+            "FRAG_inuse",
+            "FRAG_memory"
+        ]
+    );
+    assert_eq!(socks[6].1, 212.0 * 4096.0);
 }

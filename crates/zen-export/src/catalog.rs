@@ -658,6 +658,20 @@ pub const CATALOG: &[Metric] = &[
         "Total time in seconds no process could make progress due to IO congestion.",
     ),
     m(
+        "node_netstat_{}",
+        Untyped,
+        "events",
+        &[],
+        "Statistic {} of /proc/net/snmp, netstat or snmp6 (node_exporter's default selection: TCP opens, segments, resets, retransmits, established connections; UDP datagrams and errors; IP octets).",
+    ),
+    m(
+        "node_sockstat_{}",
+        Gauge,
+        "sockets",
+        &[],
+        "Number of {} from /proc/net/sockstat or sockstat6 (`_mem_bytes`: pages times the page size).",
+    ),
+    m(
         "node_filefd_allocated",
         Gauge,
         "descriptors",

@@ -195,22 +195,18 @@ impl<'a> Readings<'a> {
 
     fn reading(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         if self.last != name {
-            // Not in the catalog: left out (the emission test says so loudly).
-            let Some(m) = crate::catalog::find(name) else {
-                return;
+            // Not in the catalog: shown untyped, so the emission test sees it and fails.
+            let (help, kind) = match crate::catalog::find(name) {
+                Some(m) => match m.name.split_once("{}") {
+                    Some((prefix, suffix)) => {
+                        let member = &name[prefix.len()..name.len() - suffix.len()];
+                        (m.help.replace("{}", member), m.kind.as_str())
+                    }
+                    None => (m.help.to_owned(), m.kind.as_str()),
+                },
+                None => ("Not in the metric catalog.".to_owned(), "untyped"),
             };
-            let help = match m.name.split_once("{}") {
-                Some((prefix, suffix)) => {
-                    let member = &name[prefix.len()..name.len() - suffix.len()];
-                    m.help.replace("{}", member)
-                }
-                None => m.help.to_owned(),
-            };
-            let _ = write!(
-                self.text,
-                "# HELP {name} {help}\n# TYPE {name} {}\n",
-                m.kind.as_str()
-            );
+            let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
             self.last.clear();
             self.last.push_str(name);
         }

@@ -118,6 +118,9 @@ fn node_series_match_node_exporter_within_one_percent() {
         "node_network_receive_bytes_total{",
         "node_pressure_cpu_waiting_seconds_total",
         "node_filefd_maximum",
+        "node_netstat_Tcp_CurrEstab",
+        "node_netstat_Ip6_InOctets",
+        "node_sockstat_TCP_mem_bytes",
     ] {
         assert!(
             ours.keys().any(|k| k.starts_with(family)),
