@@ -16,9 +16,11 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::CollectError;
+use crate::limits::{read_limits, self_cgroup, usage_percent};
+use crate::process::ProcessReader;
 
 /// Ticks per second of `/proc/stat` times (`USER_HZ`, 100 on every Linux).
 const USER_HZ: f64 = 100.0;
@@ -139,6 +141,9 @@ pub struct HostSample {
     pub netstat: Vec<(String, f64)>,
     /// `sockets_used`, `TCP_inuse`, `TCP_mem_bytes`, … of `/proc/net/sockstat{,6}`.
     pub sockstat: Vec<(String, f64)>,
+    /// The daemon's own CPU and memory use, percent of its limits (see [`crate::limits`]),
+    /// from the second sample on.
+    pub usage: Option<(f64, f64)>,
 }
 
 /// The `/proc/net/{snmp,netstat,snmp6}` fields node_exporter reports by default.
@@ -601,6 +606,10 @@ impl HostSample {
                 out(&name, &[], *v);
             }
         }
+        if let Some((cpu, memory)) = self.usage {
+            out("zen_watcher_cpu_usage_percent", &[], cpu);
+            out("zen_watcher_memory_usage_percent", &[], memory);
+        }
         if let Some((allocated, max)) = self.filefd {
             out("node_filefd_allocated", &[], allocated as f64);
             out("node_filefd_maximum", &[], max as f64);
@@ -855,6 +864,7 @@ impl Collection {
     pub fn start(
         mut reader: HostReader,
         interval: Duration,
+        cgroup_root: PathBuf,
         mut report: impl FnMut(&[CollectError]) + Send + 'static,
     ) -> std::io::Result<Collection> {
         let interval = interval.max(Duration::from_millis(100));
@@ -865,8 +875,38 @@ impl Collection {
             .name("zen-collect".into())
             .spawn(move || {
                 let mut next = HostSample::default();
+                let mut own = ProcessReader::new("/proc");
+                let mut limits = None;
+                // The first percentage is the mean since the process started (at no CPU time).
+                let mut previous: Option<(Instant, f64)> = own.sample().ok().and_then(|p| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()?
+                        .as_secs_f64();
+                    let age = Duration::from_secs_f64((now - p.start_time_seconds).max(0.0));
+                    Some((Instant::now().checked_sub(age)?, 0.0))
+                });
                 loop {
-                    let errors = reader.sample(&mut next);
+                    let mut errors = reader.sample(&mut next);
+                    let limits = *limits.get_or_insert_with(|| {
+                        let memory = next
+                            .meminfo
+                            .iter()
+                            .find(|f| f.name == "MemTotal")
+                            .map_or(0, |f| f.value);
+                        read_limits(&self_cgroup(), &cgroup_root, next.cpus.len() as f64, memory)
+                    });
+                    match own.cpu_and_resident() {
+                        Ok((cpu, resident)) => {
+                            let now = Instant::now();
+                            next.usage = previous.map(|(then, before)| {
+                                let wall = now.duration_since(then).as_secs_f64();
+                                usage_percent(cpu - before, wall, resident, &limits)
+                            });
+                            previous = Some((now, cpu));
+                        }
+                        Err(e) => errors.push(e),
+                    }
                     if !errors.is_empty() {
                         report(&errors);
                     }

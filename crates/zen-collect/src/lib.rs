@@ -3,11 +3,13 @@
 //! [`host`] reads the host's CPU, load, memory, paging, disks, network, pressure and file
 //! handles under node_exporter's names and units, from files kept open; [`process`] samples the
 //! daemon's own process (CPU seconds, resident and virtual memory, threads, open and maximum file
-//! descriptors, start time) for the `process_*` metrics every Prometheus exporter carries. Parsers are pure functions over file contents, tested on
+//! descriptors, start time) for the `process_*` metrics every Prometheus exporter carries;
+//! [`limits`] finds the daemon's cgroup limits, for its CPU and memory use as percentages. Parsers are pure functions over file contents, tested on
 //! fixture files; the readers around them only open files under a configurable root. This is the
 //! only crate that reads `/proc` and `/sys`; it knows nothing of metrics names or formats.
 
 pub mod host;
+pub mod limits;
 pub mod process;
 
 use std::path::PathBuf;

@@ -126,6 +126,25 @@ impl ProcessReader {
             .map_err(|source| CollectError::Io { path, source })
     }
 
+    /// `/proc/self/stat` and the memory and threads of `/proc/self/status`.
+    fn stat_and_status(&self) -> Result<(Stat, (u64, u64, u64)), CollectError> {
+        let bad = |path: &Path, what: &str| CollectError::Parse {
+            path: path.to_owned(),
+            what: what.to_owned(),
+        };
+        let (path, text) = self.read("self/stat")?;
+        let stat = parse_stat(&text).ok_or_else(|| bad(&path, "fewer than 22 fields"))?;
+        let (path, text) = self.read("self/status")?;
+        let status = parse_status(&text).ok_or_else(|| bad(&path, "no VmRSS or Threads line"))?;
+        Ok((stat, status))
+    }
+
+    /// CPU seconds (user and system) and resident bytes: what a usage percentage needs.
+    pub fn cpu_and_resident(&self) -> Result<(f64, u64), CollectError> {
+        let (stat, (rss, _, _)) = self.stat_and_status()?;
+        Ok((stat.utime + stat.stime, rss))
+    }
+
     /// One reading of the process.
     pub fn sample(&mut self) -> Result<ProcessSample, CollectError> {
         let bad = |path: &Path, what: &str| CollectError::Parse {
@@ -141,11 +160,7 @@ impl ProcessReader {
                 b
             }
         };
-        let (path, text) = self.read("self/stat")?;
-        let stat = parse_stat(&text).ok_or_else(|| bad(&path, "fewer than 22 fields"))?;
-        let (path, text) = self.read("self/status")?;
-        let (rss, vsize, threads) =
-            parse_status(&text).ok_or_else(|| bad(&path, "no VmRSS or Threads line"))?;
+        let (stat, (rss, vsize, threads)) = self.stat_and_status()?;
         let (path, text) = self.read("self/limits")?;
         let max_fds = parse_max_fds(&text).ok_or_else(|| bad(&path, "no Max open files line"))?;
         let fd_dir = self.proc_root.join("self/fd");

@@ -444,6 +444,20 @@ pub const CATALOG: &[Metric] = &[
     )),
     // The process.
     m(
+        "zen_watcher_cpu_usage_percent",
+        Gauge,
+        "percent",
+        &[],
+        "The daemon's CPU use over the last collection interval, percent of its cgroup's CPU limit, else of the host's CPUs.",
+    ),
+    m(
+        "zen_watcher_memory_usage_percent",
+        Gauge,
+        "percent",
+        &[],
+        "The daemon's resident memory, percent of its cgroup's memory limit, else of the host's memory.",
+    ),
+    m(
         "zen_watcher_build_info",
         Gauge,
         "info",

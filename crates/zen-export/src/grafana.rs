@@ -437,11 +437,18 @@ fn performance() -> Layout {
     l.row("Resource utilisation");
     l.line(8, vec![
         threshold_lines(series("CPU", 6, "percentunit"))
-            .about("Share of one core the daemon uses.")
-            .q(format!("rate({}[$__rate_interval])", sel("process_cpu_seconds_total", "")), "cpu")
+            .about("Share of one core the daemon uses, and of its limit (its cgroup's, else the host's CPUs); the line is the 90 % alert threshold.")
+            .q(format!("rate({}[$__rate_interval])", sel("process_cpu_seconds_total", "")), "of one core")
+            .q(format!("{} / 100", sel("zen_watcher_cpu_usage_percent", "")), "of its limit")
             .steps(&[(0.9, "red")]),
         series("Memory", 6, "bytes")
-            .q(sel("process_resident_memory_bytes", ""), "resident"),
+            .about("Resident memory, and its share of the daemon's limit (its cgroup's, else the host's memory) on the right.")
+            .q(sel("process_resident_memory_bytes", ""), "resident")
+            .q(format!("{} / 100", sel("zen_watcher_memory_usage_percent", "")), "of its limit")
+            .extra(json!({ "fieldConfig": { "overrides": [{
+                "matcher": { "id": "byName", "options": "of its limit" },
+                "properties": [{ "id": "unit", "value": "percentunit" }, { "id": "custom.axisPlacement", "value": "right" }],
+            }] } })),
         series("Network in", 6, "Bps")
             .about("Ingestion body bytes received per second, by source (as sent, before decompression).")
             .q(format!("sum by (source) ({})", rate("zen_watcher_ingest_bytes_total", "")), "{{source}}"),

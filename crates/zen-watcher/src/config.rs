@@ -106,6 +106,8 @@ pub(crate) struct CollectSection {
     pub(crate) interval: Human,
     /// Where the host's `/proc` is (`/host/proc` in a container).
     pub(crate) proc_root: PathBuf,
+    /// Where the cgroup hierarchy is, for the daemon's own limits.
+    pub(crate) cgroup_root: PathBuf,
     /// Block devices left out (a regular expression; partitions, loop and RAM devices).
     pub(crate) exclude_disks: String,
     /// Interfaces left out (a regular expression; container veth pairs).
@@ -118,6 +120,7 @@ impl Default for CollectSection {
             host: true,
             interval: Human(Duration::from_secs(1)),
             proc_root: PathBuf::from("/proc"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             exclude_disks: zen_collect::host::Excludes::DEFAULT_DISKS.to_owned(),
             exclude_interfaces: zen_collect::host::Excludes::DEFAULT_INTERFACES.to_owned(),
         }

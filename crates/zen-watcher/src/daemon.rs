@@ -40,6 +40,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         let collection = zen_collect::host::Collection::start(
             reader,
             config.collect.interval.0,
+            config.collect.cgroup_root.clone(),
             report_collect_errors,
         )
         .context("starting the host collector")?;
