@@ -145,6 +145,20 @@ impl Panel {
         merge(&mut self.target_extra, extra);
         self
     }
+    /// The series named `name` on a right axis of its own, in `unit`.
+    fn right_axis(self, name: &str, unit: &str) -> Self {
+        self.override_right("byName", name, unit)
+    }
+    /// The series whose names match the regular expression `pattern` on a right axis, in `unit`.
+    fn right_axis_matching(self, pattern: &str, unit: &str) -> Self {
+        self.override_right("byRegexp", pattern, unit)
+    }
+    fn override_right(self, matcher: &str, options: &str, unit: &str) -> Self {
+        self.extra(json!({ "fieldConfig": { "overrides": [{
+            "matcher": { "id": matcher, "options": options },
+            "properties": [{ "id": "unit", "value": unit }, { "id": "custom.axisPlacement", "value": "right" }],
+        }] } }))
+    }
     fn extra(mut self, extra: Value) -> Self {
         merge(&mut self.extra, extra);
         self
@@ -445,10 +459,7 @@ fn performance() -> Layout {
             .about("Resident memory, and its share of the daemon's limit (its cgroup's, else the host's memory) on the right.")
             .q(sel("process_resident_memory_bytes", ""), "resident")
             .q(format!("{} / 100", sel("zen_watcher_memory_usage_percent", "")), "of its limit")
-            .extra(json!({ "fieldConfig": { "overrides": [{
-                "matcher": { "id": "byName", "options": "of its limit" },
-                "properties": [{ "id": "unit", "value": "percentunit" }, { "id": "custom.axisPlacement", "value": "right" }],
-            }] } })),
+            .right_axis("of its limit", "percentunit"),
         series("Network in", 6, "Bps")
             .about("Ingestion body bytes received per second, by source (as sent, before decompression).")
             .q(format!("sum by (source) ({})", rate("zen_watcher_ingest_bytes_total", "")), "{{source}}"),
@@ -466,10 +477,7 @@ fn performance() -> Layout {
             .about("Events folded into earlier Observations per second, and their share of all events.")
             .q(format!("sum({})", rate("zen_watcher_events_deduplicated_total", "")), "folded/s")
             .q(format!("sum({}) / sum({})", rate("zen_watcher_events_deduplicated_total", ""), rate(events, "")), "share")
-            .extra(json!({ "fieldConfig": { "overrides": [{
-                "matcher": { "id": "byName", "options": "share" },
-                "properties": [{ "id": "unit", "value": "percentunit" }, { "id": "custom.axisPlacement", "value": "right" }],
-            }] } })),
+            .right_axis("share", "percentunit"),
         panel("bargauge", "Flow by stage", 6, "short")
             .about("Events over the time range: read, dropped by filters, folded as duplicates, stored, dead-lettered.")
             .q(format!("sum(increase({}[$__range]))", sel(events, "")), "received")
@@ -525,10 +533,8 @@ fn performance() -> Layout {
             .about("Hourly throughput and P95 latency over the last 7 days.")
             .q(format!("sum(rate({}[1h]))", sel(events, "")), "events/s")
             .q(format!("histogram_quantile(0.95, sum by (le) (rate({}[1h])))", sel(&format!("{LATENCY}_bucket"), TOTAL)), "P95 latency")
-            .extra(json!({ "timeFrom": "7d", "fieldConfig": { "overrides": [{
-                "matcher": { "id": "byName", "options": "P95 latency" },
-                "properties": [{ "id": "unit", "value": "s" }, { "id": "custom.axisPlacement", "value": "right" }],
-            }] } })),
+            .right_axis("P95 latency", "s")
+            .extra(json!({ "timeFrom": "7d" })),
         series("30-day trend and capacity", 8, "bytes")
             .about("Resident memory over 30 days, and where it heads in 7 days at the last 6 hours' slope.")
             .q(format!("avg_over_time({}[6h])", sel("process_resident_memory_bytes", "")), "resident")
@@ -627,15 +633,13 @@ fn host() -> Layout {
             .q(format!("rate({}[$__rate_interval]) / rate({}[$__rate_interval])", sel("node_disk_read_time_seconds_total", ""), sel("node_disk_reads_completed_total", "")), "read {{device}}")
             .q(format!("rate({}[$__rate_interval]) / rate({}[$__rate_interval])", sel("node_disk_write_time_seconds_total", ""), sel("node_disk_writes_completed_total", "")), "write {{device}}")
             .q(format!("rate({}[$__rate_interval])", sel("node_disk_io_time_weighted_seconds_total", "")), "queue {{device}}")
-            .extra(json!({ "fieldConfig": { "overrides": [{
-                "matcher": { "id": "byRegexp", "options": "queue.*" },
-                "properties": [{ "id": "unit", "value": "short" }, { "id": "custom.axisPlacement", "value": "right" }],
-            }] } })),
+            .right_axis_matching("queue.*", "short"),
         series("Network", 8, "Bps")
             .about("Bytes per second by interface; errors and drops per second on the right.")
             .q(format!("sum by (device) ({})", rate("node_network_receive_bytes_total", "")), "in {{device}}")
             .q(format!("sum by (device) ({})", rate("node_network_transmit_bytes_total", "")), "out {{device}}")
-            .q(format!("sum by (device) ({}) + sum by (device) ({})", rate("node_network_receive_errs_total", ""), rate("node_network_receive_drop_total", "")), "errors+drops {{device}}"),
+            .q(format!("sum by (device) ({}) + sum by (device) ({})", rate("node_network_receive_errs_total", ""), rate("node_network_receive_drop_total", "")), "errors+drops {{device}}")
+            .right_axis_matching("errors.*", "pps"),
     ]);
     l.row("zen-watcher process");
     l.line(
