@@ -233,7 +233,6 @@ pub fn parse_sockstat(
         let Some((proto, rest)) = line.split_once(':') else {
             continue;
         };
-        let proto = if proto == "sockets" { "sockets" } else { proto };
         let mut f = rest.split_ascii_whitespace();
         while let (Some(field), Some(value)) = (f.next(), f.next()) {
             let value: u64 = value.parse().ok()?;
@@ -261,6 +260,18 @@ fn set_name(slot: &mut String, name: &str) {
     }
 }
 
+/// The first `N` items of `items` (defaults after its end) and how many there were: a line's
+/// fields without allocating.
+fn first<const N: usize, T: Copy + Default>(items: impl Iterator<Item = T>) -> ([T; N], usize) {
+    let mut out = [T::default(); N];
+    let mut len = 0;
+    for (slot, item) in out.iter_mut().zip(items) {
+        *slot = item;
+        len += 1;
+    }
+    (out, len)
+}
+
 fn num(field: Option<&str>) -> Option<u64> {
     field?.parse().ok()
 }
@@ -275,20 +286,16 @@ pub fn parse_stat(text: &str, cpus: &mut Vec<CpuTimes>, stat: &mut StatCounters)
             if id.is_empty() {
                 continue;
             }
-            let mut t = CpuTimes::default();
-            let values: Vec<f64> = f
-                .filter_map(|v| v.parse::<u64>().ok())
-                .map(|v| v as f64 / USER_HZ)
-                .collect();
-            if values.len() < 4 {
+            let (values, len) = first::<10, f64>(
+                f.filter_map(|v| v.parse::<u64>().ok())
+                    .map(|v| v as f64 / USER_HZ),
+            );
+            if len < 4 {
                 return None;
             }
-            for (slot, v) in t.modes.iter_mut().zip(&values) {
-                *slot = *v;
-            }
-            for (slot, v) in t.guest.iter_mut().zip(values.iter().skip(8)) {
-                *slot = *v;
-            }
+            let mut t = CpuTimes::default();
+            t.modes.copy_from_slice(&values[..8]);
+            t.guest.copy_from_slice(&values[8..]);
             // The kernel counts guest time in user and nice too; node_exporter leaves it there.
             if n < cpus.len() {
                 cpus[n] = t;
@@ -337,7 +344,7 @@ pub fn parse_meminfo(text: &str, fields: &mut Vec<MemField>) -> Option<()> {
             });
         }
         let slot = &mut fields[n];
-        if slot.name.len() != key.len() || !same_mem_name(&slot.name, key) {
+        if !same_mem_name(&slot.name, key) {
             slot.name = key.replace('(', "_").replace(')', "");
         }
         slot.value = if bytes { value * 1024 } else { value };
@@ -383,9 +390,9 @@ pub fn parse_vmstat(text: &str, fields: &mut Vec<(String, u64)>) -> Option<()> {
 pub fn parse_diskstats(text: &str, exclude: &regex::Regex, disks: &mut Vec<Disk>) -> Option<()> {
     let mut n = 0;
     for line in text.lines() {
-        let f: Vec<&str> = line.split_ascii_whitespace().collect();
-        if f.len() < 14 {
-            if f.is_empty() {
+        let (f, len) = first::<14, &str>(line.split_ascii_whitespace());
+        if len < 14 {
+            if len == 0 {
                 continue;
             }
             return None;
@@ -426,12 +433,14 @@ pub fn parse_net_dev(text: &str, exclude: &regex::Regex, net: &mut Vec<NetDev>) 
         if exclude.is_match(name) {
             continue;
         }
-        let values: Vec<u64> = rest
-            .split_ascii_whitespace()
-            .map(|v| v.parse().ok())
-            .collect::<Option<_>>()?;
-        if values.len() < 16 {
+        let (parsed, len) =
+            first::<16, Option<u64>>(rest.split_ascii_whitespace().map(|v| v.parse().ok()));
+        if len < 16 {
             return None;
+        }
+        let mut values = [0u64; 16];
+        for (slot, v) in values.iter_mut().zip(parsed) {
+            *slot = v?;
         }
         if n == net.len() {
             net.push(NetDev::default());
