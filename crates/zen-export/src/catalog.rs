@@ -56,19 +56,6 @@ pub struct Metric {
 }
 
 impl Metric {
-    /// The names that appear in the exposition: a histogram's `_bucket`, `_sum` and `_count`.
-    pub fn series_names(&self) -> Vec<String> {
-        match self.kind {
-            Kind::Histogram => ["_bucket", "_sum", "_count"]
-                .iter()
-                .map(|s| format!("{}{s}", self.name))
-                .collect(),
-            _ => vec![self.name.to_owned()],
-        }
-    }
-}
-
-impl Metric {
     /// Whether `name` is this metric: equal, or for a family (a name with `{}`, as
     /// `node_memory_{}_bytes`) with something in place of the braces.
     pub fn matches(&self, name: &str) -> bool {
