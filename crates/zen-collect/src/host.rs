@@ -158,16 +158,48 @@ fn put(list: &mut Vec<(String, f64)>, n: usize, name: &str, value: f64) {
     list[n].1 = value;
 }
 
+/// Which fields of a counters file are wanted: the pattern's answer for each field, kept by
+/// its position in the file, so that a file whose layout is unchanged (every sample but the
+/// first) costs one string comparison per field instead of a pattern match.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pattern: regex::Regex,
+    seen: Vec<(String, bool)>,
+}
+
+impl Wanted {
+    pub fn new(pattern: regex::Regex) -> Wanted {
+        Wanted {
+            pattern,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Whether field number `i` of the file, `name`, is wanted.
+    fn check(&mut self, i: usize, name: &str) -> bool {
+        if i == self.seen.len() {
+            self.seen.push((String::new(), false));
+        }
+        let (seen, wanted) = &mut self.seen[i];
+        if seen != name {
+            set_name(seen, name);
+            *wanted = self.pattern.is_match(name);
+        }
+        *wanted
+    }
+}
+
 /// Appends the wanted fields of `/proc/net/snmp` or `/proc/net/netstat` (a header line of
 /// names, then a line of values, per protocol) to `out` from entry `n`; returns the next entry.
 pub fn parse_snmp(
     text: &str,
-    wanted: &regex::Regex,
+    wanted: &mut Wanted,
     out: &mut Vec<(String, f64)>,
     mut n: usize,
 ) -> Option<usize> {
     let mut lines = text.lines();
     let mut name = String::new();
+    let mut i = 0;
     while let (Some(header), Some(values)) = (lines.next(), lines.next()) {
         let (proto, names) = header.split_once(':')?;
         let (proto2, values) = values.split_once(':')?;
@@ -182,10 +214,11 @@ pub fn parse_snmp(
             name.push_str(proto);
             name.push('_');
             name.push_str(field);
-            if wanted.is_match(&name) {
+            if wanted.check(i, &name) {
                 put(out, n, &name, value.parse::<i64>().ok()? as f64);
                 n += 1;
             }
+            i += 1;
         }
     }
     Some(n)
@@ -195,12 +228,12 @@ pub fn parse_snmp(
 /// entry `n`; returns the next entry.
 pub fn parse_snmp6(
     text: &str,
-    wanted: &regex::Regex,
+    wanted: &mut Wanted,
     out: &mut Vec<(String, f64)>,
     mut n: usize,
 ) -> Option<usize> {
     let mut name = String::new();
-    for line in text.lines() {
+    for (i, line) in text.lines().enumerate() {
         let mut f = line.split_ascii_whitespace();
         let (Some(key), Some(value)) = (f.next(), f.next()) else {
             continue;
@@ -212,7 +245,7 @@ pub fn parse_snmp6(
         name.push_str(proto);
         name.push('_');
         name.push_str(&key[proto.len()..]);
-        if wanted.is_match(&name) {
+        if wanted.check(i, &name) {
             put(out, n, &name, value.parse::<i64>().ok()? as f64);
             n += 1;
         }
@@ -700,7 +733,8 @@ pub struct HostReader {
     snmp: [Source; 3],
     /// `net/sockstat`, `net/sockstat6`.
     sockstat: [Source; 2],
-    netstat_wanted: regex::Regex,
+    /// Per file of `snmp`.
+    netstat_wanted: [Wanted; 3],
     page_size: u64,
     excludes: Excludes,
     buf: String,
@@ -723,7 +757,7 @@ impl HostReader {
             snmp: ["net/snmp", "net/netstat", "net/snmp6"].map(|f| Source::open(proc_root, f)),
             sockstat: ["net/sockstat", "net/sockstat6"].map(|f| Source::open(proc_root, f)),
             #[allow(clippy::unwrap_used)] // a constant pattern, compiled in a test
-            netstat_wanted: regex::Regex::new(NETSTAT_WANTED).unwrap(),
+            netstat_wanted: [(); 3].map(|()| Wanted::new(regex::Regex::new(NETSTAT_WANTED).unwrap())),
             page_size: rustix::param::page_size() as u64,
             excludes,
             buf: String::with_capacity(16 << 10),
@@ -823,8 +857,12 @@ impl HostReader {
         );
         s.filefd = filefd;
         let mut n = 0;
-        for (i, src) in self.snmp.iter_mut().enumerate() {
-            let wanted = &self.netstat_wanted;
+        for (i, (src, wanted)) in self
+            .snmp
+            .iter_mut()
+            .zip(&mut self.netstat_wanted)
+            .enumerate()
+        {
             part(
                 src,
                 &mut errors,

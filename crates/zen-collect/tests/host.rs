@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use zen_collect::host::{
-    CpuTimes, Excludes, HostReader, HostSample, NETSTAT_WANTED, StatCounters, parse_diskstats,
-    parse_file_nr, parse_loadavg, parse_meminfo, parse_net_dev, parse_pressure, parse_snmp,
-    parse_snmp6, parse_sockstat, parse_stat, parse_vmstat,
+    CpuTimes, Excludes, HostReader, HostSample, NETSTAT_WANTED, StatCounters, Wanted,
+    parse_diskstats, parse_file_nr, parse_loadavg, parse_meminfo, parse_net_dev, parse_pressure,
+    parse_snmp, parse_snmp6, parse_sockstat, parse_stat, parse_vmstat,
 };
 
 fn fixture(name: &str) -> String {
@@ -175,13 +175,14 @@ fn the_reader_reads_this_machine_and_reports_its_readings() {
 
 #[test]
 fn snmp_netstat_and_sockstat_take_node_exporters_names_and_selection() {
-    let wanted = regex::Regex::new(NETSTAT_WANTED).unwrap();
+    let wanted = || Wanted::new(regex::Regex::new(NETSTAT_WANTED).unwrap());
+    let (mut snmp_wanted, mut snmp6_wanted) = (wanted(), wanted());
     let mut out = Vec::new();
     let snmp = "Ip: Forwarding DefaultTTL InReceives\nIp: 2 64 2199214\nTcp: RtoMin ActiveOpens CurrEstab InErrs\nTcp: 200 60212 2 0\n";
-    let n = parse_snmp(snmp, &wanted, &mut out, 0).unwrap();
+    let n = parse_snmp(snmp, &mut snmp_wanted, &mut out, 0).unwrap();
     let n = parse_snmp6(
         "Ip6InReceives 2\nIp6InOctets 256\nUdp6InErrors 0\n",
-        &wanted,
+        &mut snmp6_wanted,
         &mut out,
         n,
     )
@@ -200,9 +201,23 @@ fn snmp_netstat_and_sockstat_take_node_exporters_names_and_selection() {
         ]
     );
     assert_eq!(
-        parse_snmp("Tcp: A B\nUdp: 1 2\n", &wanted, &mut out, 0),
+        parse_snmp("Tcp: A B\nUdp: 1 2\n", &mut wanted(), &mut out, 0),
         None,
         "mismatched lines"
+    );
+    // The answers are kept by position: a file whose layout changes (a kernel upgrade under a
+    // running daemon, in effect) is matched afresh where it changed.
+    let moved = "Ip: Forwarding InReceives DefaultTTL\nIp: 2 2199214 64\nTcp: ActiveOpens RtoMin InErrs CurrEstab\nTcp: 60212 200 0 2\n";
+    let n = parse_snmp(moved, &mut snmp_wanted, &mut out, 0).unwrap();
+    let got: Vec<&str> = out[..n].iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "Ip_Forwarding",
+            "Tcp_ActiveOpens",
+            "Tcp_InErrs",
+            "Tcp_CurrEstab"
+        ]
     );
 
     let mut socks = Vec::new();
