@@ -12,15 +12,12 @@
 //! UDP and IP counters of `/proc/net/{snmp,netstat,snmp6}` and socket counts of
 //! `/proc/net/sockstat{,6}`.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::CollectError;
-use crate::limits::{read_limits, self_cgroup, usage_percent};
-use crate::process::ProcessReader;
+use crate::netclass::{Link, REFRESH, read_link};
+use crate::{CollectError, Collectors, Roots, Source};
 
 /// Ticks per second of `/proc/stat` times (`USER_HZ`, 100 on every Linux).
 const USER_HZ: f64 = 100.0;
@@ -141,9 +138,8 @@ pub struct HostSample {
     pub netstat: Vec<(String, f64)>,
     /// `sockets_used`, `TCP_inuse`, `TCP_mem_bytes`, … of `/proc/net/sockstat{,6}`.
     pub sockstat: Vec<(String, f64)>,
-    /// The daemon's own CPU and memory use, percent of its limits (see [`crate::limits`]),
-    /// from the second sample on.
-    pub usage: Option<(f64, f64)>,
+    /// Interface state from sysfs, read when the interfaces change (see [`crate::netclass`]).
+    pub links: Arc<Vec<Link>>,
 }
 
 /// The `/proc/net/{snmp,netstat,snmp6}` fields node_exporter reports by default.
@@ -648,13 +644,43 @@ impl HostSample {
                 out(&name, &[], *v);
             }
         }
-        if let Some((cpu, memory)) = self.usage {
-            out("zen_watcher_cpu_usage_percent", &[], cpu);
-            out("zen_watcher_memory_usage_percent", &[], memory);
-        }
         if let Some((allocated, max)) = self.filefd {
             out("node_filefd_allocated", &[], allocated as f64);
             out("node_filefd_maximum", &[], max as f64);
+        }
+        for l in self.links.iter() {
+            out(
+                "node_network_up",
+                &[("device", &l.device)],
+                f64::from(u8::from(l.up())),
+            );
+        }
+        type LinkField = (&'static str, fn(&Link) -> Option<u64>);
+        let link_fields: [LinkField; 3] = [
+            ("node_network_mtu_bytes", |l| l.mtu),
+            ("node_network_speed_bytes", |l| l.speed_bytes),
+            ("node_network_carrier", |l| l.carrier),
+        ];
+        for (metric, get) in link_fields {
+            for l in self.links.iter() {
+                if let Some(v) = get(l) {
+                    out(metric, &[("device", &l.device)], v as f64);
+                }
+            }
+        }
+        for l in self.links.iter() {
+            out(
+                "node_network_info",
+                &[
+                    ("address", &l.address),
+                    ("broadcast", &l.broadcast),
+                    ("device", &l.device),
+                    ("duplex", &l.duplex),
+                    ("ifalias", &l.ifalias),
+                    ("operstate", &l.operstate),
+                ],
+                1.0,
+            );
         }
     }
 }
@@ -681,43 +707,6 @@ impl Excludes {
     }
 }
 
-/// A kept-open file under the root, re-read from its start each time.
-#[derive(Debug)]
-struct Source {
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl Source {
-    fn open(root: &Path, relative: &str) -> Source {
-        let path = root.join(relative);
-        let file = File::open(&path).ok();
-        Source { path, file }
-    }
-
-    /// The file's current text in `buf`; `Ok(false)` when the kernel does not offer it.
-    fn read(&mut self, buf: &mut String) -> Result<bool, CollectError> {
-        let Some(file) = &mut self.file else {
-            return Ok(false);
-        };
-        buf.clear();
-        file.seek(SeekFrom::Start(0))
-            .and_then(|_| file.read_to_string(buf))
-            .map_err(|source| CollectError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        Ok(true)
-    }
-
-    fn bad(&self, what: &str) -> CollectError {
-        CollectError::Parse {
-            path: self.path.clone(),
-            what: what.to_owned(),
-        }
-    }
-}
-
 /// Reads the host under a `/proc` root into a [`HostSample`].
 #[derive(Debug)]
 pub struct HostReader {
@@ -738,30 +727,59 @@ pub struct HostReader {
     page_size: u64,
     excludes: Excludes,
     buf: String,
+    /// Where `class/net` is, when the netclass collector runs.
+    sys_root: Option<PathBuf>,
+    links: Arc<Vec<Link>>,
+    links_read: Option<Instant>,
 }
 
 impl HostReader {
-    /// Opens the files under `proc_root` (normally `/proc`; `/host/proc` in a container). Files
-    /// the kernel does not have are left out of every sample.
-    pub fn new(proc_root: &Path, excludes: Excludes) -> HostReader {
+    /// Opens the files of the enabled collectors under `roots.proc` (normally `/proc`;
+    /// `/host/proc` in a container). Files the kernel does not have are left out of every
+    /// sample.
+    pub fn new(roots: &Roots, excludes: Excludes, on: &Collectors) -> HostReader {
+        let proc_root = roots.proc.as_path();
+        let open = |enabled: bool, file: &str| Source::open_if(enabled, proc_root, file);
         HostReader {
-            stat: Source::open(proc_root, "stat"),
-            loadavg: Source::open(proc_root, "loadavg"),
-            meminfo: Source::open(proc_root, "meminfo"),
-            vmstat: Source::open(proc_root, "vmstat"),
-            diskstats: Source::open(proc_root, "diskstats"),
-            net_dev: Source::open(proc_root, "net/dev"),
-            pressure: ["cpu", "memory", "io"]
-                .map(|r| Source::open(proc_root, &format!("pressure/{r}"))),
-            file_nr: Source::open(proc_root, "sys/fs/file-nr"),
-            snmp: ["net/snmp", "net/netstat", "net/snmp6"].map(|f| Source::open(proc_root, f)),
-            sockstat: ["net/sockstat", "net/sockstat6"].map(|f| Source::open(proc_root, f)),
+            stat: open(on.stat, "stat"),
+            loadavg: open(on.loadavg, "loadavg"),
+            meminfo: open(on.meminfo, "meminfo"),
+            vmstat: open(on.vmstat, "vmstat"),
+            diskstats: open(on.diskstats, "diskstats"),
+            net_dev: open(on.netdev, "net/dev"),
+            pressure: ["cpu", "memory", "io"].map(|r| open(on.pressure, &format!("pressure/{r}"))),
+            file_nr: open(on.filefd, "sys/fs/file-nr"),
+            snmp: ["net/snmp", "net/netstat", "net/snmp6"].map(|f| open(on.netstat, f)),
+            sockstat: ["net/sockstat", "net/sockstat6"].map(|f| open(on.sockstat, f)),
             #[allow(clippy::unwrap_used)] // a constant pattern, compiled in a test
             netstat_wanted: [(); 3].map(|()| Wanted::new(regex::Regex::new(NETSTAT_WANTED).unwrap())),
             page_size: rustix::param::page_size() as u64,
             excludes,
             buf: String::with_capacity(16 << 10),
+            sys_root: on.netclass.then(|| roots.sys.clone()),
+            links: Arc::default(),
+            links_read: None,
         }
+    }
+
+    /// Reads the interfaces' sysfs state when the interfaces in `net` differ from those last
+    /// read, or [`REFRESH`] has passed.
+    fn links(&mut self, net: &[NetDev]) -> Arc<Vec<Link>> {
+        let Some(sys_root) = &self.sys_root else {
+            return Arc::default();
+        };
+        let same = self.links.len() == net.len()
+            && self
+                .links
+                .iter()
+                .zip(net)
+                .all(|(l, d)| l.device == d.device);
+        let fresh = self.links_read.is_some_and(|t| t.elapsed() < REFRESH);
+        if !(same && fresh) {
+            self.links = Arc::new(net.iter().map(|d| read_link(sys_root, &d.device)).collect());
+            self.links_read = Some(Instant::now());
+        }
+        self.links.clone()
     }
 
     /// Reads every file into `sample`. A file that fails leaves its part empty and its error in
@@ -892,100 +910,7 @@ impl HostReader {
             );
         }
         s.sockstat.truncate(n);
+        s.links = self.links(&s.net);
         errors
-    }
-}
-
-/// The host sampled on a thread of its own every interval; the latest sample is shared.
-#[derive(Debug)]
-pub struct Collection {
-    latest: Arc<Mutex<HostSample>>,
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Collection {
-    /// Samples with `reader` every `interval` (at least 100 ms), first at once. Each sample is
-    /// read into a buffer of the thread's and swapped with the shared one, so readers of
-    /// [`Collection::latest`] wait only for the swap. `report` hears each sample's errors.
-    pub fn start(
-        mut reader: HostReader,
-        interval: Duration,
-        cgroup_root: PathBuf,
-        mut report: impl FnMut(&[CollectError]) + Send + 'static,
-    ) -> std::io::Result<Collection> {
-        let interval = interval.max(Duration::from_millis(100));
-        let latest = Arc::new(Mutex::new(HostSample::default()));
-        let shared = latest.clone();
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("zen-collect".into())
-            .spawn(move || {
-                let mut next = HostSample::default();
-                let mut own = ProcessReader::new("/proc");
-                let mut limits = None;
-                // The first percentage is the mean since the process started (at no CPU time).
-                let mut previous: Option<(Instant, f64)> = own.sample().ok().and_then(|p| {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()?
-                        .as_secs_f64();
-                    let age = Duration::from_secs_f64((now - p.start_time_seconds).max(0.0));
-                    Some((Instant::now().checked_sub(age)?, 0.0))
-                });
-                loop {
-                    let mut errors = reader.sample(&mut next);
-                    let limits = *limits.get_or_insert_with(|| {
-                        let memory = next
-                            .meminfo
-                            .iter()
-                            .find(|f| f.name == "MemTotal")
-                            .map_or(0, |f| f.value);
-                        read_limits(&self_cgroup(), &cgroup_root, next.cpus.len() as f64, memory)
-                    });
-                    match own.cpu_and_resident() {
-                        Ok((cpu, resident)) => {
-                            let now = Instant::now();
-                            next.usage = previous.map(|(then, before)| {
-                                let wall = now.duration_since(then).as_secs_f64();
-                                usage_percent(cpu - before, wall, resident, &limits)
-                            });
-                            previous = Some((now, cpu));
-                        }
-                        Err(e) => errors.push(e),
-                    }
-                    if !errors.is_empty() {
-                        report(&errors);
-                    }
-                    if let Ok(mut l) = shared.lock() {
-                        std::mem::swap(&mut *l, &mut next);
-                    }
-                    if !matches!(
-                        stopped.recv_timeout(interval),
-                        Err(mpsc::RecvTimeoutError::Timeout)
-                    ) {
-                        return;
-                    }
-                }
-            })?;
-        Ok(Collection {
-            latest,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// The latest sample.
-    pub fn latest(&self) -> Arc<Mutex<HostSample>> {
-        self.latest.clone()
-    }
-}
-
-impl Drop for Collection {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

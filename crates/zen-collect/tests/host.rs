@@ -10,6 +10,7 @@ use zen_collect::host::{
     parse_diskstats, parse_file_nr, parse_loadavg, parse_meminfo, parse_net_dev, parse_pressure,
     parse_snmp, parse_snmp6, parse_sockstat, parse_stat, parse_vmstat,
 };
+use zen_collect::{Collectors, Roots};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
@@ -137,7 +138,7 @@ fn damaged_files_are_refused_not_panicked_on() {
 
 #[test]
 fn the_reader_reads_this_machine_and_reports_its_readings() {
-    let mut reader = HostReader::new(Path::new("/proc"), excludes());
+    let mut reader = HostReader::new(&Roots::default(), excludes(), &Collectors::default());
     let mut sample = HostSample::default();
     let errors = reader.sample(&mut sample);
     assert!(errors.is_empty(), "{errors:?}");
@@ -241,4 +242,81 @@ fn snmp_netstat_and_sockstat_take_node_exporters_names_and_selection() {
         ]
     );
     assert_eq!(socks[6].1, 212.0 * 4096.0);
+}
+
+#[test]
+fn sysfs_gives_interface_state_and_speed_only_where_the_driver_has_one() {
+    use zen_collect::netclass::{parse_speed, read_link};
+    let sys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sys");
+    let eth0 = read_link(&sys, "eth0");
+    assert!(eth0.up());
+    assert_eq!(eth0.mtu, Some(1500));
+    assert_eq!(eth0.speed_bytes, Some(1_250_000_000), "10 Gbit/s");
+    assert_eq!(eth0.carrier, Some(1));
+    assert_eq!(
+        (
+            eth0.address.as_str(),
+            eth0.duplex.as_str(),
+            eth0.ifalias.as_str()
+        ),
+        ("52:54:00:12:34:56", "full", "uplink")
+    );
+    let lo = read_link(&sys, "lo");
+    assert!(!lo.up(), "`unknown` is not up, as node_exporter has it");
+    assert_eq!((lo.mtu, lo.speed_bytes), (Some(65536), None));
+    let dummy = read_link(&sys, "dummy0");
+    assert_eq!(
+        (dummy.speed_bytes, dummy.carrier),
+        (None, None),
+        "-1 and no file"
+    );
+    let gone = read_link(&sys, "nonexistent");
+    assert_eq!((gone.operstate.as_str(), gone.mtu), ("", None));
+    assert_eq!(parse_speed("100\n"), Some(12_500_000));
+    assert_eq!(parse_speed("-1"), None);
+    assert_eq!(parse_speed("fast"), None);
+}
+
+#[test]
+fn interface_state_is_read_again_when_the_interfaces_change() {
+    let proc = tempfile::tempdir().unwrap();
+    std::fs::create_dir(proc.path().join("net")).unwrap();
+    let net_dev = proc.path().join("net/dev");
+    let header = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n";
+    let line = |dev: &str| format!("{dev}: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n");
+    std::fs::write(&net_dev, format!("{header}{}", line("eth0"))).unwrap();
+    let roots = Roots {
+        proc: proc.path().to_owned(),
+        sys: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sys"),
+        ..Roots::default()
+    };
+    let mut reader = HostReader::new(&roots, excludes(), &Collectors::default());
+    let mut sample = HostSample::default();
+    reader.sample(&mut sample);
+    let devices = |s: &HostSample| s.links.iter().map(|l| l.device.clone()).collect::<Vec<_>>();
+    assert_eq!(devices(&sample), ["eth0"]);
+    let first = sample.links.clone();
+    reader.sample(&mut sample);
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &sample.links),
+        "unchanged interfaces: sysfs not read again"
+    );
+    std::fs::write(
+        &net_dev,
+        format!("{header}{}{}", line("eth0"), line("dummy0")),
+    )
+    .unwrap();
+    reader.sample(&mut sample);
+    assert_eq!(devices(&sample), ["eth0", "dummy0"]);
+    assert_eq!(sample.links[1].operstate, "down");
+
+    // With the collector off, nothing is read.
+    let off = Collectors {
+        netclass: false,
+        netdev: false,
+        ..Collectors::default()
+    };
+    let mut reader = HostReader::new(&roots, excludes(), &off);
+    reader.sample(&mut sample);
+    assert!(sample.net.is_empty() && sample.links.is_empty());
 }

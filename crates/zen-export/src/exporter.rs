@@ -9,7 +9,7 @@ use metrics::{Label, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use zen_collect::host::HostSample;
+use zen_collect::collection::Sample;
 use zen_collect::process::{ProcessReader, ProcessSample};
 
 use crate::catalog::{CATALOG, Kind, Metric, Scope};
@@ -48,7 +48,7 @@ pub fn recorder() -> Result<PrometheusRecorder, ExporterError> {
 pub struct Exporter {
     handle: PrometheusHandle,
     process: Mutex<ProcessReader>,
-    host: Option<Arc<Mutex<HostSample>>>,
+    collected: Option<Arc<Mutex<Sample>>>,
 }
 
 impl Exporter {
@@ -86,13 +86,13 @@ impl Exporter {
         Ok(Exporter {
             handle,
             process: Mutex::new(ProcessReader::new(proc_root)),
-            host: None,
+            collected: None,
         })
     }
 
-    /// Renders the host's latest sample too (zen-collect's collection thread keeps it).
-    pub fn with_host(mut self, host: Arc<Mutex<HostSample>>) -> Self {
-        self.host = Some(host);
+    /// Renders the collectors' latest sample too (zen-collect's threads keep it).
+    pub fn with_collection(mut self, sample: Arc<Mutex<Sample>>) -> Self {
+        self.collected = Some(sample);
         self
     }
 
@@ -111,8 +111,8 @@ impl Exporter {
                 let _ = writeln!(text, "# process metrics unavailable: {e}");
             }
         }
-        if let Some(host) = &self.host {
-            if let Ok(sample) = host.lock() {
+        if let Some(collected) = &self.collected {
+            if let Ok(sample) = collected.lock() {
                 let mut w = Readings::new(&mut text);
                 sample.visit(&mut |name, labels, value| w.reading(name, labels, value));
             }

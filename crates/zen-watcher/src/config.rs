@@ -96,41 +96,105 @@ pub(crate) struct DaemonConfig {
     pub(crate) collect: CollectSection,
 }
 
-/// The host collector.
+/// The host and container collectors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct CollectSection {
-    /// Read the host's `/proc` (node_exporter's `node_*` metrics).
+    /// Collect at all (`node_*`, `container_*` and the daemon's own usage); the collectors
+    /// one by one are under `collectors`.
     pub(crate) host: bool,
-    /// How often; at least 100ms.
+    /// How often the per-second readers run; at least 100ms.
     pub(crate) interval: Human,
     /// Where the host's `/proc` is (`/host/proc` in a container).
     pub(crate) proc_root: PathBuf,
-    /// Where the cgroup hierarchy is, for the daemon's own limits.
+    /// Where the host's `/sys` is (`/host/sys` in a container).
+    pub(crate) sys_root: PathBuf,
+    /// Where the host's root filesystem is, for filesystem sizes (`/host/root` in a container).
+    pub(crate) rootfs: PathBuf,
+    /// Where the cgroup hierarchy is: containers, and the daemon's own limits.
     pub(crate) cgroup_root: PathBuf,
     /// Block devices left out (a regular expression; partitions, loop and RAM devices).
     pub(crate) exclude_disks: String,
     /// Interfaces left out (a regular expression; container veth pairs).
     pub(crate) exclude_interfaces: String,
+    /// Mount points left out of filesystem sizes (a regular expression).
+    pub(crate) exclude_mountpoints: String,
+    /// Filesystem types left out (a regular expression; kernel and pseudo filesystems).
+    pub(crate) exclude_fstypes: String,
+    /// How often filesystems are measured: 10s to 60s.
+    pub(crate) filesystem_interval: Human,
+    /// How long one filesystem may take to answer before it is reported as failing.
+    pub(crate) filesystem_timeout: Human,
+    /// Containers read at most; more are counted as skipped.
+    pub(crate) container_limit: usize,
+    /// Each collector on or off (`netstat: false`; `processes: true` for the top processes).
+    pub(crate) collectors: zen_collect::Collectors,
 }
 
 impl Default for CollectSection {
     fn default() -> Self {
+        use zen_collect::filesystem::FsExcludes;
+        use zen_collect::host::Excludes;
+        let roots = zen_collect::Roots::default();
         CollectSection {
             host: true,
             interval: Human(Duration::from_secs(1)),
-            proc_root: PathBuf::from("/proc"),
-            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            exclude_disks: zen_collect::host::Excludes::DEFAULT_DISKS.to_owned(),
-            exclude_interfaces: zen_collect::host::Excludes::DEFAULT_INTERFACES.to_owned(),
+            proc_root: roots.proc,
+            sys_root: roots.sys,
+            rootfs: roots.rootfs,
+            cgroup_root: roots.cgroup,
+            exclude_disks: Excludes::DEFAULT_DISKS.to_owned(),
+            exclude_interfaces: Excludes::DEFAULT_INTERFACES.to_owned(),
+            exclude_mountpoints: FsExcludes::DEFAULT_MOUNTPOINTS.to_owned(),
+            exclude_fstypes: FsExcludes::DEFAULT_FSTYPES.to_owned(),
+            filesystem_interval: Human(Duration::from_secs(30)),
+            filesystem_timeout: Human(Duration::from_secs(5)),
+            container_limit: 1000,
+            collectors: zen_collect::Collectors::default(),
         }
     }
 }
 
 impl CollectSection {
-    pub(crate) fn excludes(&self) -> Result<zen_collect::host::Excludes> {
-        zen_collect::host::Excludes::new(&self.exclude_disks, &self.exclude_interfaces)
-            .context("collect.exclude_disks / collect.exclude_interfaces")
+    /// The collectors' settings, patterns compiled and ranges checked.
+    pub(crate) fn settings(&self) -> Result<zen_collect::collection::Settings> {
+        let mut s = zen_collect::collection::Settings::new(zen_collect::Roots {
+            proc: self.proc_root.clone(),
+            sys: self.sys_root.clone(),
+            rootfs: self.rootfs.clone(),
+            cgroup: self.cgroup_root.clone(),
+        })
+        .context("collect: the default patterns")?;
+        s.excludes =
+            zen_collect::host::Excludes::new(&self.exclude_disks, &self.exclude_interfaces)
+                .context("collect.exclude_disks / collect.exclude_interfaces")?;
+        s.fs_excludes = zen_collect::filesystem::FsExcludes::new(
+            &self.exclude_mountpoints,
+            &self.exclude_fstypes,
+        )
+        .context("collect.exclude_mountpoints / collect.exclude_fstypes")?;
+        if self.interval.0 < Duration::from_millis(100) {
+            bail!(
+                "collect.interval: expected at least 100ms, found {}",
+                self.interval
+            );
+        }
+        let fs = self.filesystem_interval.0;
+        if fs < Duration::from_secs(10) || fs > Duration::from_secs(60) {
+            bail!(
+                "collect.filesystem_interval: expected 10s to 60s, found {}",
+                self.filesystem_interval
+            );
+        }
+        if self.filesystem_timeout.0.is_zero() {
+            bail!("collect.filesystem_timeout: expected more than 0s");
+        }
+        s.interval = self.interval.0;
+        s.filesystem_interval = fs;
+        s.filesystem_timeout = self.filesystem_timeout.0;
+        s.container_limit = self.container_limit;
+        s.collectors = self.collectors;
+        Ok(s)
     }
 }
 
@@ -214,6 +278,8 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_COLLECT_HOST", "collect.host", Kind::Typed),
     ("ZEN_COLLECT_INTERVAL", "collect.interval", Kind::Text),
     ("ZEN_PROC_ROOT", "collect.proc_root", Kind::Text),
+    ("ZEN_SYS_ROOT", "collect.sys_root", Kind::Text),
+    ("ZEN_ROOTFS", "collect.rootfs", Kind::Text),
     ("ZEN_CACHE_ENABLED", "pipeline.cache_enabled", Kind::Typed),
     ("ZEN_CACHE_TTL", "pipeline.cache_ttl", Kind::Text),
     ("ZEN_BATCH_ENABLED", "pipeline.batch_enabled", Kind::Typed),
@@ -294,13 +360,7 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     if c.pipeline.max_batch_size == 0 {
         bail!("pipeline.max_batch_size: expected at least 1, found 0");
     }
-    c.collect.excludes()?;
-    if c.collect.interval.0 < Duration::from_millis(100) {
-        bail!(
-            "collect.interval: expected at least 100ms, found {}",
-            c.collect.interval
-        );
-    }
+    c.collect.settings()?;
     if c.pipeline.queue_capacity == 0 {
         bail!("pipeline.queue_capacity: expected at least 1, found 0");
     }
@@ -440,6 +500,18 @@ mod tests {
         assert!(
             check("pipeline:\n  max_batch_size: 0\n")
                 .contains("pipeline.max_batch_size: expected at least 1")
+        );
+        assert!(
+            check("collect:\n  collectors:\n    netstats: false\n")
+                .contains("unknown field `netstats`")
+        );
+        assert!(
+            check("collect:\n  filesystem_interval: 5s\n")
+                .contains("collect.filesystem_interval: expected 10s to 60s, found 5s")
+        );
+        assert!(
+            check("collect:\n  exclude_fstypes: '('\n")
+                .contains("collect.exclude_mountpoints / collect.exclude_fstypes")
         );
         let err = format!(
             "{:#}",

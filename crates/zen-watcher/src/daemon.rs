@@ -33,18 +33,12 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     // First, so that what the store and pipeline register at start is recorded.
     let mut exporter = zen_export::Exporter::install("/proc").context("metrics")?;
     let collection = if config.collect.host {
-        let reader = zen_collect::host::HostReader::new(
-            &config.collect.proc_root,
-            config.collect.excludes()?,
-        );
-        let collection = zen_collect::host::Collection::start(
-            reader,
-            config.collect.interval.0,
-            config.collect.cgroup_root.clone(),
+        let collection = zen_collect::collection::Collection::start(
+            config.collect.settings()?,
             report_collect_errors,
         )
-        .context("starting the host collector")?;
-        exporter = exporter.with_host(collection.latest());
+        .context("starting the collectors")?;
+        exporter = exporter.with_collection(collection.latest());
         Some(collection)
     } else {
         None
@@ -134,16 +128,16 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-/// Logs and counts what the host collector could not read.
+/// Logs and counts what the collectors could not read.
 fn report_collect_errors(errors: &[zen_collect::CollectError]) {
     for e in errors {
         let category = match e {
-            zen_collect::CollectError::Io { .. } => "io",
+            zen_collect::CollectError::Io { .. } | zen_collect::CollectError::Inventory(_) => "io",
             zen_collect::CollectError::Parse { .. } => "parse",
         };
         metrics::counter!("zen_watcher_errors_total", "component" => "collector", "category" => category)
             .increment(1);
-        tracing::warn!(error = %e, "host collector");
+        tracing::warn!(error = %e, "collector");
     }
 }
 

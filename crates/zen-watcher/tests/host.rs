@@ -104,3 +104,45 @@ fn own_cpu_and_interface_counters_agree_with_the_kernel() {
     let expected = 100.0 * rss / limits.memory_bytes as f64;
     assert!((mem_pct - expected).abs() < 0.5, "{mem_pct} vs {expected}");
 }
+
+#[test]
+fn memory_total_and_cpus_agree_with_sysinfo_and_interface_mtu_with_sysfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, addr, logs) = start(dir.path(), &[]);
+    let _daemon = KillOnDrop(daemon);
+    std::thread::spawn(move || logs.for_each(drop));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ours = loop {
+        let ours = samples(&get(addr, "/metrics").1);
+        if ours.contains_key("zen_watcher_host_cpus") || std::time::Instant::now() > deadline {
+            break ours;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut system = sysinfo::System::new().unwrap();
+    system.refresh_memory();
+    system.refresh_cpu_list(sysinfo::CpuRefreshKind::nothing());
+    assert_eq!(
+        ours["node_memory_MemTotal_bytes"] as u64,
+        system.total_memory(),
+        "/proc/meminfo as we read it, and sysinfo"
+    );
+    assert_eq!(
+        ours["zen_watcher_host_memory_bytes"] as u64,
+        system.total_memory()
+    );
+    assert_eq!(ours["zen_watcher_host_cpus"] as usize, system.cpus().len());
+    let per_cpu = ours
+        .keys()
+        .filter(|k| k.starts_with("node_cpu_seconds_total{") && k.contains("mode=\"idle\""))
+        .count();
+    assert_eq!(per_cpu, system.cpus().len());
+    for (series, mtu) in ours.range("node_network_mtu_bytes{".to_owned()..) {
+        let Some(device) = series.strip_prefix("node_network_mtu_bytes{device=\"") else {
+            break;
+        };
+        let device = device.trim_end_matches("\"}");
+        let sysfs = std::fs::read_to_string(format!("/sys/class/net/{device}/mtu")).unwrap();
+        assert_eq!(*mtu, sysfs.trim().parse::<f64>().unwrap(), "{device}");
+    }
+}

@@ -59,6 +59,12 @@ fn node_series_match_node_exporter_within_one_percent() {
             // node_exporter leaves `lo` out by default; zen-watcher keeps it (a standalone
             // daemon's ingestion arrives on it). Compare the same interfaces.
             .arg("--collector.netdev.device-exclude=^veth.*$")
+            // Debian's build also leaves out /mnt, /media and /run; zen-watcher keeps
+            // upstream's default. Compare the same mounts.
+            .arg(format!(
+                "--collector.filesystem.mount-points-exclude={}",
+                zen_collect::filesystem::FsExcludes::DEFAULT_MOUNTPOINTS
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -128,6 +134,13 @@ fn node_series_match_node_exporter_within_one_percent() {
         "node_filefd_maximum",
         "node_netstat_Tcp_CurrEstab",
         "node_netstat_Ip6_InOctets",
+        "node_network_up{",
+        "node_network_mtu_bytes{",
+        "node_network_info{",
+        "node_filesystem_size_bytes{",
+        "node_filesystem_avail_bytes{",
+        "node_filesystem_files_free{",
+        "node_filesystem_readonly{",
         "node_sockstat_TCP_mem_bytes",
     ] {
         assert!(
