@@ -44,7 +44,7 @@ fn get(addr: SocketAddr, path: &str) -> Result<Value> {
 }
 
 /// Resident and peak resident memory (MB) and CPU seconds of a process, from `/proc`.
-fn proc_figures(pid: u32) -> Result<(f64, f64, f64)> {
+pub(crate) fn proc_figures(pid: u32) -> Result<(f64, f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb = |key: &str| {
         status
@@ -71,8 +71,23 @@ fn proc_figures(pid: u32) -> Result<(f64, f64, f64)> {
     Ok((kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0, cpu))
 }
 
-fn start(binary: &Path, data: &Path) -> Result<(Child, SocketAddr)> {
-    let mut child = Command::new(binary)
+/// Starts the daemon (after `prefix`, e.g. `ip netns exec NAME`) with `args` added, and waits
+/// for the address it listens on.
+pub(crate) fn start(
+    prefix: &[&str],
+    binary: &Path,
+    data: &Path,
+    args: &[&str],
+) -> Result<(Child, SocketAddr)> {
+    let mut cmd = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    let mut child = cmd
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -81,6 +96,7 @@ fn start(binary: &Path, data: &Path) -> Result<(Child, SocketAddr)> {
             "--data-dir",
         ])
         .arg(data)
+        .args(args)
         .env("RUST_LOG", "warn,zen_watcher=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -98,6 +114,21 @@ fn start(binary: &Path, data: &Path) -> Result<(Child, SocketAddr)> {
     };
     std::thread::spawn(move || lines.for_each(drop));
     Ok((child, addr))
+}
+
+/// Builds the release daemon; its path.
+pub(crate) fn build_daemon() -> Result<std::path::PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "zen-watcher"])
+        .status()?;
+    if !status.success() {
+        bail!("building the daemon failed");
+    }
+    Ok(target_dir().join("release/zen-watcher"))
+}
+
+pub(crate) fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| Path::new("target").to_owned(), Into::into)
 }
 
 fn settled(addr: SocketAddr) -> Result<u64> {
@@ -133,17 +164,10 @@ fn scenario(name: &str, daemon: &Child, addr: SocketAddr, args: LoadgenArgs) -> 
 }
 
 pub(crate) fn run() -> Result<()> {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "zen-watcher"])
-        .status()?;
-    if !status.success() {
-        bail!("building the daemon failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| Path::new("target").to_owned(), Into::into);
-    let binary = target.join("release/zen-watcher");
+    let binary = build_daemon()?;
+    let target = target_dir();
     let data = std::env::temp_dir().join(format!("zen-e2e-{}", std::process::id()));
-    let (mut daemon, addr) = start(&binary, &data)?;
+    let (mut daemon, addr) = start(&[], &binary, &data, &[])?;
     std::thread::sleep(Duration::from_secs(1));
     let (idle_rss, _, _) = proc_figures(daemon.id())?;
     let url = format!("http://{addr}");
@@ -205,7 +229,7 @@ pub(crate) fn run() -> Result<()> {
 
 /// Adds this run's figures to docs/benchmarks.md.
 fn append_row(r: &E2eReport) -> Result<()> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+    let path = benchmarks_md();
     let mut doc = std::fs::read_to_string(&path)?;
     const HEADING: &str = "## End to end (the daemon)";
     if !doc.contains(HEADING) {
@@ -218,10 +242,7 @@ fn append_row(r: &E2eReport) -> Result<()> {
              |---|---|---:|---:|---:|---:|---:|---:|\n"
         ));
     }
-    let day = std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
+    let day = today()?;
     let rows: String = r
         .scenarios
         .iter()
@@ -240,14 +261,27 @@ fn append_row(r: &E2eReport) -> Result<()> {
             )
         })
         .collect();
-    insert_rows(&mut doc, &rows);
+    insert_rows(&mut doc, "| run | scenario", &rows);
     std::fs::write(&path, doc)?;
     Ok(())
 }
 
-/// Puts `rows` at the end of the results table, whatever text follows it.
-fn insert_rows(doc: &mut String, rows: &str) {
-    let table = doc.find("| run | scenario").unwrap_or(doc.len());
+pub(crate) fn benchmarks_md() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md")
+}
+
+/// Today's date, `YYYY-MM-DD`.
+pub(crate) fn today() -> Result<String> {
+    Ok(Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?)
+}
+
+/// Puts `rows` at the end of the table whose header starts with `header`, whatever text
+/// follows it.
+pub(crate) fn insert_rows(doc: &mut String, header: &str, rows: &str) {
+    let table = doc.find(header).unwrap_or(doc.len());
     let mut end = table;
     for line in doc[table..].split_inclusive('\n') {
         if !line.starts_with('|') {
@@ -266,13 +300,13 @@ mod tests {
     fn rows_land_at_the_end_of_the_table() {
         let mut doc =
             "## E\n\ntext\n\n| run | scenario |\n|---|---|\n| 1 | a |\n\nafter\n".to_owned();
-        insert_rows(&mut doc, "| 2 | b |\n");
+        insert_rows(&mut doc, "| run | scenario", "| 2 | b |\n");
         assert_eq!(
             doc,
             "## E\n\ntext\n\n| run | scenario |\n|---|---|\n| 1 | a |\n| 2 | b |\n\nafter\n"
         );
         let mut at_end = "| run | scenario |\n|---|---|\n".to_owned();
-        insert_rows(&mut at_end, "| 1 | a |\n");
+        insert_rows(&mut at_end, "| run | scenario", "| 1 | a |\n");
         assert!(at_end.ends_with("| 1 | a |\n"));
     }
 }

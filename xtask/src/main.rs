@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <task>`. Tasks call cargo and other tools; they hold
 //! no product logic.
 
+mod collect;
 mod e2e;
 mod generate;
 mod loadgen;
@@ -34,12 +35,14 @@ enum Task {
     /// Send realistic mixed traffic to a zen-watcher on this machine and report what happened.
     Loadgen(loadgen::LoadgenArgs),
     /// Run the criterion benchmarks (all crates, or the named ones) in release mode; or, as
-    /// `cargo xtask bench e2e`, the release daemon under load, recorded in docs/benchmarks.md.
+    /// `cargo xtask bench e2e`, the release daemon under load, and as `cargo xtask bench collect`,
+    /// the collectors beside node_exporter; both recorded in docs/benchmarks.md.
     ///
     /// Extra arguments after `--` go to criterion, e.g. `cargo xtask bench -p zen-model -- falco`.
     Bench {
-        /// `e2e` for the end-to-end benchmark of the daemon.
-        #[arg(value_parser = ["e2e"])]
+        /// `e2e` for the end-to-end benchmark of the daemon; `collect` for the collectors'
+        /// cost beside node_exporter's.
+        #[arg(value_parser = ["e2e", "collect"])]
         which: Option<String>,
         /// Benchmark only these packages.
         #[arg(short, long = "package")]
@@ -61,6 +64,9 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Task::Bench {
+            which: Some(which), ..
+        } if which == "collect" => collect::run(),
         Task::Bench { which: Some(_), .. } => e2e::run(),
         Task::Bench {
             which: None,

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::CollectError;
+use crate::{CollectError, Source};
 
 /// Ticks per second of the times in `/proc/*/stat` (`USER_HZ`, 100 on every Linux).
 const USER_HZ: f64 = 100.0;
@@ -42,6 +42,8 @@ pub struct Stat {
     pub stime: f64,
     /// Field 22: seconds after boot at which the process started.
     pub starttime: f64,
+    /// Field 24: resident set size, pages.
+    pub rss_pages: u64,
 }
 
 /// Parses `/proc/<pid>/stat`. The command name (field 2) may hold spaces and parentheses, so
@@ -55,6 +57,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         utime: field(14)? / USER_HZ,
         stime: field(15)? / USER_HZ,
         starttime: field(22)? / USER_HZ,
+        rss_pages: fields.get(24 - 3)?.parse().ok()?,
     })
 }
 
@@ -104,18 +107,24 @@ pub fn parse_max_fds(text: &str) -> Option<u64> {
 }
 
 /// Reads the calling process under `proc_root` (normally `/proc`).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ProcessReader {
     proc_root: PathBuf,
     boot_time: Option<u64>,
+    /// `self/stat`, kept open for [`ProcessReader::cpu_and_resident`], and its buffer.
+    own_stat: Source,
+    buf: String,
 }
 
 impl ProcessReader {
     /// A reader of `<proc_root>/self`.
     pub fn new(proc_root: impl Into<PathBuf>) -> Self {
+        let proc_root = proc_root.into();
         ProcessReader {
-            proc_root: proc_root.into(),
+            own_stat: Source::open(&proc_root, "self/stat"),
+            proc_root,
             boot_time: None,
+            buf: String::new(),
         }
     }
 
@@ -140,9 +149,16 @@ impl ProcessReader {
     }
 
     /// CPU seconds (user and system) and resident bytes: what a usage percentage needs.
-    pub fn cpu_and_resident(&self) -> Result<(f64, u64), CollectError> {
-        let (stat, (rss, _, _)) = self.stat_and_status()?;
-        Ok((stat.utime + stat.stime, rss))
+    ///
+    /// From `self/stat` alone, kept open: this runs on the per-second path.
+    pub fn cpu_and_resident(&mut self) -> Result<(f64, u64), CollectError> {
+        if !self.own_stat.read(&mut self.buf)? {
+            return Err(self.own_stat.bad("not readable"));
+        }
+        let stat =
+            parse_stat(&self.buf).ok_or_else(|| self.own_stat.bad("fewer than 24 fields"))?;
+        let page = rustix::param::page_size() as u64;
+        Ok((stat.utime + stat.stime, stat.rss_pages * page))
     }
 
     /// One reading of the process.

@@ -201,23 +201,35 @@ fn readers_see_versions_only_grow_while_a_writer_invalidates() {
     table.set("falco", Ok(Some("f")));
     let cache = Arc::new(ConfigCache::new("test", TTL, table.clone()));
     let t0 = Instant::now();
+    // The writer starts once every reader has, and stops them when it is done; each reader
+    // then reads once more, so at least one read follows an invalidation whatever the
+    // scheduling (the load that follows is the second call).
+    let start = Arc::new(std::sync::Barrier::new(4));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..3)
         .map(|_| {
-            let cache = cache.clone();
+            let (cache, start, done) = (cache.clone(), start.clone(), done.clone());
             std::thread::spawn(move || {
                 let mut last = 0;
-                for _ in 0..20_000 {
+                start.wait();
+                let read = |last: &mut u64| {
                     let v = cache.get("falco", t0).unwrap().version;
-                    assert!(v >= last, "version went back from {last} to {v}");
-                    last = v;
+                    assert!(v >= *last, "version went back from {last} to {v}");
+                    *last = v;
+                };
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    read(&mut last);
                 }
+                read(&mut last);
             })
         })
         .collect();
+    start.wait();
     for _ in 0..200 {
         cache.invalidate(Some("falco"));
         std::thread::yield_now();
     }
+    done.store(true, std::sync::atomic::Ordering::Release);
     for r in readers {
         r.join().unwrap();
     }

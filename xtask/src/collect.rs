@@ -1,0 +1,298 @@
+//! `cargo xtask bench collect`: the cost of zen-watcher's collectors beside node_exporter's,
+//! in one run on this machine, recorded in docs/benchmarks.md.
+//!
+//! Each setting runs the release daemon (collection at 1 s, then 100 ms) and Debian's
+//! `prometheus-node-exporter` side by side for a fixed window, both scraped once a second,
+//! first on the host, then inside a network namespace of the benchmark's own holding 300
+//! dummy interfaces, or bridges where the kernel has no `dummy` (removed afterwards). CPU comes from the kernel: the collector threads'
+//! `schedstat` run time (nanoseconds), and each process' `utime + stime`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::e2e::{benchmarks_md, build_daemon, insert_rows, proc_figures, start, today};
+
+/// How long each setting is measured.
+const WINDOW: Duration = Duration::from_secs(30);
+const INTERFACES: usize = 300;
+const NODE_EXPORTER: &str = "prometheus-node-exporter";
+
+/// Run time (seconds) of `pid`'s threads whose name starts with one of `prefixes` (all
+/// threads if empty), from `/proc/<pid>/task/*/schedstat`.
+fn thread_seconds(pid: u32, prefixes: &[&str]) -> Result<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let dir = task?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !prefixes.is_empty() && !prefixes.iter().any(|p| comm.starts_with(p)) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(ns as f64 / 1e9)
+}
+
+/// A network namespace, deleted on drop, and the kind of its interfaces.
+struct Netns(String, &'static str);
+
+impl Netns {
+    /// `interfaces` dummy interfaces, or bridges where this kernel has no `dummy` module
+    /// (both are counted in `/proc/net/dev` and sysfs alike).
+    fn create(interfaces: usize) -> Result<Netns> {
+        let name = format!("zen-bench-{}", std::process::id());
+        succeed(Command::new("ip").args(["netns", "add", &name]))?;
+        let mut ns = Netns(name, "dummy");
+        let probe = Command::new("ip")
+            .args(["-n", &ns.0, "link", "add", "zprobe", "type", "dummy"])
+            .stderr(Stdio::null())
+            .status()?;
+        if probe.success() {
+            succeed(Command::new("ip").args(["-n", &ns.0, "link", "delete", "zprobe"]))?;
+        } else {
+            ns.1 = "bridge";
+        }
+        let mut batch = String::from("link set lo up\n");
+        for i in 0..interfaces {
+            batch.push_str(&format!(
+                "link add zd{i} type {}\nlink set zd{i} up\n",
+                ns.1
+            ));
+        }
+        let mut child = Command::new("ip")
+            .args(["-n", &ns.0, "-batch", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("ip -batch")?;
+        std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, batch.as_bytes())?;
+        if !child.wait()?.success() {
+            bail!("creating {interfaces} dummy interfaces in {} failed", ns.0);
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+fn succeed(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("{cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?}: {status}");
+    }
+    Ok(())
+}
+
+fn prefixed(prefix: &[String], program: &str) -> Command {
+    let mut all: Vec<&str> = prefix.iter().map(String::as_str).collect();
+    all.push(program);
+    let mut cmd = Command::new(all[0]);
+    cmd.args(&all[1..]);
+    cmd
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One setting's figures.
+struct Figures {
+    interfaces: String,
+    interval: &'static str,
+    window_seconds: f64,
+    samples: f64,
+    collector_seconds: f64,
+    fast_thread_seconds: f64,
+    daemon_seconds: f64,
+    node_exporter_seconds: f64,
+    daemon_rss_mb: f64,
+    node_exporter_rss_mb: f64,
+}
+
+fn measure(
+    binary: &Path,
+    prefix: &[String],
+    interfaces: String,
+    interval: &'static str,
+) -> Result<Figures> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("zen.yaml");
+    std::fs::write(&config, format!("collect:\n  interval: {interval}\n"))?;
+    let prefix_str: Vec<&str> = prefix.iter().map(String::as_str).collect();
+    let (daemon, addr) = start(
+        &prefix_str,
+        binary,
+        &dir.path().join("data"),
+        &["--config", config.to_str().context("config path")?],
+    )?;
+    let daemon = KillOnDrop(daemon);
+    let ne_port = 19_100 + (std::process::id() % 500) as u16;
+    let ne_addr = format!("127.0.0.1:{ne_port}");
+    let node_exporter = KillOnDrop(
+        prefixed(prefix, NODE_EXPORTER)
+            .arg(format!("--web.listen-address={ne_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("starting {NODE_EXPORTER} (Debian: prometheus-node-exporter)")
+            })?,
+    );
+    // Both scraped once a second, from inside the namespace.
+    let stop = Arc::new(AtomicBool::new(false));
+    let scraper = {
+        let (stop, prefix) = (stop.clone(), prefix.to_vec());
+        let urls = [
+            format!("http://{addr}/metrics"),
+            format!("http://{ne_addr}/metrics"),
+        ];
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let next = Instant::now() + Duration::from_secs(1);
+                for url in &urls {
+                    let _ = prefixed(&prefix, "curl")
+                        .args(["-s", "-o", "/dev/null", url])
+                        .status();
+                }
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        })
+    };
+    // Past start-up (the first discovery, filesystems and inventory).
+    std::thread::sleep(Duration::from_secs(5));
+    let (d, n) = (daemon.0.id(), node_exporter.0.id());
+    let read = || -> Result<[f64; 4]> {
+        Ok([
+            thread_seconds(d, &["zen-collect", "zen-statvfs"])?,
+            thread_seconds(d, &["zen-collect"])? - thread_seconds(d, &["zen-collect-slow"])?,
+            proc_figures(d)?.2,
+            proc_figures(n)?.2,
+        ])
+    };
+    let started = Instant::now();
+    let before = read()?;
+    std::thread::sleep(WINDOW);
+    let after = read()?;
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let _ = scraper.join();
+    let interval_s = if interval == "100ms" { 0.1 } else { 1.0 };
+    Ok(Figures {
+        interfaces,
+        interval,
+        window_seconds: seconds,
+        samples: seconds / interval_s,
+        collector_seconds: after[0] - before[0],
+        fast_thread_seconds: after[1] - before[1],
+        daemon_seconds: after[2] - before[2],
+        node_exporter_seconds: after[3] - before[3],
+        daemon_rss_mb: proc_figures(d)?.0,
+        node_exporter_rss_mb: proc_figures(n)?.0,
+    })
+    .inspect(|f| {
+        let pct = |s: f64| 100.0 * s / seconds;
+        println!(
+            "{} interfaces, every {}: collectors {:.4} % of a core ({:.0} µs per sample), daemon {:.3} %, node_exporter {:.3} %, RSS {:.1} / {:.1} MB",
+            f.interfaces,
+            f.interval,
+            pct(f.collector_seconds),
+            1e6 * f.fast_thread_seconds / f.samples,
+            pct(f.daemon_seconds),
+            pct(f.node_exporter_seconds),
+            f.daemon_rss_mb,
+            f.node_exporter_rss_mb
+        );
+    })
+}
+
+pub(crate) fn run() -> Result<()> {
+    let binary = build_daemon()?;
+    if Command::new(NODE_EXPORTER)
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        bail!(
+            "{NODE_EXPORTER} is not installed (Debian: apt-get install prometheus-node-exporter)"
+        );
+    }
+    let interfaces_here = std::fs::read_to_string("/proc/net/dev")?.lines().count() - 2;
+    let mut all = Vec::new();
+    for interval in ["1s", "100ms"] {
+        all.push(measure(
+            &binary,
+            &[],
+            interfaces_here.to_string(),
+            interval,
+        )?);
+    }
+    let ns = Netns::create(INTERFACES)?;
+    let prefix: Vec<String> = ["ip", "netns", "exec", &ns.0].map(str::to_owned).to_vec();
+    for interval in ["1s", "100ms"] {
+        let interfaces = format!("{} ({INTERFACES} {} + lo)", INTERFACES + 1, ns.1);
+        all.push(measure(&binary, &prefix, interfaces, interval)?);
+    }
+    drop(ns);
+    record(&all)
+}
+
+fn record(all: &[Figures]) -> Result<()> {
+    let window = WINDOW.as_secs_f64();
+    let path = benchmarks_md();
+    let mut doc = std::fs::read_to_string(&path)?;
+    const HEADING: &str = "## Collectors beside node_exporter";
+    if !doc.contains(HEADING) {
+        doc.push_str(&format!(
+            "\n{HEADING}\n\nCommand: `cargo xtask bench collect` (`xtask/src/collect.rs`): the release daemon with default \
+             collectors and Debian's node_exporter 1.5.0 with its defaults, side by side for {window:.0} s each, both \
+             scraped once a second, on the host and then in a network namespace holding 300 dummy interfaces (bridges where the kernel lacks `dummy`) and `lo`. \
+             \"Collectors\" is the run time of the daemon's `zen-collect*` threads (schedstat); per sample is the \
+             per-second thread's run time over the samples taken; \"daemon\" and \"node_exporter\" are whole-process \
+             `utime + stime` (the daemon's includes rendering its scrapes). CPU in % of one core.\n\n\
+             | run | interfaces | interval | collectors % | per sample µs | daemon % | node_exporter % | node_exporter ÷ collectors | RSS daemon / node_exporter MB |\n\
+             |---|---:|---|---:|---:|---:|---:|---:|---:|\n"
+        ));
+    }
+    let day = today()?;
+    let rows: String = all
+        .iter()
+        .map(|f| {
+            let pct = |s: f64| 100.0 * s / f.window_seconds;
+            format!(
+                "| {day} | {} | {} | {:.4} | {:.0} | {:.3} | {:.3} | {:.0}× | {:.1} / {:.1} |\n",
+                f.interfaces,
+                f.interval,
+                pct(f.collector_seconds),
+                1e6 * f.fast_thread_seconds / f.samples,
+                pct(f.daemon_seconds),
+                pct(f.node_exporter_seconds),
+                f.node_exporter_seconds / f.collector_seconds.max(1e-9),
+                f.daemon_rss_mb,
+                f.node_exporter_rss_mb
+            )
+        })
+        .collect();
+    insert_rows(&mut doc, "| run | interfaces", &rows);
+    std::fs::write(&path, doc)?;
+    println!("recorded in {}", path.display());
+    Ok(())
+}
