@@ -641,6 +641,34 @@ fn host() -> Layout {
             .q(format!("sum by (device) ({}) + sum by (device) ({})", rate("node_network_receive_errs_total", ""), rate("node_network_receive_drop_total", "")), "errors+drops {{device}}")
             .right_axis_matching("errors.*", "pps"),
     ]);
+    l.row("Filesystems and interfaces");
+    l.line(8, vec![
+        series("Filesystem space used", 8, "percentunit")
+            .about("Share of each filesystem's space that non-root users can no longer use.")
+            .q(format!("1 - {} / {}", sel("node_filesystem_avail_bytes", ""), sel("node_filesystem_size_bytes", "")), "{{mountpoint}}"),
+        series("Inodes used", 8, "percentunit")
+            .q(format!("1 - {} / {}", sel("node_filesystem_files_free", ""), sel("node_filesystem_files", "")), "{{mountpoint}}"),
+        series("Interfaces up", 8, "short")
+            .about("1 while an interface's operational state is up; filesystems that failed to answer (device_error) on the right.")
+            .q(sel("node_network_up", ""), "{{device}}")
+            .q(format!("sum({})", sel("node_filesystem_device_error", "")), "filesystems failing")
+            .right_axis_matching("filesystems.*", "short"),
+    ]);
+    l.row("Containers");
+    l.line(8, vec![
+        series("Container CPU", 8, "percentunit")
+            .about("The ten containers using the most CPU, in shares of one core; throttled time per second on the right.")
+            .q(format!("topk(10, sum by (name) ({}))", rate("container_cpu_usage_seconds_total", "")), "{{name}}")
+            .q(format!("topk(10, sum by (name) ({}))", rate("container_cpu_cfs_throttled_seconds_total", "")), "throttled {{name}}")
+            .right_axis_matching("throttled.*", "percentunit"),
+        series("Container memory", 8, "bytes")
+            .about("Working set (what the kernel would not reclaim first) of the ten largest containers, and their limits.")
+            .q(format!("topk(10, sum by (name) ({}))", sel("container_memory_working_set_bytes", "")), "{{name}}")
+            .q(format!("sum by (name) ({})", sel("container_spec_memory_limit_bytes", "")), "limit {{name}}"),
+        series("Container I/O", 8, "Bps")
+            .q(format!("topk(10, sum by (name) ({}))", rate("container_fs_reads_bytes_total", "")), "read {{name}}")
+            .q(format!("topk(10, sum by (name) ({}))", rate("container_fs_writes_bytes_total", "")), "written {{name}}"),
+    ]);
     l.row("zen-watcher process");
     l.line(
         8,

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use zen_export::{CATALOG, Scope};
 
 mod common;
-use common::{external, get, short_load, start_with};
+use common::{collect_fixtures, external, get, short_load, start_with};
 
 /// The metric names of an exposition: from `# TYPE` lines, and from samples (a histogram's
 /// `_bucket`, `_sum` and `_count` stand for it).
@@ -31,15 +31,11 @@ fn names(exposition: &str) -> BTreeSet<String> {
 fn run_daemon_with_load() -> (tempfile::TempDir, std::process::Child, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("zen.yaml");
-    // Fixture trees stand in for what this VM lacks: a NIC with a speed, and cgroups with
-    // containers in them (this host's v1 CPU hierarchy is empty).
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../zen-collect/tests/data");
     std::fs::write(
         &config,
         format!(
-            "filter:\n  global:\n    min_severity: low\ncollect:\n  sys_root: {}\n  cgroup_root: {}\n  collectors:\n    processes: true\n",
-            data.join("sys").display(),
-            data.join("containers-v2").display()
+            "filter:\n  global:\n    min_severity: low\n{}",
+            collect_fixtures()
         ),
     )
     .unwrap();

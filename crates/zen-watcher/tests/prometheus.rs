@@ -69,7 +69,14 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     };
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("zen.yaml");
-    std::fs::write(&config, "filter:\n  global:\n    min_severity: low\n").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "filter:\n  global:\n    min_severity: low\n{}",
+            common::collect_fixtures()
+        ),
+    )
+    .unwrap();
     let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
     let _daemon = KillOnDrop(daemon);
     std::thread::spawn(move || logs.for_each(drop));

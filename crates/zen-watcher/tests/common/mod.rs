@@ -176,3 +176,15 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Configuration pointing the collectors at zen-collect's fixture trees for what this VM lacks:
+/// a NIC with a speed (`sys_root`) and cgroups with containers in them (`cgroup_root`; this
+/// host's v1 CPU hierarchy is empty). The top processes are switched on.
+pub(crate) fn collect_fixtures() -> String {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../zen-collect/tests/data");
+    format!(
+        "collect:\n  sys_root: {}\n  cgroup_root: {}\n  collectors:\n    processes: true\n",
+        data.join("sys").display(),
+        data.join("containers-v2").display()
+    )
+}
