@@ -128,6 +128,25 @@ struct Figures {
     node_exporter_rss_mb: f64,
 }
 
+impl Figures {
+    /// This setting's row of the table in docs/benchmarks.md.
+    fn row(&self, day: &str) -> String {
+        let pct = |s: f64| 100.0 * s / self.window_seconds;
+        format!(
+            "| {day} | {} | {} | {:.4} | {:.0} | {:.3} | {:.3} | {:.0}× | {:.1} / {:.1} |\n",
+            self.interfaces,
+            self.interval,
+            pct(self.collector_seconds),
+            1e6 * self.fast_thread_seconds / self.samples,
+            pct(self.daemon_seconds),
+            pct(self.node_exporter_seconds),
+            self.node_exporter_seconds / self.collector_seconds.max(1e-9),
+            self.daemon_rss_mb,
+            self.node_exporter_rss_mb
+        )
+    }
+}
+
 fn measure(
     binary: &Path,
     prefix: &[String],
@@ -208,20 +227,7 @@ fn measure(
         daemon_rss_mb: proc_figures(d)?.0,
         node_exporter_rss_mb: proc_figures(n)?.0,
     })
-    .inspect(|f| {
-        let pct = |s: f64| 100.0 * s / seconds;
-        println!(
-            "{} interfaces, every {}: collectors {:.4} % of a core ({:.0} µs per sample), daemon {:.3} %, node_exporter {:.3} %, RSS {:.1} / {:.1} MB",
-            f.interfaces,
-            f.interval,
-            pct(f.collector_seconds),
-            1e6 * f.fast_thread_seconds / f.samples,
-            pct(f.daemon_seconds),
-            pct(f.node_exporter_seconds),
-            f.daemon_rss_mb,
-            f.node_exporter_rss_mb
-        );
-    })
+    .inspect(|f| print!("{}", f.row("this run")))
 }
 
 pub(crate) fn run() -> Result<()> {
@@ -273,24 +279,7 @@ fn record(all: &[Figures]) -> Result<()> {
         ));
     }
     let day = today()?;
-    let rows: String = all
-        .iter()
-        .map(|f| {
-            let pct = |s: f64| 100.0 * s / f.window_seconds;
-            format!(
-                "| {day} | {} | {} | {:.4} | {:.0} | {:.3} | {:.3} | {:.0}× | {:.1} / {:.1} |\n",
-                f.interfaces,
-                f.interval,
-                pct(f.collector_seconds),
-                1e6 * f.fast_thread_seconds / f.samples,
-                pct(f.daemon_seconds),
-                pct(f.node_exporter_seconds),
-                f.node_exporter_seconds / f.collector_seconds.max(1e-9),
-                f.daemon_rss_mb,
-                f.node_exporter_rss_mb
-            )
-        })
-        .collect();
+    let rows: String = all.iter().map(|f| f.row(&day)).collect();
     insert_rows(&mut doc, "| run | interfaces", &rows);
     std::fs::write(&path, doc)?;
     println!("recorded in {}", path.display());
