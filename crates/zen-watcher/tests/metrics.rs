@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use zen_export::{CATALOG, Scope};
 
 mod common;
-use common::{collect_fixtures, external, get, short_load, start_with};
+use common::{external, full_config, get, short_load, start_with};
 
 /// The metric names of an exposition: from `# TYPE` lines, and from samples (a histogram's
 /// `_bucket`, `_sum` and `_count` stand for it).
@@ -30,15 +30,7 @@ fn names(exposition: &str) -> BTreeSet<String> {
 
 fn run_daemon_with_load() -> (tempfile::TempDir, std::process::Child, String) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("zen.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "filter:\n  global:\n    min_severity: low\n{}",
-            collect_fixtures()
-        ),
-    )
-    .unwrap();
+    let config = full_config(dir.path());
     let (child, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
     std::thread::spawn(move || logs.for_each(drop));
     short_load(addr);

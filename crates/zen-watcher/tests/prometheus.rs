@@ -13,7 +13,7 @@ use serde_json::Value;
 use zen_export::grafana::{queries, substitute};
 
 mod common;
-use common::{KillOnDrop, external, get, short_load, start_with};
+use common::{KillOnDrop, external, full_config, get, short_load, start_with};
 
 /// (panel, a part of the query) that cannot return data here, and why.
 const NO_DATA_HERE: &[(&str, &str, &str)] = &[
@@ -68,15 +68,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("zen.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "filter:\n  global:\n    min_severity: low\n{}",
-            common::collect_fixtures()
-        ),
-    )
-    .unwrap();
+    let config = full_config(dir.path());
     let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
     let _daemon = KillOnDrop(daemon);
     std::thread::spawn(move || logs.for_each(drop));

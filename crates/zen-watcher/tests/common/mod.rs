@@ -177,14 +177,21 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Configuration pointing the collectors at zen-collect's fixture trees for what this VM lacks:
-/// a NIC with a speed (`sys_root`) and cgroups with containers in them (`cgroup_root`; this
-/// host's v1 CPU hierarchy is empty). The top processes are switched on.
-pub(crate) fn collect_fixtures() -> String {
+/// Writes `dir/zen.yaml` for tests that read everything the daemon emits: every filter outcome
+/// reachable (minimum severity `low`), and the collectors pointed at zen-collect's fixture trees
+/// for what this VM lacks — a NIC with a speed (`sys_root`) and cgroups with containers in them
+/// (`cgroup_root`; this host's v1 CPU hierarchy is empty) — with the top processes on.
+pub(crate) fn full_config(dir: &Path) -> PathBuf {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../zen-collect/tests/data");
-    format!(
-        "collect:\n  sys_root: {}\n  cgroup_root: {}\n  collectors:\n    processes: true\n",
-        data.join("sys").display(),
-        data.join("containers-v2").display()
+    let config = dir.join("zen.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "filter:\n  global:\n    min_severity: low\ncollect:\n  sys_root: {}\n  cgroup_root: {}\n  collectors:\n    processes: true\n",
+            data.join("sys").display(),
+            data.join("containers-v2").display()
+        ),
     )
+    .unwrap();
+    config
 }
