@@ -171,17 +171,25 @@ fn slow_loop(
             Err(e) => report(&[e]),
         }
     }
-    let mut due = [Instant::now(); 3];
+    // When each task runs next; `None` for a task switched off (or whose reader could not
+    // start), which then never holds the loop awake.
+    let start = Instant::now();
+    let mut due = [
+        on.cgroups.then_some(start),
+        filesystems.is_some().then_some(start),
+        inventory.is_some().then_some(start),
+    ];
     loop {
         let now = Instant::now();
-        if on.cgroups && now >= due[0] {
+        let ready = |d: Option<Instant>| d.is_some_and(|d| now >= d);
+        if ready(due[0]) {
             let found = discover(&layout, settings.container_limit);
             if let Ok(mut s) = slow.lock() {
                 s.containers = Some(found);
             }
-            due[0] = now + settings.discovery_interval;
+            due[0] = Some(now + settings.discovery_interval);
         }
-        if let Some(reader) = filesystems.as_mut().filter(|_| now >= due[1]) {
+        if let Some(reader) = filesystems.as_mut().filter(|_| ready(due[1])) {
             let mut out = Vec::new();
             let errors = reader.sample(&mut out);
             if !errors.is_empty() {
@@ -190,16 +198,18 @@ fn slow_loop(
             if let Ok(mut s) = slow.lock() {
                 s.filesystems = Some(Arc::new(out));
             }
-            due[1] = now + settings.filesystem_interval;
+            due[1] = Some(now + settings.filesystem_interval);
         }
-        if let Some(reader) = inventory.as_mut().filter(|_| now >= due[2]) {
+        if let Some(reader) = inventory.as_mut().filter(|_| ready(due[2])) {
             let read = Arc::new(reader.read());
             if let Ok(mut s) = slow.lock() {
                 s.inventory = Some(read);
             }
-            due[2] = now + settings.inventory_interval;
+            due[2] = Some(now + settings.inventory_interval);
         }
-        let next = due.iter().min().copied().unwrap_or(now);
+        let Some(next) = due.iter().flatten().min() else {
+            return;
+        };
         if !pause(stopped, next.saturating_duration_since(Instant::now())) {
             return;
         }
