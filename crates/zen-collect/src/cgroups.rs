@@ -128,8 +128,9 @@ const V1_CONTROLLERS: [(Controller, &[&str]); 5] = [
     (Controller::Pids, &["pids"]),
 ];
 
+/// A v1 controller, by what it is read for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Controller {
+pub enum Controller {
     Cpu,
     Cpuacct,
     Memory,
@@ -143,12 +144,8 @@ pub enum Layout {
     /// One unified tree.
     V2(PathBuf),
     /// A tree per controller (the unified tree of a hybrid host holds no controllers).
-    V1(Vec<(ControllerDir, PathBuf)>),
+    V1(Vec<(Controller, PathBuf)>),
 }
-
-/// A v1 controller's mount, by what it is read for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ControllerDir(Controller);
 
 /// How the cgroups under `root` (normally `/sys/fs/cgroup`) are mounted.
 pub fn layout(root: &Path) -> Layout {
@@ -158,7 +155,7 @@ pub fn layout(root: &Path) -> Layout {
     let mut found = Vec::new();
     for (controller, dirs) in V1_CONTROLLERS {
         if let Some(dir) = dirs.iter().map(|d| root.join(d)).find(|d| d.is_dir()) {
-            found.push((ControllerDir(controller), dir));
+            found.push((controller, dir));
         }
     }
     Layout::V1(found)
@@ -339,8 +336,14 @@ struct Files {
     pressure: Vec<Source>,
 }
 
-fn open_all(dir: &Path, names: &[&str]) -> Vec<Source> {
-    names.iter().map(|n| Source::open(dir, n)).collect()
+/// Opens `names` under `dir`; none under a controller that is not mounted (they read as
+/// files the kernel does not offer).
+fn open_all(dir: Option<&Path>, names: &[&str]) -> Vec<Source> {
+    let root = dir.unwrap_or(Path::new(""));
+    names
+        .iter()
+        .map(|n| Source::open_if(dir.is_some(), root, n))
+        .collect()
 }
 
 impl Files {
@@ -357,9 +360,9 @@ impl Files {
                 Files {
                     container,
                     v2: true,
-                    cpu: open_all(&dir, &["cpu.stat"]),
+                    cpu: open_all(Some(&dir), &["cpu.stat"]),
                     memory: open_all(
-                        &dir,
+                        Some(&dir),
                         &[
                             "memory.current",
                             "memory.stat",
@@ -368,28 +371,31 @@ impl Files {
                             "memory.events",
                         ],
                     ),
-                    io: open_all(&dir, &["io.stat"]),
-                    pids: open_all(&dir, &["pids.current", "pids.max"]),
-                    pressure: open_all(&dir, &["cpu.pressure", "memory.pressure", "io.pressure"]),
+                    io: open_all(Some(&dir), &["io.stat"]),
+                    pids: open_all(Some(&dir), &["pids.current", "pids.max"]),
+                    pressure: open_all(
+                        Some(&dir),
+                        &["cpu.pressure", "memory.pressure", "io.pressure"],
+                    ),
                 }
             }
             Layout::V1(dirs) => {
                 let dir = |c: Controller| {
                     dirs.iter()
-                        .find(|(d, _)| d.0 == c)
+                        .find(|(d, _)| *d == c)
                         .map(|(_, root)| root.join(relative))
-                        .unwrap_or_default()
                 };
+                let mut cpu = open_all(
+                    dir(Controller::Cpuacct).as_deref(),
+                    &["cpuacct.usage", "cpuacct.stat"],
+                );
+                cpu.extend(open_all(dir(Controller::Cpu).as_deref(), &["cpu.stat"]));
                 Files {
                     container,
                     v2: false,
-                    cpu: vec![
-                        Source::open(&dir(Controller::Cpuacct), "cpuacct.usage"),
-                        Source::open(&dir(Controller::Cpuacct), "cpuacct.stat"),
-                        Source::open(&dir(Controller::Cpu), "cpu.stat"),
-                    ],
+                    cpu,
                     memory: open_all(
-                        &dir(Controller::Memory),
+                        dir(Controller::Memory).as_deref(),
                         &[
                             "memory.usage_in_bytes",
                             "memory.stat",
@@ -398,13 +404,16 @@ impl Files {
                         ],
                     ),
                     io: open_all(
-                        &dir(Controller::Blkio),
+                        dir(Controller::Blkio).as_deref(),
                         &[
                             "blkio.throttle.io_service_bytes",
                             "blkio.throttle.io_serviced",
                         ],
                     ),
-                    pids: open_all(&dir(Controller::Pids), &["pids.current", "pids.max"]),
+                    pids: open_all(
+                        dir(Controller::Pids).as_deref(),
+                        &["pids.current", "pids.max"],
+                    ),
                     pressure: Vec::new(),
                 }
             }

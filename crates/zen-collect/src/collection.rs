@@ -317,16 +317,14 @@ fn visit_filesystems(filesystems: &[Filesystem], out: &mut Visitor<'_>) {
         ("node_filesystem_files", |u| u.files),
         ("node_filesystem_files_free", |u| u.files_free),
     ];
-    let labels = |f: &Filesystem| {
-        [
-            ("device", f.mount.device.clone()),
-            ("fstype", f.mount.fstype.clone()),
-            ("mountpoint", f.mount.mountpoint.clone()),
-        ]
-    };
     let emit = |out: &mut Visitor<'_>, name: &str, f: &Filesystem, v: f64| {
-        let l = labels(f);
-        out(name, &l.each_ref().map(|(k, v)| (*k, v.as_str())), v);
+        let m = &f.mount;
+        let labels = [
+            ("device", m.device.as_str()),
+            ("fstype", m.fstype.as_str()),
+            ("mountpoint", m.mountpoint.as_str()),
+        ];
+        out(name, &labels, v);
     };
     for (name, get) in fields {
         for f in filesystems {

@@ -740,6 +740,8 @@ impl HostReader {
     pub fn new(roots: &Roots, excludes: Excludes, on: &Collectors) -> HostReader {
         let proc_root = roots.proc.as_path();
         let open = |enabled: bool, file: &str| Source::open_if(enabled, proc_root, file);
+        #[allow(clippy::unwrap_used)] // a constant pattern, compiled in a test
+        let wanted = regex::Regex::new(NETSTAT_WANTED).unwrap();
         HostReader {
             stat: open(on.stat, "stat"),
             loadavg: open(on.loadavg, "loadavg"),
@@ -751,8 +753,7 @@ impl HostReader {
             file_nr: open(on.filefd, "sys/fs/file-nr"),
             snmp: ["net/snmp", "net/netstat", "net/snmp6"].map(|f| open(on.netstat, f)),
             sockstat: ["net/sockstat", "net/sockstat6"].map(|f| open(on.sockstat, f)),
-            #[allow(clippy::unwrap_used)] // a constant pattern, compiled in a test
-            netstat_wanted: [(); 3].map(|()| Wanted::new(regex::Regex::new(NETSTAT_WANTED).unwrap())),
+            netstat_wanted: [(); 3].map(|()| Wanted::new(wanted.clone())),
             page_size: rustix::param::page_size() as u64,
             excludes,
             buf: String::with_capacity(16 << 10),
