@@ -20,16 +20,19 @@ use crate::e2e::{benchmarks_md, build_daemon, insert_rows, proc_figures, start, 
 /// How long each setting is measured.
 const WINDOW: Duration = Duration::from_secs(30);
 const INTERFACES: usize = 300;
+/// The collection intervals measured: as configured, and in seconds.
+const INTERVALS: [(&str, f64); 2] = [("1s", 1.0), ("100ms", 0.1)];
 const NODE_EXPORTER: &str = "prometheus-node-exporter";
 
-/// Run time (seconds) of `pid`'s threads whose name starts with one of `prefixes` (all
-/// threads if empty), from `/proc/<pid>/task/*/schedstat`.
-fn thread_seconds(pid: u32, prefixes: &[&str]) -> Result<f64> {
+/// Run time (seconds) of `pid`'s threads whose name `keep` accepts, from
+/// `/proc/<pid>/task/*/schedstat`. The kernel keeps 15 bytes of a name: `zen-collect-slow`
+/// reads as `zen-collect-slo`.
+fn thread_seconds(pid: u32, keep: impl Fn(&str) -> bool) -> Result<f64> {
     let mut ns = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let dir = task?.path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if !prefixes.is_empty() && !prefixes.iter().any(|p| comm.starts_with(p)) {
+        if !keep(comm.trim_end()) {
             continue;
         }
         let stat = std::fs::read_to_string(dir.join("schedstat")).unwrap_or_default();
@@ -151,7 +154,7 @@ fn measure(
     binary: &Path,
     prefix: &[String],
     interfaces: String,
-    interval: &'static str,
+    (interval, interval_s): (&'static str, f64),
 ) -> Result<Figures> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("zen.yaml");
@@ -201,8 +204,8 @@ fn measure(
     let (d, n) = (daemon.0.id(), node_exporter.0.id());
     let read = || -> Result<[f64; 4]> {
         Ok([
-            thread_seconds(d, &["zen-collect", "zen-statvfs"])?,
-            thread_seconds(d, &["zen-collect"])? - thread_seconds(d, &["zen-collect-slow"])?,
+            thread_seconds(d, |t| t.starts_with("zen-collect") || t == "zen-statvfs")?,
+            thread_seconds(d, |t| t == "zen-collect")?,
             proc_figures(d)?.2,
             proc_figures(n)?.2,
         ])
@@ -214,7 +217,6 @@ fn measure(
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let _ = scraper.join();
-    let interval_s = if interval == "100ms" { 0.1 } else { 1.0 };
     Ok(Figures {
         interfaces,
         interval,
@@ -243,7 +245,7 @@ pub(crate) fn run() -> Result<()> {
     }
     let interfaces_here = std::fs::read_to_string("/proc/net/dev")?.lines().count() - 2;
     let mut all = Vec::new();
-    for interval in ["1s", "100ms"] {
+    for interval in INTERVALS {
         all.push(measure(
             &binary,
             &[],
@@ -253,7 +255,7 @@ pub(crate) fn run() -> Result<()> {
     }
     let ns = Netns::create(INTERFACES)?;
     let prefix: Vec<String> = ["ip", "netns", "exec", &ns.0].map(str::to_owned).to_vec();
-    for interval in ["1s", "100ms"] {
+    for interval in INTERVALS {
         let interfaces = format!("{} ({INTERFACES} {} + lo)", INTERFACES + 1, ns.1);
         all.push(measure(&binary, &prefix, interfaces, interval)?);
     }
