@@ -53,6 +53,10 @@ async fn call(h: &Harness, req: Request<Body>) -> (StatusCode, Value, header::He
     (status, body, headers)
 }
 
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
 fn post(path: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
     Request::post(path)
         .header(header::CONTENT_TYPE, content_type)
@@ -168,9 +172,9 @@ async fn a_token_is_required_when_configured() {
         .body(Body::from(ALERT))
         .unwrap();
     assert_eq!(call(&h, right).await.0, StatusCode::ACCEPTED);
-    let stats = Request::get("/api/v1/stats").body(Body::empty()).unwrap();
+    let stats = get("/api/v1/stats");
     assert_eq!(call(&h, stats).await.0, StatusCode::UNAUTHORIZED);
-    let health = Request::get("/healthz").body(Body::empty()).unwrap();
+    let health = get("/healthz");
     assert_eq!(
         call(&h, health).await.0,
         StatusCode::OK,
@@ -316,9 +320,7 @@ async fn a_full_pipeline_is_429_with_retry_after_and_draining_is_503() {
         (StatusCode::SERVICE_UNAVAILABLE, &"1".parse().unwrap())
     );
     assert_eq!(
-        call(&h, Request::get("/readyz").body(Body::empty()).unwrap())
-            .await
-            .0,
+        call(&h, get("/readyz")).await.0,
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
@@ -326,12 +328,7 @@ async fn a_full_pipeline_is_429_with_retry_after_and_draining_is_503() {
 #[tokio::test]
 async fn what_was_ingested_can_be_listed_fetched_and_counted() {
     let h = default_harness();
-    assert_eq!(
-        call(&h, Request::get("/readyz").body(Body::empty()).unwrap())
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(call(&h, get("/readyz")).await.0, StatusCode::OK);
     let alerts = [
         ALERT.to_owned(),
         ALERT.replace("Critical", "Notice").replace("cart", "web"),
@@ -344,13 +341,7 @@ async fn what_was_ingested_can_be_listed_fetched_and_counted() {
     .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let items = loop {
-        let (status, body, _) = call(
-            &h,
-            Request::get("/api/v1/observations")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let (status, body, _) = call(&h, get("/api/v1/observations")).await;
         assert_eq!(status, StatusCode::OK);
         if body["items"].as_array().unwrap().len() == 2 || Instant::now() > deadline {
             break body["items"].clone();
@@ -360,9 +351,7 @@ async fn what_was_ingested_can_be_listed_fetched_and_counted() {
     assert_eq!(items.as_array().unwrap().len(), 2);
     let (status, body, _) = call(
         &h,
-        Request::get("/api/v1/observations?min_severity=high&namespace=shop")
-            .body(Body::empty())
-            .unwrap(),
+        get("/api/v1/observations?min_severity=high&namespace=shop"),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -370,44 +359,20 @@ async fn what_was_ingested_can_be_listed_fetched_and_counted() {
     let id = body["items"][0]["id"].as_i64().unwrap();
     assert_eq!(body["items"][0]["severity"], "critical");
     assert_eq!(body["items"][0]["count"], 1);
-    let (status, one, _) = call(
-        &h,
-        Request::get(format!("/api/v1/observations/{id}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (status, one, _) = call(&h, get(&format!("/api/v1/observations/{id}"))).await;
     assert_eq!(
         (status, &one["ruleId"]),
         (StatusCode::OK, &Value::from("Terminal shell in container"))
     );
-    let (status, _, _) = call(
-        &h,
-        Request::get("/api/v1/observations/999")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (status, _, _) = call(&h, get("/api/v1/observations/999")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body, _) = call(
-        &h,
-        Request::get("/api/v1/observations?min_severity=severe")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (status, body, _) = call(&h, get("/api/v1/observations?min_severity=severe")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["error"],
         "`min_severity`: expected one of critical, high, medium, low, info, found \"severe\""
     );
-    let (status, body, _) = call(
-        &h,
-        Request::get("/api/v1/observations?since=yesterday")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (status, body, _) = call(&h, get("/api/v1/observations?since=yesterday")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         body["error"]
@@ -415,11 +380,7 @@ async fn what_was_ingested_can_be_listed_fetched_and_counted() {
             .unwrap()
             .starts_with("`since`: expected an RFC 3339 time, found \"yesterday\"")
     );
-    let (status, stats, _) = call(
-        &h,
-        Request::get("/api/v1/stats").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, stats, _) = call(&h, get("/api/v1/stats")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats["pipeline"]["written"], 2);
     assert_eq!(stats["store"].as_array().unwrap().len(), 2);
