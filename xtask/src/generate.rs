@@ -36,6 +36,43 @@ fn files(set: Set) -> Result<Vec<(String, String)>> {
             zen_export::catalog::markdown(),
         ));
         out.push(("docs/formats.md".to_owned(), formats_md()));
+        out.extend(alerting()?);
+    }
+    Ok(out)
+}
+
+/// A histogram's declared bucket bounds, from the catalog.
+pub(crate) fn buckets(name: &str) -> Option<Vec<f64>> {
+    zen_export::catalog::find(name)
+        .filter(|m| m.kind == zen_export::catalog::Kind::Histogram)
+        .map(|m| m.buckets.to_vec())
+}
+
+/// Prometheus rules, their promtool tests and the Alertmanager configuration, from zen-slo's
+/// shipped spec.
+fn alerting() -> Result<Vec<(String, String)>> {
+    use zen_slo::generate;
+    let spec = zen_slo::defaults::spec();
+    spec.validate(buckets)?;
+    let mut out = vec![
+        (
+            "deploy/prometheus/zen-watcher-rules.yaml".to_owned(),
+            generate::rules(&spec),
+        ),
+        (
+            "deploy/prometheus/prometheusrule.yaml".to_owned(),
+            generate::prometheus_rule(&spec),
+        ),
+        (
+            "deploy/alertmanager/alertmanager.yaml".to_owned(),
+            generate::alertmanager(),
+        ),
+    ];
+    for suite in zen_slo::scenario::suites(&spec, &buckets) {
+        out.push((
+            format!("deploy/prometheus/tests/{}", suite.file),
+            generate::promtool_tests("../zen-watcher-rules.yaml", &suite.scenarios, false),
+        ));
     }
     Ok(out)
 }
