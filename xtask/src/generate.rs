@@ -41,19 +41,12 @@ fn files(set: Set) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// A histogram's declared bucket bounds, from the catalog.
-pub(crate) fn buckets(name: &str) -> Option<Vec<f64>> {
-    zen_export::catalog::find(name)
-        .filter(|m| m.kind == zen_export::catalog::Kind::Histogram)
-        .map(|m| m.buckets.to_vec())
-}
-
 /// Prometheus rules, their promtool tests and the Alertmanager configuration, from zen-slo's
 /// shipped spec.
 fn alerting() -> Result<Vec<(String, String)>> {
     use zen_slo::generate;
     let spec = zen_slo::defaults::spec();
-    spec.validate(buckets)?;
+    spec.validate(zen_export::catalog::buckets)?;
     let mut out = vec![
         (
             "deploy/prometheus/zen-watcher-rules.yaml".to_owned(),
@@ -68,7 +61,7 @@ fn alerting() -> Result<Vec<(String, String)>> {
             generate::alertmanager(),
         ),
     ];
-    for suite in zen_slo::scenario::suites(&spec, &buckets) {
+    for suite in zen_slo::scenario::suites(&spec, &zen_export::catalog::buckets) {
         out.push((
             format!("deploy/prometheus/tests/{}", suite.file),
             generate::promtool_tests("../zen-watcher-rules.yaml", &suite.scenarios, false),

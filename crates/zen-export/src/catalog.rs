@@ -70,6 +70,13 @@ impl Metric {
     }
 }
 
+/// A histogram's declared bucket bounds; `None` for a name that is not a catalog histogram.
+pub fn buckets(name: &str) -> Option<Vec<f64>> {
+    find(name)
+        .filter(|m| m.kind == Kind::Histogram && m.name == name)
+        .map(|m| m.buckets.to_vec())
+}
+
 /// The catalog metric `name` (a histogram's `_bucket`, `_sum` or `_count` series finds its
 /// histogram; a member of a family finds the family — exact names first, then families in
 /// catalog order).
@@ -647,6 +654,53 @@ pub const CATALOG: &[Metric] = &[
         "info",
         &["version", "os", "arch"],
         "Always 1; the labels say which build is running.",
+    ),
+    // SLOs and alerts (zen-slo's evaluator, every `alerting.interval`).
+    m(
+        "zen_watcher_health_score",
+        Gauge,
+        "score",
+        &[],
+        "0-100: 100 x share of events committed within 100 ms x share of ingestion requests without a server error x CPU and memory headroom (1 up to 80 % of the limit, 0 at 100 %), over 5 minutes; no traffic counts as perfect.",
+    ),
+    initial(
+        m(
+            "zen_watcher_alerts_firing",
+            Gauge,
+            "alerts",
+            &["severity"],
+            "Alerts the daemon's evaluator has firing, by severity.",
+        ),
+        &[&["critical"], &["warning"], &["info"]],
+    ),
+    m(
+        "zen_watcher_slo_burn_rate",
+        Gauge,
+        "ratio",
+        &["slo", "window"],
+        "How fast an SLO spends its error budget over a window: error ratio / budget (1 spends it exactly in the period; 0 without traffic).",
+    ),
+    m(
+        "zen_watcher_slo_error_budget_remaining_ratio",
+        Gauge,
+        "ratio",
+        &["slo"],
+        "Share of an SLO's error budget left for its period, judged on the data the daemon holds (at most 3 days); 1 before any traffic.",
+    ),
+    initial(
+        m(
+            "zen_watcher_notifications_total",
+            Counter,
+            "notifications",
+            &["receiver", "outcome"],
+            "Alert notifications posted, by receiver (alertmanager, webhook) and outcome (sent, failed after retries).",
+        ),
+        &[
+            &["alertmanager", "sent"],
+            &["alertmanager", "failed"],
+            &["webhook", "sent"],
+            &["webhook", "failed"],
+        ],
     ),
     // The host (zen-collect), under node_exporter's names and units.
     m(

@@ -121,6 +121,76 @@ impl Exporter {
     }
 }
 
+impl Exporter {
+    /// Every sample of the metrics `wanted` accepts, as `/metrics` would show them now (the
+    /// facade's and the collectors'; not the `process_*` ones): what the in-process evaluator
+    /// reads, so that it sees what Prometheus scrapes.
+    pub fn samples(&self, wanted: &dyn Fn(&str) -> bool, f: &mut zen_collect::host::Visitor<'_>) {
+        let text = self.handle.render();
+        let mut labels: Vec<(&str, String)> = Vec::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            let name = &line[..name_end];
+            if !wanted(name) {
+                continue;
+            }
+            if let Some(value) = parse_sample(&line[name_end..], &mut labels) {
+                let borrowed: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                f(name, &borrowed, value);
+            }
+        }
+        if let Some(collected) = &self.collected {
+            if let Ok(sample) = collected.lock() {
+                sample.visit(&mut |name, labels, value| {
+                    if wanted(name) {
+                        f(name, labels, value);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The labels and value of a sample line after its name: `{k="v",…} 1.5`; `None` if malformed.
+fn parse_sample<'t>(mut rest: &'t str, labels: &mut Vec<(&'t str, String)>) -> Option<f64> {
+    labels.clear();
+    if let Some(inner) = rest.strip_prefix('{') {
+        rest = inner;
+        loop {
+            rest = rest.trim_start_matches(',');
+            if let Some(after) = rest.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let (key, after) = rest.split_once("=\"")?;
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (i, '"') => break i,
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        c => value.push(c),
+                    },
+                    (_, c) => value.push(c),
+                }
+            };
+            labels.push((key, value));
+            rest = &after[end + 1..];
+        }
+    }
+    let value = rest.split_whitespace().next()?;
+    match value {
+        "+Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        v => v.parse().ok(),
+    }
+}
+
 fn describe(m: &Metric) {
     let unit = match m.unit {
         "seconds" => Some(Unit::Seconds),
@@ -231,5 +301,25 @@ impl<'a> Readings<'a> {
             self.text.push('}');
         }
         let _ = writeln!(self.text, " {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_sample;
+
+    #[test]
+    fn sample_lines_parse_with_escapes() {
+        let mut labels = Vec::new();
+        let v = parse_sample(r#"{a="x",b="q\"uo\\te\n"} 2.5"#, &mut labels);
+        assert_eq!(v, Some(2.5));
+        assert_eq!(
+            labels,
+            [("a", "x".to_owned()), ("b", "q\"uo\\te\n".to_owned())]
+        );
+        assert_eq!(parse_sample(" +Inf", &mut labels), Some(f64::INFINITY));
+        assert!(labels.is_empty());
+        assert_eq!(parse_sample(r#"{a="unterminated} 1"#, &mut labels), None);
+        assert_eq!(parse_sample("{a=1} 1", &mut labels), None);
     }
 }

@@ -22,6 +22,8 @@
 //! The only crate that knows axum. It holds no logic of its own beyond HTTP: reading is
 //! zen-model's, processing zen-pipeline's, storage zen-store's.
 
+pub mod alerting;
+
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use zen_model::{Context, Format, Normalizer, Observation, Severity, Syntax, Timestamp};
 use zen_pipeline::{Ack, AckOutcome, Pipeline, Submission, SubmitError};
@@ -79,6 +81,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// Renders `GET /metrics`; without it the route answers 404.
     pub exporter: Option<Arc<zen_export::Exporter>>,
+    /// SLOs and alerts; without it their routes answer 404.
+    pub alerting: Option<Arc<alerting::Alerting>>,
 }
 
 /// The whole HTTP application.
@@ -90,6 +94,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/observations/{id}", get(one))
         .route("/api/v1/stats", get(stats))
         .route("/metrics", get(metrics_text))
+        .route("/api/v1/slos", get(slos))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/rules", get(rules).put(change_rules))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()
@@ -178,6 +185,49 @@ pub async fn serve(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+fn alerting_of(s: &AppState) -> Result<&alerting::Alerting, ApiError> {
+    s.alerting.as_deref().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "alerting is off (alerting.enabled: false)".into(),
+        )
+    })
+}
+
+async fn slos(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(alerting_of(&s)?.slos()))
+}
+
+async fn alerts(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(alerting_of(&s)?.alerts()))
+}
+
+async fn rules(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(alerting_of(&s)?.rules()))
+}
+
+/// Changes thresholds: a JSON object from rule name to `{"threshold", "for", "keep_firing_for",
+/// "severity"}` (any of them). All or nothing; a bad change answers 400 with the reason.
+async fn change_rules(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let a = alerting_of(&s)?;
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let changes: std::collections::BTreeMap<String, zen_slo::RuleChange> =
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            bad(format!(
+                "expected {{\"RuleName\": {{\"threshold\": 80, \"for\": \"5m\"}}}}; at {}: {}",
+                e.path(),
+                e.inner()
+            ))
+        })?;
+    if changes.is_empty() {
+        return Err(bad("no rule to change".into()));
+    }
+    a.change_rules(changes)
+        .map(Json)
+        .map_err(|e| bad(e.to_string()))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -36,6 +36,7 @@ fn harness(config: ServerConfig, pipeline: PipelineConfig, sink: Option<Box<dyn 
         config: Arc::new(config),
         draining: Arc::new(AtomicBool::new(false)),
         exporter: None,
+        alerting: None,
     };
     Harness { state, _dir: dir }
 }

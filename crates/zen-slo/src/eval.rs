@@ -172,13 +172,16 @@ pub struct SloStatus {
 }
 
 /// A run-time change to a threshold rule; what is absent stays.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleChange {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
-    #[serde(rename = "for")]
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
     pub for_: Option<Window>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_firing_for: Option<Window>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
 }
 

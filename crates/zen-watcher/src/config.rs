@@ -94,6 +94,62 @@ pub(crate) struct DaemonConfig {
     pub(crate) filter: zen_filter::FilterConfig,
     pub(crate) sources: NormalizeConfig,
     pub(crate) collect: CollectSection,
+    pub(crate) alerting: AlertingSection,
+}
+
+/// SLO evaluation and alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct AlertingSection {
+    /// Evaluate SLOs and alert rules in the daemon (the generated Prometheus rules do the same
+    /// in Prometheus either way).
+    pub(crate) enabled: bool,
+    /// How often: at least 1s.
+    pub(crate) interval: Human,
+    /// Alertmanager base URLs (`http://alertmanager:9093`).
+    pub(crate) alertmanagers: Vec<String>,
+    /// A URL that receives each batch of alerts as JSON (Alertmanager's webhook shape).
+    pub(crate) webhook: Option<String>,
+    /// Firing alerts are sent again this often.
+    pub(crate) resend_every: Human,
+    /// The daemon's URL as receivers should link to it; default `http://<listen>`.
+    pub(crate) external_url: Option<String>,
+    /// Changes to the shipped rules, by name: `threshold`, `for`, `keep_firing_for`, `severity`.
+    pub(crate) rules: BTreeMap<String, zen_slo::RuleChange>,
+}
+
+impl Default for AlertingSection {
+    fn default() -> Self {
+        AlertingSection {
+            enabled: true,
+            interval: Human(Duration::from_secs(10)),
+            alertmanagers: Vec::new(),
+            webhook: None,
+            resend_every: Human(Duration::from_secs(60)),
+            external_url: None,
+            rules: BTreeMap::new(),
+        }
+    }
+}
+
+impl AlertingSection {
+    /// The evaluator, with the shipped spec checked against the metric catalog and the
+    /// configured rule changes applied.
+    pub(crate) fn engine(&self) -> Result<zen_slo::Engine> {
+        if self.interval.0 < Duration::from_secs(1) {
+            bail!(
+                "alerting.interval: expected at least 1s, found {}",
+                self.interval
+            );
+        }
+        let spec = zen_slo::defaults::spec();
+        spec.validate(zen_export::catalog::buckets)
+            .context("the shipped SLOs")?;
+        let mut engine = zen_slo::Engine::new(spec).context("the shipped SLOs")?;
+        let changes: Vec<_> = self.rules.clone().into_iter().collect();
+        engine.change_rules(&changes).context("alerting.rules")?;
+        Ok(engine)
+    }
 }
 
 /// The host and container collectors.
@@ -251,6 +307,7 @@ impl Default for DaemonConfig {
             filter: zen_filter::FilterConfig::default(),
             sources: NormalizeConfig::default(),
             collect: CollectSection::default(),
+            alerting: AlertingSection::default(),
         }
     }
 }
@@ -286,6 +343,9 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_MAX_BATCH_SIZE", "pipeline.max_batch_size", Kind::Typed),
     ("ZEN_MAX_BATCH_AGE", "pipeline.max_batch_age", Kind::Text),
     ("ZEN_DEDUP_WINDOW", "pipeline.dedup_window", Kind::Text),
+    ("ZEN_ALERTING_ENABLED", "alerting.enabled", Kind::Typed),
+    ("ZEN_ALERTING_INTERVAL", "alerting.interval", Kind::Text),
+    ("ZEN_WEBHOOK_URL", "alerting.webhook", Kind::Text),
 ];
 
 /// Variables of the `ZEN_` family that are not configuration (the test harness's).

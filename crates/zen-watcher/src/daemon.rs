@@ -44,6 +44,11 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         None
     };
     let exporter = Arc::new(exporter);
+    let engine = if config.alerting.enabled {
+        Some(config.alerting.engine()?)
+    } else {
+        None
+    };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = config.data_dir.join("zen-watcher.db");
@@ -65,7 +70,8 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             ..ServerConfig::default()
         }),
         draining: draining.clone(),
-        exporter: Some(exporter),
+        exporter: Some(exporter.clone()),
+        alerting: None,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,6 +85,24 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         let addr = listener
             .local_addr()
             .context("reading the listening address")?;
+        let mut state = state;
+        if let Some(engine) = engine {
+            let a = &config.alerting;
+            let settings = zen_server::alerting::AlertingConfig {
+                interval: a.interval.0,
+                alertmanagers: a.alertmanagers.clone(),
+                webhook: a.webhook.clone(),
+                resend_every: a.resend_every.0,
+                external_url: a
+                    .external_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+            };
+            state.alerting = Some(
+                zen_server::alerting::Alerting::start(engine, exporter, settings)
+                    .context("starting the alert evaluator")?,
+            );
+        }
         tracing::info!(listen = %addr, "zen-watcher listening on http://{addr}");
         tracing::info!(data = %db.display(), "keeping Observations in {}", db.display());
         if config.token.is_none() && !addr.ip().is_loopback() {

@@ -28,9 +28,17 @@ pub(crate) fn post(addr: SocketAddr, path: &str, body: &str) -> u16 {
 
 /// `GET path` in HTTP/1.0, so that no answer comes chunked: the status and body.
 pub(crate) fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
+    )
+}
+
+/// Sends a whole HTTP/1.0 request; the answer's status and body.
+fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    s.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
@@ -39,6 +47,17 @@ pub(crate) fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// `PUT path` with a JSON body, in HTTP/1.0: the status and body.
+pub(crate) fn put(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    exchange(
+        addr,
+        &format!(
+            "PUT {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }
 
 /// The path of the external program `name`, or `None` after saying loudly that the test is
@@ -187,7 +206,7 @@ pub(crate) fn full_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "filter:\n  global:\n    min_severity: low\ncollect:\n  sys_root: {}\n  cgroup_root: {}\n  collectors:\n    processes: true\n",
+            "filter:\n  global:\n    min_severity: low\nalerting:\n  interval: 1s\ncollect:\n  sys_root: {}\n  cgroup_root: {}\n  collectors:\n    processes: true\n",
             data.join("sys").display(),
             data.join("containers-v2").display()
         ),

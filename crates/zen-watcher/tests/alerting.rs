@@ -1,0 +1,370 @@
+//! Alerting with the real tools: the generated rules through `promtool check rules` and
+//! `promtool test rules` (the committed tests, and a dense replay that compares every alert's
+//! state at every evaluation with the in-process evaluator), the Alertmanager configuration
+//! through `amtool check-config`, and the daemon's alerts through a real Alertmanager on
+//! loopback and a webhook.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{external, get, put, start_with};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(program: &Path, args: &[&str], dir: &Path) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}\n{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn promtool_checks_the_rules_and_the_prometheus_rule_groups() {
+    let Some(promtool) = external("promtool") else {
+        return;
+    };
+    let deploy = repo().join("deploy/prometheus");
+    run(
+        &promtool,
+        &["check", "rules", "zen-watcher-rules.yaml"],
+        &deploy,
+    );
+    // The PrometheusRule's groups, as a plain rule file.
+    let dir = tempfile::tempdir().unwrap();
+    let operator: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(deploy.join("prometheusrule.yaml")).unwrap(),
+    )
+    .unwrap();
+    let plain = dir.path().join("groups.yaml");
+    std::fs::write(
+        &plain,
+        serde_yaml_ng::to_string(&serde_json::json!({ "groups": operator["spec"]["groups"] }))
+            .unwrap(),
+    )
+    .unwrap();
+    run(&promtool, &["check", "rules", "groups.yaml"], dir.path());
+}
+
+#[test]
+fn promtool_passes_the_committed_rule_tests() {
+    let Some(promtool) = external("promtool") else {
+        return;
+    };
+    let tests = repo().join("deploy/prometheus/tests");
+    let mut files: Vec<String> = std::fs::read_dir(&tests)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let mut args = vec!["test", "rules"];
+    args.extend(files.iter().map(String::as_str));
+    run(&promtool, &args, &tests);
+}
+
+/// Prometheus and the daemon's evaluator, fed the same series, agree on every alert's state
+/// (pending, firing, or neither) at every evaluation, and on firing alerts' labels and
+/// annotations where they change.
+#[test]
+fn prometheus_and_the_evaluator_agree_at_every_evaluation() {
+    let Some(promtool) = external("promtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spec = zen_slo::defaults::spec();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        zen_slo::generate::rules(&spec),
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    for suite in zen_slo::scenario::suites(&spec, &zen_export::catalog::buckets) {
+        let text = zen_slo::generate::promtool_tests("rules.yaml", &suite.scenarios, true);
+        std::fs::write(dir.path().join(&suite.file), text).unwrap();
+        files.push(suite.file);
+    }
+    let mut args = vec!["test", "rules"];
+    args.extend(files.iter().map(String::as_str));
+    run(&promtool, &args, dir.path());
+}
+
+#[test]
+fn amtool_accepts_the_alertmanager_configuration() {
+    let Some(amtool) = external("amtool") else {
+        return;
+    };
+    run(
+        &amtool,
+        &["check-config", "alertmanager.yaml"],
+        &repo().join("deploy/alertmanager"),
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A webhook receiver: keeps each request body, answers 200.
+fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    kept.lock().unwrap().push(v);
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, bodies)
+}
+
+/// Waits up to 30 s for `f` to say yes.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn am_alerts(am: SocketAddr) -> Vec<Value> {
+    let (status, body) = get(am, "/api/v2/alerts");
+    if status != 200 {
+        return Vec::new();
+    }
+    serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn memory_alert(alerts: &[Value]) -> Option<&Value> {
+    alerts
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "ZenWatcherHighMemoryUsage")
+}
+
+#[test]
+fn an_alert_reaches_alertmanager_and_resolves_there() {
+    let Some(alertmanager) = external("prometheus-alertmanager") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let am_port = free_port();
+    std::fs::write(
+        dir.path().join("am.yaml"),
+        "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n- name: none\n",
+    )
+    .unwrap();
+    let mut am = Command::new(alertmanager)
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("am.yaml").display()
+        ))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("am-data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let am_addr: SocketAddr = format!("127.0.0.1:{am_port}").parse().unwrap();
+    eventually("Alertmanager to start", || {
+        std::net::TcpStream::connect(am_addr).is_ok() && get(am_addr, "/-/ready").0 == 200
+    });
+
+    let (hook, received) = webhook();
+    let config = dir.path().join("zen.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "alerting:\n  interval: 1s\n  resend_every: 2s\n  alertmanagers: [\"http://{am_addr}\"]\n  webhook: http://{hook}/hook\n"
+        ),
+    )
+    .unwrap();
+    let (mut daemon, addr, logs) =
+        start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    std::thread::spawn(move || logs.for_each(drop));
+
+    // The shipped rules, and bad changes refused with the reason.
+    let (status, body) = get(addr, "/api/v1/alerts/rules");
+    assert_eq!(status, 200, "{body}");
+    let rules: Value = serde_json::from_str(&body).unwrap();
+    let memory = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ZenWatcherHighMemoryUsage")
+        .unwrap();
+    assert_eq!(
+        (memory["threshold"].as_f64(), memory["for"].as_str()),
+        (Some(90.0), Some("3m"))
+    );
+    for (bad, says) in [
+        (r#"{"NoSuchRule": {"threshold": 1}}"#, "no such rule"),
+        (
+            r#"{"ZenWatcherAbsent": {"threshold": 1}}"#,
+            "has no threshold",
+        ),
+        (
+            r#"{"ZenWatcherHighMemoryUsage": {"treshold": 1}}"#,
+            "unknown field `treshold`",
+        ),
+        (
+            r#"{"ZenWatcherHighMemoryUsage": {"for": "soon"}}"#,
+            "ZenWatcherHighMemoryUsage.for",
+        ),
+        ("{}", "no rule to change"),
+        ("[", "expected a map"),
+        ("{\"ZenWatcherHighMemoryUsage\": {\"threshold\": 1", "EOF"),
+    ] {
+        let (status, body) = put(addr, "/api/v1/alerts/rules", bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains(says), "{bad}: {body}");
+    }
+
+    // Any memory use is over a threshold of 0: the alert fires at the next evaluation.
+    let (status, body) = put(
+        addr,
+        "/api/v1/alerts/rules",
+        r#"{"ZenWatcherHighMemoryUsage": {"threshold": 0, "for": "0s"}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    eventually("the alert in Alertmanager", || {
+        memory_alert(&am_alerts(am_addr)).is_some_and(|a| a["status"]["state"] == "active")
+    });
+    let alerts = am_alerts(am_addr);
+    let a = memory_alert(&alerts).unwrap();
+    assert_eq!(a["labels"]["severity"], "critical");
+    assert!(
+        a["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap()
+            .contains("#zenwatcherhighmemoryusage")
+    );
+    assert_eq!(a["generatorURL"], format!("http://{addr}/api/v1/alerts"));
+    let (_, body) = get(addr, "/api/v1/alerts");
+    let ours: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        ours["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "ZenWatcherHighMemoryUsage" && a["state"] == "firing"),
+        "{ours}"
+    );
+
+    // Back to 90 %: resolved in the daemon, then gone from Alertmanager's active alerts.
+    let (status, _) = put(
+        addr,
+        "/api/v1/alerts/rules",
+        r#"{"ZenWatcherHighMemoryUsage": {"threshold": 90}}"#,
+    );
+    assert_eq!(status, 200);
+    eventually("the alert resolved in Alertmanager", || {
+        memory_alert(&am_alerts(am_addr)).is_none()
+    });
+    eventually("the webhook to hear both", || {
+        let bodies = received.lock().unwrap();
+        let states: Vec<&str> = bodies
+            .iter()
+            .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["labels"]["alertname"] == "ZenWatcherHighMemoryUsage")
+            .map(|a| {
+                if a["status"] == "firing" {
+                    "firing"
+                } else {
+                    "resolved"
+                }
+            })
+            .collect();
+        states.contains(&"firing") && states.contains(&"resolved")
+    });
+
+    // The SLOs, the health score and the notification counters.
+    let (status, body) = get(addr, "/api/v1/slos");
+    assert_eq!(status, 200);
+    let slos: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = slos["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"ingestion-availability") && names.len() == 8,
+        "{names:?}"
+    );
+    assert!(
+        slos["health_score"]
+            .as_f64()
+            .is_some_and(|h| (0.0..=100.0).contains(&h))
+    );
+    let (_, metrics) = get(addr, "/metrics");
+    assert!(
+        metrics.contains("zen_watcher_health_score "),
+        "no health score"
+    );
+    let sent = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                r#"zen_watcher_notifications_total{receiver="alertmanager",outcome="sent"}"#,
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(sent.is_some_and(|n| n >= 2.0), "{sent:?}");
+
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    am.kill().unwrap();
+    am.wait().unwrap();
+}
