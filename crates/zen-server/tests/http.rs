@@ -496,3 +496,16 @@ async fn ack_commit_says_when_events_could_not_be_stored_or_not_in_time() {
     );
     hold.store(false, Ordering::SeqCst);
 }
+
+#[tokio::test]
+async fn alert_routes_say_when_alerting_is_off() {
+    let h = default_harness();
+    for path in ["/api/v1/slos", "/api/v1/alerts", "/api/v1/alerts/rules"] {
+        let (status, body, _) = call(&h, get(path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            body["error"].as_str().unwrap().contains("alerting is off"),
+            "{body}"
+        );
+    }
+}

@@ -377,7 +377,7 @@ pub enum SpecError {
 pub const BURN_ALERT: &str = "ZenWatcherErrorBudgetBurn";
 
 /// Where the runbooks live; each alert links to its anchor.
-pub const RUNBOOKS: &str = "https://github.com/zen-watcher/zen-watcher/blob/main/docs/runbooks.md";
+pub const RUNBOOKS: &str = "https://github.com/zen-watcher/zen-watcher/blob/main/docs/alerting.md";
 
 impl Spec {
     /// Checks what Prometheus and the evaluator both rely on. `buckets` gives a histogram's

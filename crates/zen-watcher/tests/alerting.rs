@@ -127,8 +127,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A webhook receiver: keeps each request body, answers 200.
-fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+/// A webhook receiver: keeps each request body; answers 503 to the first `fail_first`, then 200.
+fn webhook(fail_first: usize) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -153,8 +153,15 @@ fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
                     kept.lock().unwrap().push(v);
                 }
             }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let status = if kept.lock().unwrap().len() <= fail_first {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
         }
     });
     (addr, bodies)
@@ -181,6 +188,15 @@ fn am_alerts(am: SocketAddr) -> Vec<Value> {
         .ok()
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default()
+}
+
+/// A counter's value in an exposition.
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn memory_alert(alerts: &[Value]) -> Option<&Value> {
@@ -221,7 +237,7 @@ fn an_alert_reaches_alertmanager_and_resolves_there() {
         std::net::TcpStream::connect(am_addr).is_ok() && get(am_addr, "/-/ready").0 == 200
     });
 
-    let (hook, received) = webhook();
+    let (hook, received) = webhook(0);
     let config = dir.path().join("zen.yaml");
     std::fs::write(
         &config,
@@ -353,18 +369,55 @@ fn an_alert_reaches_alertmanager_and_resolves_there() {
         metrics.contains("zen_watcher_health_score "),
         "no health score"
     );
-    let sent = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with(
-                r#"zen_watcher_notifications_total{receiver="alertmanager",outcome="sent"}"#,
-            )
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
-    assert!(sent.is_some_and(|n| n >= 2.0), "{sent:?}");
+    let sent = counter(
+        &metrics,
+        r#"zen_watcher_notifications_total{receiver="alertmanager",outcome="sent"}"#,
+    );
+    assert!(sent >= 2.0, "{sent}");
 
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     am.kill().unwrap();
     am.wait().unwrap();
+}
+
+/// A receiver that is down is retried, then counted as failed; one that fails once and then
+/// answers gets the alert on a retry.
+#[test]
+fn notifications_are_retried_then_counted_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, received) = webhook(1);
+    let down = free_port();
+    let config = dir.path().join("zen.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "alerting:\n  interval: 1s\n  alertmanagers: [\"http://127.0.0.1:{down}\"]\n  webhook: http://{hook}/hook\n  rules:\n    ZenWatcherHighMemoryUsage: {{threshold: 0, for: 0s}}\n"
+        ),
+    )
+    .unwrap();
+    let (mut daemon, addr, logs) =
+        start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    std::thread::spawn(move || logs.for_each(drop));
+    eventually("a failure counted and a webhook retry delivered", || {
+        let (_, metrics) = get(addr, "/metrics");
+        let failed = counter(
+            &metrics,
+            r#"zen_watcher_notifications_total{receiver="alertmanager",outcome="failed"}"#,
+        );
+        let sent = counter(
+            &metrics,
+            r#"zen_watcher_notifications_total{receiver="webhook",outcome="sent"}"#,
+        );
+        failed >= 1.0 && sent >= 1.0
+    });
+    let bodies = received.lock().unwrap();
+    assert!(
+        bodies.len() >= 2,
+        "the first post was refused, so a retry came"
+    );
+    assert_eq!(bodies[0], bodies[1], "a retry sends the same batch");
+    drop(bodies);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
 }
