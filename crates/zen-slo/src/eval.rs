@@ -52,6 +52,8 @@ enum Kind {
 struct Slot {
     sel: Compiled,
     track: Track,
+    /// How far back the expressions reading it look.
+    reach: Window,
 }
 
 /// An SLI with its selectors resolved to tracks.
@@ -222,9 +224,11 @@ struct Builder {
 }
 
 impl Builder {
-    fn track(&mut self, kind: Kind, sel: &Selector) -> Result<usize, SpecError> {
+    /// The track of `sel`, read up to `reach` back.
+    fn track(&mut self, kind: Kind, sel: &Selector, reach: Window) -> Result<usize, SpecError> {
         let key = (kind, crate::promql::selector(sel, &[]));
         if let Some(&i) = self.index.get(&key) {
+            self.slots[i].reach = self.slots[i].reach.max(reach);
             return Ok(i);
         }
         let compiled = Compiled::new(sel).map_err(|e| SpecError::Rule {
@@ -250,12 +254,13 @@ impl Builder {
         self.slots.push(Slot {
             sel: compiled,
             track,
+            reach,
         });
         self.index.insert(key, self.slots.len() - 1);
         Ok(self.slots.len() - 1)
     }
 
-    fn sli(&mut self, sli: &Sli) -> Result<CSli, SpecError> {
+    fn sli(&mut self, sli: &Sli, reach: Window) -> Result<CSli, SpecError> {
         Ok(match sli {
             Sli::Latency {
                 histogram,
@@ -264,17 +269,19 @@ impl Builder {
                 count: self.track(
                     Kind::Counter,
                     &histogram.renamed(format!("{}_count", histogram.metric)),
+                    reach,
                 )?,
                 good: self.track(
                     Kind::Counter,
                     &histogram
                         .renamed(format!("{}_bucket", histogram.metric))
                         .eq("le", &crate::promql::number(*threshold)),
+                    reach,
                 )?,
             },
             Sli::Ratio { errors, total } => CSli::Ratio {
-                errors: self.track(Kind::Counter, errors)?,
-                total: self.track(Kind::Counter, total)?,
+                errors: self.track(Kind::Counter, errors, reach)?,
+                total: self.track(Kind::Counter, total, reach)?,
             },
         })
     }
@@ -291,26 +298,28 @@ impl Builder {
                 buckets: self.track(
                     Kind::Buckets,
                     &histogram.renamed(format!("{}_bucket", histogram.metric)),
+                    reach(e),
                 )?,
                 window: *window,
                 offset: *offset,
             },
-            Expr::ErrorRatio { sli, window } => CExpr::ErrorRatio(self.sli(sli)?, *window),
-            Expr::Max(s) => CExpr::Max(self.track(Kind::Gauge, s)?),
-            Expr::MaxRatio { num, den } => {
-                CExpr::MaxRatio(self.track(Kind::Gauge, num)?, self.track(Kind::Gauge, den)?)
-            }
+            Expr::ErrorRatio { sli, window } => CExpr::ErrorRatio(self.sli(sli, *window)?, *window),
+            Expr::Max(s) => CExpr::Max(self.track(Kind::Gauge, s, Window::default())?),
+            Expr::MaxRatio { num, den } => CExpr::MaxRatio(
+                self.track(Kind::Gauge, num, Window::default())?,
+                self.track(Kind::Gauge, den, Window::default())?,
+            ),
             Expr::Div(a, b) => CExpr::Div(Box::new(self.expr(a)?), Box::new(self.expr(b)?)),
             Expr::PredictLinear {
                 gauge,
                 window,
                 horizon,
             } => CExpr::Predict {
-                gauge: self.track(Kind::GaugeHistory, gauge)?,
+                gauge: self.track(Kind::GaugeHistory, gauge, *window)?,
                 window: *window,
                 horizon: *horizon,
             },
-            Expr::Absent(s) => CExpr::Absent(self.track(Kind::Gauge, s)?),
+            Expr::Absent(s) => CExpr::Absent(self.track(Kind::Gauge, s, Window::default())?),
         })
     }
 }
@@ -328,20 +337,13 @@ fn reach(e: &Expr) -> Window {
 }
 
 impl Engine {
-    /// An engine for `spec`: every sample kept for 6 hours, then one a minute for as long as
-    /// the longest window needs.
+    /// An engine for `spec`: every sample kept for 35 minutes (the short windows, up to 30 m,
+    /// read them all), then one a minute (a counter's increase over an hour or more is as
+    /// exact from those), each series for as long as the longest window reading it needs.
     pub fn new(spec: Spec) -> Result<Engine, SpecError> {
-        let longest = spec
-            .slos
-            .iter()
-            .flat_map(|s| s.windows())
-            .chain(spec.rules.iter().map(|r| reach(&r.expr)))
-            .max()
-            .unwrap_or_default();
         let retention = Retention {
-            fine_ms: Window::hours(6).millis() + Window::minutes(5).millis(),
+            fine_ms: Window::minutes(35).millis(),
             coarse_step_ms: 60_000,
-            keep_ms: longest.millis() + 120_000,
         };
         Engine::with_retention(spec, retention)
     }
@@ -352,7 +354,7 @@ impl Engine {
         let slis = spec
             .slos
             .iter()
-            .map(|s| b.sli(&s.sli))
+            .map(|s| b.sli(&s.sli, s.windows().into_iter().max().unwrap_or_default()))
             .collect::<Result<_, _>>()?;
         let rules = spec
             .rules
@@ -364,9 +366,9 @@ impl Engine {
             .iter()
             .map(|h| {
                 Ok(match h {
-                    HealthTerm::Good(sli, w) => CHealth::Good(b.sli(sli)?, *w),
+                    HealthTerm::Good(sli, w) => CHealth::Good(b.sli(sli, *w)?, *w),
                     HealthTerm::Headroom { gauge, from, to } => CHealth::Headroom {
-                        gauge: b.track(Kind::Gauge, gauge)?,
+                        gauge: b.track(Kind::Gauge, gauge, Window::default())?,
                         from: *from,
                         to: *to,
                     },
@@ -468,7 +470,7 @@ impl Engine {
                     });
                     g.latest = (t, value);
                     if *history {
-                        g.ring.push(t, value, &self.retention);
+                        g.ring.push(t, value, &self.retention, keep(slot.reach));
                     }
                 }
             }
@@ -508,23 +510,29 @@ impl Engine {
     fn commit(&mut self, t: i64) {
         let r = self.retention;
         for slot in &mut self.slots {
+            let keep = keep(slot.reach);
             match &mut slot.track {
                 Track::Counter { acc, touched, ring } => {
                     if std::mem::take(touched) {
-                        ring.push(t, acc.total, &r);
+                        ring.push(t, acc.total, &r, keep);
                     }
                     acc.forget_before(t - LOOKBACK_MS);
                 }
                 Track::Buckets { acc, touched, ring } => {
                     if std::mem::take(touched) {
-                        ring.push(t, acc.iter().map(|(le, a)| (*le, a.total)).collect(), &r);
+                        ring.push(
+                            t,
+                            acc.iter().map(|(le, a)| (*le, a.total)).collect(),
+                            &r,
+                            keep,
+                        );
                     }
                     for (_, a) in acc.iter_mut() {
                         a.forget_before(t - LOOKBACK_MS);
                     }
                 }
                 Track::Gauge { series, .. } => {
-                    series.retain(|_, g| g.latest.0 >= t - r.keep_ms.max(LOOKBACK_MS));
+                    series.retain(|_, g| g.latest.0 >= t - keep.max(LOOKBACK_MS));
                 }
             }
         }
@@ -803,6 +811,11 @@ impl Engine {
         self.spec.rules = rules;
         Ok(())
     }
+}
+
+/// How long a series read `reach` back is kept: two evaluations' slack beyond it.
+fn keep(reach: Window) -> i64 {
+    reach.millis() + 120_000
 }
 
 fn rule_definition(ri: usize, r: &Rule) -> Definition {

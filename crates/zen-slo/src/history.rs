@@ -6,7 +6,7 @@
 //! Counters are kept as one sum per selector: each series adds what it grew since it was last
 //! seen (its value after a reset; nothing when first seen, as `rate()` ignores a series' history
 //! before its first sample). Recent samples are kept at the evaluation interval, older ones one a
-//! minute, for as long as the longest window read needs.
+//! minute, for as long as the longest window that reads them needs.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -18,15 +18,14 @@ use crate::spec::{MatchOp, Selector};
 /// How long an instant selector looks back for a sample (Prometheus' default).
 pub(crate) const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
-/// How long samples are kept, and at what resolution.
+/// At what resolution samples are kept; each series is kept as long as the longest window that
+/// reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Every sample is kept this long (milliseconds).
+    /// Every sample is kept this long at most (milliseconds).
     pub fine_ms: i64,
-    /// After that, one sample per this step is kept (milliseconds)...
+    /// After that, one sample per this step is kept (milliseconds).
     pub coarse_step_ms: i64,
-    /// ...this long (milliseconds).
-    pub keep_ms: i64,
 }
 
 /// Samples of one value over time, at two resolutions.
@@ -44,7 +43,9 @@ impl<V: Clone> Ring<V> {
         }
     }
 
-    pub(crate) fn push(&mut self, t: i64, v: V, r: &Retention) {
+    /// Adds a sample; forgets those older than `keep_ms`.
+    pub(crate) fn push(&mut self, t: i64, v: V, r: &Retention, keep_ms: i64) {
+        let fine_ms = r.fine_ms.min(keep_ms);
         if self
             .coarse
             .back()
@@ -53,10 +54,10 @@ impl<V: Clone> Ring<V> {
             self.coarse.push_back((t, v.clone()));
         }
         self.fine.push_back((t, v));
-        while self.fine.front().is_some_and(|(f, _)| *f < t - r.fine_ms) {
+        while self.fine.front().is_some_and(|(f, _)| *f < t - fine_ms) {
             self.fine.pop_front();
         }
-        while self.coarse.front().is_some_and(|(c, _)| *c < t - r.keep_ms) {
+        while self.coarse.front().is_some_and(|(c, _)| *c < t - keep_ms) {
             self.coarse.pop_front();
         }
     }

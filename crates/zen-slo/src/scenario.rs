@@ -568,7 +568,6 @@ impl Scenario {
         let retention = Retention {
             fine_ms: i64::MAX / 4,
             coarse_step_ms: i64::MAX / 4,
-            keep_ms: i64::MAX / 4,
         };
         let Ok(mut engine) = Engine::with_retention(self.spec.clone(), retention) else {
             return Vec::new();

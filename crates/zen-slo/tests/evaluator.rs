@@ -351,3 +351,40 @@ fn a_rule_reads_only_what_its_expression_names() {
         ["zen_watcher_queue_depth"]
     );
 }
+
+proptest::proptest! {
+    /// Whatever the traffic — bursts, silences, counter resets — every figure the evaluator gives
+    /// is finite, and a ratio whose bad events are part of its total is between 0 and 1. (Errors
+    /// over events is not such a ratio: an error need not be an event.)
+    #[test]
+    fn ratios_stay_between_0_and_1(steps in proptest::collection::vec((0u32..50, 0u32..50, proptest::bool::weighted(0.02)), 1..200)) {
+        let mut engine = Engine::new(defaults::spec()).unwrap();
+        let (mut total, mut bad) = (0.0, 0.0);
+        for (i, (events, failed, reset)) in steps.into_iter().enumerate() {
+            if reset {
+                (total, bad) = (0.0, 0.0);
+            }
+            total += f64::from(events.max(failed));
+            bad += f64::from(failed.min(events.max(failed)));
+            let t = i as i64 * 10_000;
+            let ingest = |code| vec![("route", "/api/v1/ingest/{source}"), ("code", code)];
+            engine.observe(t, "zen_watcher_http_requests_total", &ingest("202"), total - bad);
+            engine.observe(t, "zen_watcher_http_requests_total", &ingest("503"), bad);
+            engine.observe(t, "zen_watcher_events_total", &[("source", "falco")], total);
+            engine.observe(t, "zen_watcher_errors_total", &[("component", "sink")], bad);
+            engine.evaluate(t);
+            proptest::prop_assert!((0.0..=100.0).contains(&engine.health()));
+            for s in engine.slos() {
+                for w in &s.windows {
+                    if let Some(r) = w.error_ratio {
+                        let most = if s.name == "error-rate" { f64::MAX } else { 1.0 };
+                        proptest::prop_assert!((0.0..=most).contains(&r), "{} {}: {r}", s.name, w.window);
+                    }
+                }
+                for x in [s.error_budget_remaining, s.exhaustion_seconds].into_iter().flatten() {
+                    proptest::prop_assert!(x.is_finite());
+                }
+            }
+        }
+    }
+}
