@@ -421,6 +421,7 @@ fn validate(c: &DaemonConfig) -> Result<()> {
         bail!("pipeline.max_batch_size: expected at least 1, found 0");
     }
     c.collect.settings()?;
+    c.alerting.engine()?;
     if c.pipeline.queue_capacity == 0 {
         bail!("pipeline.queue_capacity: expected at least 1, found 0");
     }
@@ -553,6 +554,15 @@ mod tests {
             check("pipeline:\n  max_batch_sise: 3\n").contains("unknown field `max_batch_sise`")
         );
         assert!(check("grace_period: soon\n").contains("expected a duration such as 100ms"));
+        let rule = check("alerting:\n  rules:\n    ZenWatcherNope: {threshold: 1}\n");
+        assert!(
+            rule.contains("alerting.rules") && rule.contains("rule ZenWatcherNope: no such rule"),
+            "{rule}"
+        );
+        assert!(
+            check("alerting:\n  interval: 100ms\n")
+                .contains("alerting.interval: expected at least 1s")
+        );
         assert!(
             check("filter:\n  global:\n    expression: 'severity >'\n")
                 .contains("line 1, column 11: expected a value")
