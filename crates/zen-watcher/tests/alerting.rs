@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{external, get, put, start_with};
+use common::{KillOnDrop, external, free_port, get, put, start_with};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -119,14 +119,6 @@ fn amtool_accepts_the_alertmanager_configuration() {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A webhook receiver: keeps each request body; answers 503 to the first `fail_first`, then 200.
 fn webhook(fail_first: usize) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -217,21 +209,23 @@ fn an_alert_reaches_alertmanager_and_resolves_there() {
         "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n- name: none\n",
     )
     .unwrap();
-    let mut am = Command::new(alertmanager)
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("am.yaml").display()
-        ))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("am-data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _am = KillOnDrop(
+        Command::new(alertmanager)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("am.yaml").display()
+            ))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let am_addr: SocketAddr = format!("127.0.0.1:{am_port}").parse().unwrap();
     eventually("Alertmanager to start", || {
         std::net::TcpStream::connect(am_addr).is_ok() && get(am_addr, "/-/ready").0 == 200
@@ -246,8 +240,8 @@ fn an_alert_reaches_alertmanager_and_resolves_there() {
         ),
     )
     .unwrap();
-    let (mut daemon, addr, logs) =
-        start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    let _daemon = KillOnDrop(daemon);
     std::thread::spawn(move || logs.for_each(drop));
 
     // The shipped rules, and bad changes refused with the reason.
@@ -374,11 +368,6 @@ fn an_alert_reaches_alertmanager_and_resolves_there() {
         r#"zen_watcher_notifications_total{receiver="alertmanager",outcome="sent"}"#,
     );
     assert!(sent >= 2.0, "{sent}");
-
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
-    am.kill().unwrap();
-    am.wait().unwrap();
 }
 
 /// A receiver that is down is retried, then counted as failed; one that fails once and then
@@ -396,8 +385,8 @@ fn notifications_are_retried_then_counted_as_failed() {
         ),
     )
     .unwrap();
-    let (mut daemon, addr, logs) =
-        start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    let _daemon = KillOnDrop(daemon);
     std::thread::spawn(move || logs.for_each(drop));
     eventually("a failure counted and a webhook retry delivered", || {
         let (_, metrics) = get(addr, "/metrics");
@@ -417,7 +406,4 @@ fn notifications_are_retried_then_counted_as_failed() {
         "the first post was refused, so a retry came"
     );
     assert_eq!(bodies[0], bodies[1], "a retry sends the same batch");
-    drop(bodies);
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
 }

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use serde_json::Value;
 use zen_export::grafana::{queries, substitute};
 
 mod common;
-use common::{KillOnDrop, external, full_config, get, short_load, start_with};
+use common::{KillOnDrop, external, free_port, full_config, get, short_load, start_with};
 
 /// (panel, a part of the query) that cannot return data here, and why.
 const NO_DATA_HERE: &[(&str, &str, &str)] = &[
@@ -28,14 +28,6 @@ const NO_DATA_HERE: &[(&str, &str, &str)] = &[
         "needs a week of history; this Prometheus is seconds old",
     ),
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn encode(s: &str) -> String {
     s.bytes()

@@ -49,6 +49,15 @@ fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
     (status, body)
 }
 
+/// A loopback port nothing listens on (as of now).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `PUT path` with a JSON body, in HTTP/1.0: the status and body.
 pub(crate) fn put(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     exchange(
