@@ -34,6 +34,8 @@ pub struct AlertingConfig {
 #[derive(Debug)]
 pub struct Alerting {
     engine: Mutex<Engine>,
+    /// The metric names the engine reads (its expressions do not change at run time).
+    wanted: std::collections::HashSet<String>,
     evaluated_at: Mutex<Option<Timestamp>>,
 }
 
@@ -57,6 +59,7 @@ impl Alerting {
         config: AlertingConfig,
     ) -> std::io::Result<Arc<Alerting>> {
         let alerting = Arc::new(Alerting {
+            wanted: engine.metrics().map(str::to_owned).collect(),
             engine: Mutex::new(engine),
             evaluated_at: Mutex::new(None),
         });
@@ -102,11 +105,10 @@ impl Alerting {
     fn evaluate(&self, exporter: &zen_export::Exporter, now: Timestamp) -> Vec<Alert> {
         let t = now.as_millisecond();
         let mut engine = lock(&self.engine);
-        let wanted: std::collections::HashSet<String> =
-            engine.metrics().map(str::to_owned).collect();
-        exporter.samples(&|name| wanted.contains(name), &mut |name, labels, value| {
-            engine.observe(t, name, labels, value)
-        });
+        exporter.samples(
+            &|name| self.wanted.contains(name),
+            &mut |name, labels, value| engine.observe(t, name, labels, value),
+        );
         engine.evaluate(t);
         *lock(&self.evaluated_at) = Some(now);
         publish(&engine);
