@@ -22,15 +22,7 @@ impl Loader<u64> for Fixed {
 fn bench(c: &mut Criterion) {
     let cache = Arc::new(ConfigCache::new("bench", Duration::from_secs(3600), Fixed));
     let now = Instant::now();
-    for s in [
-        "falco",
-        "audit",
-        "trivy",
-        "kyverno",
-        "kube-bench",
-        "checkov",
-        "generic",
-    ] {
+    for s in zen_model::Format::ALL.map(zen_model::Format::as_str) {
         cache.get(s, now).expect("loads");
     }
     let mut group = c.benchmark_group("config-cache");

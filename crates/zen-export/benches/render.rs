@@ -7,15 +7,7 @@ fn render(c: &mut Criterion) {
     let exporter = Exporter::install("/proc").expect("the only recorder of this process");
     // 7 sources × 5 severities × 50 namespaces = 1,750 counters, plus 4 stages × 7 sources
     // histograms of 20 lines each and the catalog's own series: well over 2,000 series.
-    let sources = [
-        "falco",
-        "audit",
-        "trivy",
-        "kyverno",
-        "kube-bench",
-        "checkov",
-        "generic",
-    ];
+    let sources = zen_model::Format::ALL.map(zen_model::Format::as_str);
     let severities = ["critical", "high", "medium", "low", "info"];
     for source in sources {
         for severity in severities {

@@ -6,23 +6,19 @@
 #![allow(clippy::unwrap_used)] // a benchmark: a panic is the report
 
 use std::hint::black_box;
+use std::sync::LazyLock;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use zen_export::catalog::LATENCY_BUCKETS;
+use zen_model::Format;
 use zen_slo::{Engine, defaults};
 
-const LATENCY: &[&str] = &[
-    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.075",
-    "0.1", "0.2", "0.5", "1", "2.5", "5", "10", "+Inf",
-];
-const SOURCES: &[&str] = &[
-    "falco",
-    "audit",
-    "trivy",
-    "kyverno",
-    "kube-bench",
-    "checkov",
-    "generic",
-];
+/// The catalog's bucket bounds as the exporter prints them, `+Inf` last.
+static LATENCY: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut les: Vec<String> = LATENCY_BUCKETS.iter().map(f64::to_string).collect();
+    les.push("+Inf".into());
+    les
+});
 const STAGES: &[&str] = &["normalize", "process", "sink", "total"];
 const STEP_MS: i64 = 10_000;
 
@@ -30,14 +26,16 @@ const STEP_MS: i64 = 10_000;
 fn tick(engine: &mut Engine, i: i64) {
     let t = i * STEP_MS;
     let n = (i * 300) as f64;
+    let sources = Format::ALL.map(Format::as_str);
+    let latency = &*LATENCY;
     for stage in STAGES {
-        for source in SOURCES {
-            for (k, le) in LATENCY.iter().enumerate() {
-                let share = ((k + 1) as f64 / LATENCY.len() as f64).min(1.0);
+        for source in sources {
+            for (k, le) in latency.iter().enumerate() {
+                let share = ((k + 1) as f64 / latency.len() as f64).min(1.0);
                 engine.observe(
                     t,
                     "zen_watcher_event_processing_duration_seconds_bucket",
-                    &[("stage", stage), ("source", source), ("le", le)],
+                    &[("stage", stage), ("source", source), ("le", le.as_str())],
                     (n * share).floor(),
                 );
             }
@@ -49,7 +47,7 @@ fn tick(engine: &mut Engine, i: i64) {
             );
         }
     }
-    for source in SOURCES {
+    for source in sources {
         engine.observe(
             t,
             "zen_watcher_events_total",

@@ -10,7 +10,7 @@ use crate::history::{
 };
 use crate::spec::{
     BURN_ALERT, Cmp, Expr, HealthTerm, Labels, Rule, Selector, Severity, Sli, Spec, SpecError,
-    Window, check_threshold, exact,
+    Window, check_threshold, exact, labels,
 };
 
 /// How long a resolved alert is kept (and re-sent as resolved), as Prometheus does.
@@ -385,19 +385,10 @@ impl Engine {
         let mut definitions = Vec::new();
         for (si, slo) in spec.slos.iter().enumerate() {
             for (ti, tier) in slo.tiers.iter().enumerate() {
-                let kind = match tier.kind {
-                    crate::spec::TierKind::Page => "page",
-                    crate::spec::TierKind::Ticket => "ticket",
-                };
                 definitions.push(Definition {
                     source: Source::Burn { slo: si, tier: ti },
                     name: BURN_ALERT.to_owned(),
-                    labels: labels(&[
-                        ("slo", &slo.name),
-                        ("window", &tier.long.to_string()),
-                        ("severity", tier.severity().as_str()),
-                        ("tier", kind),
-                    ]),
+                    labels: burn_labels(slo, tier),
                     annotations: burn_annotations(slo, tier),
                     alert: None,
                     keep_firing_since: None,
@@ -494,13 +485,12 @@ impl Engine {
                     }
                 }
             };
-            let for_ = match self.definitions[d].source {
-                Source::Burn { .. } => 0,
-                Source::Rule(r) => self.spec.rules[r].for_.millis(),
-            };
-            let keep = match self.definitions[d].source {
-                Source::Burn { .. } => 0,
-                Source::Rule(r) => self.spec.rules[r].keep_firing_for.millis(),
+            let (for_, keep) = match self.definitions[d].source {
+                Source::Burn { .. } => (0, 0),
+                Source::Rule(r) => {
+                    let rule = &self.spec.rules[r];
+                    (rule.for_.millis(), rule.keep_firing_for.millis())
+                }
             };
             step(&mut self.definitions[d], value, t, for_, keep);
         }
@@ -833,6 +823,16 @@ fn rule_definition(ri: usize, r: &Rule) -> Definition {
     }
 }
 
+/// A burn-rate alert's labels: which SLO, which long window, how urgent.
+pub(crate) fn burn_labels(slo: &crate::spec::Slo, tier: &crate::spec::Tier) -> Labels {
+    labels(&[
+        ("slo", &slo.name),
+        ("window", &tier.long.to_string()),
+        ("severity", tier.severity().as_str()),
+        ("tier", tier.kind.as_str()),
+    ])
+}
+
 /// What a burn-rate alert says.
 pub(crate) fn burn_annotations(slo: &crate::spec::Slo, tier: &crate::spec::Tier) -> Labels {
     use crate::promql::number;
@@ -861,13 +861,6 @@ pub(crate) fn burn_annotations(slo: &crate::spec::Slo, tier: &crate::spec::Tier)
             &format!("{}#{}", crate::spec::RUNBOOKS, BURN_ALERT.to_lowercase()),
         ),
     ])
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
 }
 
 #[cold]

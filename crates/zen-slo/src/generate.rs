@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::promql;
 use crate::scenario::{Scenario, Snapshot};
-use crate::spec::{BURN_ALERT, Labels, RUNBOOKS, Spec, TierKind, Window};
+use crate::spec::{BURN_ALERT, Labels, RUNBOOKS, Spec, Window, labels};
 
 #[derive(Debug, Serialize)]
 struct RuleFile {
@@ -37,13 +37,6 @@ struct PromRule {
     annotations: Labels,
 }
 
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
 fn nonzero(w: Window) -> Option<Window> {
     (w != Window::default()).then_some(w)
 }
@@ -65,18 +58,7 @@ fn groups(spec: &Spec) -> Vec<Group> {
             rules.push(PromRule {
                 alert: Some(BURN_ALERT.to_owned()),
                 expr: promql::burn(slo, tier),
-                labels: labels(&[
-                    ("slo", &slo.name),
-                    ("window", &tier.long.to_string()),
-                    ("severity", tier.severity().as_str()),
-                    (
-                        "tier",
-                        match tier.kind {
-                            TierKind::Page => "page",
-                            TierKind::Ticket => "ticket",
-                        },
-                    ),
-                ]),
+                labels: crate::eval::burn_labels(slo, tier),
                 annotations: crate::eval::burn_annotations(slo, tier),
                 ..PromRule::default()
             });
@@ -197,7 +179,7 @@ fn alerts_series(s: &Snapshot) -> String {
     all.insert("alertstate".into(), s.state.to_owned());
     let inner: Vec<String> = all
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', r"\\").replace('"', r#"\""#)))
+        .map(|(k, v)| format!("{k}=\"{}\"", promql::escape(v)))
         .collect();
     format!("ALERTS{{{}}}", inner.join(", "))
 }

@@ -11,7 +11,7 @@ pub fn number(x: f64) -> String {
     format!("{}", exact(x))
 }
 
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value.replace('\\', r"\\").replace('"', r#"\""#)
 }
 

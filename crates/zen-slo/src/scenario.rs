@@ -629,16 +629,14 @@ impl Scenario {
                 .filter(|a| a.state != "resolved")
                 .collect()
         };
-        let mut times: Vec<usize> = (0..timeline.len())
+        (0..timeline.len())
             .filter(|&i| {
                 dense || i % hour == 0 || i + 1 == timeline.len() || {
                     let changes = |j: usize| j > 0 && active(j) != active(j - 1);
                     changes(i) || changes(i + 1)
                 }
             })
-            .collect();
-        times.dedup();
-        times
+            .collect()
     }
 
     /// When the target alert's firing alerts are checked with their annotations: the step
@@ -666,9 +664,7 @@ impl Scenario {
                 let labels: Vec<String> = s
                     .labels
                     .iter()
-                    .map(|(k, v)| {
-                        format!("{k}=\"{}\"", v.replace('\\', r"\\").replace('"', r#"\""#))
-                    })
+                    .map(|(k, v)| format!("{k}=\"{}\"", crate::promql::escape(v)))
                     .collect();
                 json!({
                     "series": format!("{}{{{}}}", s.metric, labels.join(",")),

@@ -193,6 +193,16 @@ pub enum TierKind {
     Ticket,
 }
 
+impl TierKind {
+    /// The `tier` label's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierKind::Page => "page",
+            TierKind::Ticket => "ticket",
+        }
+    }
+}
+
 /// One multi-window burn-rate alert: it fires while the error ratio over both windows exceeds
 /// `factor × (1 − objective)`, where spending `budget_percent` of the period's error budget in
 /// `long` gives `factor = budget_percent / 100 × period / long` (the SRE workbook's 14.4 for
@@ -486,3 +496,10 @@ pub fn exact(x: f64) -> f64 {
 
 /// Labels of a rule or an alert, sorted.
 pub type Labels = BTreeMap<String, String>;
+
+pub(crate) fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}

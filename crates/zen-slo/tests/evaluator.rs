@@ -9,16 +9,8 @@ use zen_slo::eval::{Engine, RuleChange, SloState, State};
 use zen_slo::scenario::suites;
 use zen_slo::spec::{Cmp, Expr, Selector, Severity, Sli, Slo, Spec, Tier, TierKind, Window};
 
-/// The catalog's latency buckets (zen-export's; repeated here to keep this crate free of IO).
-const LATENCY: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0,
-    2.5, 5.0, 10.0,
-];
-
-fn buckets(name: &str) -> Option<Vec<f64>> {
-    name.ends_with("_duration_seconds")
-        .then(|| LATENCY.to_vec())
-}
+/// Bucket bounds from the metric catalog, as the daemon and `cargo xtask gen` check them.
+use zen_export::catalog::buckets;
 
 fn factors(days: u64) -> Vec<f64> {
     Tier::STANDARD
