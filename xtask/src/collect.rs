@@ -45,6 +45,70 @@ fn thread_seconds(pid: u32, keep: impl Fn(&str) -> bool) -> Result<f64> {
     Ok(ns as f64 / 1e9)
 }
 
+/// The host files the daemon's per-second thread reads (its containers' aside), from the
+/// daemon's own view: `net/*` and `statm` under `/proc/<pid>`, so in its network namespace.
+fn floor_files(pid: u32) -> Vec<String> {
+    let global = [
+        "stat",
+        "loadavg",
+        "meminfo",
+        "vmstat",
+        "diskstats",
+        "pressure/cpu",
+        "pressure/memory",
+        "pressure/io",
+        "sys/fs/file-nr",
+    ];
+    let own = [
+        "net/dev",
+        "net/snmp",
+        "net/netstat",
+        "net/snmp6",
+        "net/sockstat",
+        "net/sockstat6",
+        "statm",
+    ];
+    let global = global.iter().map(|f| format!("/proc/{f}"));
+    global
+        .chain(own.iter().map(|f| format!("/proc/{pid}/{f}")))
+        .collect()
+}
+
+/// The floor: a thread that only reads `files` to their end every `interval`, kept open,
+/// nothing parsed or kept, until `stop`; answers its run time (schedstat) and rounds.
+fn floor(
+    files: Vec<String>,
+    interval: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Result<(f64, f64)>> {
+    use std::os::unix::fs::FileExt;
+    std::thread::spawn(move || {
+        let open: Vec<std::fs::File> = files
+            .iter()
+            .map(|f| std::fs::File::open(f).with_context(|| f.clone()))
+            .collect::<Result<_>>()?;
+        let run_time = || -> Result<f64> {
+            let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+            let ns: u64 = text.split_whitespace().next().unwrap_or("0").parse()?;
+            Ok(ns as f64 / 1e9)
+        };
+        let mut page = vec![0u8; 4096];
+        let before = run_time()?;
+        let mut rounds = 0.0;
+        while !stop.load(Ordering::Relaxed) {
+            for file in &open {
+                let mut at = 0;
+                while let Ok(n @ 1..) = file.read_at(&mut page, at) {
+                    at += n as u64;
+                }
+            }
+            rounds += 1.0;
+            std::thread::sleep(interval);
+        }
+        Ok((run_time()? - before, rounds))
+    })
+}
+
 /// A network namespace, deleted on drop, and the kind of its interfaces.
 struct Netns(String, &'static str);
 
@@ -125,6 +189,8 @@ struct Figures {
     samples: f64,
     collector_seconds: f64,
     fast_thread_seconds: f64,
+    /// Reading the same host files raw, no parsing, per round.
+    floor_per_round: f64,
     daemon_seconds: f64,
     node_exporter_seconds: f64,
     daemon_rss_mb: f64,
@@ -136,11 +202,12 @@ impl Figures {
     fn row(&self, day: &str) -> String {
         let pct = |s: f64| 100.0 * s / self.window_seconds;
         format!(
-            "| {day} | {} | {} | {:.4} | {:.0} | {:.3} | {:.3} | {:.0}× | {:.1} / {:.1} |\n",
+            "| {day} | {} | {} | {:.4} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0}× | {:.1} / {:.1} |\n",
             self.interfaces,
             self.interval,
             pct(self.collector_seconds),
             1e6 * self.fast_thread_seconds / self.samples,
+            1e6 * self.floor_per_round,
             pct(self.daemon_seconds),
             pct(self.node_exporter_seconds),
             self.node_exporter_seconds / self.collector_seconds.max(1e-9),
@@ -202,6 +269,11 @@ fn measure(
     // Past start-up (the first discovery, filesystems and inventory).
     std::thread::sleep(Duration::from_secs(5));
     let (d, n) = (daemon.0.id(), node_exporter.0.id());
+    let floor = floor(
+        floor_files(d),
+        Duration::from_secs_f64(interval_s),
+        stop.clone(),
+    );
     let read = || -> Result<[f64; 4]> {
         Ok([
             thread_seconds(d, |t| t.starts_with("zen-collect") || t == "zen-statvfs")?,
@@ -217,7 +289,11 @@ fn measure(
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let _ = scraper.join();
+    let (floor_seconds, floor_rounds) = floor
+        .join()
+        .map_err(|_| anyhow::anyhow!("the floor thread panicked"))??;
     Ok(Figures {
+        floor_per_round: floor_seconds / floor_rounds.max(1.0),
         interfaces,
         interval,
         window_seconds: seconds,
@@ -274,10 +350,11 @@ fn record(all: &[Figures]) -> Result<()> {
              collectors and Debian's node_exporter 1.5.0 with its defaults, side by side for {window:.0} s each, both \
              scraped once a second, on the host and then in a network namespace holding 300 dummy interfaces (bridges where the kernel lacks `dummy`) and `lo`. \
              \"Collectors\" is the run time of the daemon's `zen-collect*` threads (schedstat); per sample is the \
-             per-second thread's run time over the samples taken; \"daemon\" and \"node_exporter\" are whole-process \
+             per-second thread's run time over the samples taken; floor is a thread of the benchmark's own reading \
+             the same host files (containers' aside) to their end at the same interval, kept open, nothing parsed; \"daemon\" and \"node_exporter\" are whole-process \
              `utime + stime` (the daemon's includes rendering its scrapes). CPU in % of one core.\n\n\
-             | run | interfaces | interval | collectors % | per sample µs | daemon % | node_exporter % | node_exporter ÷ collectors | RSS daemon / node_exporter MB |\n\
-             |---|---:|---|---:|---:|---:|---:|---:|---:|\n"
+             | run | interfaces | interval | collectors % | per sample µs | floor µs | daemon % | node_exporter % | node_exporter ÷ collectors | RSS daemon / node_exporter MB |\n\
+             |---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
         ));
     }
     let day = today()?;

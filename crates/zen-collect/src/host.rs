@@ -12,11 +12,11 @@
 //! UDP and IP counters of `/proc/net/{snmp,netstat,snmp6}` and socket counts of
 //! `/proc/net/sockstat{,6}`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::netclass::{Link, REFRESH, read_link};
+use crate::netclass::{Link, REFRESH, dump_links, read_link, refresh};
 use crate::{CollectError, Collectors, Roots, Source};
 
 /// Ticks per second of `/proc/stat` times (`USER_HZ`, 100 on every Linux).
@@ -154,24 +154,24 @@ fn put(list: &mut Vec<(String, f64)>, n: usize, name: &str, value: f64) {
     list[n].1 = value;
 }
 
-/// Which fields of a counters file are wanted: the pattern's answer for each field, kept by
-/// its position in the file, so that a file whose layout is unchanged (every sample but the
-/// first) costs one string comparison per field instead of a pattern match.
+/// A pattern's answer for each name in a file (a counter to keep, a device to leave out),
+/// kept by the name's position, so that a file whose layout is unchanged (every sample but the
+/// first) costs one string comparison per name instead of a pattern match.
 #[derive(Debug, Clone)]
-pub struct Wanted {
+pub struct Matches {
     pattern: regex::Regex,
     seen: Vec<(String, bool)>,
 }
 
-impl Wanted {
-    pub fn new(pattern: regex::Regex) -> Wanted {
-        Wanted {
+impl Matches {
+    pub fn new(pattern: regex::Regex) -> Matches {
+        Matches {
             pattern,
             seen: Vec::new(),
         }
     }
 
-    /// Whether field number `i` of the file, `name`, is wanted.
+    /// Whether name number `i` of the file, `name`, matches.
     fn check(&mut self, i: usize, name: &str) -> bool {
         if i == self.seen.len() {
             self.seen.push((String::new(), false));
@@ -189,7 +189,7 @@ impl Wanted {
 /// names, then a line of values, per protocol) to `out` from entry `n`; returns the next entry.
 pub fn parse_snmp(
     text: &str,
-    wanted: &mut Wanted,
+    wanted: &mut Matches,
     out: &mut Vec<(String, f64)>,
     mut n: usize,
 ) -> Option<usize> {
@@ -224,7 +224,7 @@ pub fn parse_snmp(
 /// entry `n`; returns the next entry.
 pub fn parse_snmp6(
     text: &str,
-    wanted: &mut Wanted,
+    wanted: &mut Matches,
     out: &mut Vec<(String, f64)>,
     mut n: usize,
 ) -> Option<usize> {
@@ -416,9 +416,9 @@ pub fn parse_vmstat(text: &str, fields: &mut Vec<(String, u64)>) -> Option<()> {
 
 /// Parses `/proc/diskstats` into `disks`, leaving out devices `exclude` matches. Sectors are 512
 /// bytes and times milliseconds, whatever the device.
-pub fn parse_diskstats(text: &str, exclude: &regex::Regex, disks: &mut Vec<Disk>) -> Option<()> {
+pub fn parse_diskstats(text: &str, exclude: &mut Matches, disks: &mut Vec<Disk>) -> Option<()> {
     let mut n = 0;
-    for line in text.lines() {
+    for (i, line) in text.lines().enumerate() {
         let (f, len) = first::<14, &str>(line.split_ascii_whitespace());
         if len < 14 {
             if len == 0 {
@@ -426,7 +426,7 @@ pub fn parse_diskstats(text: &str, exclude: &regex::Regex, disks: &mut Vec<Disk>
             }
             return None;
         }
-        if exclude.is_match(f[2]) {
+        if exclude.check(i, f[2]) {
             continue;
         }
         let v = |i: usize| f[i].parse::<u64>().ok();
@@ -454,12 +454,12 @@ pub fn parse_diskstats(text: &str, exclude: &regex::Regex, disks: &mut Vec<Disk>
 }
 
 /// Parses `/proc/net/dev` into `net`, leaving out interfaces `exclude` matches.
-pub fn parse_net_dev(text: &str, exclude: &regex::Regex, net: &mut Vec<NetDev>) -> Option<()> {
+pub fn parse_net_dev(text: &str, exclude: &mut Matches, net: &mut Vec<NetDev>) -> Option<()> {
     let mut n = 0;
-    for line in text.lines().skip(2) {
+    for (i, line) in text.lines().skip(2).enumerate() {
         let (name, rest) = line.split_once(':')?;
         let name = name.trim();
-        if exclude.is_match(name) {
+        if exclude.check(i, name) {
             continue;
         }
         let (parsed, len) =
@@ -723,14 +723,19 @@ pub struct HostReader {
     /// `net/sockstat`, `net/sockstat6`.
     sockstat: [Source; 2],
     /// Per file of `snmp`.
-    netstat_wanted: [Wanted; 3],
+    netstat_wanted: [Matches; 3],
     page_size: u64,
-    excludes: Excludes,
+    /// Per line of `diskstats` and of `net/dev`.
+    disks_excluded: Matches,
+    interfaces_excluded: Matches,
     buf: String,
     /// Where `class/net` is, when the netclass collector runs.
     sys_root: Option<PathBuf>,
     links: Arc<Vec<Link>>,
     links_read: Option<Instant>,
+    /// Whether `<proc>/net` is the daemon's own network namespace (`self/net`, as on a real
+    /// `/proc`), which rtnetlink describes; not so for a tree of fixture files.
+    own_namespace: bool,
 }
 
 impl HostReader {
@@ -753,19 +758,23 @@ impl HostReader {
             file_nr: open(on.filefd, "sys/fs/file-nr"),
             snmp: ["net/snmp", "net/netstat", "net/snmp6"].map(|f| open(on.netstat, f)),
             sockstat: ["net/sockstat", "net/sockstat6"].map(|f| open(on.sockstat, f)),
-            netstat_wanted: [(); 3].map(|()| Wanted::new(wanted.clone())),
+            netstat_wanted: [(); 3].map(|()| Matches::new(wanted.clone())),
             page_size: rustix::param::page_size() as u64,
-            excludes,
+            disks_excluded: Matches::new(excludes.disks),
+            interfaces_excluded: Matches::new(excludes.interfaces),
             buf: String::with_capacity(16 << 10),
             sys_root: on.netclass.then(|| roots.sys.clone()),
             links: Arc::default(),
             links_read: None,
+            own_namespace: std::fs::read_link(proc_root.join("net"))
+                .is_ok_and(|target| target == Path::new("self/net")),
         }
     }
 
-    /// Reads the interfaces' sysfs state when the interfaces in `net` differ from those last
-    /// read, or [`REFRESH`] has passed.
-    fn links(&mut self, net: &[NetDev]) -> Arc<Vec<Link>> {
+    /// The interfaces' state: read from sysfs when the interfaces in `net` differ from those
+    /// last read; when [`REFRESH`] has passed, from one rtnetlink dump where `net` is the
+    /// daemon's own namespace (else from sysfs again).
+    fn links(&mut self, net: &[NetDev], errors: &mut Vec<CollectError>) -> Arc<Vec<Link>> {
         let Some(sys_root) = &self.sys_root else {
             return Arc::default();
         };
@@ -776,10 +785,25 @@ impl HostReader {
                 .zip(net)
                 .all(|(l, d)| l.device == d.device);
         let fresh = self.links_read.is_some_and(|t| t.elapsed() < REFRESH);
-        if !(same && fresh) {
-            self.links = Arc::new(net.iter().map(|d| read_link(sys_root, &d.device)).collect());
-            self.links_read = Some(Instant::now());
+        if same && fresh {
+            return self.links.clone();
         }
+        let dumped = match (same, self.own_namespace) {
+            (true, true) => dump_links()
+                .map_err(|source| {
+                    errors.push(CollectError::Io {
+                        path: "rtnetlink interface dump".into(),
+                        source,
+                    })
+                })
+                .ok(),
+            _ => None,
+        };
+        self.links = Arc::new(match dumped {
+            Some(now) => refresh(&self.links, now, sys_root),
+            None => net.iter().map(|d| read_link(sys_root, &d.device)).collect(),
+        });
+        self.links_read = Some(Instant::now());
         self.links.clone()
     }
 
@@ -840,11 +864,10 @@ impl HostReader {
         ) {
             s.vmstat.clear();
         }
-        let excludes = &self.excludes;
         if !part(
             &mut self.diskstats,
             &mut errors,
-            &mut |t| parse_diskstats(t, &excludes.disks, &mut s.disks),
+            &mut |t| parse_diskstats(t, &mut self.disks_excluded, &mut s.disks),
             "fewer than 14 fields",
         ) {
             s.disks.clear();
@@ -852,7 +875,7 @@ impl HostReader {
         if !part(
             &mut self.net_dev,
             &mut errors,
-            &mut |t| parse_net_dev(t, &excludes.interfaces, &mut s.net),
+            &mut |t| parse_net_dev(t, &mut self.interfaces_excluded, &mut s.net),
             "fewer than 16 counters",
         ) {
             s.net.clear();
@@ -911,7 +934,7 @@ impl HostReader {
             );
         }
         s.sockstat.truncate(n);
-        s.links = self.links(&s.net);
+        s.links = self.links(&s.net, &mut errors);
         errors
     }
 }

@@ -42,8 +42,6 @@ pub struct Stat {
     pub stime: f64,
     /// Field 22: seconds after boot at which the process started.
     pub starttime: f64,
-    /// Field 24: resident set size, pages.
-    pub rss_pages: u64,
 }
 
 /// Parses `/proc/<pid>/stat`. The command name (field 2) may hold spaces and parentheses, so
@@ -57,8 +55,12 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         utime: field(14)? / USER_HZ,
         stime: field(15)? / USER_HZ,
         starttime: field(22)? / USER_HZ,
-        rss_pages: fields.get(24 - 3)?.parse().ok()?,
     })
+}
+
+/// The resident pages of `/proc/<pid>/statm` (its second field).
+pub fn parse_statm_resident(text: &str) -> Option<u64> {
+    text.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// The `btime` line of `/proc/stat`: boot time, seconds since the Unix epoch.
@@ -111,8 +113,8 @@ pub fn parse_max_fds(text: &str) -> Option<u64> {
 pub struct ProcessReader {
     proc_root: PathBuf,
     boot_time: Option<u64>,
-    /// `self/stat`, kept open for [`ProcessReader::cpu_and_resident`], and its buffer.
-    own_stat: Source,
+    /// `self/statm`, kept open for [`ProcessReader::cpu_and_resident`], and its buffer.
+    own_statm: Source,
     buf: String,
 }
 
@@ -121,7 +123,7 @@ impl ProcessReader {
     pub fn new(proc_root: impl Into<PathBuf>) -> Self {
         let proc_root = proc_root.into();
         ProcessReader {
-            own_stat: Source::open(&proc_root, "self/stat"),
+            own_statm: Source::open(&proc_root, "self/statm"),
             proc_root,
             boot_time: None,
             buf: String::new(),
@@ -150,15 +152,18 @@ impl ProcessReader {
 
     /// CPU seconds (user and system) and resident bytes: what a usage percentage needs.
     ///
-    /// From `self/stat` alone, kept open: this runs on the per-second path.
+    /// This runs on the per-second path, so as cheaply as the kernel allows: the CPU time
+    /// from the process CPU clock (nanoseconds, where `self/stat` counts 10 ms ticks), the
+    /// resident pages from `self/statm`, kept open (a quarter of the cost of `self/stat`, cold).
     pub fn cpu_and_resident(&mut self) -> Result<(f64, u64), CollectError> {
-        if !self.own_stat.read(&mut self.buf)? {
-            return Err(self.own_stat.bad("not readable"));
+        let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        if !self.own_statm.read(&mut self.buf)? {
+            return Err(self.own_statm.bad("not readable"));
         }
-        let stat =
-            parse_stat(&self.buf).ok_or_else(|| self.own_stat.bad("fewer than 24 fields"))?;
+        let pages = parse_statm_resident(&self.buf)
+            .ok_or_else(|| self.own_statm.bad("no resident field"))?;
         let page = rustix::param::page_size() as u64;
-        Ok((stat.utime + stat.stime, stat.rss_pages * page))
+        Ok((cpu.tv_sec as f64 + cpu.tv_nsec as f64 / 1e9, pages * page))
     }
 
     /// One reading of the process.

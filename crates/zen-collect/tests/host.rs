@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use zen_collect::host::{
-    CpuTimes, Excludes, HostReader, HostSample, NETSTAT_WANTED, StatCounters, Wanted,
+    CpuTimes, Excludes, HostReader, HostSample, Matches, NETSTAT_WANTED, StatCounters,
     parse_diskstats, parse_file_nr, parse_loadavg, parse_meminfo, parse_net_dev, parse_pressure,
     parse_snmp, parse_snmp6, parse_sockstat, parse_stat, parse_vmstat,
 };
@@ -74,7 +74,12 @@ fn meminfo_fields_take_node_exporter_names_and_bytes() {
 #[test]
 fn disks_leave_out_partitions_and_loops_and_convert_units() {
     let mut disks = Vec::new();
-    parse_diskstats(&fixture("diskstats"), &excludes().disks, &mut disks).unwrap();
+    parse_diskstats(
+        &fixture("diskstats"),
+        &mut Matches::new(excludes().disks),
+        &mut disks,
+    )
+    .unwrap();
     let names: Vec<&str> = disks.iter().map(|d| d.device.as_str()).collect();
     assert_eq!(names, ["vda", "nvme0n1"]);
     let vda = &disks[0];
@@ -86,7 +91,12 @@ fn disks_leave_out_partitions_and_loops_and_convert_units() {
 #[test]
 fn interfaces_leave_out_veth_and_keep_every_counter() {
     let mut net = Vec::new();
-    parse_net_dev(&fixture("net-dev"), &excludes().interfaces, &mut net).unwrap();
+    parse_net_dev(
+        &fixture("net-dev"),
+        &mut Matches::new(excludes().interfaces),
+        &mut net,
+    )
+    .unwrap();
     assert_eq!(net.len(), 2);
     assert_eq!(net[1].device, "eth0");
     assert_eq!(net[1].receive, [900, 10, 1, 2, 3, 4, 5, 6]);
@@ -121,13 +131,17 @@ fn damaged_files_are_refused_not_panicked_on() {
     assert_eq!(parse_loadavg("0.1 x"), None);
     assert_eq!(parse_meminfo("MemTotal: many kB\n", &mut Vec::new()), None);
     assert_eq!(
-        parse_diskstats("8 0 sda 1 2 3\n", &excludes().disks, &mut Vec::new()),
+        parse_diskstats(
+            "8 0 sda 1 2 3\n",
+            &mut Matches::new(excludes().disks),
+            &mut Vec::new()
+        ),
         None
     );
     assert_eq!(
         parse_net_dev(
             "h\nh\n eth0: 1 2 x\n",
-            &excludes().interfaces,
+            &mut Matches::new(excludes().interfaces),
             &mut Vec::new()
         ),
         None
@@ -176,7 +190,7 @@ fn the_reader_reads_this_machine_and_reports_its_readings() {
 
 #[test]
 fn snmp_netstat_and_sockstat_take_node_exporters_names_and_selection() {
-    let wanted = || Wanted::new(regex::Regex::new(NETSTAT_WANTED).unwrap());
+    let wanted = || Matches::new(regex::Regex::new(NETSTAT_WANTED).unwrap());
     let (mut snmp_wanted, mut snmp6_wanted) = (wanted(), wanted());
     let mut out = Vec::new();
     let snmp = "Ip: Forwarding DefaultTTL InReceives\nIp: 2 64 2199214\nTcp: RtoMin ActiveOpens CurrEstab InErrs\nTcp: 200 60212 2 0\n";

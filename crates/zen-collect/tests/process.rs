@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use zen_collect::process::{ProcessReader, parse_max_fds, parse_stat, parse_status};
+use zen_collect::process::{
+    ProcessReader, parse_max_fds, parse_stat, parse_statm_resident, parse_status,
+};
 
 fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/proc"))
@@ -60,4 +62,37 @@ fn the_real_process_agrees_with_its_own_proc_files() {
         .as_secs_f64();
     // Started within the last day, not in the future (allowing for tick rounding).
     assert!(sample.start_time_seconds <= now + 1.0 && sample.start_time_seconds > now - 86_400.0);
+}
+
+#[test]
+fn the_per_second_reading_agrees_with_proc_self_stat_and_status() {
+    // Some CPU time to measure.
+    let mut x = 0u64;
+    for i in 0..20_000_000u64 {
+        x = x.wrapping_mul(31).wrapping_add(i);
+    }
+    std::hint::black_box(x);
+    let mut reader = ProcessReader::new("/proc");
+    let before = parse_stat(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
+    let (cpu, resident) = reader.cpu_and_resident().unwrap();
+    let after = parse_stat(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
+    let ticks = |s: &zen_collect::process::Stat| s.utime + s.stime;
+    // The clock counts nanoseconds, `stat` 10 ms ticks; the two may part by a few ticks.
+    assert!(
+        cpu > ticks(&before) - 0.05 && cpu < ticks(&after) + 0.05,
+        "{cpu} against {} .. {}",
+        ticks(&before),
+        ticks(&after)
+    );
+    let status = ProcessReader::new("/proc").sample().unwrap();
+    let rss = status.resident_memory_bytes as f64;
+    assert!(
+        (resident as f64 - rss).abs() < 0.1 * rss,
+        "{resident} against VmRSS {rss}"
+    );
+    assert_eq!(
+        parse_statm_resident("3060 1720 300 10 0 500 0\n"),
+        Some(1720)
+    );
+    assert_eq!(parse_statm_resident("3060"), None);
 }
