@@ -28,21 +28,27 @@ const NODE_EXPORTER: &str = "prometheus-node-exporter";
 /// `/proc/<pid>/task/*/schedstat`. The kernel keeps 15 bytes of a name: `zen-collect-slow`
 /// reads as `zen-collect-slo`.
 fn thread_seconds(pid: u32, keep: impl Fn(&str) -> bool) -> Result<f64> {
-    let mut ns = 0u64;
+    let mut seconds = 0.0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let dir = task?.path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
         if !keep(comm.trim_end()) {
             continue;
         }
-        let stat = std::fs::read_to_string(dir.join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+        seconds += schedstat_seconds(&dir.join("schedstat"));
     }
-    Ok(ns as f64 / 1e9)
+    Ok(seconds)
+}
+
+/// The run time (seconds) in a `schedstat` file; 0 for a thread gone meanwhile.
+fn schedstat_seconds(path: &Path) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let ns = stat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    ns as f64 / 1e9
 }
 
 /// The host files the daemon's per-second thread reads (its containers' aside), from the
@@ -87,13 +93,9 @@ fn floor(
             .iter()
             .map(|f| std::fs::File::open(f).with_context(|| f.clone()))
             .collect::<Result<_>>()?;
-        let run_time = || -> Result<f64> {
-            let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
-            let ns: u64 = text.split_whitespace().next().unwrap_or("0").parse()?;
-            Ok(ns as f64 / 1e9)
-        };
+        let run_time = || schedstat_seconds(Path::new("/proc/thread-self/schedstat"));
         let mut page = vec![0u8; 4096];
-        let before = run_time()?;
+        let before = run_time();
         let mut rounds = 0.0;
         while !stop.load(Ordering::Relaxed) {
             for file in &open {
@@ -105,7 +107,7 @@ fn floor(
             rounds += 1.0;
             std::thread::sleep(interval);
         }
-        Ok((run_time()? - before, rounds))
+        Ok((run_time() - before, rounds))
     })
 }
 

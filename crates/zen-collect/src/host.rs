@@ -788,16 +788,17 @@ impl HostReader {
         if same && fresh {
             return self.links.clone();
         }
-        let dumped = match (same, self.own_namespace) {
-            (true, true) => dump_links()
+        let dumped = if same && self.own_namespace {
+            dump_links()
                 .map_err(|source| {
                     errors.push(CollectError::Io {
                         path: "rtnetlink interface dump".into(),
                         source,
                     })
                 })
-                .ok(),
-            _ => None,
+                .ok()
+        } else {
+            None
         };
         self.links = Arc::new(match dumped {
             Some(now) => refresh(&self.links, now, sys_root),

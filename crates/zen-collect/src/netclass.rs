@@ -89,14 +89,19 @@ pub fn read_link(sys_root: &Path, device: &str) -> Link {
     let text = |file: &str| attribute(&dir, file);
     link.operstate = text("operstate").unwrap_or_default();
     link.mtu = number(text("mtu"));
-    link.speed_bytes = text("speed").and_then(|t| parse_speed(&t));
     link.carrier = number(text("carrier"));
     link.carrier_changes = number(text("carrier_changes"));
     link.address = text("address").unwrap_or_default();
     link.broadcast = text("broadcast").unwrap_or_default();
-    link.duplex = text("duplex").unwrap_or_default();
     link.ifalias = text("ifalias").unwrap_or_default();
+    read_speed_and_duplex(&dir, &mut link);
     link
+}
+
+/// The ethtool part of `link`, which rtnetlink does not carry, from its sysfs directory.
+fn read_speed_and_duplex(dir: &OwnedFd, link: &mut Link) {
+    link.speed_bytes = attribute(dir, "speed").and_then(|t| parse_speed(&t));
+    link.duplex = attribute(dir, "duplex").unwrap_or_default();
 }
 
 /// `old`'s interfaces with the state in `now` (from [`dump_links`]). Speed and duplex are
@@ -115,8 +120,7 @@ pub fn refresh(old: &[Link], now: Vec<Link>, sys_root: &Path) -> Vec<Link> {
                 link.speed_bytes = was.speed_bytes;
                 link.duplex.clone_from(&was.duplex);
             } else if let Some(dir) = link_dir(sys_root, &link.device) {
-                link.speed_bytes = attribute(&dir, "speed").and_then(|t| parse_speed(&t));
-                link.duplex = attribute(&dir, "duplex").unwrap_or_default();
+                read_speed_and_duplex(&dir, &mut link);
             }
             link
         })
