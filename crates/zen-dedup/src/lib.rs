@@ -55,8 +55,10 @@ impl DedupConfig {
 /// What [`Deduper::check`] says of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Not seen within its window: keep it.
-    New,
+    /// Not seen within its window: keep it. `seq` numbers the fingerprints this deduper took in
+    /// (0, 1, 2 …); the [`DuplicateUpdate`]s of this sighting carry the same number, so a sink
+    /// can find what it wrote for it without looking the fingerprint up.
+    New { seq: u64 },
     /// Seen within its window: fold it into the kept one.
     Duplicate,
 }
@@ -65,6 +67,8 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DuplicateUpdate {
     pub fingerprint: Fingerprint,
+    /// The `seq` of the kept sighting ([`Verdict::New`]).
+    pub seq: u64,
     /// How many duplicates arrived.
     pub duplicates: u64,
     /// The latest detection time among them.
@@ -99,14 +103,21 @@ impl Slot {
         Fingerprint(u128::from(self.fingerprint[0]) | (u128::from(self.fingerprint[1]) << 64))
     }
 
-    fn update(&self) -> DuplicateUpdate {
+    fn update(&self, seq: u64) -> DuplicateUpdate {
         DuplicateUpdate {
             fingerprint: self.fingerprint(),
+            seq,
             duplicates: u64::from(self.pending),
             last_seen: Timestamp::from_nanosecond(i128::from(self.last_seen))
                 .unwrap_or(Timestamp::UNIX_EPOCH),
         }
     }
+}
+
+/// The ring position of the slot whose sequence number is `seq` (modulo 2³²), `head` being the
+/// front's.
+fn pos(seq: u32, head: u64) -> usize {
+    seq.wrapping_sub(head as u32) as usize
 }
 
 fn split(fp: Fingerprint) -> [u64; 2] {
@@ -117,10 +128,12 @@ fn split(fp: Fingerprint) -> [u64; 2] {
 #[derive(Debug)]
 pub struct Deduper {
     max_entries: usize,
-    /// Entries in insertion order; `slots[0]` has sequence number `head`.
+    /// Entries in insertion order; `slots[0]` has sequence number `head` (slots taken in before
+    /// it: `Verdict::New`'s `seq`).
     slots: VecDeque<Slot>,
-    head: u32,
-    /// Sequence numbers of the live slots, hashed by fingerprint.
+    head: u64,
+    /// Sequence numbers of the live slots, hashed by fingerprint, modulo 2³² (the ring never
+    /// holds more than 2³¹ slots, so they are unambiguous).
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     live: usize,
@@ -165,12 +178,10 @@ impl Deduper {
         let (slots, head) = (&self.slots, self.head);
         let found = self
             .index
-            .find(hash, |&seq| {
-                slots[seq.wrapping_sub(head) as usize].fingerprint == key
-            })
+            .find(hash, |&seq| slots[pos(seq, head)].fingerprint == key)
             .copied();
         if let Some(seq) = found {
-            let slot = &mut self.slots[seq.wrapping_sub(self.head) as usize];
+            let slot = &mut self.slots[pos(seq, self.head)];
             if now < slot.expires {
                 if slot.pending == 0 {
                     self.dirty.push(seq);
@@ -186,7 +197,8 @@ impl Deduper {
             self.stats.expired += 1;
         }
         self.make_room(now);
-        let seq = self.head.wrapping_add(self.slots.len() as u32);
+        let global = self.head + self.slots.len() as u64;
+        let seq = global as u32;
         if self.slots.len() == self.slots.capacity() {
             // Grow by doubling, but never past the bound.
             let more = self
@@ -206,10 +218,10 @@ impl Deduper {
         });
         let (slots, head, hasher) = (&self.slots, self.head, &self.hasher);
         self.index.insert_unique(hash, seq, |&s| {
-            hasher.hash_one(slots[s.wrapping_sub(head) as usize].fingerprint)
+            hasher.hash_one(slots[pos(s, head)].fingerprint)
         });
         self.live += 1;
-        Verdict::New
+        Verdict::New { seq: global }
     }
 
     /// Forgets fingerprints whose window has ended by `now`, oldest first, and says how many.
@@ -230,9 +242,9 @@ impl Deduper {
     pub fn drain_updates(&mut self) -> Vec<DuplicateUpdate> {
         let mut updates = std::mem::take(&mut self.ready);
         for seq in self.dirty.drain(..) {
-            let pos = seq.wrapping_sub(self.head) as usize;
+            let pos = pos(seq, self.head);
             if let Some(slot) = self.slots.get_mut(pos).filter(|s| s.live && s.pending > 0) {
-                updates.push(slot.update());
+                updates.push(slot.update(self.head + pos as u64));
                 slot.pending = 0;
             }
         }
@@ -282,7 +294,7 @@ impl Deduper {
         };
         if front.live {
             let hash = self.hasher.hash_one(front.fingerprint);
-            self.forget(self.head, hash);
+            self.forget(self.head as u32, hash);
             if front.expires > now {
                 self.stats.evicted += 1;
             } else {
@@ -290,7 +302,7 @@ impl Deduper {
             }
         }
         self.slots.pop_front();
-        self.head = self.head.wrapping_add(1);
+        self.head += 1;
     }
 
     /// Removes a live slot from the index and keeps its pending update.
@@ -298,9 +310,10 @@ impl Deduper {
         if let Ok(entry) = self.index.find_entry(hash, |&s| s == seq) {
             entry.remove();
         }
-        let slot = &mut self.slots[seq.wrapping_sub(self.head) as usize];
+        let pos = pos(seq, self.head);
+        let slot = &mut self.slots[pos];
         if slot.pending > 0 {
-            self.ready.push(slot.update());
+            self.ready.push(slot.update(self.head + pos as u64));
             slot.pending = 0;
         }
         slot.live = false;
@@ -329,7 +342,11 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Deduper::new(10);
         let fp = Fingerprint(42);
-        assert_eq!(d.check(fp, MIN, t0, at(0)), Verdict::New);
+        assert_eq!(d.check(fp, MIN, t0, at(0)), Verdict::New { seq: 0 });
+        assert_eq!(
+            d.check(Fingerprint(7), MIN, t0, at(0)),
+            Verdict::New { seq: 1 }
+        );
         assert_eq!(
             d.check(fp, MIN, t0 + Duration::from_secs(10), at(10)),
             Verdict::Duplicate
@@ -342,19 +359,24 @@ mod tests {
             d.drain_updates(),
             vec![DuplicateUpdate {
                 fingerprint: fp,
+                seq: 0,
                 duplicates: 2,
                 last_seen: at(10)
             }]
         );
         assert!(d.drain_updates().is_empty(), "handed over once");
         // The window runs from the first sighting: at 60 s it is new again.
-        assert_eq!(d.check(fp, MIN, t0 + MIN, at(60)), Verdict::New);
+        assert_eq!(
+            d.check(fp, MIN, t0 + MIN, at(60)),
+            Verdict::New { seq: 2 },
+            "a new sighting, with a number of its own"
+        );
         assert_eq!(
             d.stats(),
             DedupStats {
-                checked: 4,
+                checked: 5,
                 duplicates: 2,
-                expired: 1,
+                expired: 2,
                 evicted: 0
             }
         );
@@ -373,7 +395,7 @@ mod tests {
         assert_eq!(d.stats().evicted, 1);
         assert_eq!(
             d.check(Fingerprint(1), MIN, t0, at(2)),
-            Verdict::New,
+            Verdict::New { seq: 3 },
             "1 was evicted"
         );
         let updates = d.drain_updates();
@@ -381,6 +403,7 @@ mod tests {
             updates,
             vec![DuplicateUpdate {
                 fingerprint: Fingerprint(1),
+                seq: 0,
                 duplicates: 1,
                 last_seen: at(1)
             }]
@@ -402,7 +425,7 @@ mod tests {
         let later = t0 + Duration::from_secs(120);
         assert_eq!(
             d.check(Fingerprint(1), config.window_for("falco"), later, at(120)),
-            Verdict::New
+            Verdict::New { seq: 2 }
         );
         assert_eq!(
             d.check(Fingerprint(2), config.window_for("trivy"), later, at(120)),

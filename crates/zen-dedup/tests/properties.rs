@@ -34,14 +34,15 @@ proptest! {
         let t0 = Instant::now();
         let mut d = Deduper::new(1_000);
         let mut model: HashMap<u8, u64> = HashMap::new(); // fingerprint -> window end (ms)
-        let mut now = 0u64;
+        let (mut now, mut kept) = (0u64, 0u64);
         for (n, step, window) in events {
             now += u64::from(step);
             let expect = match model.get(&n) {
                 Some(&end) if now < end => Verdict::Duplicate,
                 _ => {
                     model.insert(n, now + u64::from(window));
-                    Verdict::New
+                    kept += 1;
+                    Verdict::New { seq: kept - 1 }
                 }
             };
             let at = t0 + Duration::from_millis(now);
@@ -58,21 +59,33 @@ proptest! {
     ) {
         let t0 = Instant::now();
         let mut d = Deduper::new(max);
-        let (mut now, mut handed_over, mut new) = (0u64, 0u64, 0u64);
+        let (mut now, mut handed_over) = (0u64, 0u64);
+        // The fingerprint of each kept sighting, by its number: every update must name its own.
+        let mut kept: Vec<u8> = Vec::new();
+        let mut hand_over = |updates: Vec<zen_dedup::DuplicateUpdate>, kept: &[u8]| {
+            for u in &updates {
+                let n = kept.get(u.seq as usize).copied();
+                prop_assert_eq!(n.map(fp), Some(u.fingerprint), "update of seq {}", u.seq);
+            }
+            handed_over += updates.iter().map(|u| u.duplicates).sum::<u64>();
+            Ok(())
+        };
         for (i, (n, step, window)) in events.iter().enumerate() {
             now += u64::from(*step);
             let at = t0 + Duration::from_millis(now);
             let detected = Timestamp::from_second(i as i64).unwrap();
-            if d.check(fp(*n), Duration::from_millis(u64::from(*window)), at, detected) == Verdict::New {
-                new += 1;
+            if let Verdict::New { seq } = d.check(fp(*n), Duration::from_millis(u64::from(*window)), at, detected) {
+                prop_assert_eq!(seq, kept.len() as u64);
+                kept.push(*n);
             }
             prop_assert!(d.len() <= max, "{} entries, max {}", d.len(), max);
             if i % drain_every == 0 {
-                handed_over += d.drain_updates().iter().map(|u| u.duplicates).sum::<u64>();
+                hand_over(d.drain_updates(), &kept)?;
             }
         }
         d.purge(t0 + Duration::from_secs(3600));
-        handed_over += d.drain_updates().iter().map(|u| u.duplicates).sum::<u64>();
+        hand_over(d.drain_updates(), &kept)?;
+        let new = kept.len() as u64;
         let stats = d.stats();
         prop_assert_eq!(handed_over, stats.duplicates);
         prop_assert_eq!(new + stats.duplicates, stats.checked);

@@ -92,8 +92,9 @@ fn drain(out: &mut Vec<Output>, sink: &mut dyn Sink) -> usize {
     let mut written = 0;
     for o in out.drain(..) {
         if let Output::Batch(b) = o {
-            let events: Vec<Event> = b.items.into_iter().map(|t| t.event).collect();
-            sink.write(&b.source, &events).expect("null sink");
+            let (events, seqs): (Vec<Event>, Vec<u64>) =
+                b.items.into_iter().map(|t| (t.event, t.seq)).unzip();
+            sink.write(&b.source, &events, &seqs).expect("null sink");
             written += events.len();
         }
     }

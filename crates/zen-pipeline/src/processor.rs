@@ -18,12 +18,15 @@ use crate::stats::Stats;
 use crate::timing::CappedLabel;
 use zen_config_cache::Snapshot;
 
-/// An event with the time it entered the pipeline, and the acknowledgement it belongs to.
+/// A kept event with the time it entered the pipeline, the acknowledgement it belongs to, and
+/// the deduper's number for it ([`zen_dedup::Verdict::New`]), which its later duplicate counts
+/// carry.
 #[derive(Debug, Clone)]
 pub struct Tracked {
     pub event: Event,
     pub received: Instant,
     pub ack: Option<Arc<Ack>>,
+    pub seq: u64,
 }
 
 impl Prioritized for Tracked {
@@ -40,7 +43,9 @@ pub enum Output {
     /// previous one to fall back on): straight to the dead letters, never kept unfiltered.
     Rejected {
         source: String,
-        events: Vec<Tracked>,
+        events: Vec<Event>,
+        /// Resolved with the events' outcome (dead-lettered).
+        ack: Option<Arc<Ack>>,
         error: String,
     },
 }
@@ -269,42 +274,34 @@ impl Processor {
                     let source = event.source.to_string();
                     out.push(Output::Rejected {
                         source,
-                        events: vec![Tracked {
-                            event,
-                            received,
-                            ack: ack.cloned(),
-                        }],
+                        events: vec![event],
+                        ack: ack.cloned(),
                         error: e.to_string(),
                     });
                     continue;
                 }
             };
             let settings = &settings.value;
+            // Kept (with the deduper's number), filtered (with the reason) or a duplicate.
+            let mut dedup = |event: &Event| match self.dedup.check(
+                event.fingerprint,
+                settings.window,
+                now,
+                event.detected_at,
+            ) {
+                Verdict::New { seq } => Ok(seq),
+                Verdict::Duplicate => Err(None),
+            };
             let verdict = match self.first {
-                First::Filter => settings.filter.check(&event).map_err(Some).and_then(|()| {
-                    let v = self.dedup.check(
-                        event.fingerprint,
-                        settings.window,
-                        now,
-                        event.detected_at,
-                    );
-                    if v == Verdict::Duplicate {
-                        Err(None)
-                    } else {
-                        Ok(())
-                    }
+                First::Filter => settings
+                    .filter
+                    .check(&event)
+                    .map_err(Some)
+                    .and_then(|()| dedup(&event)),
+                First::Dedup => dedup(&event).and_then(|seq| {
+                    settings.filter.check(&event).map_err(Some)?;
+                    Ok(seq)
                 }),
-                First::Dedup => {
-                    match self.dedup.check(
-                        event.fingerprint,
-                        settings.window,
-                        now,
-                        event.detected_at,
-                    ) {
-                        Verdict::Duplicate => Err(None),
-                        Verdict::New => settings.filter.check(&event).map_err(Some),
-                    }
-                }
             };
             self.window.0 += 1;
             match verdict {
@@ -325,7 +322,7 @@ impl Processor {
                     }
                     *tally.duplicates.entry(event.source.clone()).or_default() += 1;
                 }
-                Ok(()) => {
+                Ok(seq) => {
                     if ack.is_some() && !flush_sources.contains(&event.source) {
                         flush_sources.push(event.source.clone());
                     }
@@ -333,6 +330,7 @@ impl Processor {
                         event,
                         received,
                         ack: ack.cloned(),
+                        seq,
                     };
                     self.keep(now, item, out);
                 }

@@ -28,9 +28,11 @@ pub struct SinkError {
 pub trait Sink: Send {
     /// The `sink` label of `zen_watcher_observations_created_total`.
     fn name(&self) -> &str;
-    /// Writes events of one source, all or nothing.
-    fn write(&mut self, source: &str, events: &[Event]) -> Result<(), SinkError>;
-    /// Adds duplicate counts to kept events, by fingerprint.
+    /// Writes events of one source, all or nothing. `seqs[i]` is the deduper's number for
+    /// `events[i]` ([`Tracked::seq`]); the duplicate counts of that event name it.
+    fn write(&mut self, source: &str, events: &[Event], seqs: &[u64]) -> Result<(), SinkError>;
+    /// Adds duplicate counts to kept events, found by [`DuplicateUpdate::seq`]. An update whose
+    /// event was never written (filtered after de-duplication, dead-lettered) changes nothing.
     fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError>;
 }
 
@@ -42,7 +44,7 @@ impl Sink for NullSink {
     fn name(&self) -> &str {
         "null"
     }
-    fn write(&mut self, _: &str, _: &[Event]) -> Result<(), SinkError> {
+    fn write(&mut self, _: &str, _: &[Event], _: &[u64]) -> Result<(), SinkError> {
         Ok(())
     }
     fn apply_duplicates(&mut self, _: &[DuplicateUpdate]) -> Result<(), SinkError> {
@@ -165,17 +167,12 @@ impl SinkRunner {
                 Job::Output(Output::Rejected {
                     source,
                     events,
+                    ack,
                     error,
                 }) => {
-                    let events = events
-                        .into_iter()
-                        .map(|t| {
-                            if let Some(a) = &t.ack {
-                                a.resolve(1, true);
-                            }
-                            t.event
-                        })
-                        .collect();
+                    if let Some(a) = &ack {
+                        a.resolve(events.len(), true);
+                    }
                     self.dead_letter(DeadLetter {
                         source,
                         events,
@@ -215,13 +212,15 @@ impl SinkRunner {
     fn write(&mut self, source: &str, items: Vec<Tracked>) {
         let started = Instant::now();
         let mut events = Vec::with_capacity(items.len());
+        let mut seqs = Vec::with_capacity(items.len());
         let mut tails = Vec::with_capacity(items.len());
         for t in items {
             events.push(t.event);
+            seqs.push(t.seq);
             tails.push((t.received, t.ack));
         }
         let n = events.len() as u64;
-        match self.attempt(|sink| sink.write(source, &events)) {
+        match self.attempt(|sink| sink.write(source, &events, &seqs)) {
             Ok(()) => {
                 let done = Instant::now();
                 self.stats.written.fetch_add(n, Relaxed);
@@ -355,7 +354,7 @@ mod tests {
         fn name(&self) -> &str {
             "recorder"
         }
-        fn write(&mut self, _: &str, events: &[Event]) -> Result<(), SinkError> {
+        fn write(&mut self, _: &str, events: &[Event], _: &[u64]) -> Result<(), SinkError> {
             self.0
                 .lock()
                 .unwrap()
@@ -385,6 +384,7 @@ mod tests {
             .remove(0);
         let updates: Vec<DuplicateUpdate> = (0..1000u64)
             .map(|i| DuplicateUpdate {
+                seq: i,
                 fingerprint: zen_model::Fingerprint::builder("t")
                     .field(&i.to_string())
                     .finish(),
@@ -401,6 +401,7 @@ mod tests {
                     event,
                     received: Instant::now(),
                     ack: None,
+                    seq: 0,
                 }],
                 reason: FlushReason::Size,
                 latency: Duration::ZERO,

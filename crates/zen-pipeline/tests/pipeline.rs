@@ -62,7 +62,7 @@ impl Sink for Recording {
     fn name(&self) -> &str {
         "recording"
     }
-    fn write(&mut self, source: &str, events: &[Event]) -> Result<(), SinkError> {
+    fn write(&mut self, source: &str, events: &[Event], _: &[u64]) -> Result<(), SinkError> {
         while self.hold.load(Ordering::SeqCst) != 0 {
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -270,7 +270,7 @@ impl Sink for Held {
     fn name(&self) -> &str {
         "held"
     }
-    fn write(&mut self, _: &str, _: &[Event]) -> Result<(), SinkError> {
+    fn write(&mut self, _: &str, _: &[Event], _: &[u64]) -> Result<(), SinkError> {
         while self.0.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -434,7 +434,7 @@ impl Sink for Refusing {
     fn name(&self) -> &str {
         "refusing"
     }
-    fn write(&mut self, _: &str, _: &[Event]) -> Result<(), SinkError> {
+    fn write(&mut self, _: &str, _: &[Event], _: &[u64]) -> Result<(), SinkError> {
         Err(SinkError {
             message: "no".into(),
             retryable: false,

@@ -40,8 +40,10 @@ fn bench(c: &mut Criterion) {
                     zen_store::open(&path).expect("store").1
                 },
                 |mut sink| {
-                    for chunk in all.chunks(per_tx) {
-                        sink.write("falco", chunk).expect("write");
+                    for (i, chunk) in all.chunks(per_tx).enumerate() {
+                        let seqs: Vec<u64> =
+                            (0..chunk.len()).map(|j| (i * per_tx + j) as u64).collect();
+                        sink.write("falco", chunk, &seqs).expect("write");
                     }
                 },
                 BatchSize::PerIteration,

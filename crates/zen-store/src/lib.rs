@@ -26,7 +26,8 @@ use zen_model::{
 use zen_pipeline::{Sink, SinkError};
 
 /// Schema versions, applied in order; `PRAGMA user_version` says how many are in.
-const MIGRATIONS: &[&str] = &["CREATE TABLE observations (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE observations (
         id INTEGER PRIMARY KEY,
         fingerprint BLOB NOT NULL,
         source TEXT NOT NULL,
@@ -52,7 +53,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE observations (
     CREATE INDEX observations_fingerprint ON observations (fingerprint, id);
     CREATE INDEX observations_last_seen ON observations (last_seen);
     CREATE INDEX observations_source ON observations (source, severity, id);
-    CREATE INDEX observations_namespace ON observations (namespace, id);"];
+    CREATE INDEX observations_namespace ON observations (namespace, id);",
+    // Duplicate counts find their row by the deduper's number of its first sighting, which
+    // grows as rows are written, instead of by fingerprint: fingerprints are random, so every
+    // insert into their index dirtied a page of its own — most of what a commit wrote to the
+    // WAL, and the store's throughput halved (see docs/benchmarks.md, "The store").
+    "ALTER TABLE observations ADD COLUMN seq INTEGER;
+    DROP INDEX observations_fingerprint;
+    CREATE INDEX observations_seq ON observations (seq);",
+];
 
 /// A store that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +122,14 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
     // milliseconds, now and then, inside an unlucky commit); a thread of its own does it.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(err)?;
+    // This process's sequence numbers start at 0; stored, they continue from the last run's.
+    let seq_base: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(seq) + 1, 0) FROM observations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
     let checkpointer = Checkpointer::start(path)?;
     let store = Store {
         path: path.to_owned(),
@@ -122,6 +139,7 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
     let sink = SqliteSink {
         conn,
         timings: Timings::new(),
+        seq_base,
         _checkpointer: checkpointer,
     };
     Ok((store, sink))
@@ -247,6 +265,9 @@ impl Drop for Checkpointer {
 pub struct SqliteSink {
     conn: Connection,
     timings: Timings,
+    /// Added to the pipeline's sequence numbers ([`zen_pipeline::Tracked::seq`]), which start at
+    /// 0 in every run, so that a stored `seq` is never reused.
+    seq_base: i64,
     /// Dropped after `conn` (fields drop in order): the last checkpoint sees every commit.
     _checkpointer: Checkpointer,
 }
@@ -258,24 +279,30 @@ impl SqliteSink {
     }
 }
 
+/// The stored `seq` of the pipeline's sequence number `seq`.
+fn stored_seq(base: i64, seq: u64) -> i64 {
+    i64::try_from(seq).map_or(i64::MAX, |s| s.saturating_add(base))
+}
+
 impl Sink for SqliteSink {
     fn name(&self) -> &str {
         "sqlite"
     }
 
-    fn write(&mut self, _source: &str, events: &[Event]) -> Result<(), SinkError> {
+    fn write(&mut self, _source: &str, events: &[Event], seqs: &[u64]) -> Result<(), SinkError> {
         let started = Instant::now();
+        let base = self.seq_base;
         let tx = self.conn.transaction().map_err(sink_error)?;
         {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO observations (fingerprint, source, category, severity, event_type, rule_id, title,
                         message, resource_api_version, resource_kind, resource_name, resource_namespace, namespace,
-                        node, detected_at, first_seen, last_seen, count, labels, details)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, 1, ?16, ?17)",
+                        node, detected_at, first_seen, last_seen, count, labels, details, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, 1, ?16, ?17, ?18)",
                 )
                 .map_err(sink_error)?;
-            for e in events {
+            for (e, &seq) in events.iter().zip(seqs) {
                 let r = e.resource.as_ref();
                 let labels = serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned());
                 insert
@@ -297,6 +324,7 @@ impl Sink for SqliteSink {
                         nanos(e.detected_at),
                         labels,
                         e.details.get(),
+                        stored_seq(base, seq),
                     ])
                     .map_err(sink_error)?;
             }
@@ -308,22 +336,18 @@ impl Sink for SqliteSink {
 
     fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
         let started = Instant::now();
+        let base = self.seq_base;
         let tx = self.conn.transaction().map_err(sink_error)?;
         {
             let mut update = tx
                 .prepare_cached(
-                    "UPDATE observations SET count = count + ?1, last_seen = MAX(last_seen, ?2)
-                     WHERE id = (SELECT id FROM observations WHERE fingerprint = ?3 ORDER BY id DESC LIMIT 1)",
+                    "UPDATE observations SET count = count + ?1, last_seen = MAX(last_seen, ?2) WHERE seq = ?3",
                 )
                 .map_err(sink_error)?;
             for u in updates {
                 let n = i64::try_from(u.duplicates).unwrap_or(i64::MAX);
                 update
-                    .execute(params![
-                        n,
-                        nanos(u.last_seen),
-                        u.fingerprint.0.to_be_bytes()
-                    ])
+                    .execute(params![n, nanos(u.last_seen), stored_seq(base, u.seq)])
                     .map_err(sink_error)?;
             }
         }

@@ -7,6 +7,20 @@ use zen_model::{Context, Event, Format, Normalizer, Severity, Timestamp};
 use zen_pipeline::Sink;
 use zen_store::{Query, StoreError};
 
+/// Writes `events` as the pipeline would, each with a sequence number of its own.
+fn write(
+    sink: &mut zen_store::SqliteSink,
+    source: &str,
+    events: &[Event],
+) -> Result<(), zen_pipeline::SinkError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|_| NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    sink.write(source, events, &seqs)
+}
+
 fn events() -> Vec<Event> {
     let ctx = Context {
         received_at: "2026-03-02T12:00:00Z".parse().unwrap(),
@@ -38,9 +52,9 @@ fn what_is_written_reads_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
     let events = events();
-    sink.write("falco", &events[..1]).unwrap();
-    sink.write("trivy", &events[1..6]).unwrap();
-    sink.write("kube-bench", &events[6..]).unwrap();
+    write(&mut sink, "falco", &events[..1]).unwrap();
+    write(&mut sink, "trivy", &events[1..6]).unwrap();
+    write(&mut sink, "kube-bench", &events[6..]).unwrap();
     let page = store.list(&Query::default()).unwrap();
     assert_eq!(page.items.len(), 7);
     assert_eq!(page.next, None);
@@ -71,33 +85,103 @@ fn what_is_written_reads_back_exactly() {
 #[test]
 fn duplicates_add_to_the_kept_observation_instead_of_adding_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let path = dir.path().join("zen.db");
     let e = events().remove(0);
-    sink.write("falco", std::slice::from_ref(&e)).unwrap();
     let later: Timestamp = "2026-02-11T09:05:00Z".parse().unwrap();
-    sink.apply_duplicates(&[DuplicateUpdate {
-        fingerprint: e.fingerprint,
-        duplicates: 41,
-        last_seen: later,
-    }])
-    .unwrap();
     let earlier: Timestamp = "2026-02-11T09:02:00Z".parse().unwrap();
-    sink.apply_duplicates(&[DuplicateUpdate {
+    let update = |seq, duplicates, last_seen| DuplicateUpdate {
         fingerprint: e.fingerprint,
-        duplicates: 1,
-        last_seen: earlier,
-    }])
-    .unwrap();
-    let page = store.list(&Query::default()).unwrap();
-    assert_eq!(page.items.len(), 1);
-    let o = &page.items[0].observation;
-    assert_eq!(
-        (o.count, o.first_seen, o.last_seen),
-        (43, e.detected_at, later)
-    );
+        seq,
+        duplicates,
+        last_seen,
+    };
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    // The same fingerprint kept twice (its window ended between), as sightings 0 and 1.
+    sink.write("falco", &[e.clone(), e.clone()], &[0, 1])
+        .unwrap();
+    sink.apply_duplicates(&[update(0, 41, later)]).unwrap();
+    sink.apply_duplicates(&[update(0, 1, earlier), update(1, 2, earlier)])
+        .unwrap();
+    // A sighting never written (filtered after de-duplication) changes nothing.
+    sink.apply_duplicates(&[update(7, 5, later)]).unwrap();
+    let counts = |store: &zen_store::Store| -> Vec<(u64, Timestamp)> {
+        let page = store.list(&Query::default()).unwrap();
+        let mut rows: Vec<_> = page
+            .items
+            .iter()
+            .map(|s| (s.id, s.observation.clone()))
+            .collect();
+        rows.sort_by_key(|(id, _)| *id);
+        rows.iter()
+            .map(|(_, o)| {
+                assert_eq!(o.first_seen, e.detected_at);
+                (o.count, o.last_seen)
+            })
+            .collect()
+    };
+    assert_eq!(counts(&store), vec![(43, later), (3, earlier)]);
     assert_eq!(
         store.counts().unwrap().by_source_severity,
-        vec![("falco".to_owned(), Severity::Critical, 1, 43)]
+        vec![("falco".to_owned(), Severity::Critical, 2, 46)]
+    );
+    drop((store, sink));
+    // After a restart the pipeline numbers its sightings from 0 again: they name the new rows,
+    // never the last run's.
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    sink.write("falco", std::slice::from_ref(&e), &[0]).unwrap();
+    sink.apply_duplicates(&[update(0, 9, later), update(1, 1, later)])
+        .unwrap();
+    assert_eq!(counts(&store), vec![(43, later), (3, earlier), (10, later)]);
+}
+
+/// Schema version 1, as it shipped: duplicate counts found their row by fingerprint.
+const SCHEMA_V1: &str = "CREATE TABLE observations (
+        id INTEGER PRIMARY KEY, fingerprint BLOB NOT NULL, source TEXT NOT NULL,
+        category TEXT NOT NULL, severity INTEGER NOT NULL, event_type TEXT NOT NULL, rule_id TEXT,
+        title TEXT NOT NULL, message TEXT NOT NULL, resource_api_version TEXT, resource_kind TEXT,
+        resource_name TEXT, resource_namespace TEXT, namespace TEXT, node TEXT,
+        detected_at INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+        count INTEGER NOT NULL, labels TEXT NOT NULL, details TEXT NOT NULL);
+    CREATE INDEX observations_fingerprint ON observations (fingerprint, id);
+    CREATE INDEX observations_last_seen ON observations (last_seen);
+    CREATE INDEX observations_source ON observations (source, severity, id);
+    CREATE INDEX observations_namespace ON observations (namespace, id);
+    INSERT INTO observations VALUES (1, x'000102030405060708090a0b0c0d0e0f', 'falco', 'security', 4,
+        'falco_alert', 'Terminal shell in container', 'Terminal shell in container', 'a shell',
+        NULL, NULL, NULL, NULL, 'shop', 'node-1', 1770800462000000000, 1770800462000000000,
+        1770800462000000000, 3, '{}', '{}');
+    PRAGMA user_version = 1;";
+
+#[test]
+fn a_version_1_store_is_migrated_and_its_rows_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zen.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(SCHEMA_V1)
+        .unwrap();
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    let old = store.get(1).unwrap().unwrap();
+    assert_eq!(old.observation.count, 3);
+    assert_eq!(old.observation.event.severity, Severity::Critical);
+    write(&mut sink, "falco", &events()[..1]).unwrap();
+    assert_eq!(store.list(&Query::default()).unwrap().items.len(), 2);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "observations_last_seen",
+            "observations_namespace",
+            "observations_seq",
+            "observations_source"
+        ]
     );
 }
 
@@ -107,7 +191,7 @@ fn lists_filter_and_page_by_keyset() {
     let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
     let events = events();
     for chunk in events.chunks(2) {
-        sink.write("x", chunk).unwrap();
+        write(&mut sink, "x", chunk).unwrap();
     }
     let ids = |q: Query| -> Vec<String> {
         store
@@ -196,7 +280,7 @@ fn lists_filter_and_page_by_keyset() {
 fn retention_purges_what_was_last_seen_before_the_cutoff() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
-    sink.write("x", &events()).unwrap();
+    write(&mut sink, "x", &events()).unwrap();
     // The Trivy findings were detected on 2026-02-10, the others later.
     let cutoff: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
     assert_eq!(store.purge(cutoff).unwrap(), 5);
@@ -209,7 +293,7 @@ fn reopening_keeps_data_and_a_newer_schema_is_refused() {
     let path = dir.path().join("zen.db");
     {
         let (_, mut sink) = zen_store::open(&path).unwrap();
-        sink.write("x", &events()).unwrap();
+        write(&mut sink, "x", &events()).unwrap();
     }
     let (store, _) = zen_store::open(&path).unwrap();
     assert_eq!(store.list(&Query::default()).unwrap().items.len(), 7);
@@ -231,7 +315,7 @@ fn a_locked_store_fails_retryably_and_reads_go_on_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zen.db");
     let (store, mut sink) = zen_store::open(&path).unwrap();
-    sink.write("x", &events()).unwrap();
+    write(&mut sink, "x", &events()).unwrap();
     // Another connection holds the write lock.
     let blocker = rusqlite::Connection::open(&path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -243,11 +327,11 @@ fn a_locked_store_fails_retryably_and_reads_go_on_meanwhile() {
     );
     sink.set_busy_timeout(std::time::Duration::from_millis(20))
         .unwrap();
-    let err = sink.write("x", &events()[..1]).unwrap_err();
+    let err = write(&mut sink, "x", &events()[..1]).unwrap_err();
     assert!(err.retryable, "{err}");
     assert!(err.message.contains("locked"), "{err}");
     blocker.execute_batch("ROLLBACK").unwrap();
-    sink.write("x", &events()[..1]).unwrap();
+    write(&mut sink, "x", &events()[..1]).unwrap();
 }
 
 #[test]
@@ -266,7 +350,7 @@ fn the_wal_is_checkpointed_beside_the_writer_and_emptied_when_it_stops() {
                 .field(&round.to_string())
                 .finish();
         }
-        sink.write("trivy", &events).unwrap();
+        write(&mut sink, "trivy", &events).unwrap();
     }
     assert!(size(&wal) > 0, "commits go to the WAL");
     // The writer never checkpoints (wal_autocheckpoint = 0); the checkpoint thread copies the
