@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, external, free_port, get, put, start_with};
+use common::{KillOnDrop, answers_ok, external, free_port, get, put, start_with};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -227,9 +227,7 @@ fn an_alert_reaches_alertmanager_and_resolves_there() {
             .unwrap(),
     );
     let am_addr: SocketAddr = format!("127.0.0.1:{am_port}").parse().unwrap();
-    eventually("Alertmanager to start", || {
-        std::net::TcpStream::connect(am_addr).is_ok() && get(am_addr, "/-/ready").0 == 200
-    });
+    eventually("Alertmanager to start", || answers_ok(am_addr, "/-/ready"));
 
     let (hook, received) = webhook(0);
     let config = dir.path().join("zen.yaml");

@@ -13,7 +13,9 @@ use serde_json::Value;
 use zen_export::grafana::{queries, substitute};
 
 mod common;
-use common::{KillOnDrop, external, free_port, full_config, get, short_load, start_with};
+use common::{
+    KillOnDrop, answers_ok, external, free_port, full_config, get, short_load, start_with,
+};
 
 /// (panel, a part of the query) that cannot return data here, and why.
 const NO_DATA_HERE: &[(&str, &str, &str)] = &[
@@ -88,7 +90,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(prom).is_err() || get(prom, "/-/ready").0 != 200 {
+    while !answers_ok(prom, "/-/ready") {
         assert!(Instant::now() < deadline, "Prometheus did not get ready");
         std::thread::sleep(Duration::from_millis(200));
     }

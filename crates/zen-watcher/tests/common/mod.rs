@@ -36,17 +36,31 @@ pub(crate) fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// Sends a whole HTTP/1.0 request; the answer's status and body.
 fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
+    try_exchange(addr, request).unwrap()
+}
+
+/// `GET path` answers 200 — false also when the connection fails (a server still starting).
+pub(crate) fn answers_ok(addr: SocketAddr, path: &str) -> bool {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    try_exchange(addr, &request).is_ok_and(|(status, _)| status == 200)
+}
+
+fn try_exchange(addr: SocketAddr, request: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(request.as_bytes())?;
     let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+    s.read_to_string(&mut answer)?;
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {answer:?}")))?;
     let body = answer
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// A loopback port nothing listens on (as of now).
