@@ -2,14 +2,18 @@
 //! a sink, on threads joined by bounded `crossbeam-channel` queues.
 //!
 //! ```text
-//! try_submit ─► [queue] ─► normalisers (N threads, zen-model)
-//!                             ─► [chunks] ─► processor (1 thread: settings from zen-config-cache,
-//!                                              filter ⇄ dedup in the chosen order, batch)
-//!                                              ─► [jobs] ─► sink thread (retry, backoff, dead letters)
+//! try_submit ─► payloads ─► [payloads] ─► normalisers (N threads, zen-model) ─┐
+//!           └─► events (normalised by the caller) ──────────────────────────┴► [chunks]
+//!     ─► processor (1 thread: settings from zen-config-cache, filter ⇄ dedup in the chosen order,
+//!        batch) ─► [jobs] ─► sink thread (retry, backoff, dead letters)
 //! ```
 //!
-//! Every queue is bounded, so a slow sink slows the processor, which fills the submission queue,
-//! which makes [`Pipeline::try_submit`] answer [`SubmitError::Full`] (the HTTP layer's 429). The
+//! Events normalised by the caller (the HTTP handlers do it on their own threads) go straight to
+//! the processor's queue: a thread hand-off fewer, each a wake-up on the request's path.
+//!
+//! Every queue is bounded, so a slow sink slows the processor, which fills the queues of
+//! submissions, which makes [`Pipeline::try_submit`] answer [`SubmitError::Full`] (the HTTP
+//! layer's 429). The
 //! processor runs filtering and de-duplication in the configured [`ProcessingOrder`]; `Auto`
 //! measures which drops more and puts it first, with hysteresis, and logs each switch.
 //!
@@ -77,6 +81,21 @@ pub struct ShutdownReport {
     pub drained: bool,
 }
 
+/// Where submissions go: payloads to the normalisers, events straight to the processor.
+#[derive(Debug, Clone)]
+struct Queues {
+    payloads: Sender<(Payload, Instant)>,
+    chunks: Sender<Chunk>,
+}
+
+/// A payload waiting for a normaliser.
+#[derive(Debug)]
+struct Payload {
+    format: Format,
+    body: Vec<u8>,
+    ctx: Context,
+}
+
 /// Builds a [`Processor`] for running the stages synchronously (one core, no threads).
 pub fn processor(config: &PipelineConfig) -> Processor {
     let (processor, _) = build_processor(config);
@@ -102,7 +121,8 @@ fn build_processor(config: &PipelineConfig) -> (Processor, Arc<stats::Stats>) {
 /// The running pipeline; see the crate docs.
 #[derive(Debug)]
 pub struct Pipeline {
-    submissions: Option<Sender<(Submission, Instant)>>,
+    /// Both queues of submissions; `None` once shutting down.
+    submissions: Option<Queues>,
     threads: Vec<JoinHandle<()>>,
     stats: Arc<stats::Stats>,
     dead_letters: Receiver<DeadLetter>,
@@ -119,8 +139,8 @@ impl Pipeline {
         zen_filter::Filter::compile(&config.filter)?;
         let (processor, stats) = build_processor(&config);
         let capacity = config.queue_capacity.max(1);
-        let (submit_tx, submit_rx) = bounded::<(Submission, Instant)>(capacity);
-        let (chunk_tx, chunk_rx) = bounded::<Chunk>(64);
+        let (payload_tx, payload_rx) = bounded::<(Payload, Instant)>(capacity);
+        let (chunk_tx, chunk_rx) = bounded::<Chunk>(capacity);
         let (job_tx, job_rx) = bounded::<sink::Job>(64);
         let (dead_tx, dead_rx) = bounded(config.dead_letter_capacity.max(1));
         let deadline = Arc::new(OnceLock::new());
@@ -130,7 +150,7 @@ impl Pipeline {
         let mut threads = Vec::new();
         for i in 0..config.normalizers.max(1) {
             let (rx, tx, normalizer, stats) = (
-                submit_rx.clone(),
+                payload_rx.clone(),
                 chunk_tx.clone(),
                 normalizer.clone(),
                 stats.clone(),
@@ -139,10 +159,9 @@ impl Pipeline {
                 normalize_loop(&rx, &tx, &normalizer, &stats)
             }));
         }
-        drop(chunk_tx);
         let flush_every = config.duplicate_flush_interval;
         threads.push(spawn("zen-process", move || {
-            process_loop(processor, &chunk_rx, &job_tx, &submit_rx, flush_every)
+            process_loop(processor, &chunk_rx, &job_tx, &payload_rx, flush_every)
         }));
         let runner = sink::SinkRunner::new(
             sink,
@@ -153,7 +172,10 @@ impl Pipeline {
         );
         threads.push(spawn("zen-sink", move || runner.run(job_rx)));
         Ok(Pipeline {
-            submissions: Some(submit_tx),
+            submissions: Some(Queues {
+                payloads: payload_tx,
+                chunks: chunk_tx,
+            }),
             threads,
             stats,
             dead_letters: dead_rx,
@@ -163,19 +185,38 @@ impl Pipeline {
 
     /// Queues a submission, or hands it back at once when the queue is full or closed.
     pub fn try_submit(&self, submission: Submission) -> Result<(), SubmitError> {
-        let Some(tx) = &self.submissions else {
+        let Some(queues) = &self.submissions else {
             return Err(SubmitError::Closed(submission));
         };
-        match tx.try_send((submission, Instant::now())) {
+        let now = Instant::now();
+        let sent = match submission {
+            Submission::Payload { format, body, ctx } => refused(
+                queues
+                    .payloads
+                    .try_send((Payload { format, body, ctx }, now)),
+                |(p, _)| Submission::Payload {
+                    format: p.format,
+                    body: p.body,
+                    ctx: p.ctx,
+                },
+            ),
+            Submission::Events(events) => {
+                refused(queues.chunks.try_send((events, now, None)), back)
+            }
+            Submission::AckedEvents(events, ack) => {
+                refused(queues.chunks.try_send((events, now, Some(ack))), back)
+            }
+        };
+        match sent {
             Ok(()) => {
                 self.stats.submissions.fetch_add(1, Relaxed);
                 Ok(())
             }
-            Err(TrySendError::Full((s, _))) => {
+            Err(TrySendError::Full(s)) => {
                 self.stats.rejected_full.fetch_add(1, Relaxed);
                 Err(SubmitError::Full(s))
             }
-            Err(TrySendError::Disconnected((s, _))) => Err(SubmitError::Closed(s)),
+            Err(TrySendError::Disconnected(s)) => Err(SubmitError::Closed(s)),
         }
     }
 
@@ -221,8 +262,27 @@ impl Pipeline {
     }
 }
 
-/// Events on their way from the normalisers to the processor.
+/// Events on their way to the processor.
 type Chunk = (Vec<Event>, Instant, Option<Arc<Ack>>);
+
+/// A send the queue refused, holding the submission again.
+fn refused<T>(
+    sent: Result<(), TrySendError<T>>,
+    back: impl FnOnce(T) -> Submission,
+) -> Result<(), TrySendError<Submission>> {
+    sent.map_err(|e| match e {
+        TrySendError::Full(t) => TrySendError::Full(back(t)),
+        TrySendError::Disconnected(t) => TrySendError::Disconnected(back(t)),
+    })
+}
+
+/// A refused chunk as the submission it was.
+fn back((events, _, ack): Chunk) -> Submission {
+    match ack {
+        Some(ack) => Submission::AckedEvents(events, ack),
+        None => Submission::Events(events),
+    }
+}
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     // Spawning fails only when the OS is out of threads; the daemon cannot run without them.
@@ -233,39 +293,33 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 }
 
 fn normalize_loop(
-    rx: &Receiver<(Submission, Instant)>,
+    rx: &Receiver<(Payload, Instant)>,
     tx: &Sender<Chunk>,
     normalizer: &Normalizer,
     stats: &stats::Stats,
 ) {
     let mut stage = timing::StageTimer::new("normalize");
-    for (submission, received) in rx {
-        let (events, ack) = match submission {
-            Submission::Events(events) => (events, None),
-            Submission::AckedEvents(events, ack) => (events, Some(ack)),
-            Submission::Payload { format, body, ctx } => {
-                let started = Instant::now();
-                match normalizer.normalize(format, &body, &ctx) {
-                    Ok(out) => {
-                        stats
-                            .parse_errors
-                            .fetch_add(out.errors.len() as u64, Relaxed);
-                        if !out.errors.is_empty() {
-                            metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse")
-                                .increment(out.errors.len() as u64);
-                        }
-                        stage.record_shared(format.as_str(), started.elapsed(), out.events.len());
-                        (out.events, None)
-                    }
-                    Err(_) => {
-                        stats.parse_errors.fetch_add(1, Relaxed);
-                        metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse").increment(1);
-                        continue;
-                    }
+    for (Payload { format, body, ctx }, received) in rx {
+        let started = Instant::now();
+        let events = match normalizer.normalize(format, &body, &ctx) {
+            Ok(out) => {
+                stats
+                    .parse_errors
+                    .fetch_add(out.errors.len() as u64, Relaxed);
+                if !out.errors.is_empty() {
+                    metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse")
+                        .increment(out.errors.len() as u64);
                 }
+                stage.record_shared(format.as_str(), started.elapsed(), out.events.len());
+                out.events
+            }
+            Err(_) => {
+                stats.parse_errors.fetch_add(1, Relaxed);
+                metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse").increment(1);
+                continue;
             }
         };
-        if !events.is_empty() && tx.send((events, received, ack)).is_err() {
+        if !events.is_empty() && tx.send((events, received, None)).is_err() {
             return;
         }
     }
@@ -275,7 +329,7 @@ fn process_loop(
     mut processor: Processor,
     rx: &Receiver<Chunk>,
     tx: &Sender<sink::Job>,
-    queue: &Receiver<(Submission, Instant)>,
+    payloads: &Receiver<(Payload, Instant)>,
     flush_every: Duration,
 ) {
     let mut stage = timing::StageTimer::new("process");
@@ -297,7 +351,7 @@ fn process_loop(
                 if let Some(source) = source {
                     stage.record_shared(&source, now.elapsed(), n);
                 }
-                depth.set(queue.len() as f64);
+                depth.set((rx.len() + payloads.len()) as f64);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
