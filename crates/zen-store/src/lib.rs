@@ -56,8 +56,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX observations_namespace ON observations (namespace, id);",
     // Duplicate counts find their row by the deduper's number of its first sighting, which
     // grows as rows are written, instead of by fingerprint: fingerprints are random, so every
-    // insert into their index dirtied a page of its own — most of what a commit wrote to the
-    // WAL, and the store's throughput halved (see docs/benchmarks.md, "The store").
+    // insert into their index dirtied a page of its own. Without it the daemon settled 1.3×
+    // as many events per second (docs/benchmarks.md, "End to end", seventh run).
     "ALTER TABLE observations ADD COLUMN seq INTEGER;
     DROP INDEX observations_fingerprint;
     CREATE INDEX observations_seq ON observations (seq);",
@@ -290,6 +290,17 @@ impl Sink for SqliteSink {
     }
 
     fn write(&mut self, _source: &str, events: &[Event], seqs: &[u64]) -> Result<(), SinkError> {
+        if seqs.len() != events.len() {
+            // A caller's mistake, never retried: writing what zips would lose the rest unsaid.
+            return Err(SinkError {
+                message: format!(
+                    "store: {} events came with {} sequence numbers",
+                    events.len(),
+                    seqs.len()
+                ),
+                retryable: false,
+            });
+        }
         let started = Instant::now();
         let base = self.seq_base;
         let tx = self.conn.transaction().map_err(sink_error)?;

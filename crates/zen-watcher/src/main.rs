@@ -17,8 +17,8 @@ use zen_model::{Context, Format, NormalizeConfig, Normalizer, Syntax, Timestamp}
 
 use config::LogFormat;
 
-/// jemalloc instead of the system allocator: events are allocated on the HTTP threads and freed
-/// on the sink's, and glibc's malloc spent a fifth of the daemon's CPU under load on that
+/// jemalloc instead of the system allocator: under load a fifth of the daemon's CPU went to
+/// glibc's malloc and free — events are allocated on the HTTP threads and freed on the sink's
 /// (`docs/benchmarks.md`, "End to end"). Its options are set where it is built:
 /// `JEMALLOC_SYS_WITH_MALLOC_CONF` in `.cargo/config.toml`.
 #[global_allocator]
