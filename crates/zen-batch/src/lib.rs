@@ -49,15 +49,19 @@ pub enum FlushReason {
     Shutdown,
     /// Asked for at once: a submitter waits for its events to be stored.
     Ack,
+    /// Asked for before duplicate counts are handed on: the events they count must be stored
+    /// first.
+    Duplicates,
 }
 
 impl FlushReason {
-    pub const ALL: [FlushReason; 5] = [
+    pub const ALL: [FlushReason; 6] = [
         FlushReason::Size,
         FlushReason::Age,
         FlushReason::Limit,
         FlushReason::Shutdown,
         FlushReason::Ack,
+        FlushReason::Duplicates,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,7 @@ impl FlushReason {
             FlushReason::Limit => "limit",
             FlushReason::Shutdown => "shutdown",
             FlushReason::Ack => "ack",
+            FlushReason::Duplicates => "duplicates",
         }
     }
 }
@@ -106,7 +111,7 @@ struct Open<T> {
 
 /// Metric handles, registered once so that a flush costs no registry lookup.
 struct Recorders {
-    flushes: [metrics::Counter; 5],
+    flushes: [metrics::Counter; FlushReason::ALL.len()],
     size: metrics::Histogram,
     latency: metrics::Histogram,
 }
@@ -209,13 +214,18 @@ impl<T: Prioritized> Batcher<T> {
         self.flush(now, source, FlushReason::Ack)
     }
 
-    /// Everything left, for shutdown.
-    pub fn drain(&mut self, now: Instant) -> Vec<Batch<T>> {
+    /// Every open batch at once, for `reason`.
+    pub fn flush_all(&mut self, now: Instant, reason: FlushReason) -> Vec<Batch<T>> {
         let sources: Vec<String> = self.open.keys().cloned().collect();
         sources
             .iter()
-            .filter_map(|s| self.flush(now, s, FlushReason::Shutdown))
+            .filter_map(|s| self.flush(now, s, reason))
             .collect()
+    }
+
+    /// Everything left, for shutdown.
+    pub fn drain(&mut self, now: Instant) -> Vec<Batch<T>> {
+        self.flush_all(now, FlushReason::Shutdown)
     }
 
     /// Events waiting in all batches.

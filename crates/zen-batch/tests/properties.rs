@@ -95,6 +95,9 @@ fn flushes_are_counted_by_reason_and_sizes_recorded() {
         b.push(t0, "b", Item(Severity::Low, 2));
         b.poll(t0 + Duration::from_millis(150));
         b.push(t0, "c", Item(Severity::Low, 3));
+        b.push(t0, "d", Item(Severity::Low, 4));
+        assert_eq!(b.flush_all(t0, FlushReason::Duplicates).len(), 2);
+        b.push(t0, "e", Item(Severity::Low, 5));
         b.drain(t0);
     });
     let mut counts = std::collections::BTreeMap::new();
@@ -124,10 +127,11 @@ fn flushes_are_counted_by_reason_and_sizes_recorded() {
         (FlushReason::Limit, 0),
         (FlushReason::Shutdown, 1),
         (FlushReason::Ack, 0),
+        (FlushReason::Duplicates, 2),
     ]
     .map(|(r, n)| (r.as_str().to_owned(), n))
     .into();
     assert_eq!(counts, want);
     sizes.sort_by(f64::total_cmp);
-    assert_eq!(sizes, [1.0, 1.0, 2.0]);
+    assert_eq!(sizes, [1.0, 1.0, 1.0, 1.0, 2.0]);
 }

@@ -306,7 +306,7 @@ pub const CATALOG: &[Metric] = &[
         Counter,
         "batches",
         &["reason"],
-        "Batches flushed, by why (size, age, limit, shutdown, ack).",
+        "Batches flushed, by why (size, age, limit, shutdown, ack, duplicates).",
     ),
     m(
         "zen_watcher_cache_hits_total",

@@ -82,8 +82,8 @@ fn run(config: &PipelineConfig, events: Vec<Event>, sink: &mut dyn Sink) -> usiz
         written += drain(&mut out, sink);
     }
     processor.drain(t0, &mut out);
+    let updates = processor.take_duplicates(t0, &mut out);
     written += drain(&mut out, sink);
-    let updates = processor.take_duplicates();
     sink.apply_duplicates(&updates).expect("null sink");
     written
 }

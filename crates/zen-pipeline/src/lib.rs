@@ -357,24 +357,27 @@ fn process_loop(
             Err(RecvTimeoutError::Disconnected) => break,
         }
         processor.poll(now, &mut out);
-        if now >= next_flush {
+        let updates = if now >= next_flush {
             next_flush = now + flush_every;
-            let updates = processor.take_duplicates();
-            if !updates.is_empty() && tx.send(sink::Job::Duplicates(updates)).is_err() {
-                return;
-            }
-        }
+            processor.take_duplicates(now, &mut out)
+        } else {
+            Vec::new()
+        };
+        // Batches before the duplicate counts of their events.
         for o in out.drain(..) {
             if tx.send(sink::Job::Output(o)).is_err() {
                 return;
             }
         }
+        if !updates.is_empty() && tx.send(sink::Job::Duplicates(updates)).is_err() {
+            return;
+        }
     }
     processor.drain(Instant::now(), &mut out);
+    let updates = processor.take_duplicates(Instant::now(), &mut out);
     for o in out.drain(..) {
         let _ = tx.send(sink::Job::Output(o));
     }
-    let updates = processor.take_duplicates();
     if !updates.is_empty() {
         let _ = tx.send(sink::Job::Duplicates(updates));
     }

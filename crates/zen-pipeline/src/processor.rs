@@ -364,9 +364,19 @@ impl Processor {
         self.batcher.as_ref().and_then(Batcher::next_deadline)
     }
 
-    /// Duplicate counts folded in since the last call.
-    pub fn take_duplicates(&mut self) -> Vec<DuplicateUpdate> {
-        self.dedup.drain_updates()
+    /// Duplicate counts folded in since the last call. When there are any, the open batches go
+    /// to `out` first ([`FlushReason::Duplicates`]): a count sent to the sink before the event
+    /// it counts would find no row, and be lost.
+    pub fn take_duplicates(&mut self, now: Instant, out: &mut Vec<Output>) -> Vec<DuplicateUpdate> {
+        let updates = self.dedup.drain_updates();
+        if let (false, Some(b)) = (updates.is_empty(), &mut self.batcher) {
+            out.extend(
+                b.flush_all(now, FlushReason::Duplicates)
+                    .into_iter()
+                    .map(Output::Batch),
+            );
+        }
+        updates
     }
 
     /// Everything still buffered, for shutdown.

@@ -1,7 +1,8 @@
 //! Where batches go: the [`Sink`] trait, and the loop that writes to it with retries, backoff and
 //! a bounded dead-letter hand-off.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -59,6 +60,42 @@ pub struct DeadLetter {
     pub events: Vec<Event>,
     pub error: String,
     pub attempts: u32,
+}
+
+/// Duplicate counts waiting to be applied, one per kept sighting, in sequence order.
+///
+/// Counts for the same sighting that arrive before it is applied (the deduper sends them every
+/// second; a busy sink lags) are added together into one update. Taken in sequence order, a slice
+/// names rows written close together, so one transaction touches fewer of the store's pages.
+#[derive(Debug, Default)]
+struct Pending(BTreeMap<u64, DuplicateUpdate>);
+
+impl Pending {
+    fn add(&mut self, updates: Vec<DuplicateUpdate>) {
+        for u in updates {
+            match self.0.entry(u.seq) {
+                Entry::Vacant(v) => {
+                    v.insert(u);
+                }
+                Entry::Occupied(mut o) => {
+                    let o = o.get_mut();
+                    o.duplicates = o.duplicates.saturating_add(u.duplicates);
+                    o.last_seen = o.last_seen.max(u.last_seen);
+                }
+            }
+        }
+    }
+
+    /// Removes and returns the `n` updates of the lowest sequence numbers.
+    fn take(&mut self, n: usize) -> Vec<DuplicateUpdate> {
+        std::iter::from_fn(|| self.0.pop_first().map(|(_, u)| u))
+            .take(n)
+            .collect()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Work for the sink thread.
@@ -128,7 +165,7 @@ impl SinkRunner {
         // every acknowledgement) behind them for tens of milliseconds. Their rows are already
         // written (a first sighting's batch is queued before its duplicates' counts), and no
         // acknowledgement waits on them.
-        let mut updates: VecDeque<DuplicateUpdate> = VecDeque::new();
+        let mut updates = Pending::default();
         loop {
             let job = match next.take() {
                 Some(job) => job,
@@ -180,7 +217,7 @@ impl SinkRunner {
                         attempts: 0,
                     });
                 }
-                Job::Duplicates(more) => updates.extend(more),
+                Job::Duplicates(more) => updates.add(more),
             }
         }
         // Shutting down: what is left.
@@ -189,10 +226,9 @@ impl SinkRunner {
         }
     }
 
-    /// Applies the first [`UPDATE_SLICE`] of `updates`.
-    fn apply_slice(&mut self, updates: &mut VecDeque<DuplicateUpdate>) {
-        let n = updates.len().min(UPDATE_SLICE);
-        let slice: Vec<_> = updates.drain(..n).collect();
+    /// Applies the [`UPDATE_SLICE`] waiting counts of the lowest sequence numbers.
+    fn apply_slice(&mut self, updates: &mut Pending) {
+        let slice = updates.take(UPDATE_SLICE);
         self.apply_duplicates(&slice);
     }
 
@@ -368,6 +404,37 @@ mod tests {
                 .push(format!("counts {}", updates.len()));
             Ok(())
         }
+    }
+
+    #[test]
+    fn waiting_counts_of_one_sighting_are_added_together_and_taken_in_sequence_order() {
+        let at = |s: &str| s.parse::<zen_model::Timestamp>().unwrap();
+        let update = |seq, duplicates, last_seen: &str| DuplicateUpdate {
+            seq,
+            fingerprint: zen_model::Fingerprint::builder("t").field("x").finish(),
+            duplicates,
+            last_seen: at(last_seen),
+        };
+        let mut pending = Pending::default();
+        pending.add(vec![
+            update(9, 1, "2026-02-11T09:00:05Z"),
+            update(3, 2, "2026-02-11T09:00:01Z"),
+        ]);
+        pending.add(vec![
+            update(9, 4, "2026-02-11T09:00:02Z"),
+            update(5, 1, "2026-02-11T09:00:03Z"),
+        ]);
+        let taken: Vec<_> = pending
+            .take(2)
+            .into_iter()
+            .map(|u| (u.seq, u.duplicates))
+            .collect();
+        assert_eq!(taken, [(3, 2), (5, 1)]);
+        let rest = pending.take(10);
+        assert_eq!(rest.len(), 1);
+        assert_eq!((rest[0].seq, rest[0].duplicates), (9, 5));
+        assert_eq!(rest[0].last_seen, at("2026-02-11T09:00:05Z"), "the latest");
+        assert!(pending.is_empty());
     }
 
     #[test]

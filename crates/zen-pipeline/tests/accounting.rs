@@ -54,7 +54,7 @@ proptest! {
                 Output::Rejected { .. } => prop_assert!(false, "no configuration can fail here"),
             }
         }
-        let duplicates: u64 = processor.take_duplicates().iter().map(|u| u.duplicates).sum();
+        let duplicates: u64 = processor.take_duplicates(now, &mut Vec::new()).iter().map(|u| u.duplicates).sum();
         let c = processor.counts();
         prop_assert_eq!(c.received, total as u64);
         prop_assert_eq!(c.received, kept as u64 + c.filtered + c.deduplicated, "{:?}", c);

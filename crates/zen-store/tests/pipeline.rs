@@ -70,3 +70,44 @@ fn rows_and_counts_match_what_the_pipeline_says_it_did() {
         )
     );
 }
+
+#[test]
+fn a_duplicate_counted_while_its_first_sighting_waits_in_a_batch_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    // A batch waits up to 2 s for more events; duplicate counts are handed on every 20 ms. The
+    // first count goes out while the event it belongs to still waits.
+    let mut config = PipelineConfig {
+        duplicate_flush_interval: Duration::from_millis(20),
+        ..PipelineConfig::default()
+    };
+    config.batch.batch.max_age = Duration::from_secs(2);
+    let p = Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap();
+    let ctx = Context::received_at("2026-02-11T09:01:03Z".parse().unwrap());
+    let alert = |second: u32| Submission::Payload {
+        format: Format::Falco,
+        body: format!(
+            r#"{{"rule":"r","priority":"Warning","time":"2026-02-11T09:00:{second:02}Z"}}"#
+        )
+        .into_bytes(),
+        ctx: ctx.clone(),
+    };
+    p.try_submit(alert(1)).unwrap();
+    p.try_submit(alert(2)).unwrap();
+    // Long enough for several hand-offs of duplicate counts, well before the batch's age.
+    std::thread::sleep(Duration::from_millis(300));
+    let report = p.shutdown(Instant::now() + Duration::from_secs(30));
+    assert!(report.drained);
+    assert_eq!((report.counts.written, report.counts.deduplicated), (1, 1));
+    let rows = store.list(&Query::default()).unwrap().items;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].observation.count, 2,
+        "the duplicate is counted on its row"
+    );
+    assert_eq!(
+        store.counts().unwrap().by_source_severity[0].3,
+        2,
+        "and in the kept counts"
+    );
+}

@@ -166,6 +166,11 @@ fn a_version_1_store_is_migrated_and_its_rows_kept() {
     assert_eq!(old.observation.event.severity, Severity::Critical);
     write(&mut sink, "falco", &events()[..1]).unwrap();
     assert_eq!(store.list(&Query::default()).unwrap().items.len(), 2);
+    assert_eq!(
+        store.counts().unwrap().by_source_severity,
+        vec![("falco".to_owned(), Severity::Critical, 2, 4)],
+        "the migrated row is counted"
+    );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
@@ -285,6 +290,78 @@ fn retention_purges_what_was_last_seen_before_the_cutoff() {
     let cutoff: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
     assert_eq!(store.purge(cutoff).unwrap(), 5);
     assert_eq!(store.list(&Query::default()).unwrap().items.len(), 2);
+}
+
+/// Rows and occurrences by source and severity, summed from the rows themselves.
+fn counted_from_rows(path: &std::path::Path) -> Vec<(String, Severity, u64, u64)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT source, severity, COUNT(*), SUM(count) FROM observations
+             GROUP BY source, severity ORDER BY source, severity",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Severity::ALL[r.get::<_, i64>(1)? as usize],
+            r.get::<_, i64>(2)? as u64,
+            r.get::<_, i64>(3)? as u64,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+#[test]
+fn kept_counts_agree_with_the_rows_through_writes_duplicates_purges_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zen.db");
+    let all = events();
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    sink.write("x", &all, &(0..7).collect::<Vec<_>>()).unwrap();
+    let update = |seq: u64, duplicates| DuplicateUpdate {
+        fingerprint: all[0].fingerprint,
+        seq,
+        duplicates,
+        last_seen: "2026-03-01T00:00:00Z".parse().unwrap(),
+    };
+    // Sighting 9 was never written: it counts nowhere.
+    sink.apply_duplicates(&[update(0, 4), update(2, 1), update(6, 10)])
+        .unwrap();
+    sink.apply_duplicates(&[update(2, 2), update(9, 5)])
+        .unwrap();
+    let kept = store.counts().unwrap().by_source_severity;
+    assert_eq!(kept, counted_from_rows(&path));
+    let occurrences: u64 = kept.iter().map(|c| c.3).sum();
+    assert_eq!(occurrences, 7 + 4 + 1 + 10 + 2);
+    // The purge takes Trivy's five findings (detected 2026-02-10) but the one seen again since.
+    let cutoff: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
+    assert_eq!(store.purge(cutoff).unwrap(), 4);
+    let kept = store.counts().unwrap().by_source_severity;
+    assert_eq!(kept, counted_from_rows(&path));
+    assert!(
+        kept.iter().all(|c| c.2 > 0),
+        "emptied keys are not listed: {kept:?}"
+    );
+    drop((store, sink));
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    sink.write("x", &all[..1], &[0]).unwrap();
+    sink.apply_duplicates(&[update(0, 1)]).unwrap();
+    assert_eq!(
+        store.counts().unwrap().by_source_severity,
+        counted_from_rows(&path)
+    );
+    // A sighting far older than the newest: the sink no longer remembers its row's key, and
+    // reads it back.
+    sink.write("x", &all[6..], &[1 << 30]).unwrap();
+    sink.apply_duplicates(&[update(0, 2), update(1 << 30, 1)])
+        .unwrap();
+    let kept = store.counts().unwrap().by_source_severity;
+    assert_eq!(kept, counted_from_rows(&path));
+    let occurrences: u64 = kept.iter().map(|c| c.3).sum();
+    assert_eq!(occurrences, 7 + 4 + 1 + 10 + 2 - 4 + 1 + 1 + 2 + 1 + 1);
 }
 
 #[test]
