@@ -209,9 +209,6 @@ fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // In WAL mode a commit survives a crash of the process; only a power loss may take the last.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // The WAL file keeps the size of its largest burst (hundreds of MB under full load) unless
-    // cut back when it restarts.
-    conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -241,7 +238,9 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
         tx.commit().map_err(err)?;
     }
     // Commits never checkpoint (copying the WAL into the database and syncing it took tens of
-    // milliseconds, now and then, inside an unlucky commit); a thread of its own does it.
+    // milliseconds, now and then, inside an unlucky commit); a thread of its own does it. For
+    // the same reason the WAL is not cut back (`journal_size_limit`): truncating the hundreds of
+    // MB a burst had left stalled the commit that restarted it for about 100 ms.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(err)?;
     // This process's sequence numbers start at 0; stored, they continue from the last run's.
