@@ -86,7 +86,7 @@ const ADD_COUNTS: &str =
 
 /// The source and severity of the rows this sink wrote lately, by sequence number, so that a
 /// duplicate count can be added to `observation_counts` without reading its row back (`UPDATE …
-/// RETURNING` cost 40 % more per update). Counts name recent rows: the deduper forgets a sighting
+/// RETURNING` cost a third to a half more per update; docs/benchmarks.md). Counts name recent rows: the deduper forgets a sighting
 /// after its window, or after `dedup_max_entries` newer ones. Rows it does not know are read.
 #[derive(Debug, Default)]
 struct Recent {
