@@ -84,14 +84,33 @@ const ADD_COUNTS: &str =
         observations = observations + excluded.observations,
         occurrences = occurrences + excluded.occurrences";
 
-/// The source and severity of the rows this sink wrote lately, by sequence number, so that a
-/// duplicate count can be added to `observation_counts` without reading its row back (`UPDATE …
-/// RETURNING` cost a third to a half more per update; docs/benchmarks.md). Counts name recent rows: the deduper forgets a sighting
-/// after its window, or after `dedup_max_entries` newer ones. Rows it does not know are read.
+/// The keys of `observation_counts` met so far — (source, severity) pairs — by index.
+#[derive(Debug, Default)]
+struct Keys(Vec<(String, u8)>);
+
+impl Keys {
+    fn index(&mut self, source: &str, severity: u8) -> usize {
+        match self
+            .0
+            .iter()
+            .position(|(s, r)| *r == severity && s == source)
+        {
+            Some(k) => k,
+            None => {
+                self.0.push((source.to_owned(), severity));
+                self.0.len() - 1
+            }
+        }
+    }
+}
+
+/// The key index of the rows this sink wrote lately, by sequence number, so that a duplicate
+/// count can be added to `observation_counts` without reading its row back (`UPDATE … RETURNING`
+/// cost a third to a half more per update; docs/benchmarks.md). Counts name recent rows: the
+/// deduper forgets a sighting after its window, or after `dedup_max_entries` newer ones. Rows it
+/// does not know are read.
 #[derive(Debug, Default)]
 struct Recent {
-    /// Source and severity, by index.
-    keys: Vec<(String, u8)>,
     /// `ring[i]` is the key index of sequence number `first + i`, or [`Recent::NONE`].
     first: u64,
     ring: VecDeque<u8>,
@@ -103,19 +122,7 @@ impl Recent {
     /// Sequence numbers remembered: 128 KiB.
     const LEN: usize = 1 << 17;
 
-    fn note(&mut self, seq: u64, source: &str, severity: u8) {
-        let key = match self
-            .keys
-            .iter()
-            .position(|(s, r)| *r == severity && s == source)
-        {
-            Some(k) => k,
-            None => {
-                self.keys.push((source.to_owned(), severity));
-                self.keys.len() - 1
-            }
-        };
-        let key = u8::try_from(key).unwrap_or(Self::NONE);
+    fn note(&mut self, seq: u64, key: usize) {
         let Some(mut i) = seq.checked_sub(self.first) else {
             return; // older than what is remembered
         };
@@ -129,17 +136,18 @@ impl Recent {
         if i >= self.ring.len() {
             self.ring.resize(i + 1, Self::NONE);
         }
-        self.ring[i] = key;
+        self.ring[i] = u8::try_from(key).unwrap_or(Self::NONE);
         while self.ring.len() > Self::LEN {
             self.ring.pop_front();
             self.first += 1;
         }
     }
 
-    fn key(&self, seq: u64) -> Option<(&str, u8)> {
+    fn key(&self, seq: u64) -> Option<usize> {
         let i = usize::try_from(seq.checked_sub(self.first)?).ok()?;
-        let k = *self.ring.get(i)?;
-        self.keys.get(usize::from(k)).map(|(s, r)| (s.as_str(), *r))
+        Some(*self.ring.get(i)?)
+            .filter(|&k| k != Self::NONE)
+            .map(usize::from)
     }
 }
 
@@ -150,33 +158,26 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, rusqlite::E
     })
 }
 
-/// Rows and occurrences to add to `observation_counts`, by source and severity; only a handful
-/// of keys per transaction, so a list.
+/// Rows and occurrences to add to `observation_counts`, by index in [`Keys`].
 #[derive(Debug, Default)]
-struct Tally(Vec<(String, u8, i64, i64)>);
+struct Tally(Vec<(i64, i64)>);
 
 impl Tally {
-    fn add(&mut self, source: &str, severity: u8, rows: i64, occurrences: i64) {
-        match self
-            .0
-            .iter_mut()
-            .find(|(s, r, _, _)| *r == severity && s == source)
-        {
-            Some(t) => {
-                t.2 += rows;
-                t.3 += occurrences;
-            }
-            None => self
-                .0
-                .push((source.to_owned(), severity, rows, occurrences)),
+    fn add(&mut self, key: usize, rows: i64, occurrences: i64) {
+        if key >= self.0.len() {
+            self.0.resize(key + 1, (0, 0));
         }
+        self.0[key].0 += rows;
+        self.0[key].1 += occurrences;
     }
 
     /// Adds the tally to `observation_counts`, inside the caller's transaction.
-    fn apply(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
+    fn apply(&self, keys: &Keys, conn: &Connection) -> Result<(), rusqlite::Error> {
         let mut add = conn.prepare_cached(ADD_COUNTS)?;
-        for (source, severity, rows, occurrences) in &self.0 {
-            add.execute(params![source, severity, rows, occurrences])?;
+        for ((source, severity), (rows, occurrences)) in keys.0.iter().zip(&self.0) {
+            if (*rows, *occurrences) != (0, 0) {
+                add.execute(params![source, severity, rows, occurrences])?;
+            }
         }
         Ok(())
     }
@@ -261,6 +262,7 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
         conn,
         timings: Timings::new(),
         seq_base,
+        keys: Keys::default(),
         recent: Recent::default(),
         _checkpointer: checkpointer,
     };
@@ -390,6 +392,7 @@ pub struct SqliteSink {
     /// Added to the pipeline's sequence numbers ([`zen_pipeline::Tracked::seq`]), which start at
     /// 0 in every run, so that a stored `seq` is never reused.
     seq_base: i64,
+    keys: Keys,
     recent: Recent,
     /// Dropped after `conn` (fields drop in order): the last checkpoint sees every commit.
     _checkpointer: Checkpointer,
@@ -427,6 +430,7 @@ impl Sink for SqliteSink {
         let started = Instant::now();
         let base = self.seq_base;
         let mut tally = Tally::default();
+        let mut written = Vec::with_capacity(events.len());
         let tx = self.conn.transaction().map_err(sink_error)?;
         {
             let mut insert = tx
@@ -438,7 +442,9 @@ impl Sink for SqliteSink {
                 )
                 .map_err(sink_error)?;
             for (e, &seq) in events.iter().zip(seqs) {
-                tally.add(e.source.as_ref(), e.severity.rank(), 1, 1);
+                let key = self.keys.index(e.source.as_ref(), e.severity.rank());
+                tally.add(key, 1, 1);
+                written.push((seq, key));
                 let r = e.resource.as_ref();
                 let labels = serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned());
                 insert
@@ -465,10 +471,10 @@ impl Sink for SqliteSink {
                     .map_err(sink_error)?;
             }
         }
-        tally.apply(&tx).map_err(sink_error)?;
+        tally.apply(&self.keys, &tx).map_err(sink_error)?;
         tx.commit().map_err(sink_error)?;
-        for (e, &seq) in events.iter().zip(seqs) {
-            self.recent.note(seq, e.source.as_ref(), e.severity.rank());
+        for (seq, key) in written {
+            self.recent.note(seq, key);
         }
         self.timings.create.record(started.elapsed().as_secs_f64());
         Ok(())
@@ -496,24 +502,21 @@ impl Sink for SqliteSink {
                 {
                     continue;
                 }
-                match self.recent.key(u.seq) {
-                    Some((source, severity)) => tally.add(source, severity, 0, n),
-                    None => {
-                        let mut key = tx
-                            .prepare_cached(
-                                "SELECT source, severity FROM observations WHERE seq = ?1",
-                            )
-                            .map_err(sink_error)?;
-                        key.query_row([seq], |row| {
-                            tally.add(text(row, 0)?, row.get(1)?, 0, n);
-                            Ok(())
+                let key = match self.recent.key(u.seq) {
+                    Some(key) => key,
+                    None => tx
+                        .prepare_cached("SELECT source, severity FROM observations WHERE seq = ?1")
+                        .and_then(|mut read| {
+                            read.query_row([seq], |row| {
+                                Ok(self.keys.index(text(row, 0)?, row.get(1)?))
+                            })
                         })
-                        .map_err(sink_error)?;
-                    }
-                }
+                        .map_err(sink_error)?,
+                };
+                tally.add(key, 0, n);
             }
         }
-        tally.apply(&tx).map_err(sink_error)?;
+        tally.apply(&self.keys, &tx).map_err(sink_error)?;
         tx.commit().map_err(sink_error)?;
         self.timings.update.record(started.elapsed().as_secs_f64());
         Ok(())
@@ -770,7 +773,7 @@ impl Store {
         let started = Instant::now();
         let n = self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
-            let mut tally = Tally::default();
+            let (mut keys, mut tally) = (Keys::default(), Tally::default());
             let mut n = 0;
             {
                 let mut delete = tx.prepare(
@@ -778,11 +781,12 @@ impl Store {
                 )?;
                 let mut rows = delete.query([nanos(cutoff)])?;
                 while let Some(row) = rows.next()? {
-                    tally.add(text(row, 0)?, row.get(1)?, -1, -row.get::<_, i64>(2)?);
+                    let key = keys.index(text(row, 0)?, row.get(1)?);
+                    tally.add(key, -1, -row.get::<_, i64>(2)?);
                     n += 1;
                 }
             }
-            tally.apply(&tx)?;
+            tally.apply(&keys, &tx)?;
             tx.commit()?;
             Ok(n)
         });
