@@ -269,16 +269,16 @@ pub const CATALOG: &[Metric] = &[
     m(
         "zen_watcher_queue_depth",
         Gauge,
-        "submissions",
+        "events",
         &["queue"],
-        "Submissions waiting in a pipeline queue.",
+        "Events waiting in a pipeline queue.",
     ),
     m(
         "zen_watcher_queue_capacity",
         Gauge,
-        "submissions",
+        "events",
         &["queue"],
-        "Capacity of a pipeline queue; a full queue answers 429.",
+        "Capacity of a pipeline queue, in events; a full queue answers 429.",
     ),
     histogram(
         "zen_watcher_batch_size",

@@ -86,7 +86,8 @@ impl RetryPolicy {
 /// Everything the pipeline needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {
-    /// Submissions waiting to be processed; when full, `try_submit` says so (HTTP 429).
+    /// Events waiting to be processed; without room for a submission's events, `try_submit`
+    /// says so (HTTP 429). An empty queue takes a submission of any size.
     pub queue_capacity: usize,
     /// Threads normalising payloads.
     pub normalizers: usize,

@@ -13,7 +13,9 @@
 //!
 //! Every queue is bounded, so a slow sink slows the processor, which fills the queues of
 //! submissions, which makes [`Pipeline::try_submit`] answer [`SubmitError::Full`] (the HTTP
-//! layer's 429). The
+//! layer's 429). The processor's queue is bounded in events (`queue_capacity`), not
+//! submissions, so a request of one event and one of a thousand take the room they need;
+//! payloads wait for a normaliser in a queue of [`PAYLOADS_WAITING`]. The
 //! processor runs filtering and de-duplication in the configured [`ProcessingOrder`]; `Auto`
 //! measures which drops more and puts it first, with hysteresis, and logs each switch.
 //!
@@ -27,6 +29,7 @@
 mod ack;
 mod config;
 mod processor;
+mod room;
 mod settings;
 mod sink;
 mod stats;
@@ -37,7 +40,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, unbounded};
 use zen_dedup::Deduper;
 use zen_model::{Context, Event, Format, Normalizer};
 
@@ -86,7 +89,24 @@ pub struct ShutdownReport {
 struct Queues {
     payloads: Sender<(Payload, Instant)>,
     chunks: Sender<Chunk>,
+    /// The bound of `chunks`, in events.
+    room: Arc<room::Room>,
 }
+
+impl Queues {
+    /// Queues events for the processor if there is room for them.
+    fn offer(&self, chunk: Chunk) -> Result<(), TrySendError<Submission>> {
+        let n = chunk.0.len();
+        if !self.room.try_take(n) {
+            return Err(TrySendError::Full(back(chunk)));
+        }
+        refused(self.chunks.try_send(chunk), back).inspect_err(|_| self.room.give_back(n))
+    }
+}
+
+/// Payloads waiting for a normaliser (each up to the body limit), beside the events in the
+/// processor's queue.
+pub const PAYLOADS_WAITING: usize = 256;
 
 /// A payload waiting for a normaliser.
 #[derive(Debug)]
@@ -138,30 +158,33 @@ impl Pipeline {
     ) -> Result<Pipeline, zen_filter::FilterError> {
         zen_filter::Filter::compile(&config.filter)?;
         let (processor, stats) = build_processor(&config);
-        let capacity = config.queue_capacity.max(1);
-        let (payload_tx, payload_rx) = bounded::<(Payload, Instant)>(capacity);
-        let (chunk_tx, chunk_rx) = bounded::<Chunk>(capacity);
+        let room = Arc::new(room::Room::new(config.queue_capacity));
+        let (payload_tx, payload_rx) = bounded::<(Payload, Instant)>(PAYLOADS_WAITING);
+        // Bounded by `room`, in events.
+        let (chunk_tx, chunk_rx) = unbounded::<Chunk>();
         let (job_tx, job_rx) = bounded::<sink::Job>(64);
         let (dead_tx, dead_rx) = bounded(config.dead_letter_capacity.max(1));
         let deadline = Arc::new(OnceLock::new());
         metrics::gauge!("zen_watcher_queue_capacity", "queue" => "submissions")
-            .set(capacity as f64);
+            .set(room.capacity() as f64);
 
         let mut threads = Vec::new();
         for i in 0..config.normalizers.max(1) {
-            let (rx, tx, normalizer, stats) = (
+            let (rx, tx, room, normalizer, stats) = (
                 payload_rx.clone(),
                 chunk_tx.clone(),
+                room.clone(),
                 normalizer.clone(),
                 stats.clone(),
             );
             threads.push(spawn(&format!("zen-normalize-{i}"), move || {
-                normalize_loop(&rx, &tx, &normalizer, &stats)
+                normalize_loop(&rx, &tx, &room, &normalizer, &stats)
             }));
         }
         let flush_every = config.duplicate_flush_interval;
+        let taken = room.clone();
         threads.push(spawn("zen-process", move || {
-            process_loop(processor, &chunk_rx, &job_tx, &payload_rx, flush_every)
+            process_loop(processor, &chunk_rx, &job_tx, &taken, flush_every)
         }));
         let runner = sink::SinkRunner::new(
             sink,
@@ -175,6 +198,7 @@ impl Pipeline {
             submissions: Some(Queues {
                 payloads: payload_tx,
                 chunks: chunk_tx,
+                room,
             }),
             threads,
             stats,
@@ -200,12 +224,8 @@ impl Pipeline {
                     ctx: p.ctx,
                 },
             ),
-            Submission::Events(events) => {
-                refused(queues.chunks.try_send((events, now, None)), back)
-            }
-            Submission::AckedEvents(events, ack) => {
-                refused(queues.chunks.try_send((events, now, Some(ack))), back)
-            }
+            Submission::Events(events) => queues.offer((events, now, None)),
+            Submission::AckedEvents(events, ack) => queues.offer((events, now, Some(ack))),
         };
         match sent {
             Ok(()) => {
@@ -295,6 +315,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 fn normalize_loop(
     rx: &Receiver<(Payload, Instant)>,
     tx: &Sender<Chunk>,
+    room: &room::Room,
     normalizer: &Normalizer,
     stats: &stats::Stats,
 ) {
@@ -319,7 +340,11 @@ fn normalize_loop(
                 continue;
             }
         };
-        if !events.is_empty() && tx.send((events, received, None)).is_err() {
+        if events.is_empty() {
+            continue;
+        }
+        room.take(events.len());
+        if tx.send((events, received, None)).is_err() {
             return;
         }
     }
@@ -329,7 +354,7 @@ fn process_loop(
     mut processor: Processor,
     rx: &Receiver<Chunk>,
     tx: &Sender<sink::Job>,
-    payloads: &Receiver<(Payload, Instant)>,
+    room: &room::Room,
     flush_every: Duration,
 ) {
     let mut stage = timing::StageTimer::new("process");
@@ -346,12 +371,13 @@ fn process_loop(
             Ok((events, received, ack)) => {
                 // A chunk comes from one payload: its first event names its source.
                 let n = events.len();
+                room.give_back(n);
                 let source = events.first().map(|e| e.source.clone());
                 processor.process_acked(now, events, received, ack.as_ref(), &mut out);
                 if let Some(source) = source {
                     stage.record_shared(&source, now.elapsed(), n);
                 }
-                depth.set((rx.len() + payloads.len()) as f64);
+                depth.set(room.used() as f64);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

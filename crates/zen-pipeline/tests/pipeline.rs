@@ -204,6 +204,45 @@ fn a_full_queue_is_refused_at_once_and_everything_is_processed_after() {
 }
 
 #[test]
+fn the_queue_is_bounded_in_events_not_submissions() {
+    // Submissions of `size` events until the queue refuses one, behind a sink that takes nothing:
+    // the events accepted are the queue's 1,000, plus what the processor holds (64 batches
+    // waiting for the sink, one in hand, one open per source: under 2,000).
+    let accepted_until_full = |size: u128| {
+        let sink = Recording::default();
+        sink.hold.store(1, Ordering::SeqCst);
+        let config = PipelineConfig {
+            queue_capacity: 1_000,
+            ..PipelineConfig::default()
+        };
+        let p = start(config, sink.clone());
+        let mut accepted = 0;
+        for i in 0..10_000u128 {
+            let batch = events(size as usize, size as usize)
+                .into_iter()
+                .enumerate()
+                .map(|(j, mut e)| {
+                    e.fingerprint.0 += (i << 32) + j as u128;
+                    e
+                })
+                .collect();
+            match p.try_submit(Submission::Events(batch)) {
+                Ok(()) => accepted += size,
+                Err(SubmitError::Full(_)) => break,
+                Err(SubmitError::Closed(_)) => unreachable!(),
+            }
+        }
+        sink.hold.store(0, Ordering::SeqCst);
+        assert!(p.shutdown(soon()).drained);
+        accepted
+    };
+    let singles = accepted_until_full(1);
+    let hundreds = accepted_until_full(100);
+    assert!((1_000..3_000).contains(&singles), "{singles}");
+    assert!((1_000..3_000).contains(&hundreds), "{hundreds}");
+}
+
+#[test]
 fn sink_failures_are_retried_then_dead_lettered() {
     let sink = Recording {
         refuse: Some("kube-bench"),

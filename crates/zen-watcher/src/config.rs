@@ -274,9 +274,10 @@ impl Default for PipelineSection {
     fn default() -> Self {
         let p = zen_pipeline::PipelineConfig::default();
         PipelineSection {
-            // Submissions, not events: 256 requests of 100 events hold ~25,000 events in memory.
-            // Past that, ingestion answers 429 and the client waits: memory stays bounded.
-            queue_capacity: 256,
+            // Events, whatever the requests' sizes: as many as 250 requests of 100 events, which
+            // the daemon holds within its 100 MB at full load (docs/benchmarks.md). Past that,
+            // ingestion answers 429 and the client waits: memory stays bounded.
+            queue_capacity: 25_000,
             normalizers: p.normalizers,
             order: Order::Auto,
             cache_enabled: p.cache.enabled,
