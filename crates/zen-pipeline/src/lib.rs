@@ -100,7 +100,9 @@ impl Queues {
         if !self.room.try_take(n) {
             return Err(TrySendError::Full(back(chunk)));
         }
-        refused(self.chunks.try_send(chunk), back).inspect_err(|_| self.room.give_back(n))
+        refused(self.chunks.try_send(chunk), back).inspect_err(|_| {
+            self.room.give_back(n);
+        })
     }
 }
 
@@ -371,13 +373,13 @@ fn process_loop(
             Ok((events, received, ack)) => {
                 // A chunk comes from one payload: its first event names its source.
                 let n = events.len();
-                room.give_back(n);
+                let waiting = room.give_back(n);
                 let source = events.first().map(|e| e.source.clone());
                 processor.process_acked(now, events, received, ack.as_ref(), &mut out);
                 if let Some(source) = source {
                     stage.record_shared(&source, now.elapsed(), n);
                 }
-                depth.set(room.used() as f64);
+                depth.set(waiting as f64);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

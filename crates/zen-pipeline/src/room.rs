@@ -60,18 +60,14 @@ impl Room {
         state.used += n;
     }
 
-    /// Gives back the room of `n` events taken out of the queue.
-    pub(crate) fn give_back(&self, n: usize) {
+    /// Gives back the room of `n` events taken out of the queue, and says how many are left.
+    pub(crate) fn give_back(&self, n: usize) -> usize {
         let mut state = self.state();
         state.used = state.used.saturating_sub(n);
         if state.waiting > 0 {
             self.freed.notify_all();
         }
-    }
-
-    /// Events in the queue now.
-    pub(crate) fn used(&self) -> usize {
-        self.state().used
+        state.used
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -94,14 +90,13 @@ mod tests {
         assert!(room.try_take(6));
         assert!(room.try_take(4));
         assert!(!room.try_take(1), "full");
-        room.give_back(10);
+        assert_eq!(room.give_back(10), 0);
         assert!(
             room.try_take(25),
             "larger than the whole room, but the queue is empty"
         );
         assert!(!room.try_take(1));
-        room.give_back(25);
-        assert_eq!(room.used(), 0);
+        assert_eq!(room.give_back(25), 0);
     }
 
     #[test]
@@ -117,8 +112,8 @@ mod tests {
             !waiter.is_finished(),
             "no room for 5 while 8 of 10 are used"
         );
-        room.give_back(8);
+        assert_eq!(room.give_back(8), 0);
         waiter.join().unwrap();
-        assert_eq!(room.used(), 5);
+        assert_eq!(room.give_back(0), 5);
     }
 }
