@@ -331,8 +331,11 @@ fn sink_error(e: rusqlite::Error) -> SinkError {
     }
 }
 
-/// How often the WAL is checkpointed into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the WAL is checkpointed into the database. A checkpoint's copy and `fsync` slow
+/// the commits beside it, more than in proportion to its size: four small ones a second left
+/// acknowledgements a shorter tail than one a second (docs/benchmarks.md, "End to end"), and
+/// fewer, larger ones a longer tail.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Checkpoints the WAL on a connection and thread of its own, every [`CHECKPOINT_EVERY`], in
 /// `PASSIVE` mode (beside the writer, never blocking it); a last `TRUNCATE` checkpoint when the
