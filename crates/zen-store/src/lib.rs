@@ -771,32 +771,52 @@ impl Store {
         })
     }
 
-    /// Deletes Observations last seen before `cutoff`, and says how many.
+    /// Deletes Observations last seen before `cutoff`, and says how many. It deletes
+    /// [`PURGE_CHUNK`] at a time, each in a transaction of its own, so the writer never waits
+    /// long for the lock: a first purge of millions of rows in one transaction would hold every
+    /// write past its busy timeout.
     pub fn purge(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
         let started = Instant::now();
-        let n = self.with(|conn| {
-            let tx = conn.unchecked_transaction()?;
-            let (mut keys, mut tally) = (Keys::default(), Tally::default());
-            let mut n = 0;
-            {
-                let mut delete = tx.prepare(
-                    "DELETE FROM observations WHERE last_seen < ?1 RETURNING source, severity, count",
-                )?;
-                let mut rows = delete.query([nanos(cutoff)])?;
-                while let Some(row) = rows.next()? {
-                    let key = keys.index(text(row, 0)?, row.get(1)?);
-                    tally.add(key, -1, -row.get::<_, i64>(2)?);
-                    n += 1;
+        let purged = metrics::counter!("zen_watcher_store_purged_total");
+        let result = self.with(|conn| {
+            let mut total = 0;
+            loop {
+                let n = purge_chunk(conn, cutoff)?;
+                purged.increment(n as u64);
+                total += n;
+                if n < PURGE_CHUNK {
+                    return Ok(total);
                 }
             }
-            tally.apply(&keys, &tx)?;
-            tx.commit()?;
-            Ok(n)
         });
         self.timings.delete.record(started.elapsed().as_secs_f64());
-        if let Ok(n) = n {
-            metrics::counter!("zen_watcher_store_purged_total").increment(n as u64);
-        }
-        n
+        result
     }
+}
+
+/// The most rows one purge transaction deletes.
+pub const PURGE_CHUNK: usize = 5_000;
+
+/// Deletes up to [`PURGE_CHUNK`] rows last seen before `cutoff`, with their counts, in one
+/// transaction.
+fn purge_chunk(conn: &Connection, cutoff: Timestamp) -> Result<usize, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let (mut keys, mut tally) = (Keys::default(), Tally::default());
+    let mut n = 0;
+    {
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM observations WHERE id IN
+                (SELECT id FROM observations WHERE last_seen < ?1 LIMIT ?2)
+             RETURNING source, severity, count",
+        )?;
+        let mut rows = delete.query(params![nanos(cutoff), PURGE_CHUNK as i64])?;
+        while let Some(row) = rows.next()? {
+            let key = keys.index(text(row, 0)?, row.get(1)?);
+            tally.add(key, -1, -row.get::<_, i64>(2)?);
+            n += 1;
+        }
+    }
+    tally.apply(&keys, &tx)?;
+    tx.commit()?;
+    Ok(n)
 }

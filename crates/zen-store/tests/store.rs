@@ -365,6 +365,34 @@ fn kept_counts_agree_with_the_rows_through_writes_duplicates_purges_and_restarts
 }
 
 #[test]
+fn a_large_purge_goes_in_chunks_and_takes_everything_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zen.db");
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    let all = events();
+    // Trivy's five findings are old (2026-02-10), the other two recent: 2.5 chunks of old rows.
+    let n = zen_store::PURGE_CHUNK / 2;
+    let many: Vec<Event> = (0..n)
+        .flat_map(|i| {
+            all.iter().cloned().map(move |mut e| {
+                e.fingerprint.0 ^= (i as u128) << 64;
+                e
+            })
+        })
+        .collect();
+    write(&mut sink, "x", &many).unwrap();
+    let cutoff: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
+    assert_eq!(store.purge(cutoff).unwrap(), 5 * n);
+    assert_eq!(
+        store.counts().unwrap().by_source_severity,
+        counted_from_rows(&path)
+    );
+    let left: u64 = counted_from_rows(&path).iter().map(|c| c.2).sum();
+    assert_eq!(left, 2 * n as u64);
+    assert_eq!(store.purge(cutoff).unwrap(), 0, "nothing old is left");
+}
+
+#[test]
 fn reopening_keeps_data_and_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zen.db");
