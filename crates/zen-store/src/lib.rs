@@ -106,7 +106,7 @@ impl Keys {
 
 /// The key index of the rows this sink wrote lately, by sequence number, so that a duplicate
 /// count can be added to `observation_counts` without reading its row back (`UPDATE … RETURNING`
-/// cost a third to a half more per update; docs/benchmarks.md). Counts name recent rows: the
+/// cost half as much again per update; docs/scripts/sqlite-update-cost.py). Counts name recent rows: the
 /// deduper forgets a sighting after its window, or after `dedup_max_entries` newer ones. Rows it
 /// does not know are read.
 #[derive(Debug, Default)]
