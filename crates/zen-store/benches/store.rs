@@ -1,9 +1,12 @@
 //! Writes per second into the store on a real file (tmpfs-free temp dir): 10,000 Falco events in
-//! transactions of 1 (no batching), 15 (the default batch) and 100.
+//! transactions of 1 (no batching), 15 (the default batch) and 100; and the sink's mix under a
+//! flat-out load, where writes of 1,000 events alternate with duplicate counts for some of the
+//! sightings just written, 256 per transaction, as the daemon applies them.
 
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use zen_dedup::DuplicateUpdate;
 use zen_model::{Context, Event, Format, Normalizer};
 use zen_pipeline::Sink;
 
@@ -12,7 +15,9 @@ fn events(n: usize) -> Vec<Event> {
     let body: String = (0..n)
         .map(|i| {
             format!(
-                r#"{{"rule":"Terminal shell in container","priority":"Warning","time":"2026-02-11T09:01:02Z","hostname":"node-1","tags":["shell"],"output_fields":{{"container.id":"{i:012x}","k8s.ns.name":"shop","k8s.pod.name":"cart-{i}","proc.cmdline":"bash -i"}}}}"#
+                r#"{{"rule":"Terminal shell in container","priority":"{}","time":"2026-02-11T09:01:02Z","hostname":"node-1","tags":["shell"],"output_fields":{{"container.id":"{i:012x}","k8s.ns.name":"shop-{}","k8s.pod.name":"cart-{i}","proc.cmdline":"bash -i"}}}}"#,
+                ["Warning", "Error", "Critical", "Notice"][i % 4],
+                i % 40
             ) + "\n"
         })
         .collect();
@@ -50,6 +55,50 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
+    group.finish();
+
+    // 40 writes of 1,000 events; after each, duplicate counts for 400 of the last 2,000
+    // sightings (every fifth), in seq order, 256 per transaction.
+    let (writes, per_write) = (40usize, 1_000usize);
+    let all = events(writes * per_write);
+    let updates: Vec<Vec<DuplicateUpdate>> = (0..writes)
+        .map(|i| {
+            let first = i * per_write;
+            (first.saturating_sub(1_000)..first + per_write)
+                .step_by(5)
+                .map(|seq| DuplicateUpdate {
+                    fingerprint: all[seq].fingerprint,
+                    seq: seq as u64,
+                    duplicates: 3,
+                    last_seen: all[seq].detected_at,
+                })
+                .collect()
+        })
+        .collect();
+    let counted: usize = updates.iter().map(Vec::len).sum();
+    let mut group = c.benchmark_group("sink mix");
+    group.throughput(Throughput::Elements((all.len() + counted) as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.bench_function("writes of 1,000 and 400 duplicate counts each", |b| {
+        b.iter_batched(
+            || {
+                let path = dir.path().join(format!("mix-{}.db", rand_suffix()));
+                zen_store::open(&path).expect("store").1
+            },
+            |mut sink| {
+                for (i, (chunk, updates)) in all.chunks(per_write).zip(&updates).enumerate() {
+                    let first = (i * per_write) as u64;
+                    let seqs: Vec<u64> = (first..first + per_write as u64).collect();
+                    sink.write("falco", chunk, &seqs).expect("write");
+                    for slice in updates.chunks(256) {
+                        sink.apply_duplicates(slice).expect("duplicates");
+                    }
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
     group.finish();
 }
 
