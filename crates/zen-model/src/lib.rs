@@ -126,11 +126,29 @@ impl Normalizer {
                 ..Normalized::default()
             },
         };
-        // Most payloads are one document: read it as such, in one pass. Only when that meets a
-        // problem (a syntax error, NDJSON, a bad item) is the input split into documents, which
+        // Most payloads are one document, or NDJSON with one document a line: read them as
+        // such, each document in one pass. Only when that meets a problem (a syntax error, a
+        // document over several lines, a bad item) is the input split into documents, which
         // says precisely where the problem is and keeps every good document.
         if let Ok(text) = std::str::from_utf8(input) {
             let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+            if text.contains('\n') {
+                let mut attempt = reader(Vec::new());
+                let lines = text.split('\n').enumerate();
+                for (i, line) in lines.filter(|(_, l)| !l.trim_ascii().is_empty()) {
+                    let doc = reader::Doc {
+                        text: line.trim_ascii(),
+                        path: format!("line {}: $", i + 1),
+                    };
+                    formats::read(&mut attempt, doc);
+                    if !attempt.out.errors.is_empty() {
+                        break;
+                    }
+                }
+                if attempt.out.errors.is_empty() {
+                    return Ok(attempt.out);
+                }
+            }
             if !text.is_empty() {
                 let mut attempt = reader(Vec::new());
                 let doc = reader::Doc {

@@ -1,7 +1,9 @@
 //! Properties every normaliser must have, for any input:
 //! - it never panics, whatever the bytes or the JSON;
 //! - a fingerprint ignores timestamps, key order and other non-identity fields, and changes with
-//!   every identity field its format documents.
+//!   every identity field its format documents;
+//! - in NDJSON, each line counts alone: a good line gives what it gives as a payload of its own,
+//!   a bad one an error at its line, and neither disturbs the others.
 
 #![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
 
@@ -446,5 +448,82 @@ proptest! {
             let after = fingerprints(case, &serde_json::to_vec(&changed).unwrap());
             prop_assert_ne!(before[0], after[0], "{} {}", case.fixture, pointer);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NDJSON.
+
+/// A line of an NDJSON payload of Falco alerts.
+#[derive(Debug, Clone)]
+enum Line {
+    /// An alert of its own rule, `n`.
+    Good(u16),
+    /// An alert cut short after this many bytes (at least one; never the whole).
+    Cut(prop::sample::Index),
+    /// Two alerts on one line.
+    Two(u16),
+    Blank,
+}
+
+fn line() -> impl Strategy<Value = Line> {
+    prop_oneof![
+        4 => any::<u16>().prop_map(Line::Good),
+        2 => any::<prop::sample::Index>().prop_map(Line::Cut),
+        1 => any::<u16>().prop_map(Line::Two),
+        1 => Just(Line::Blank),
+    ]
+}
+
+fn alert(n: u16) -> String {
+    let mut doc = fixture(&CASES[0]);
+    set(&mut doc, "/rule", Value::String(format!("rule {n}")));
+    serde_json::to_string(&doc).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn each_ndjson_line_counts_alone(
+        first in any::<u16>(),
+        rest in prop::collection::vec(line(), 1..12),
+        crlf in any::<bool>(),
+    ) {
+        let n = Normalizer::default();
+        let alone = |text: &str| n.normalize(Format::Falco, text.as_bytes(), &ctx()).unwrap().events;
+        // The first line is good: a bad first line followed by a blank one is read as the
+        // start of a pretty-printed document, which ends the input.
+        let lines = std::iter::once(Line::Good(first)).chain(rest);
+        let (mut payload, mut events, mut bad) = (String::new(), Vec::new(), Vec::new());
+        for (i, l) in lines.enumerate() {
+            let text = match l {
+                Line::Good(k) => {
+                    events.extend(alone(&alert(k)));
+                    alert(k)
+                }
+                Line::Cut(at) => {
+                    bad.push(format!("line {}", i + 1));
+                    let whole = alert(0);
+                    whole[..1 + at.index(whole.len() - 1)].to_owned()
+                }
+                Line::Two(k) => {
+                    events.extend(alone(&alert(k)));
+                    events.extend(alone(&alert(k.wrapping_add(1))));
+                    format!("{} {}", alert(k), alert(k.wrapping_add(1)))
+                }
+                Line::Blank => String::new(),
+            };
+            payload.push_str(&text);
+            payload.push_str(if crlf { "\r\n" } else { "\n" });
+        }
+        let out = n.normalize(Format::Falco, payload.as_bytes(), &ctx()).unwrap();
+        prop_assert_eq!(out.events, events);
+        let at: Vec<&str> = out
+            .errors
+            .iter()
+            .map(|e| e.at.split([',', ':']).next().unwrap_or(""))
+            .collect();
+        prop_assert_eq!(at, bad, "{:?}", out.errors);
     }
 }
