@@ -1,5 +1,7 @@
 //! `cargo xtask bench e2e`: the release daemon under load on this machine, load generator
-//! included, measured from outside (its own counters, `/proc`) and recorded.
+//! included, measured from outside (its own counters, `/proc`) and recorded. The scenarios run in
+//! several rounds, each on a fresh daemon and data directory, and the median round is recorded
+//! with the lowest and highest beside it: on two shared cores one round can be 20 % off another.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,8 +26,9 @@ struct Scenario {
     rss_mb_after: f64,
 }
 
+/// One round: a fresh daemon through every scenario.
 #[derive(Debug, Serialize)]
-struct E2eReport {
+struct Round {
     idle_rss_mb: f64,
     peak_rss_mb: f64,
     scenarios: Vec<Scenario>,
@@ -163,11 +166,24 @@ fn scenario(name: &str, daemon: &Child, addr: SocketAddr, args: LoadgenArgs) -> 
     })
 }
 
-pub(crate) fn run() -> Result<()> {
+pub(crate) fn run(rounds: usize) -> Result<()> {
     let binary = build_daemon()?;
-    let target = target_dir();
-    let data = std::env::temp_dir().join(format!("zen-e2e-{}", std::process::id()));
-    let (mut daemon, addr) = start(&[], &binary, &data, &[])?;
+    let rounds = (1..=rounds.max(1))
+        .map(|n| {
+            println!("round {n}");
+            round(&binary, n)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let json = serde_json::to_string_pretty(&rounds)?;
+    let out = target_dir().join("e2e-report.json");
+    std::fs::write(&out, &json)?;
+    println!("{json}\nreport written to {}", out.display());
+    append_rows(&rounds)
+}
+
+fn round(binary: &Path, n: usize) -> Result<Round> {
+    let data = std::env::temp_dir().join(format!("zen-e2e-{}-{n}", std::process::id()));
+    let (mut daemon, addr) = start(&[], binary, &data, &[])?;
     std::thread::sleep(Duration::from_secs(1));
     let (idle_rss, _, _) = proc_figures(daemon.id())?;
     let url = format!("http://{addr}");
@@ -215,55 +231,83 @@ pub(crate) fn run() -> Result<()> {
     if !exit.success() {
         bail!("the daemon did not stop cleanly: {exit}");
     }
-    let report = E2eReport {
+    Ok(Round {
         idle_rss_mb: idle_rss,
         peak_rss_mb: peak_rss,
         scenarios,
-    };
-    let json = serde_json::to_string_pretty(&report)?;
-    let out = target.join("e2e-report.json");
-    std::fs::write(&out, &json)?;
-    println!("{json}\nreport written to {}", out.display());
-    append_row(&report)
+    })
 }
 
-/// Adds this run's figures to docs/benchmarks.md.
-fn append_row(r: &E2eReport) -> Result<()> {
+/// The header of the table in docs/benchmarks.md that rows of rounds go to.
+const TABLE: &str = "| run | scenario | rounds |";
+
+/// Adds this run's figures to docs/benchmarks.md: per scenario, the median of the rounds with
+/// the lowest and highest in brackets; memory is the highest of the rounds.
+fn append_rows(rounds: &[Round]) -> Result<()> {
     let path = benchmarks_md();
     let mut doc = std::fs::read_to_string(&path)?;
-    const HEADING: &str = "## End to end (the daemon)";
-    if !doc.contains(HEADING) {
-        doc.push_str(&format!(
-            "\n{HEADING}\n\nCommand: `cargo xtask bench e2e` (`xtask/src/e2e.rs`): the release daemon on loopback with \
-             default settings, the load generator (`cargo xtask loadgen`) on the same 2 cores. \"Accepted\" is what the \
-             daemon answered 2xx for; \"settled\" counts events with an outcome (written, filtered, deduplicated) from the \
-             first request until its queues were empty. One row per scenario per run.\n\n\
-             | run | scenario | accepted events/s | settled events/s | requests/s | ack p50 / p99 ms | daemon CPU s | RSS idle / peak MB |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|\n"
-        ));
+    if !doc.contains(TABLE) {
+        bail!("{} has no table headed `{TABLE}`", path.display());
     }
-    let day = today()?;
-    let rows: String = r
-        .scenarios
-        .iter()
-        .map(|s| {
-            format!(
-                "| {day} | {} | {:.0} | {:.0} | {:.0} | {:.2} / {:.2} | {:.1} | {:.1} / {:.1} |\n",
-                s.name,
-                s.load.events_per_second,
-                s.committed_per_second,
-                s.load.requests as f64 / s.load.seconds,
-                s.load.latency_ms.p50,
-                s.load.latency_ms.p99,
-                s.cpu_seconds,
-                r.idle_rss_mb,
-                r.peak_rss_mb
-            )
-        })
-        .collect();
-    insert_rows(&mut doc, "| run | scenario", &rows);
+    let rows = rows(&today()?, rounds);
+    insert_rows(&mut doc, TABLE, &rows);
     std::fs::write(&path, doc)?;
     Ok(())
+}
+
+fn rows(day: &str, rounds: &[Round]) -> String {
+    let highest = |f: fn(&Round) -> f64| rounds.iter().map(f).fold(0.0, f64::max);
+    let (idle, peak) = (highest(|r| r.idle_rss_mb), highest(|r| r.peak_rss_mb));
+    let Some(first) = rounds.first() else {
+        return String::new();
+    };
+    first
+        .scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let of = |f: fn(&Scenario) -> f64, decimals| {
+                let values: Vec<f64> = rounds
+                    .iter()
+                    .filter_map(|r| r.scenarios.get(i))
+                    .map(f)
+                    .collect();
+                spread(&values, decimals)
+            };
+            format!(
+                "| {day} | {} | {} | {} | {} | {} | {} / {} | {} | {idle:.1} / {peak:.1} |\n",
+                s.name,
+                rounds.len(),
+                of(|s| s.load.events_per_second, 0),
+                of(|s| s.committed_per_second, 0),
+                of(|s| s.load.requests as f64 / s.load.seconds, 0),
+                of(|s| s.load.latency_ms.p50, 2),
+                of(|s| s.load.latency_ms.p99, 2),
+                of(|s| s.cpu_seconds, 1),
+            )
+        })
+        .collect()
+}
+
+/// `median (lowest–highest)`, or the one value alone.
+fn spread(values: &[f64], decimals: usize) -> String {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = match n {
+        0 => return "—".to_owned(),
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    if n == 1 {
+        format!("{median:.decimals$}")
+    } else {
+        format!(
+            "{median:.decimals$} ({:.decimals$}–{:.decimals$})",
+            v[0],
+            v[n - 1]
+        )
+    }
 }
 
 pub(crate) fn benchmarks_md() -> std::path::PathBuf {
@@ -295,6 +339,14 @@ pub(crate) fn insert_rows(doc: &mut String, header: &str, rows: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spread_is_the_median_with_the_lowest_and_highest() {
+        assert_eq!(spread(&[3.0, 1.0, 2.0], 0), "2 (1–3)");
+        assert_eq!(spread(&[4.0, 1.0, 2.0, 3.0], 1), "2.5 (1.0–4.0)");
+        assert_eq!(spread(&[5.25], 2), "5.25");
+        assert_eq!(spread(&[], 0), "—");
+    }
 
     #[test]
     fn rows_land_at_the_end_of_the_table() {

@@ -47,6 +47,9 @@ enum Task {
         /// Benchmark only these packages.
         #[arg(short, long = "package")]
         packages: Vec<String>,
+        /// `e2e`: rounds to run, each on a fresh daemon; the median is recorded.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Arguments passed to criterion.
         #[arg(last = true)]
         criterion: Vec<String>,
@@ -67,11 +70,16 @@ fn main() -> Result<()> {
         Task::Bench {
             which: Some(which), ..
         } if which == "collect" => collect::run(),
-        Task::Bench { which: Some(_), .. } => e2e::run(),
+        Task::Bench {
+            which: Some(_),
+            rounds,
+            ..
+        } => e2e::run(rounds),
         Task::Bench {
             which: None,
             packages,
             criterion,
+            ..
         } => {
             let mut cmd = Command::new(env!("CARGO"));
             cmd.arg("bench");
