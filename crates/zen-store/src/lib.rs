@@ -13,6 +13,7 @@
 //!
 //! This is the only crate that knows SQL.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -454,7 +455,12 @@ impl Sink for SqliteSink {
                 tally.add(key, 1, 1);
                 written.push((seq, key));
                 let r = e.resource.as_ref();
-                let labels = serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned());
+                // Most events have none: no need to serialise (and allocate) an empty map.
+                let labels = if e.labels.is_empty() {
+                    Cow::Borrowed("{}")
+                } else {
+                    Cow::Owned(serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned()))
+                };
                 insert
                     .execute(params![
                         e.fingerprint.0.to_be_bytes(),

@@ -44,6 +44,10 @@ fn events() -> Vec<Event> {
     let bench = br#"[{"id":"4","version":"cis-1.10","tests":[{"section":"4.2","results":[{"test_number":"4.2.1","test_desc":"anonymous auth","status":"WARN"}]}]}]"#;
     out.extend(n.normalize(Format::KubeBench, bench, &ctx).unwrap().events);
     assert_eq!(out.len(), 7);
+    assert!(
+        out.iter().any(|e| e.labels.is_empty()) && out.iter().any(|e| !e.labels.is_empty()),
+        "events with and without labels"
+    );
     out
 }
 
