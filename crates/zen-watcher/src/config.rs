@@ -83,6 +83,10 @@ pub(crate) struct DaemonConfig {
     /// Bearer token for ingestion and the API; none: open (listen on loopback only, then).
     pub(crate) token: Option<String>,
     pub(crate) body_limit: usize,
+    /// The nice value of the threads that answer HTTP (0–19; 0: the pipeline's own). Work
+    /// already accepted goes first: when the cores are short, requests are taken in more slowly
+    /// instead of being read in full and then refused with 429 (docs/benchmarks.md, "End to end").
+    pub(crate) intake_nice: i32,
     /// The default of `?ack=`: `enqueue` (202 once queued) or `commit` (200 once stored).
     pub(crate) ack: AckMode,
     /// Observations last seen longer ago are purged.
@@ -300,6 +304,11 @@ impl Default for DaemonConfig {
             log_format: LogFormat::Text,
             token: None,
             body_limit: 16 << 20,
+            // About half the pipeline threads' share of a busy core: flat out, batches of 100
+            // settled 276,000-285,000 events/s against 197,000-201,000 at 0, single events and
+            // the ack=commit tail unchanged within the noise; 5 and 10 cost one or the other
+            // (docs/benchmarks.md, "End to end").
+            intake_nice: 3,
             ack: AckMode::Enqueue,
             retention: Human(Duration::from_secs(7 * 24 * 3600)),
             purge_interval: Human(Duration::from_secs(3600)),
@@ -329,6 +338,7 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_LOG_FORMAT", "log_format", Kind::Text),
     ("ZEN_TOKEN", "token", Kind::Text),
     ("ZEN_BODY_LIMIT", "body_limit", Kind::Typed),
+    ("ZEN_INTAKE_NICE", "intake_nice", Kind::Typed),
     ("ZEN_ACK", "ack", Kind::Text),
     ("ZEN_RETENTION", "retention", Kind::Text),
     ("ZEN_GRACE_PERIOD", "grace_period", Kind::Text),
@@ -425,6 +435,9 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     c.alerting.engine()?;
     if c.pipeline.queue_capacity == 0 {
         bail!("pipeline.queue_capacity: expected at least 1, found 0");
+    }
+    if !(0..=19).contains(&c.intake_nice) {
+        bail!("intake_nice: expected 0 to 19, found {}", c.intake_nice);
     }
     Ok(())
 }
@@ -572,6 +585,7 @@ mod tests {
             check("pipeline:\n  max_batch_size: 0\n")
                 .contains("pipeline.max_batch_size: expected at least 1")
         );
+        assert!(check("intake_nice: 20\n").contains("intake_nice: expected 0 to 19, found 20"));
         assert!(
             check("collect:\n  collectors:\n    netstats: false\n")
                 .contains("unknown field `netstats`")

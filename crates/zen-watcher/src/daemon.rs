@@ -74,8 +74,18 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         alerting: None,
     };
 
+    let nice = config.intake_nice;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(move || {
+            // This thread only (Linux keeps a nice value per thread); raising one's own nice
+            // value needs no privilege.
+            if nice > 0 {
+                if let Err(e) = rustix::process::setpriority_process(None, nice) {
+                    tracing::warn!(error = %e, nice, "the HTTP threads' nice value could not be set");
+                }
+            }
+        })
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {

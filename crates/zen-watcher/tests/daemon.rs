@@ -62,6 +62,52 @@ fn sigterm_drains_and_nothing_accepted_is_lost() {
     );
 }
 
+/// The nice value of each of the daemon's threads named `name`.
+fn nice_of(pid: u32, name: &str) -> Vec<i64> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // Field 19 of stat, the 17th after the command name and its closing parenthesis.
+        let after = stat.rsplit_once(')').unwrap().1;
+        found.push(after.split_whitespace().nth(16).unwrap().parse().unwrap());
+    }
+    found
+}
+
+#[test]
+fn the_http_threads_yield_to_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, logs) = start(dir.path(), &[]);
+    std::thread::spawn(move || logs.for_each(drop));
+    assert_eq!(
+        post(
+            addr,
+            "/api/v1/ingest/falco",
+            "{\"rule\":\"r\",\"priority\":\"Warning\"}"
+        ),
+        202
+    );
+    // The main thread keeps the nice value the daemon was started with (this test's, 0 unless
+    // run niced), and so do the pipeline's threads; the HTTP threads are set to 3.
+    let base = nice_of(child.id(), "zen-watcher");
+    assert_eq!(base.len(), 1, "one main thread");
+    let http = nice_of(child.id(), "tokio-rt-worker");
+    assert!(
+        !http.is_empty() && http.iter().all(|&n| n == 3),
+        "HTTP threads: {http:?}"
+    );
+    for pipeline in ["zen-process", "zen-sink"] {
+        assert_eq!(nice_of(child.id(), pipeline), base, "{pipeline}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn config_check_and_print() {
     let dir = tempfile::tempdir().unwrap();
