@@ -6,18 +6,9 @@
 # end"). Alternate two builds to compare them.
 #
 #   bash docs/scripts/ack-tail.sh target/release/zen-watcher 18091
-set -euo pipefail
-BIN=$1 PORT=$2
-TARGET=${CARGO_TARGET_DIR:-target}
-URL=http://127.0.0.1:$PORT
-D=$(mktemp -d)
-"$BIN" --listen "127.0.0.1:$PORT" --data-dir "$D/data" > "$D/log" 2>&1 &
-DP=$!
-sleep 0.8
-settle() { until [ "$(curl -s "$URL/api/v1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pipeline"]["in_flight"])')" = 0 ]; do sleep 0.02; done; }
-load() { "$TARGET/release/xtask" loadgen --url "$URL" "$@" > /dev/null; settle; }
-load --count 300000 --batch 100 --connections 4
-load --count 40000 --batch 1 --connections 8
+. "$(dirname "$0")/daemon.sh" "$1" "$2"
+load --count 300000 --batch 100 --connections 4 > /dev/null
+load --count 40000 --batch 1 --connections 8 > /dev/null
 curl -s $URL/metrics > $D/m1
 "$TARGET/release/xtask" loadgen --url "$URL" --count 100000 --batch 100 --connections 4 --rate 10000 --ack commit | python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"])'
 curl -s $URL/metrics > $D/m2
@@ -36,4 +27,3 @@ for k in b:
         dv=b[k]-a.get(k,0)
         print(k[0].replace('zen_watcher_',''),k[1],int(dv))
 PY
-kill "$DP"; wait "$DP" 2>/dev/null || true; rm -rf "$D"
