@@ -402,7 +402,9 @@ pub struct SqliteSink {
     conn: Connection,
     timings: Timings,
     /// Added to the pipeline's sequence numbers ([`zen_pipeline::Tracked::seq`]), which start at
-    /// 0 in every run, to make the row id: ids are never reused.
+    /// 0 in every run, to make the row id: one more than the largest stored when the store was
+    /// opened, so a restart never reuses the id of a stored row (as SQLite's own row ids, it may
+    /// reuse those of rows all purged).
     seq_base: i64,
     keys: Keys,
     recent: Recent,
