@@ -305,9 +305,10 @@ impl Default for DaemonConfig {
             token: None,
             body_limit: 16 << 20,
             // About half the pipeline threads' share of a busy core: flat out, batches of 100
-            // settled 276,000-285,000 events/s against 197,000-201,000 at 0, single events and
-            // the ack=commit tail unchanged within the noise; 5 and 10 cost one or the other
-            // (docs/benchmarks.md, "End to end").
+            // settled 276,000-285,000 events/s against 197,000-201,000 at 0, single events
+            // unchanged within the noise; the ack=commit p99 perhaps most of a millisecond worse
+            // (a median of 5.75 ms against 4.96 over eleven runs, each side spread over 3-27 ms);
+            // 5 and 10 cost single events or the tail more (docs/benchmarks.md, "End to end").
             intake_nice: 3,
             ack: AckMode::Enqueue,
             retention: Human(Duration::from_secs(7 * 24 * 3600)),
