@@ -130,11 +130,12 @@ impl Normalizer {
         // such, each document in one pass. Only when that meets a problem (a syntax error, a
         // document over several lines, a bad item) is the input split into documents, which
         // says precisely where the problem is and keeps every good document.
-        if let Ok(text) = std::str::from_utf8(input) {
-            let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        if let Ok(all) = std::str::from_utf8(input) {
+            let text = all.trim_matches(|c: char| c.is_ascii_whitespace());
             if text.contains('\n') {
                 let mut attempt = reader(Vec::new());
-                let lines = text.split('\n').enumerate();
+                // Numbered as in the input, as the split into documents numbers them.
+                let lines = all.split('\n').enumerate();
                 for (i, line) in lines.filter(|(_, l)| !l.trim_ascii().is_empty()) {
                     let doc = reader::Doc {
                         text: line.trim_ascii(),
