@@ -75,6 +75,8 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     };
 
     let nice = config.intake_nice;
+    // Said once: the blocking pool starts threads as it needs them.
+    let warned = std::sync::Once::new();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(move || {
@@ -82,7 +84,9 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             // value needs no privilege.
             if nice > 0 {
                 if let Err(e) = rustix::process::setpriority_process(None, nice) {
-                    tracing::warn!(error = %e, nice, "the HTTP threads' nice value could not be set");
+                    warned.call_once(|| {
+                        tracing::warn!(error = %e, nice, "the HTTP threads' nice value could not be set");
+                    });
                 }
             }
         })
