@@ -79,8 +79,8 @@ const MIGRATIONS: &[&str] = &[
     // table itself and no insert keeps a `seq` index: the sink's benchmark mix took about
     // 8 % less time (docs/benchmarks.md, "The store"). Sequence numbers of earlier runs are
     // never named again, so the column goes. Dropping it rewrites the table once, at the first
-    // start: 1.9-2.1 s for a million rows of 500 bytes
-    // (`python3 docs/scripts/sqlite-migration-cost.py`, two runs).
+    // start: 1.9-2.2 s for a million rows of 500 bytes
+    // (`python3 docs/scripts/sqlite-migration-cost.py`, three runs).
     "DROP INDEX observations_seq;
     ALTER TABLE observations DROP COLUMN seq;",
 ];
