@@ -96,7 +96,16 @@ fn the_http_threads_yield_to_the_pipeline() {
     // run niced), and so do the pipeline's threads; the HTTP threads are set to 3.
     let base = nice_of(child.id(), "zen-watcher");
     assert_eq!(base.len(), 1, "one main thread");
-    let http = nice_of(child.id(), "tokio-rt-worker");
+    // A thread the runtime is starting right now has its name before its start hook has run:
+    // look again for a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let http = loop {
+        let http = nice_of(child.id(), "tokio-rt-worker");
+        if http.iter().all(|&n| n == 3) || std::time::Instant::now() > deadline {
+            break http;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert!(
         !http.is_empty() && http.iter().all(|&n| n == 3),
         "HTTP threads: {http:?}"
