@@ -124,6 +124,19 @@ fn duplicates_add_to_the_kept_observation_instead_of_adding_rows() {
             .collect()
     };
     assert_eq!(counts(&store), vec![(43, later), (3, earlier)]);
+    // Time filters see when an Observation was last seen, repeats included.
+    let seen = |since, until| -> Vec<u64> {
+        let q = Query {
+            since,
+            until,
+            ..Query::default()
+        };
+        let page = store.list(&q).unwrap();
+        page.items.iter().map(|s| s.observation.count).collect()
+    };
+    assert_eq!(seen(Some(later), None), vec![43]);
+    assert_eq!(seen(None, Some(later)), vec![3]);
+    assert_eq!(seen(Some(earlier), Some(later)), vec![3]);
     assert_eq!(
         store.counts().unwrap().by_source_severity,
         vec![("falco".to_owned(), Severity::Critical, 2, 46)]
@@ -321,13 +334,23 @@ fn retention_purges_what_was_last_seen_before_the_cutoff() {
     assert_eq!(store.list(&Query::default()).unwrap().items.len(), 2);
 }
 
-/// Rows and occurrences by source and severity, summed from the rows themselves.
+/// Rows and occurrences by source and severity, summed from the rows themselves and their
+/// repeats; and no repeats are left of a row that is gone.
 fn counted_from_rows(path: &std::path::Path) -> Vec<(String, Severity, u64, u64)> {
     let conn = rusqlite::Connection::open(path).unwrap();
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM observation_repeats WHERE id NOT IN (SELECT id FROM observations)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0, "repeats without their row");
     let mut stmt = conn
         .prepare(
-            "SELECT source, severity, COUNT(*), SUM(count) FROM observations
-             GROUP BY source, severity ORDER BY source, severity",
+            "SELECT o.source, o.severity, COUNT(*), SUM(o.count + COALESCE(r.repeats, 0))
+             FROM observations o LEFT JOIN observation_repeats r ON r.id = o.id
+             GROUP BY o.source, o.severity ORDER BY o.source, o.severity",
         )
         .unwrap();
     stmt.query_map([], |r| {
