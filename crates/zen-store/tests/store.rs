@@ -534,3 +534,31 @@ fn the_wal_is_checkpointed_beside_the_writer_and_emptied_when_it_stops() {
         1400
     );
 }
+
+#[test]
+fn a_purge_is_checkpointed_though_nothing_is_written_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("zen.db");
+    let (store, mut sink) = zen_store::open(&db).unwrap();
+    write(&mut sink, "x", &events()).unwrap();
+    let modified = || std::fs::metadata(&db).unwrap().modified().unwrap();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what} within 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let created = modified();
+    wait_for("the write's checkpoint", &|| modified() > created);
+    // Idle turns skip; the purge's commit is checkpointed all the same.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let written = modified();
+    assert_eq!(
+        store
+            .purge("2026-02-11T00:00:00Z".parse().unwrap())
+            .unwrap(),
+        5
+    );
+    wait_for("the purge's checkpoint", &|| modified() > written);
+}
