@@ -2,6 +2,9 @@
 //! included, measured from outside (its own counters, `/proc`) and recorded. The scenarios run in
 //! several rounds, each on a fresh daemon and data directory, and the median round is recorded
 //! with the lowest and highest beside it: on two shared cores one round can be 20 % off another.
+//! The flat-out scenarios last several seconds each, so that they measure the daemon in its
+//! steady state (its queue full, its histograms and WAL at their working size) rather than a
+//! burst of a second, which its queues absorb and whose last batch waits for its age.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -192,7 +195,7 @@ fn round(binary: &Path, n: usize) -> Result<Round> {
         connections: 4,
         batch: 100,
         rate: 0,
-        count: 300_000,
+        count: 2_000_000,
         duration: 60,
         ack: None,
         token: None,
@@ -206,7 +209,7 @@ fn round(binary: &Path, n: usize) -> Result<Round> {
             LoadgenArgs {
                 batch: 1,
                 connections: 8,
-                count: 40_000,
+                count: 200_000,
                 ..base.clone()
             },
         )?,
