@@ -512,14 +512,7 @@ fn the_wal_is_checkpointed_beside_the_writer_and_emptied_when_it_stops() {
     assert!(size(&wal) > 0, "commits go to the WAL");
     // The writer never checkpoints (wal_autocheckpoint = 0); the checkpoint thread copies the
     // WAL into the database within a second or two.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while size(&db) <= before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint within 10 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until("a checkpoint", || size(&db) > before);
     drop(sink);
     assert_eq!(size(&wal), 0, "the last checkpoint truncates the WAL");
     let (store, _sink) = zen_store::open(&db).unwrap();
@@ -542,15 +535,8 @@ fn a_purge_is_checkpointed_though_nothing_is_written_after_it() {
     let (store, mut sink) = zen_store::open(&db).unwrap();
     write(&mut sink, "x", &events()).unwrap();
     let modified = || std::fs::metadata(&db).unwrap().modified().unwrap();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !done() {
-            assert!(std::time::Instant::now() < deadline, "{what} within 10 s");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
     let created = modified();
-    wait_for("the write's checkpoint", &|| modified() > created);
+    wait_until("the write's checkpoint", || modified() > created);
     // Idle turns skip; the purge's commit is checkpointed all the same.
     std::thread::sleep(std::time::Duration::from_millis(600));
     let written = modified();
@@ -560,5 +546,17 @@ fn a_purge_is_checkpointed_though_nothing_is_written_after_it() {
             .unwrap(),
         5
     );
-    wait_for("the purge's checkpoint", &|| modified() > written);
+    wait_until("the purge's checkpoint", || modified() > written);
+}
+
+/// Waits up to 10 s for `done`, and fails the test naming `what` if it never is.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what} within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
