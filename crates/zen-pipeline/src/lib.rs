@@ -211,11 +211,60 @@ impl Pipeline {
 
     /// Queues a submission, or hands it back at once when the queue is full or closed.
     pub fn try_submit(&self, submission: Submission) -> Result<(), SubmitError> {
+        self.counted(self.send(submission))
+    }
+
+    /// As [`Pipeline::try_submit`], but events that find the processor's queue full wait up to
+    /// `wait` for room before they are handed back: the client is slowed to the pipeline's pace
+    /// instead of refused, and its request was not read and normalised for nothing. (Payloads
+    /// are tried once: their queue is of submissions, and nothing signals when it frees.)
+    pub async fn submit(
+        &self,
+        mut submission: Submission,
+        wait: std::time::Duration,
+    ) -> Result<(), SubmitError> {
+        let (Some(queues), false) = (
+            &self.submissions,
+            matches!(submission, Submission::Payload { .. }),
+        ) else {
+            return self.try_submit(submission);
+        };
+        let give_up = tokio::time::Instant::now() + wait;
+        loop {
+            // Made before trying, so that room freed in between wakes it.
+            let freed = queues.room.freed();
+            match self.send(submission) {
+                Err(TrySendError::Full(back)) if tokio::time::Instant::now() < give_up => {
+                    submission = back;
+                    let _ = tokio::time::timeout_at(give_up, freed).await;
+                }
+                sent => return self.counted(sent),
+            }
+        }
+    }
+
+    /// Counts what became of a submission.
+    fn counted(&self, sent: Result<(), TrySendError<Submission>>) -> Result<(), SubmitError> {
+        match sent {
+            Ok(()) => {
+                self.stats.submissions.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(s)) => {
+                self.stats.rejected_full.fetch_add(1, Relaxed);
+                Err(SubmitError::Full(s))
+            }
+            Err(TrySendError::Disconnected(s)) => Err(SubmitError::Closed(s)),
+        }
+    }
+
+    /// Tries to queue a submission once, uncounted.
+    fn send(&self, submission: Submission) -> Result<(), TrySendError<Submission>> {
         let Some(queues) = &self.submissions else {
-            return Err(SubmitError::Closed(submission));
+            return Err(TrySendError::Disconnected(submission));
         };
         let now = Instant::now();
-        let sent = match submission {
+        match submission {
             Submission::Payload { format, body, ctx } => refused(
                 queues
                     .payloads
@@ -228,17 +277,6 @@ impl Pipeline {
             ),
             Submission::Events(events) => queues.offer((events, now, None)),
             Submission::AckedEvents(events, ack) => queues.offer((events, now, Some(ack))),
-        };
-        match sent {
-            Ok(()) => {
-                self.stats.submissions.fetch_add(1, Relaxed);
-                Ok(())
-            }
-            Err(TrySendError::Full(s)) => {
-                self.stats.rejected_full.fetch_add(1, Relaxed);
-                Err(SubmitError::Full(s))
-            }
-            Err(TrySendError::Disconnected(s)) => Err(SubmitError::Closed(s)),
         }
     }
 

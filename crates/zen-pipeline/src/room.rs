@@ -9,6 +9,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 pub(crate) struct Room {
     state: Mutex<State>,
     freed: Condvar,
+    /// Wakes async callers waiting for room ([`Room::freed`]).
+    freed_async: tokio::sync::Notify,
     capacity: usize,
 }
 
@@ -26,6 +28,7 @@ impl Room {
         Room {
             state: Mutex::new(State::default()),
             freed: Condvar::new(),
+            freed_async: tokio::sync::Notify::new(),
             capacity: capacity.max(1),
         }
     }
@@ -62,12 +65,21 @@ impl Room {
 
     /// Gives back the room of `n` events taken out of the queue, and says how many are left.
     pub(crate) fn give_back(&self, n: usize) -> usize {
-        let mut state = self.state();
-        state.used = state.used.saturating_sub(n);
-        if state.waiting > 0 {
-            self.freed.notify_all();
-        }
-        state.used
+        let used = {
+            let mut state = self.state();
+            state.used = state.used.saturating_sub(n);
+            if state.waiting > 0 {
+                self.freed.notify_all();
+            }
+            state.used
+        };
+        self.freed_async.notify_waiters();
+        used
+    }
+
+    /// Resolves when room is next given back — counted from when it is made, not first polled.
+    pub(crate) fn freed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.freed_async.notified()
     }
 
     pub(crate) fn capacity(&self) -> usize {

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub ack_commit: bool,
     /// How long an acknowledged request waits for the commit before answering 504.
     pub ack_timeout: std::time::Duration,
+    /// How long a request's events wait for room in a full pipeline queue before 429.
+    pub queue_wait: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             retry_after_secs: 1,
             ack_commit: false,
             ack_timeout: std::time::Duration::from_secs(30),
+            queue_wait: std::time::Duration::from_millis(100),
         }
     }
 }
@@ -483,7 +486,7 @@ async fn ingest(
     } else {
         Submission::Events(normalized.events)
     };
-    match s.pipeline.try_submit(submission) {
+    match s.pipeline.submit(submission, s.config.queue_wait).await {
         Ok(()) => {}
         Err(SubmitError::Full(_)) => {
             count_error("rate_limit", 1);

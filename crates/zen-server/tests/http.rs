@@ -282,7 +282,7 @@ impl Sink for Held {
 }
 
 #[tokio::test]
-async fn a_full_pipeline_is_429_with_retry_after_and_draining_is_503() {
+async fn a_full_pipeline_makes_requests_wait_then_429_with_retry_after_and_draining_is_503() {
     let hold = Arc::new(AtomicBool::new(true));
     let pipeline = PipelineConfig {
         queue_capacity: 1,
@@ -292,26 +292,55 @@ async fn a_full_pipeline_is_429_with_retry_after_and_draining_is_503() {
         },
         ..Default::default()
     };
+    let wait = Duration::from_millis(200);
     let h = harness(
-        ServerConfig::default(),
+        ServerConfig {
+            queue_wait: wait,
+            ..ServerConfig::default()
+        },
         pipeline,
         Some(Box::new(Held(hold.clone()))),
     );
-    let mut statuses = Vec::new();
+    let alert = |i: usize| ALERT.replace("cart", &format!("cart-{i}"));
+    // The sink holds its first write: the hand-off to it fills, then the processor's queue.
+    let mut refused = None;
     for i in 0..300 {
-        let alert = ALERT.replace("cart", &format!("cart-{i}"));
-        let (status, _, headers) =
-            call(&h, post("/api/v1/ingest/falco", "application/json", alert)).await;
+        let started = Instant::now();
+        let (status, _, headers) = call(
+            &h,
+            post("/api/v1/ingest/falco", "application/json", alert(i)),
+        )
+        .await;
         if status == StatusCode::TOO_MANY_REQUESTS {
-            assert_eq!(headers[header::RETRY_AFTER], "1");
+            refused = Some((started.elapsed(), headers));
+            break;
         }
-        statuses.push(status);
+        assert_eq!(status, StatusCode::ACCEPTED);
     }
+    let (waited, headers) = refused.expect("the queue filled up");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
     assert!(
-        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
-        "the queue filled up"
+        waited >= wait,
+        "refused after waiting {waited:?}, not {wait:?}"
     );
-    hold.store(false, Ordering::SeqCst);
+    assert_eq!(
+        h.state.pipeline.counts().rejected_full,
+        1,
+        "counted once, however often it tried"
+    );
+    // A request that finds the queue full is taken once room frees within its wait.
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hold.store(false, Ordering::SeqCst);
+    };
+    let ((status, _, _), ()) = tokio::join!(
+        call(
+            &h,
+            post("/api/v1/ingest/falco", "application/json", alert(300))
+        ),
+        release
+    );
+    assert_eq!(status, StatusCode::ACCEPTED);
 
     h.state.draining.store(true, Ordering::SeqCst);
     let (status, _, headers) =

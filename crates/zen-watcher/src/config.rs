@@ -87,6 +87,10 @@ pub(crate) struct DaemonConfig {
     /// already accepted goes first: when the cores are short, requests are taken in more slowly
     /// instead of being read in full and then refused with 429 (docs/benchmarks.md, "End to end").
     pub(crate) intake_nice: i32,
+    /// How long a request's events wait for room when the pipeline's queue is full, before the
+    /// request is refused with 429 (0: refused at once). Waiting slows a client to the
+    /// pipeline's pace, and what it sent is kept rather than read for nothing.
+    pub(crate) queue_wait: Human,
     /// The default of `?ack=`: `enqueue` (202 once queued) or `commit` (200 once stored).
     pub(crate) ack: AckMode,
     /// Observations last seen longer ago are purged.
@@ -310,6 +314,7 @@ impl Default for DaemonConfig {
             // (a median of 5.75 ms against 4.96 over eleven runs, each side spread over 3-27 ms);
             // 5 and 10 cost single events or the tail more (docs/benchmarks.md, "End to end").
             intake_nice: 3,
+            queue_wait: Human(Duration::from_millis(100)),
             ack: AckMode::Enqueue,
             retention: Human(Duration::from_secs(7 * 24 * 3600)),
             purge_interval: Human(Duration::from_secs(3600)),
@@ -340,6 +345,7 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_TOKEN", "token", Kind::Text),
     ("ZEN_BODY_LIMIT", "body_limit", Kind::Typed),
     ("ZEN_INTAKE_NICE", "intake_nice", Kind::Typed),
+    ("ZEN_QUEUE_WAIT", "queue_wait", Kind::Text),
     ("ZEN_ACK", "ack", Kind::Text),
     ("ZEN_RETENTION", "retention", Kind::Text),
     ("ZEN_GRACE_PERIOD", "grace_period", Kind::Text),
@@ -439,6 +445,9 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     }
     if !(0..=19).contains(&c.intake_nice) {
         bail!("intake_nice: expected 0 to 19, found {}", c.intake_nice);
+    }
+    if c.queue_wait.0 > Duration::from_secs(10) {
+        bail!("queue_wait: expected at most 10s, found {}", c.queue_wait);
     }
     Ok(())
 }
@@ -587,6 +596,7 @@ mod tests {
                 .contains("pipeline.max_batch_size: expected at least 1")
         );
         assert!(check("intake_nice: 20\n").contains("intake_nice: expected 0 to 19, found 20"));
+        assert!(check("queue_wait: 1m\n").contains("queue_wait: expected at most 10s, found 1m"));
         assert!(
             check("collect:\n  collectors:\n    netstats: false\n")
                 .contains("unknown field `netstats`")

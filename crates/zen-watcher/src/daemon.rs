@@ -67,6 +67,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             token: config.token.clone(),
             body_limit: config.body_limit,
             ack_commit: config.ack == AckMode::Commit,
+            queue_wait: config.queue_wait.0,
             ..ServerConfig::default()
         }),
         draining: draining.clone(),
