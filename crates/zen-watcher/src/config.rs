@@ -282,10 +282,12 @@ impl Default for PipelineSection {
     fn default() -> Self {
         let p = zen_pipeline::PipelineConfig::default();
         PipelineSection {
-            // Events, whatever the requests' sizes: as many as 250 requests of 100 events, which
-            // the daemon holds within its 100 MB at full load (docs/benchmarks.md). Past that,
-            // ingestion answers 429 and the client waits: memory stays bounded.
-            queue_capacity: 25_000,
+            // Events, whatever the requests' sizes: as many as 100 requests of 100 events. Past
+            // that, a request waits for room (`queue_wait`), then is refused with 429: memory
+            // stays bounded. With requests waiting, a larger queue only held more: flat out over
+            // 2,000,000 events, 25,000 peaked at 98.6-100.3 MB and settled 306,000-316,000
+            // events/s, 10,000 at 76.9-82.6 MB and 333,000-335,000 (docs/benchmarks.md).
+            queue_capacity: 10_000,
             normalizers: p.normalizers,
             order: Order::Auto,
             cache_enabled: p.cache.enabled,
