@@ -13,7 +13,7 @@
 //!
 //! Every queue is bounded, so a slow sink slows the processor, which fills the queues of
 //! submissions, which makes [`Pipeline::try_submit`] answer [`SubmitError::Full`] (the HTTP
-//! layer's 429). The processor's queue is bounded in events (`queue_capacity`), not
+//! layer's 429) — or, for [`Pipeline::submit`], first wait a while for room. The processor's queue is bounded in events (`queue_capacity`), not
 //! submissions, so a request of one event and one of a thousand take the room they need;
 //! payloads wait for a normaliser in a queue of [`PAYLOADS_WAITING`]. The
 //! processor runs filtering and de-duplication in the configured [`ProcessingOrder`]; `Auto`
