@@ -101,6 +101,19 @@ fn start(config: PipelineConfig, sink: Recording) -> Pipeline {
     Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap()
 }
 
+/// A pipeline whose queue holds `capacity` events, behind a sink that holds every write until
+/// its `hold` is set to 0.
+fn held(capacity: usize) -> (Recording, Pipeline) {
+    let sink = Recording::default();
+    sink.hold.store(1, Ordering::SeqCst);
+    let config = PipelineConfig {
+        queue_capacity: capacity,
+        ..PipelineConfig::default()
+    };
+    let p = start(config, sink.clone());
+    (sink, p)
+}
+
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(10)
 }
@@ -171,25 +184,11 @@ fn batches_are_per_source_and_most_severe_first() {
 
 #[test]
 fn a_full_queue_is_refused_at_once_and_everything_is_processed_after() {
-    let sink = Recording::default();
-    sink.hold.store(1, Ordering::SeqCst);
-    let config = PipelineConfig {
-        queue_capacity: 4,
-        ..PipelineConfig::default()
-    };
-    let p = start(config, sink.clone());
+    let (sink, p) = held(4);
     let mut refused = 0;
     let mut accepted = 0;
     for i in 0..2_000 {
-        match p.try_submit(Submission::Events(
-            events(15, 15)
-                .into_iter()
-                .map(|mut e| {
-                    e.fingerprint.0 += i * 1000;
-                    e
-                })
-                .collect(),
-        )) {
+        match p.try_submit(Submission::Events(fifteen(i))) {
             Ok(()) => accepted += 1,
             Err(SubmitError::Full(_)) => refused += 1,
             Err(SubmitError::Closed(_)) => unreachable!(),
@@ -203,19 +202,66 @@ fn a_full_queue_is_refused_at_once_and_everything_is_processed_after() {
     assert_eq!(report.counts.written, accepted * 15);
 }
 
+/// Fifteen distinct alerts, none a repeat of those of another `i`.
+fn fifteen(i: u128) -> Vec<Event> {
+    events(15, 15)
+        .into_iter()
+        .map(|mut e| {
+            e.fingerprint.0 += i * 1000;
+            e
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn submit_waits_for_room_then_is_refused_once() {
+    let (sink, p) = held(4);
+    // Fill the queue until it has refused for 200 ms: the processor, its hand-off to the held
+    // sink full, has stopped taking events out.
+    let mut i = 0;
+    let mut full_since: Option<Instant> = None;
+    loop {
+        if p.try_submit(Submission::Events(fifteen(i))).is_ok() {
+            i += 1;
+            full_since = None;
+        } else if full_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(200)
+        {
+            break;
+        } else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let accepted = i;
+    let refused_before = p.counts().rejected_full;
+    // Still full: refused after the wait, and counted once.
+    let started = Instant::now();
+    let wait = Duration::from_millis(100);
+    let refused = p.submit(Submission::Events(fifteen(i)), wait).await;
+    assert!(matches!(refused, Err(SubmitError::Full(_))));
+    assert!(started.elapsed() >= wait, "{:?}", started.elapsed());
+    assert_eq!(p.counts().rejected_full, refused_before + 1);
+    // Room freed within the wait: taken.
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sink.hold.store(0, Ordering::SeqCst);
+    };
+    let (taken, ()) = tokio::join!(
+        p.submit(Submission::Events(fifteen(i + 1)), Duration::from_secs(10)),
+        release
+    );
+    taken.unwrap();
+    let report = p.shutdown(soon());
+    assert_eq!(report.counts.rejected_full, refused_before + 1);
+    assert_eq!(report.counts.written, (accepted as u64 + 1) * 15);
+}
+
 #[test]
 fn the_queue_is_bounded_in_events_not_submissions() {
     // Submissions of `size` events until the queue refuses one, behind a sink that takes nothing:
     // the events accepted are the queue's 1,000, plus what the processor holds (64 batches
     // waiting for the sink, one in hand, one open per source: under 2,000).
     let accepted_until_full = |size: u128| {
-        let sink = Recording::default();
-        sink.hold.store(1, Ordering::SeqCst);
-        let config = PipelineConfig {
-            queue_capacity: 1_000,
-            ..PipelineConfig::default()
-        };
-        let p = start(config, sink.clone());
+        let (sink, p) = held(1_000);
         let mut accepted = 0;
         for i in 0..10_000u128 {
             let batch = events(size as usize, size as usize)
