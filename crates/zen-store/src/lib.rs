@@ -3,9 +3,9 @@
 //! [`open`] migrates the database to the current schema and returns two halves: the
 //! [`SqliteSink`], the one writer — it is the pipeline's [`Sink`], writing each call in one
 //! transaction and adding duplicate counts to the kept Observation's repeats (a narrow table
-//! beside its row) instead of adding rows — and the [`Store`], which reads (filtered, keyset-paginated lists; one
-//! Observation; counts by source and severity) on connections of its own, alongside the writer,
-//! and purges what is older than the retention period.
+//! beside its row) instead of adding rows — and the [`Store`], which reads (filtered,
+//! keyset-paginated lists; one Observation; counts by source and severity) on connections of its
+//! own, alongside the writer, and purges what is older than the retention period.
 //!
 //! Errors that may pass (busy, locked, disk full, read-only, IO) are marked retryable, so the
 //! pipeline retries them with backoff and its queues fill behind — backpressure, never a silent
@@ -382,7 +382,7 @@ const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Checkpoints the WAL on a connection and thread of its own, every [`CHECKPOINT_EVERY`], in
 /// `PASSIVE` mode (beside the writer, never blocking it); a last `TRUNCATE` checkpoint when the
 /// writer goes. While nothing is committed after its last complete checkpoint, it skips its turns
-/// and wakes less often: idle, checkpointing four times a second cost 0.07 % of a core
+/// and wakes less often: idle, checkpointing four times a second cost 0.06-0.07 % of a core
 /// (docs/benchmarks.md, "End to end").
 #[derive(Debug)]
 struct Checkpointer {
