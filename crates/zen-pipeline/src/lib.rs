@@ -223,12 +223,12 @@ impl Pipeline {
         mut submission: Submission,
         wait: std::time::Duration,
     ) -> Result<(), SubmitError> {
-        let (Some(queues), false) = (
-            &self.submissions,
-            matches!(submission, Submission::Payload { .. }),
-        ) else {
+        let Some(queues) = &self.submissions else {
             return self.try_submit(submission);
         };
+        if matches!(submission, Submission::Payload { .. }) {
+            return self.try_submit(submission);
+        }
         let give_up = tokio::time::Instant::now() + wait;
         loop {
             // Made before trying, so that room freed in between wakes it.
