@@ -201,6 +201,10 @@ fn readers_see_versions_only_grow_while_a_writer_invalidates() {
     table.set("falco", Ok(Some("f")));
     let cache = Arc::new(ConfigCache::new("test", TTL, table.clone()));
     let t0 = Instant::now();
+    // Loaded once before any thread starts, so every invalidation below finds an entry to
+    // drop, however the threads are scheduled.
+    cache.get("falco", t0).unwrap();
+    assert_eq!(table.calls(), 1);
     // The writer starts once every reader has, and stops them when it is done; each reader
     // then reads once more, so at least one read follows an invalidation whatever the
     // scheduling (the load that follows is the second call).
