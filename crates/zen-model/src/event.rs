@@ -9,8 +9,21 @@ use serde_json::value::RawValue;
 
 use crate::{Category, Fingerprint, Severity};
 
+/// The deepest nesting of arrays and objects zen-watcher keeps, in every format: one level
+/// less than serde_json reads back into a value, so whatever is stored can be read again, shown
+/// and filtered on. Deeper items are refused at intake with [`TooDeep`].
+pub const MAX_NESTING: usize = 127;
+
+/// A value nested deeper than [`MAX_NESTING`] levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("nested more than {MAX_NESTING} levels deep")]
+pub struct TooDeep;
+
 /// Source-specific fields, kept as the JSON text they were written as: never re-encoded, so
 /// numbers stay exact (Falco's 19-digit `evt.time` included), and cheap to store and serve.
+///
+/// The text is compact — no white space outside strings, so one Observation prints on one
+/// line whatever layout the source used — and nests at most [`MAX_NESTING`] levels.
 ///
 /// Serialised as that JSON. Deserialised from any format through a JSON value (so it also works
 /// flattened and from YAML); integers within 64 bits stay exact on that path too.
@@ -21,9 +34,7 @@ pub struct Details(Box<RawValue>);
 impl<'de> Deserialize<'de> for Details {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
-        serde_json::value::to_raw_value(&value)
-            .map(Details)
-            .map_err(serde::de::Error::custom)
+        Details::of(&value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -36,9 +47,33 @@ impl Details {
         )
     }
 
-    /// Encodes a value as details.
-    pub fn of<T: Serialize + ?Sized>(value: &T) -> Self {
-        serde_json::value::to_raw_value(value).map_or_else(|_| Details::null(), Details)
+    /// Encodes a value as details, compact; raw JSON inside it is kept to the byte but for
+    /// white space between tokens.
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Result<Self, TooDeep> {
+        match serde_json::value::to_raw_value(value) {
+            Ok(raw) => Details::compacted(raw),
+            Err(_) => Ok(Details::null()),
+        }
+    }
+
+    /// Details from JSON text already known to be valid (a document as read).
+    pub(crate) fn from_json(text: &str) -> Result<Self, TooDeep> {
+        match RawValue::from_string(text.to_owned()) {
+            Ok(raw) => Details::compacted(raw),
+            Err(_) => Ok(Details::null()),
+        }
+    }
+
+    /// Details as stored: the text a [`Details`] wrote, taken as it is.
+    pub fn from_stored(raw: Box<RawValue>) -> Self {
+        Details(raw)
+    }
+
+    fn compacted(raw: Box<RawValue>) -> Result<Self, TooDeep> {
+        match compact(raw.get())? {
+            None => Ok(Details(raw)),
+            Some(text) => Ok(RawValue::from_string(text).map_or_else(|_| Details::null(), Details)),
+        }
     }
 
     /// The JSON text.
@@ -56,6 +91,61 @@ impl Details {
     }
 }
 
+/// Checks that valid JSON `text` nests at most [`MAX_NESTING`] levels, and returns it without
+/// white space between tokens when it has any (`None` when it is compact already). One pass;
+/// string contents are skipped a stretch at a time.
+fn compact(text: &str) -> Result<Option<String>, TooDeep> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut spaced = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i = string_end(bytes, i + 1),
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b' ' | b'\n' | b'\r' | b'\t' => spaced = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    if !spaced {
+        return Ok(None);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i = string_end(bytes, i + 1),
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                out.push_str(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&text[start..]);
+    Ok(Some(out))
+}
+
+/// The index of the quote that closes the string whose contents start at `from`.
+fn string_end(bytes: &[u8], mut from: usize) -> usize {
+    loop {
+        match memchr::memchr2(b'"', b'\\', &bytes[from.min(bytes.len())..]) {
+            None => return bytes.len(),
+            Some(n) if bytes[from + n] == b'\\' => from += n + 2,
+            Some(n) => return from + n,
+        }
+    }
+}
+
 impl Default for Details {
     fn default() -> Self {
         Details::null()
@@ -65,12 +155,6 @@ impl Default for Details {
 impl PartialEq for Details {
     fn eq(&self, other: &Self) -> bool {
         self.get() == other.get()
-    }
-}
-
-impl From<Box<RawValue>> for Details {
-    fn from(raw: Box<RawValue>) -> Self {
-        Details(raw)
     }
 }
 
@@ -177,7 +261,7 @@ mod tests {
             detected_at: at.parse().unwrap(),
             fingerprint: Fingerprint(7),
             labels: BTreeMap::from([("a".into(), "b".into())]),
-            details: Details::of(&serde_json::json!({"evt.time": 1685022245478445995u64})),
+            details: Details::of(&serde_json::json!({"evt.time": 1685022245478445995u64})).unwrap(),
         }
     }
 
@@ -204,6 +288,35 @@ mod tests {
         assert_eq!(
             back.event.details.to_value()["evt.time"].as_u64(),
             Some(1685022245478445995)
+        );
+    }
+
+    fn nested(levels: usize) -> String {
+        format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    #[test]
+    fn details_are_compact_with_strings_kept_to_the_byte() {
+        let pretty = "{\n  \"a b\": [ 1,\t2 ],\r\n  \"q\": \"x \\\" { [ y\\\\\"\n}";
+        let raw = RawValue::from_string(pretty.to_owned()).unwrap();
+        let details = Details::of(&raw).unwrap();
+        assert_eq!(details.get(), r#"{"a b":[1,2],"q":"x \" { [ y\\"}"#);
+        let compact = r#"{"a":"b c"}"#;
+        assert_eq!(Details::from_json(compact).unwrap().get(), compact);
+    }
+
+    #[test]
+    fn details_nest_at_most_the_limit_and_brackets_in_strings_do_not_count() {
+        let at_limit = nested(MAX_NESTING);
+        let details = Details::from_json(&at_limit).unwrap();
+        assert_ne!(details.to_value(), serde_json::Value::Null, "read back");
+        assert_eq!(Details::from_json(&nested(MAX_NESTING + 1)), Err(TooDeep));
+        let in_string = format!("[\"{}\"]", "[".repeat(500));
+        assert!(Details::from_json(&in_string).is_ok());
+        assert_eq!(
+            TooDeep.to_string(),
+            "nested more than 127 levels deep",
+            "the words serde_json's own limit is reported in too"
         );
     }
 }

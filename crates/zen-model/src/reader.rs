@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{NormalizeError, Normalized};
 use crate::formats::Format;
-use crate::{Context, Normalizer};
+use crate::{Context, Details, Normalizer, TooDeep};
 
 /// The text of one JSON value of the input (not yet validated when it is the whole input: the
 /// first typed parse validates it), with the path that leads to it.
@@ -49,6 +49,18 @@ impl Reader<'_> {
     pub(crate) fn error(&mut self, at: &str, problem: impl Into<String>) {
         let e = NormalizeError::new(self.format, at, problem);
         self.out.errors.push(e);
+    }
+
+    /// `value` as an item's details, or `None` with the error recorded at `at` when it nests
+    /// too deep.
+    pub(crate) fn details<T: serde::Serialize + ?Sized>(
+        &mut self,
+        at: &str,
+        value: &T,
+    ) -> Option<Details> {
+        Details::of(value)
+            .inspect_err(|e| self.error(at, e.to_string()))
+            .ok()
     }
 
     /// Parses `doc` as a `T`, or records where and why it is not one.
@@ -181,9 +193,7 @@ fn problem_of(err: &serde_json::Error) -> String {
     let text = err.to_string();
     let suffix = format!(" at line {} column {}", err.line(), err.column());
     match text.strip_suffix(&suffix).unwrap_or(&text) {
-        "recursion limit exceeded" => {
-            "nested more than 128 levels deep (recursion limit exceeded)".to_owned()
-        }
+        "recursion limit exceeded" => TooDeep.to_string(),
         t => t.to_owned(),
     }
 }

@@ -715,7 +715,7 @@ fn row(r: &rusqlite::Row<'_>) -> Result<Result<Stored, StoreError>, rusqlite::Er
         detected_at: timestamp(r.get(15)?),
         fingerprint: Fingerprint(u128::from_be_bytes(fp)),
         labels,
-        details: Details::from(details),
+        details: Details::from_stored(details),
     };
     Ok(Ok(Stored {
         id,

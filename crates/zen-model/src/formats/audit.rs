@@ -38,7 +38,7 @@ use serde_json::value::RawValue;
 use crate::error::ConfigError;
 use crate::formats::{kind_of_resource, non_empty};
 use crate::reader::{Doc, Lists, Reader};
-use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
+use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
 
 /// Which audit events become findings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -464,20 +464,25 @@ fn read_event(r: &mut Reader<'_>, doc: Doc<'_>) {
         annotations: Option<&'e BTreeMap<String, String>>,
         matched_rules: &'e [&'e str],
     }
-    let details = Details::of(&AuditDetails {
-        audit_id: &ev.audit_id,
-        stage: &ev.stage,
-        level: ev.level.as_deref(),
-        request_uri: ev.request_uri.as_deref(),
-        user: &user,
-        impersonated_user: ev.impersonated_user.as_ref(),
-        source_ips: ev.source_ips.as_deref(),
-        user_agent: ev.user_agent.as_deref(),
-        object_ref: &obj,
-        response_status: ev.response_status.as_ref(),
-        annotations: ev.annotations.as_ref(),
-        matched_rules: &matched_rules,
-    });
+    let Some(details) = r.details(
+        &doc.path,
+        &AuditDetails {
+            audit_id: &ev.audit_id,
+            stage: &ev.stage,
+            level: ev.level.as_deref(),
+            request_uri: ev.request_uri.as_deref(),
+            user: &user,
+            impersonated_user: ev.impersonated_user.as_ref(),
+            source_ips: ev.source_ips.as_deref(),
+            user_agent: ev.user_agent.as_deref(),
+            object_ref: &obj,
+            response_status: ev.response_status.as_ref(),
+            annotations: ev.annotations.as_ref(),
+            matched_rules: &matched_rules,
+        },
+    ) else {
+        return;
+    };
 
     r.out.events.push(Event {
         source: Cow::Borrowed("audit"),

@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::reader::{Doc, Reader};
-use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity};
+use crate::{Category, Event, Fingerprint, ResourceRef, Severity};
 
 /// How Checkov findings are rated when Checkov does not say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -268,6 +268,9 @@ fn read_record(r: &mut Reader<'_>, item: &Doc<'_>, framework: &str, rec: Record)
     {
         details.insert("evaluated_keys".into(), keys);
     }
+    let Some(details) = r.details(&item.path, &details) else {
+        return;
+    };
     r.out.events.push(Event {
         source: Cow::Borrowed("checkov"),
         category: Category::Compliance,
@@ -282,7 +285,7 @@ fn read_record(r: &mut Reader<'_>, item: &Doc<'_>, framework: &str, rec: Record)
         detected_at: r.ctx.received_at,
         fingerprint,
         labels: BTreeMap::from([("checkov.framework".to_owned(), framework.to_owned())]),
-        details: Details::of(&details),
+        details,
     });
 }
 

@@ -30,7 +30,7 @@ use serde_json::value::RawValue;
 
 use crate::formats::kind_of_resource;
 use crate::reader::{Doc, Reader};
-use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
+use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
 
 #[derive(Deserialize)]
 struct Alert<'a> {
@@ -249,13 +249,18 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         (None, Some(out)) => strip_output_prefix(out, &alert.priority).to_owned(),
         (None, None) => alert.rule.to_string(),
     };
-    let details = Details::of(&FalcoDetails {
-        priority: &alert.priority,
-        source,
-        tags: alert.tags.filter(|t| t.get() != "null"),
-        uuid: alert.uuid.as_deref(),
-        output_fields: alert.output_fields,
-    });
+    let Some(details) = r.details(
+        &doc.path,
+        &FalcoDetails {
+            priority: &alert.priority,
+            source,
+            tags: alert.tags.filter(|t| t.get() != "null"),
+            uuid: alert.uuid.as_deref(),
+            output_fields: alert.output_fields,
+        },
+    ) else {
+        return;
+    };
 
     let rule = alert.rule.into_owned();
     r.out.events.push(Event {

@@ -33,7 +33,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::error::ConfigError;
 use crate::reader::{Doc, Lists, Reader};
@@ -189,7 +188,9 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
                 Some(Value::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         let path = format!("{}{}[{i}]", doc.path, path_of_pointer(pointer));
-                        map_item(r, &path, item, Details::of(item));
+                        if let Some(details) = r.details(&path, item) {
+                            map_item(r, &path, item, details);
+                        }
                     }
                 }
                 found => {
@@ -204,9 +205,10 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
 
 fn read_item(r: &mut Reader<'_>, doc: Doc<'_>) {
     if let Some(item) = r.parse::<Value>(&doc) {
-        let details = RawValue::from_string(doc.text.to_owned())
-            .map_or_else(|_| Details::of(&item), Details::from);
-        map_item(r, &doc.path, &item, details);
+        match Details::from_json(doc.text) {
+            Ok(details) => map_item(r, &doc.path, &item, details),
+            Err(e) => r.error(&doc.path, e.to_string()),
+        }
     }
 }
 

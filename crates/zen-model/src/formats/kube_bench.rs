@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::reader::{Doc, Reader};
-use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity};
+use crate::{Category, Event, Fingerprint, ResourceRef, Severity};
 
 #[derive(Deserialize)]
 struct Output<'a> {
@@ -174,6 +174,9 @@ fn read_check(
             details.insert(key.into(), Value::String(v.clone()));
         }
     }
+    let Some(details) = r.details(&doc.path, &details) else {
+        return;
+    };
     r.out.events.push(Event {
         source: Cow::Borrowed("kube-bench"),
         category: Category::Compliance,
@@ -193,6 +196,6 @@ fn read_check(
         detected_at: r.ctx.received_at,
         fingerprint,
         labels,
-        details: Details::of(&details),
+        details,
     });
 }

@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::formats::{ObjectMeta, non_empty};
 use crate::reader::{Doc, Reader};
-use crate::{Category, Details, Event, Fingerprint, ResourceRef, Severity, time};
+use crate::{Category, Event, Fingerprint, ResourceRef, Severity, time};
 
 #[derive(Deserialize)]
 struct Report<'a> {
@@ -215,7 +215,9 @@ fn read_result(
         details.insert("reportName".into(), Value::String(name.clone()));
     }
 
-    let details = Details::of(&details);
+    let Some(details) = r.details(&item.path, &details) else {
+        return;
+    };
     let resources: Vec<Option<&ObjectReference>> = match res.resources.as_deref() {
         Some(list) if !list.is_empty() => list.iter().map(Some).collect(),
         _ => vec![scope],

@@ -35,7 +35,7 @@ use serde_json::{Map, Value};
 use crate::formats::{ObjectMeta, non_empty};
 use crate::reader::{Doc, Reader};
 use crate::{
-    Category, Context, Details, Event, Fingerprint, Format, NormalizeError, Normalized, Normalizer,
+    Category, Context, Event, Fingerprint, Format, NormalizeError, Normalized, Normalizer,
     ResourceRef, Severity, time,
 };
 
@@ -319,7 +319,7 @@ fn vulnerability(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, v: Vulnerabilit
         fingerprint,
         details,
     };
-    push(r, c, finding);
+    push(r, item, c, finding);
 }
 
 fn check(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, ch: Check) {
@@ -379,7 +379,7 @@ fn check(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, ch: Check) {
         fingerprint,
         details,
     };
-    push(r, c, finding);
+    push(r, item, c, finding);
 }
 
 /// One finding of a report, before what all the report's findings share is added.
@@ -393,7 +393,7 @@ struct Finding {
     details: Map<String, Value>,
 }
 
-fn push(r: &mut Reader<'_>, c: &Common, finding: Finding) {
+fn push(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, finding: Finding) {
     let Finding {
         severity,
         event_type,
@@ -417,6 +417,9 @@ fn push(r: &mut Reader<'_>, c: &Common, finding: Finding) {
     if let Some(image) = &c.image {
         labels.insert("trivy.image".to_owned(), image.clone());
     }
+    let Some(details) = r.details(&item.path, &details) else {
+        return;
+    };
     r.out.events.push(Event {
         source: Cow::Borrowed("trivy"),
         category: Category::Security,
@@ -431,7 +434,7 @@ fn push(r: &mut Reader<'_>, c: &Common, finding: Finding) {
         detected_at: c.detected_at,
         fingerprint,
         labels,
-        details: Details::of(&details),
+        details,
     });
 }
 
