@@ -359,7 +359,6 @@ pub const CATALOG: &[Metric] = &[
             &["ingest", "rate_limit"],
             &["collector", "io"],
             &["collector", "parse"],
-            &["normalizer", "parse"],
             &["sink", "store"],
             &["store", "store"],
         ],

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use zen_model::{Context, Event, Format, Normalizer};
+use zen_model::{Context, Event, Format, Normalizer, Syntax};
 use zen_pipeline::{
     BatchSettings, CacheSettings, NullSink, Output, PipelineConfig, Sink, Submission,
 };
@@ -180,11 +180,10 @@ fn bench(c: &mut Criterion) {
                 )
                 .expect("starts");
                 for body in payloads {
-                    let mut s = Submission::Payload {
-                        format: Format::Falco,
-                        body,
-                        ctx: ctx.clone(),
-                    };
+                    let read = p
+                        .read(Format::Falco, Syntax::Json, &body, &ctx)
+                        .expect("readable");
+                    let mut s = Submission::now(read.events);
                     while let Err(zen_pipeline::SubmitError::Full(back)) = p.try_submit(s) {
                         s = back;
                         std::thread::yield_now();

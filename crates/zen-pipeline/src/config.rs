@@ -89,8 +89,6 @@ pub struct PipelineConfig {
     /// Events waiting to be processed; without room for a submission's events, `try_submit`
     /// says so (HTTP 429). An empty queue takes a submission of any size.
     pub queue_capacity: usize,
-    /// Threads normalising payloads.
-    pub normalizers: usize,
     pub order: ProcessingOrder,
     pub cache: CacheSettings,
     pub batch: BatchSettings,
@@ -107,7 +105,6 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             queue_capacity: 10_000,
-            normalizers: 1,
             order: ProcessingOrder::Auto,
             cache: CacheSettings::default(),
             batch: BatchSettings::default(),

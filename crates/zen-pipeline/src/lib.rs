@@ -1,21 +1,21 @@
-//! The pipeline: payloads in, events normalised, filtered, de-duplicated, batched and written to
-//! a sink, on threads joined by bounded `crossbeam-channel` queues.
+//! The pipeline: bodies read into events, which are filtered, de-duplicated, batched and written
+//! to a sink, on threads joined by bounded `crossbeam-channel` queues.
 //!
 //! ```text
-//! try_submit ─► payloads ─► [payloads] ─► normalisers (N threads, zen-model) ─┐
-//!           └─► events (normalised by the caller) ──────────────────────────┴► [chunks]
+//! read (the caller's thread, zen-model) ─► submit ─► [events]
 //!     ─► processor (1 thread: settings from zen-config-cache, filter ⇄ dedup in the chosen order,
 //!        batch) ─► [jobs] ─► sink thread (retry, backoff, dead letters)
 //! ```
 //!
-//! Events normalised by the caller (the HTTP handlers do it on their own threads) go straight to
-//! the processor's queue: a thread hand-off fewer, each a wake-up on the request's path.
+//! [`Pipeline::read`] is the one place a body becomes events: it runs on the caller's thread
+//! (an HTTP handler's, a file tail's), records the `normalize` stage and counts parse errors.
+//! The events then go straight to the processor's queue.
 //!
-//! Every queue is bounded, so a slow sink slows the processor, which fills the queues of
+//! Every queue is bounded, so a slow sink slows the processor, which fills the queue of
 //! submissions, which makes [`Pipeline::try_submit`] answer [`SubmitError::Full`] (the HTTP
-//! layer's 429) — or, for [`Pipeline::submit`], first wait a while for room. The processor's queue is bounded in events (`queue_capacity`), not
-//! submissions, so a request of one event and one of a thousand take the room they need;
-//! payloads wait for a normaliser in a queue of [`PAYLOADS_WAITING`]. The
+//! layer's 429) — or, for [`Pipeline::submit`], first wait a while for room. The processor's
+//! queue is bounded in events (`queue_capacity`), not submissions, so a request of one event and
+//! one of a thousand take the room they need. The
 //! processor runs filtering and de-duplication in the configured [`ProcessingOrder`]; `Auto`
 //! measures which drops more and puts it first, with hysteresis, and logs each switch.
 //!
@@ -23,7 +23,7 @@
 //! dead-lettered — [`Counts`] says how many of each, and after [`Pipeline::shutdown`] they add up.
 //!
 //! Stage timings go to `zen_watcher_event_processing_duration_seconds{stage, source}`
-//! (`normalize`, `process`, `sink`, and `total` from receipt to commit); queue depth and capacity to
+//! (`normalize`, `process`, `sink`, and `total` from the body's receipt to commit); queue depth and capacity to
 //! `zen_watcher_queue_depth{queue}` and `zen_watcher_queue_capacity{queue}`.
 
 mod ack;
@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, unbounded};
 use zen_dedup::Deduper;
-use zen_model::{Context, Event, Format, Normalizer};
+use zen_model::{Context, Event, Format, NormalizeError, Normalized, Normalizer, Syntax};
 
 pub use ack::{Ack, AckOutcome};
 pub use config::{BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, RetryPolicy};
@@ -50,21 +50,31 @@ pub use processor::{Output, Processor, Tracked};
 pub use settings::{SettingsLoader, SourceSettings};
 pub use sink::{DeadLetter, NullSink, Sink, SinkError};
 pub use stats::{Counts, Ratios};
-pub use timing::record_normalize;
 
-/// Work submitted to the pipeline.
+/// Events read from one body, submitted together.
 #[derive(Debug)]
-pub enum Submission {
-    /// A payload to normalise.
-    Payload {
-        format: Format,
-        body: Vec<u8>,
-        ctx: Context,
-    },
-    /// Events already normalised.
-    Events(Vec<Event>),
-    /// Events already normalised, whose outcomes `Ack` awaits (end-to-end acknowledgement).
-    AckedEvents(Vec<Event>, Arc<Ack>),
+pub struct Submission {
+    pub events: Vec<Event>,
+    /// When the body was received: the `total` stage runs from here to the commit.
+    pub received: Instant,
+    /// Resolved with the events' outcomes, for end-to-end acknowledgement.
+    pub ack: Option<Arc<Ack>>,
+}
+
+impl Submission {
+    /// Events of a body received at `received`, whose outcomes nobody awaits.
+    pub fn new(events: Vec<Event>, received: Instant) -> Self {
+        Submission {
+            events,
+            received,
+            ack: None,
+        }
+    }
+
+    /// Events received just now, whose outcomes nobody awaits.
+    pub fn now(events: Vec<Event>) -> Self {
+        Submission::new(events, Instant::now())
+    }
 }
 
 /// Why a submission was not taken; it comes back with the error.
@@ -84,38 +94,25 @@ pub struct ShutdownReport {
     pub drained: bool,
 }
 
-/// Where submissions go: payloads to the normalisers, events straight to the processor.
+/// The processor's queue, bounded in events.
 #[derive(Debug, Clone)]
-struct Queues {
-    payloads: Sender<(Payload, Instant)>,
-    chunks: Sender<Chunk>,
+struct Queue {
+    chunks: Sender<Submission>,
     /// The bound of `chunks`, in events.
     room: Arc<room::Room>,
 }
 
-impl Queues {
+impl Queue {
     /// Queues events for the processor if there is room for them.
-    fn offer(&self, chunk: Chunk) -> Result<(), TrySendError<Submission>> {
-        let n = chunk.0.len();
+    fn offer(&self, submission: Submission) -> Result<(), TrySendError<Submission>> {
+        let n = submission.events.len();
         if !self.room.try_take(n) {
-            return Err(TrySendError::Full(back(chunk)));
+            return Err(TrySendError::Full(submission));
         }
-        refused(self.chunks.try_send(chunk), back).inspect_err(|_| {
+        self.chunks.try_send(submission).inspect_err(|_| {
             self.room.give_back(n);
         })
     }
-}
-
-/// Payloads waiting for a normaliser (each up to the body limit), beside the events in the
-/// processor's queue.
-pub const PAYLOADS_WAITING: usize = 256;
-
-/// A payload waiting for a normaliser.
-#[derive(Debug)]
-struct Payload {
-    format: Format,
-    body: Vec<u8>,
-    ctx: Context,
 }
 
 /// Builds a [`Processor`] for running the stages synchronously (one core, no threads).
@@ -143,10 +140,14 @@ fn build_processor(config: &PipelineConfig) -> (Processor, Arc<stats::Stats>) {
 /// The running pipeline; see the crate docs.
 #[derive(Debug)]
 pub struct Pipeline {
-    /// Both queues of submissions; `None` once shutting down.
-    submissions: Option<Queues>,
+    /// The queue of submissions; `None` once shutting down.
+    submissions: Option<Queue>,
     threads: Vec<JoinHandle<()>>,
+    normalizer: Arc<Normalizer>,
     stats: Arc<stats::Stats>,
+    /// `zen_watcher_errors_total{component="ingest", category="parse"}`.
+    parse_errors: metrics::Counter,
+    normalize_stage: std::sync::Mutex<timing::StageTimer>,
     dead_letters: Receiver<DeadLetter>,
     deadline: Arc<OnceLock<Instant>>,
 }
@@ -161,9 +162,8 @@ impl Pipeline {
         zen_filter::Filter::compile(&config.filter)?;
         let (processor, stats) = build_processor(&config);
         let room = Arc::new(room::Room::new(config.queue_capacity));
-        let (payload_tx, payload_rx) = bounded::<(Payload, Instant)>(PAYLOADS_WAITING);
         // Bounded by `room`, in events.
-        let (chunk_tx, chunk_rx) = unbounded::<Chunk>();
+        let (chunk_tx, chunk_rx) = unbounded::<Submission>();
         let (job_tx, job_rx) = bounded::<sink::Job>(64);
         let (dead_tx, dead_rx) = bounded(config.dead_letter_capacity.max(1));
         let deadline = Arc::new(OnceLock::new());
@@ -171,18 +171,6 @@ impl Pipeline {
             .set(room.capacity() as f64);
 
         let mut threads = Vec::new();
-        for i in 0..config.normalizers.max(1) {
-            let (rx, tx, room, normalizer, stats) = (
-                payload_rx.clone(),
-                chunk_tx.clone(),
-                room.clone(),
-                normalizer.clone(),
-                stats.clone(),
-            );
-            threads.push(spawn(&format!("zen-normalize-{i}"), move || {
-                normalize_loop(&rx, &tx, &room, &normalizer, &stats)
-            }));
-        }
         let flush_every = config.duplicate_flush_interval;
         let taken = room.clone();
         threads.push(spawn("zen-process", move || {
@@ -197,16 +185,51 @@ impl Pipeline {
         );
         threads.push(spawn("zen-sink", move || runner.run(job_rx)));
         Ok(Pipeline {
-            submissions: Some(Queues {
-                payloads: payload_tx,
+            submissions: Some(Queue {
                 chunks: chunk_tx,
                 room,
             }),
             threads,
+            normalizer,
             stats,
+            parse_errors: metrics::counter!("zen_watcher_errors_total", "component" => "ingest", "category" => "parse"),
+            normalize_stage: std::sync::Mutex::new(timing::StageTimer::new("normalize")),
             dead_letters: dead_rx,
             deadline,
         })
+    }
+
+    /// Reads a body of `format` into events: the one place where input becomes events. Records
+    /// the `normalize` stage by source and counts every item that could not be read (and a body
+    /// that could not be read at all) in [`Counts::parse_errors`] and
+    /// `zen_watcher_errors_total{component="ingest", category="parse"}`.
+    pub fn read(
+        &self,
+        format: Format,
+        syntax: Syntax,
+        body: &[u8],
+        ctx: &Context,
+    ) -> Result<Normalized, NormalizeError> {
+        let started = Instant::now();
+        let outcome = self.normalizer.normalize_text(format, syntax, body, ctx);
+        let errors = match &outcome {
+            Ok(n) => {
+                let elapsed = started.elapsed();
+                if !n.events.is_empty() {
+                    self.normalize_stage
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .record_shared(format.as_str(), elapsed, n.events.len());
+                }
+                n.errors.len() as u64
+            }
+            Err(_) => 1,
+        };
+        if errors > 0 {
+            self.stats.parse_errors.fetch_add(errors, Relaxed);
+            self.parse_errors.increment(errors);
+        }
+        outcome
     }
 
     /// Queues a submission, or hands it back at once when the queue is full or closed.
@@ -223,16 +246,13 @@ impl Pipeline {
         mut submission: Submission,
         wait: std::time::Duration,
     ) -> Result<(), SubmitError> {
-        let Some(queues) = &self.submissions else {
+        let Some(queue) = &self.submissions else {
             return self.try_submit(submission);
         };
-        if matches!(submission, Submission::Payload { .. }) {
-            return self.try_submit(submission);
-        }
         let give_up = tokio::time::Instant::now() + wait;
         loop {
             // Made before trying, so that room freed in between wakes it.
-            let freed = queues.room.freed();
+            let freed = queue.room.freed();
             match self.send(submission) {
                 Err(TrySendError::Full(back)) if tokio::time::Instant::now() < give_up => {
                     submission = back;
@@ -260,23 +280,9 @@ impl Pipeline {
 
     /// Tries to queue a submission once, uncounted.
     fn send(&self, submission: Submission) -> Result<(), TrySendError<Submission>> {
-        let Some(queues) = &self.submissions else {
-            return Err(TrySendError::Disconnected(submission));
-        };
-        let now = Instant::now();
-        match submission {
-            Submission::Payload { format, body, ctx } => refused(
-                queues
-                    .payloads
-                    .try_send((Payload { format, body, ctx }, now)),
-                |(p, _)| Submission::Payload {
-                    format: p.format,
-                    body: p.body,
-                    ctx: p.ctx,
-                },
-            ),
-            Submission::Events(events) => queues.offer((events, now, None)),
-            Submission::AckedEvents(events, ack) => queues.offer((events, now, Some(ack))),
+        match &self.submissions {
+            Some(queue) => queue.offer(submission),
+            None => Err(TrySendError::Disconnected(submission)),
         }
     }
 
@@ -322,28 +328,6 @@ impl Pipeline {
     }
 }
 
-/// Events on their way to the processor.
-type Chunk = (Vec<Event>, Instant, Option<Arc<Ack>>);
-
-/// A send the queue refused, holding the submission again.
-fn refused<T>(
-    sent: Result<(), TrySendError<T>>,
-    back: impl FnOnce(T) -> Submission,
-) -> Result<(), TrySendError<Submission>> {
-    sent.map_err(|e| match e {
-        TrySendError::Full(t) => TrySendError::Full(back(t)),
-        TrySendError::Disconnected(t) => TrySendError::Disconnected(back(t)),
-    })
-}
-
-/// A refused chunk as the submission it was.
-fn back((events, _, ack): Chunk) -> Submission {
-    match ack {
-        Some(ack) => Submission::AckedEvents(events, ack),
-        None => Submission::Events(events),
-    }
-}
-
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     // Spawning fails only when the OS is out of threads; the daemon cannot run without them.
     std::thread::Builder::new()
@@ -352,47 +336,9 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .unwrap_or_else(|e| panic!("starting thread {name}: {e}"))
 }
 
-fn normalize_loop(
-    rx: &Receiver<(Payload, Instant)>,
-    tx: &Sender<Chunk>,
-    room: &room::Room,
-    normalizer: &Normalizer,
-    stats: &stats::Stats,
-) {
-    let mut stage = timing::StageTimer::new("normalize");
-    for (Payload { format, body, ctx }, received) in rx {
-        let started = Instant::now();
-        let events = match normalizer.normalize(format, &body, &ctx) {
-            Ok(out) => {
-                stats
-                    .parse_errors
-                    .fetch_add(out.errors.len() as u64, Relaxed);
-                if !out.errors.is_empty() {
-                    metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse")
-                        .increment(out.errors.len() as u64);
-                }
-                stage.record_shared(format.as_str(), started.elapsed(), out.events.len());
-                out.events
-            }
-            Err(_) => {
-                stats.parse_errors.fetch_add(1, Relaxed);
-                metrics::counter!("zen_watcher_errors_total", "component" => "normalizer", "category" => "parse").increment(1);
-                continue;
-            }
-        };
-        if events.is_empty() {
-            continue;
-        }
-        room.take(events.len());
-        if tx.send((events, received, None)).is_err() {
-            return;
-        }
-    }
-}
-
 fn process_loop(
     mut processor: Processor,
-    rx: &Receiver<Chunk>,
+    rx: &Receiver<Submission>,
     tx: &Sender<sink::Job>,
     room: &room::Room,
     flush_every: Duration,
@@ -408,7 +354,11 @@ fn process_loop(
         let received = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
         let now = Instant::now();
         match received {
-            Ok((events, received, ack)) => {
+            Ok(Submission {
+                events,
+                received,
+                ack,
+            }) => {
                 // A chunk comes from one payload: its first event names its source.
                 let n = events.len();
                 let waiting = room.give_back(n);

@@ -45,17 +45,6 @@ impl StageTimer {
     }
 }
 
-/// Records the normalise stage of a payload read outside the pipeline (by the HTTP server):
-/// `elapsed` shared by the `n` events read from a payload of `source`.
-pub fn record_normalize(source: &str, elapsed: Duration, n: usize) {
-    metrics::histogram!(
-        "zen_watcher_event_processing_duration_seconds",
-        "stage" => "normalize",
-        "source" => source.to_owned()
-    )
-    .record_many(elapsed.as_secs_f64() / n.max(1) as f64, n.max(1));
-}
-
 /// Label values that come from the data (namespaces, rules): the first `max` distinct values
 /// keep their own, later ones are all `_other`, so a flood of values cannot flood Prometheus.
 #[derive(Debug)]

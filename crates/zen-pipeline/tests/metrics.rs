@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use zen_model::{Context, Format, Normalizer};
+use zen_model::{Context, Format, Normalizer, Syntax};
 use zen_pipeline::{NullSink, Pipeline, PipelineConfig, Submission};
 
 #[test]
@@ -24,12 +24,8 @@ fn stages_queues_and_outcomes_are_recorded() {
 {"rule":"A","priority":"Critical","output_fields":{"k8s.ns.name":"a"}}
 {"rule":"B","priority":"Notice"}
 {"rule": 1}"#;
-    p.try_submit(Submission::Payload {
-        format: Format::Falco,
-        body: body.to_vec(),
-        ctx,
-    })
-    .unwrap();
+    let read = p.read(Format::Falco, Syntax::Json, body, &ctx).unwrap();
+    p.try_submit(Submission::now(read.events)).unwrap();
     let report = p.shutdown(Instant::now() + Duration::from_secs(10));
     assert!(report.drained);
 
@@ -84,7 +80,7 @@ fn stages_queues_and_outcomes_are_recorded() {
         1.0
     );
     assert_eq!(
-        get("zen_watcher_errors_total{component=normalizer,category=parse}"),
+        get("zen_watcher_errors_total{component=ingest,category=parse}"),
         1.0
     );
     assert_eq!(

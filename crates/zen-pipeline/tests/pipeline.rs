@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zen_dedup::DuplicateUpdate;
-use zen_model::{Context, Event, Format, Normalizer, Severity};
+use zen_model::{Context, Event, Format, Normalizer, Severity, Syntax};
 use zen_pipeline::{
     BatchSettings, Pipeline, PipelineConfig, ProcessingOrder, RetryPolicy, Sink, SinkError,
     Submission, SubmitError,
@@ -128,12 +128,10 @@ fn payloads_come_out_filtered_deduplicated_and_counted() {
     config.filter.global.exclude_namespaces = vec!["noisy".to_owned()];
     let p = start(config, sink.clone());
     // 300 alerts of 30 findings: 270 repeats; 10 of the 30 findings are in `noisy`.
-    p.try_submit(Submission::Payload {
-        format: Format::Falco,
-        body: alerts(300, 30),
-        ctx: ctx(),
-    })
-    .unwrap();
+    let read = p
+        .read(Format::Falco, Syntax::Json, &alerts(300, 30), &ctx())
+        .unwrap();
+    p.try_submit(Submission::now(read.events)).unwrap();
     let report = p.shutdown(soon());
     assert!(report.drained);
     let c = report.counts;
@@ -173,7 +171,7 @@ fn batches_are_per_source_and_most_severe_first() {
         ..PipelineConfig::default()
     };
     let p = start(config, sink.clone());
-    p.try_submit(Submission::Events(events(9, 9))).unwrap();
+    p.try_submit(Submission::now(events(9, 9))).unwrap();
     p.shutdown(soon());
     let written = sink.written.lock().unwrap();
     let severities: Vec<Severity> = written.iter().map(|e| e.severity).collect();
@@ -188,7 +186,7 @@ fn a_full_queue_is_refused_at_once_and_everything_is_processed_after() {
     let mut refused = 0;
     let mut accepted = 0;
     for i in 0..2_000 {
-        match p.try_submit(Submission::Events(fifteen(i))) {
+        match p.try_submit(Submission::now(fifteen(i))) {
             Ok(()) => accepted += 1,
             Err(SubmitError::Full(_)) => refused += 1,
             Err(SubmitError::Closed(_)) => unreachable!(),
@@ -221,7 +219,7 @@ async fn submit_waits_for_room_then_is_refused_once() {
     let mut i = 0;
     let mut full_since: Option<Instant> = None;
     loop {
-        if p.try_submit(Submission::Events(fifteen(i))).is_ok() {
+        if p.try_submit(Submission::now(fifteen(i))).is_ok() {
             i += 1;
             full_since = None;
         } else if full_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(200)
@@ -236,7 +234,7 @@ async fn submit_waits_for_room_then_is_refused_once() {
     // Still full: refused after the wait, and counted once.
     let started = Instant::now();
     let wait = Duration::from_millis(100);
-    let refused = p.submit(Submission::Events(fifteen(i)), wait).await;
+    let refused = p.submit(Submission::now(fifteen(i)), wait).await;
     assert!(matches!(refused, Err(SubmitError::Full(_))));
     assert!(started.elapsed() >= wait, "{:?}", started.elapsed());
     assert_eq!(p.counts().rejected_full, refused_before + 1);
@@ -246,7 +244,7 @@ async fn submit_waits_for_room_then_is_refused_once() {
         sink.hold.store(0, Ordering::SeqCst);
     };
     let (taken, ()) = tokio::join!(
-        p.submit(Submission::Events(fifteen(i + 1)), Duration::from_secs(10)),
+        p.submit(Submission::now(fifteen(i + 1)), Duration::from_secs(10)),
         release
     );
     taken.unwrap();
@@ -272,7 +270,7 @@ fn the_queue_is_bounded_in_events_not_submissions() {
                     e
                 })
                 .collect();
-            match p.try_submit(Submission::Events(batch)) {
+            match p.try_submit(Submission::now(batch)) {
                 Ok(()) => accepted += size,
                 Err(SubmitError::Full(_)) => break,
                 Err(SubmitError::Closed(_)) => unreachable!(),
@@ -300,18 +298,16 @@ fn sink_failures_are_retried_then_dead_lettered() {
         ..PipelineConfig::default()
     };
     let p = start(config, sink.clone());
-    p.try_submit(Submission::Events(events(5, 5))).unwrap();
+    p.try_submit(Submission::now(events(5, 5))).unwrap();
     let bench = br#"[{"id":"4","version":"cis-1.10","tests":[{"section":"4.2","results":[{"test_number":"4.2.1","status":"FAIL","scored":true}]}]}]"#;
     let ctx = Context {
         node: Some("n1".into()),
         ..ctx()
     };
-    p.try_submit(Submission::Payload {
-        format: Format::KubeBench,
-        body: bench.to_vec(),
-        ctx,
-    })
-    .unwrap();
+    let read = p
+        .read(Format::KubeBench, Syntax::Json, bench, &ctx)
+        .unwrap();
+    p.try_submit(Submission::now(read.events)).unwrap();
     let dead = p.dead_letters().clone();
     let report = p.shutdown(soon());
     assert_eq!(report.counts.written, 5, "retried past two failures");
@@ -327,19 +323,15 @@ fn sink_failures_are_retried_then_dead_lettered() {
 fn unreadable_payloads_are_counted_and_disturb_nothing() {
     let sink = Recording::default();
     let p = start(PipelineConfig::default(), sink.clone());
-    p.try_submit(Submission::Payload {
-        format: Format::Falco,
-        body: b"{\"rule\": ".to_vec(),
-        ctx: ctx(),
-    })
-    .unwrap();
-    p.try_submit(Submission::Payload {
-        format: Format::Falco,
-        body: b"{\"rule\":\"r\"}".to_vec(),
-        ctx: ctx(),
-    })
-    .unwrap();
-    p.try_submit(Submission::Events(events(3, 3))).unwrap();
+    assert!(
+        p.read(Format::Falco, Syntax::Json, b"{\"rule\": ", &ctx())
+            .is_err()
+    );
+    let read = p
+        .read(Format::Falco, Syntax::Json, b"{\"rule\":\"r\"}", &ctx())
+        .unwrap();
+    p.try_submit(Submission::now(read.events)).unwrap();
+    p.try_submit(Submission::now(events(3, 3))).unwrap();
     let c = p.shutdown(soon()).counts;
     assert_eq!((c.parse_errors, c.received, c.written), (2, 3, 3));
 }
@@ -378,7 +370,7 @@ fn the_books_balance_under_concurrent_producers_and_a_flaky_sink() {
                     }
                     batch.extend(generic.iter().cloned());
                     let n = batch.len() as u64;
-                    let mut submission = Submission::Events(batch);
+                    let mut submission = Submission::now(batch);
                     loop {
                         match p.try_submit(submission) {
                             Ok(()) => break,
@@ -450,7 +442,7 @@ fn shutdown_gives_up_at_the_deadline_when_the_sink_hangs() {
     let sink = Recording::default();
     sink.hold.store(1, Ordering::SeqCst);
     let p = start(PipelineConfig::default(), sink.clone());
-    p.try_submit(Submission::Events(events(20, 20))).unwrap();
+    p.try_submit(Submission::now(events(20, 20))).unwrap();
     let started = Instant::now();
     let report = p.shutdown(Instant::now() + Duration::from_millis(200));
     assert!(!report.drained);
@@ -478,8 +470,11 @@ fn an_acknowledged_submission_hears_back_once_every_event_has_an_outcome() {
     let ack = zen_pipeline::Ack::new(30, move |outcome| {
         tx.send((outcome, written.lock().unwrap().len())).unwrap();
     });
-    p.try_submit(Submission::AckedEvents(events(30, 9), ack))
-        .unwrap();
+    p.try_submit(Submission {
+        ack: Some(ack),
+        ..Submission::now(events(30, 9))
+    })
+    .unwrap();
     let (outcome, written_when_told) = rx.recv_timeout(Duration::from_secs(2)).unwrap();
     assert_eq!(
         outcome,
@@ -503,7 +498,11 @@ fn an_acknowledged_submission_hears_back_once_every_event_has_an_outcome() {
         .unwrap()
         .events;
     let ack = zen_pipeline::Ack::new(2, move |outcome| tx.send(outcome).unwrap());
-    p.try_submit(Submission::AckedEvents(generic, ack)).unwrap();
+    p.try_submit(Submission {
+        ack: Some(ack),
+        ..Submission::now(generic)
+    })
+    .unwrap();
     let outcome = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(
         outcome,
@@ -528,7 +527,7 @@ fn a_backed_up_sink_gathers_waiting_batches_into_one_write() {
                 e
             })
             .collect();
-        p.try_submit(Submission::Events(batch)).unwrap();
+        p.try_submit(Submission::now(batch)).unwrap();
     }
     // Let the batches reach the sink's queue behind the held write.
     std::thread::sleep(Duration::from_millis(200));

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -39,7 +39,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
-use zen_model::{Context, Format, Normalizer, Observation, Severity, Syntax, Timestamp};
+use zen_model::{Context, Format, NormalizeError, Observation, Severity, Syntax, Timestamp};
 use zen_pipeline::{Ack, AckOutcome, Pipeline, Submission, SubmitError};
 use zen_store::Store;
 
@@ -77,7 +77,6 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
-    pub normalizer: Arc<Normalizer>,
     pub store: Arc<Store>,
     pub config: Arc<ServerConfig>,
     /// Set when shutting down: ingestion answers 503 and `/readyz` fails.
@@ -109,6 +108,13 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(protected)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the route does not take this method",
+            )
+        })
         .layer(middleware::from_fn(measure))
         .with_state(state)
 }
@@ -160,7 +166,7 @@ fn count_error(category: &'static str, n: u64) {
 
 async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
     let Some(exporter) = s.exporter.clone() else {
-        return error(StatusCode::NOT_FOUND, "metrics are not enabled");
+        return ApiError::new(StatusCode::NOT_FOUND, "metrics are not enabled").into_response();
     };
     let pipeline = s.pipeline.clone();
     match blocking(move || {
@@ -177,7 +183,7 @@ async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
             text,
         )
             .into_response(),
-        Err(e) => e,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -195,9 +201,9 @@ pub async fn serve(
 
 fn alerting_of(s: &AppState) -> Result<&alerting::Alerting, ApiError> {
     s.alerting.as_deref().ok_or_else(|| {
-        ApiError(
+        ApiError::new(
             StatusCode::NOT_FOUND,
-            "alerting is off (alerting.enabled: false)".into(),
+            "alerting is off (alerting.enabled: false)",
         )
     })
 }
@@ -218,47 +224,140 @@ async fn rules(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> 
 /// "severity"}` (any of them). All or nothing; a bad change answers 400 with the reason.
 async fn change_rules(
     State(s): State<Arc<AppState>>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let body = body?;
     let a = alerting_of(&s)?;
-    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
     let de = &mut serde_json::Deserializer::from_slice(&body);
     let changes: std::collections::BTreeMap<String, zen_slo::RuleChange> =
         serde_path_to_error::deserialize(de).map_err(|e| {
-            bad(format!(
+            ApiError::bad(format!(
                 "expected {{\"RuleName\": {{\"threshold\": 80, \"for\": \"5m\"}}}}; at {}: {}",
                 e.path(),
                 e.inner()
             ))
         })?;
     if changes.is_empty() {
-        return Err(bad("no rule to change".into()));
+        return Err(ApiError::bad("no rule to change"));
     }
     a.change_rules(changes)
         .map(Json)
-        .map_err(|e| bad(e.to_string()))
+        .map_err(|e| ApiError::bad(e.to_string()))
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-/// An answer that is an error: a status and what is wrong.
+/// An error answer. Every error of the API has this one shape:
+/// `{"error": {"code", "message", "position"?, "items"?}}` — `code` names the status
+/// (`bad_request`, `payload_too_large`, …), `position` says where in the input the problem is,
+/// `items` lists what could not be read of a payload — with `Retry-After` or `WWW-Authenticate`
+/// when they apply.
 #[derive(Debug)]
-struct ApiError(StatusCode, String);
+struct ApiError {
+    status: StatusCode,
+    message: String,
+    position: Option<String>,
+    items: Vec<String>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            position: None,
+            items: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 429 or 503, to be tried again after `secs`.
+    fn retry_later(status: StatusCode, message: &str, secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(secs),
+            ..ApiError::new(status, message)
+        }
+    }
+
+    /// The status's name in snake case: `Payload Too Large` → `payload_too_large`.
+    fn code(&self) -> String {
+        self.status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace([' ', '-'], "_")
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: String,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    items: &'a [String],
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error(self.0, self.1)
+        let body = ErrorBody {
+            code: self.code(),
+            message: &self.message,
+            position: self.position.as_deref(),
+            items: &self.items,
+        };
+        let mut r = (self.status, Json(json!({ "error": body }))).into_response();
+        let headers = r.headers_mut();
+        if let Some(v) = self
+            .retry_after
+            .and_then(|secs| HeaderValue::from_str(&secs.to_string()).ok())
+        {
+            headers.insert(header::RETRY_AFTER, v);
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
     }
 }
 
-fn retry_later(status: StatusCode, message: &str, secs: u64) -> Response {
-    let mut r = error(status, message);
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
+impl From<NormalizeError> for ApiError {
+    fn from(e: NormalizeError) -> Self {
+        ApiError {
+            position: Some(e.at.clone()),
+            ..ApiError::bad(e.to_string())
+        }
     }
-    r
+}
+
+/// A body that could not be read: over the limit (413), or cut off.
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(e.status(), "the body is larger than the limit (body_limit)");
+        }
+        count_error("connection", 1);
+        ApiError::new(
+            e.status(),
+            format!("the body could not be read: {}", e.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::bad(e.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::bad(e.body_text())
+    }
 }
 
 async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -271,10 +370,8 @@ async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
             .unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
             count_error("permission", 1);
-            let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
+            return ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
+                .into_response();
         }
     }
     next.run(req).await
@@ -282,7 +379,7 @@ async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
 
 async fn ready(State(s): State<Arc<AppState>>) -> Response {
     if s.draining.load(Ordering::Acquire) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "draining");
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
     }
     "ready\n".into_response()
 }
@@ -295,8 +392,50 @@ struct IngestParams {
     ack: Option<String>,
 }
 
+/// What an ingestion request asks for, read from its path, query and headers.
+#[derive(Debug)]
+struct IngestRequest {
+    format: Format,
+    syntax: Syntax,
+    /// Answer once every event is committed, not once queued.
+    commit: bool,
+    node: Option<String>,
+}
+
+impl IngestRequest {
+    fn parse(
+        config: &ServerConfig,
+        source: &str,
+        params: IngestParams,
+        headers: &HeaderMap,
+    ) -> Result<Self, ApiError> {
+        let format = source.parse::<Format>().map_err(|e| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown source `{source}`; known: {}", e.expected),
+            )
+        })?;
+        let commit = match params.ack.as_deref() {
+            None => config.ack_commit,
+            Some("commit") => true,
+            Some("enqueue") => false,
+            Some(other) => {
+                return Err(ApiError::bad(format!(
+                    "`ack`: expected commit or enqueue, found {other:?}"
+                )));
+            }
+        };
+        Ok(IngestRequest {
+            format,
+            syntax: syntax_of(headers)?,
+            commit,
+            node: params.node,
+        })
+    }
+}
+
 /// The syntax a content type stands for, if one we read.
-fn syntax_of(headers: &HeaderMap) -> Result<Syntax, String> {
+fn syntax_of(headers: &HeaderMap) -> Result<Syntax, ApiError> {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         return Ok(Syntax::Json);
     };
@@ -315,8 +454,11 @@ fn syntax_of(headers: &HeaderMap) -> Result<Syntax, String> {
         | "application/x-json-stream"
         | "text/json" => Ok(Syntax::Json),
         "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(Syntax::Yaml),
-        _ => Err(format!(
-            "content type {ct:?} is not read here; send application/json, application/x-ndjson or application/yaml"
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type {ct:?} is not read here; send application/json, application/x-ndjson or application/yaml"
+            ),
         )),
     }
 }
@@ -332,21 +474,18 @@ fn decode(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ApiEr
         "gzip" | "x-gzip" => {
             let mut out = Vec::new();
             let mut reader = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
-            reader.read_to_end(&mut out).map_err(|e| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("the gzip body is damaged: {e}"),
-                )
-            })?;
+            reader
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::bad(format!("the gzip body is damaged: {e}")))?;
             if out.len() > limit {
-                return Err(ApiError(
+                return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("the body is larger than {limit} bytes once decompressed"),
                 ));
             }
             Ok(out.into())
         }
-        other => Err(ApiError(
+        other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("content encoding {other:?} is not read here; send gzip or none"),
         )),
@@ -363,172 +502,129 @@ struct IngestAnswer {
     errors: Vec<String>,
 }
 
+/// Reads the body, submits its events, and — with `ack=commit` — waits for their commit.
 async fn ingest(
     State(s): State<Arc<AppState>>,
-    Path(source): Path<String>,
-    Query(params): Query<IngestParams>,
+    source: Result<Path<String>, PathRejection>,
+    params: Result<Query<IngestParams>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        // Over the limit: 413, as the limit layer says.
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return e.into_response(),
-        Err(e) => {
-            count_error("connection", 1);
-            return error(
-                e.status(),
-                format!("the body could not be read: {}", e.body_text()),
-            );
-        }
-    };
-    let commit = match params.ack.as_deref() {
-        None => s.config.ack_commit,
-        Some("commit") => true,
-        Some("enqueue") => false,
-        Some(other) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("`ack`: expected commit or enqueue, found {other:?}"),
-            );
-        }
-    };
-    let Ok(format) = source.parse::<Format>() else {
-        let known = "falco, falcosidekick, audit, trivy, kyverno, kube-bench, checkov, generic";
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("unknown source `{source}`; known: {known}"),
-        );
-    };
-    metrics::counter!("zen_watcher_ingest_bytes_total", "source" => format.as_str())
+) -> Result<Response, ApiError> {
+    let received = std::time::Instant::now();
+    let body = body?;
+    let request = IngestRequest::parse(&s.config, &source?.0, params?.0, &headers)?;
+    metrics::counter!("zen_watcher_ingest_bytes_total", "source" => request.format.as_str())
         .increment(body.len() as u64);
     if s.draining.load(Ordering::Acquire) {
-        return retry_later(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining",
-            s.config.retry_after_secs,
-        );
+        return Err(draining(&s.config));
     }
-    let syntax = match syntax_of(&headers) {
-        Ok(syntax) => syntax,
-        Err(message) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, message),
-    };
-    let body = match decode(&headers, body, s.config.body_limit) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    let ctx = Context {
-        received_at: Timestamp::now(),
-        node: params.node,
-    };
-    let normalizer = s.normalizer.clone();
-    // Large payloads (as decoded; chunked bodies carry no length) are read off the IO threads.
-    let large = body.len() > 64 << 10;
-    let read = move || {
-        let started = std::time::Instant::now();
-        let outcome = normalizer.normalize_text(format, syntax, &body, &ctx);
-        if let Ok(n) = &outcome {
-            zen_pipeline::record_normalize(format.as_str(), started.elapsed(), n.events.len());
-        }
-        outcome
-    };
-    let outcome = if large {
-        match tokio::task::spawn_blocking(read).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::error!(error = %e, "normaliser task failed");
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the payload could not be read",
-                );
-            }
-        }
-    } else {
-        read()
-    };
-    let normalized = match outcome {
-        Ok(n) => n,
-        Err(e) => {
-            count_error("parse", 1);
-            return error(StatusCode::BAD_REQUEST, e.to_string());
-        }
-    };
-    if !normalized.errors.is_empty() {
-        count_error("parse", normalized.errors.len() as u64);
-    }
-    let errors: Vec<String> = normalized.errors.iter().map(ToString::to_string).collect();
-    if normalized.events.is_empty() && normalized.ignored == 0 && !errors.is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "no item of the payload could be read", "errors": errors })),
-        )
-            .into_response();
-    }
+    let body = decode(&headers, body, s.config.body_limit)?;
+    let normalized = read(&s, &request, body).await?;
     let answer = IngestAnswer {
         accepted: normalized.events.len(),
         ignored: normalized.ignored,
-        errors,
+        errors: normalized.errors.iter().map(ToString::to_string).collect(),
     };
-    if normalized.events.is_empty() {
-        let status = if commit {
-            StatusCode::OK
-        } else {
-            StatusCode::ACCEPTED
-        };
-        return (status, Json(answer)).into_response();
-    }
-    let (committed_tx, committed) = tokio::sync::oneshot::channel();
-    let submission = if commit {
-        let ack = Ack::new(normalized.events.len(), move |outcome| {
-            let _ = committed_tx.send(outcome);
+    if answer.accepted == 0 && answer.ignored == 0 && !answer.errors.is_empty() {
+        let first = normalized.errors.into_iter().next().map(|e| e.at);
+        return Err(ApiError {
+            position: first,
+            items: answer.errors,
+            ..ApiError::bad("no item of the payload could be read")
         });
-        Submission::AckedEvents(normalized.events, ack)
+    }
+    let status = if request.commit {
+        StatusCode::OK
     } else {
-        Submission::Events(normalized.events)
+        StatusCode::ACCEPTED
     };
+    if answer.accepted > 0 {
+        submit(&s, request.commit, normalized.events, received).await?;
+    }
+    Ok((status, Json(answer)).into_response())
+}
+
+/// Reads the body into events, off the IO threads when it is large (as decoded: chunked bodies
+/// carry no length).
+async fn read(
+    s: &AppState,
+    request: &IngestRequest,
+    body: Bytes,
+) -> Result<zen_model::Normalized, ApiError> {
+    let ctx = Context {
+        received_at: Timestamp::now(),
+        node: request.node.clone(),
+    };
+    let (format, syntax) = (request.format, request.syntax);
+    if body.len() <= 64 << 10 {
+        return Ok(s.pipeline.read(format, syntax, &body, &ctx)?);
+    }
+    let pipeline = s.pipeline.clone();
+    let outcome = blocking(move || pipeline.read(format, syntax, &body, &ctx)).await?;
+    Ok(outcome?)
+}
+
+fn draining(config: &ServerConfig) -> ApiError {
+    ApiError::retry_later(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "draining",
+        config.retry_after_secs,
+    )
+}
+
+/// Submits the events, waiting up to `queue_wait` for room; with `commit`, waits up to
+/// `ack_timeout` for every event's outcome.
+async fn submit(
+    s: &AppState,
+    commit: bool,
+    events: Vec<zen_model::Event>,
+    received: std::time::Instant,
+) -> Result<(), ApiError> {
+    let n = events.len();
+    let mut submission = Submission::new(events, received);
+    let (committed_tx, committed) = tokio::sync::oneshot::channel();
+    if commit {
+        submission.ack = Some(Ack::new(n, move |outcome| {
+            let _ = committed_tx.send(outcome);
+        }));
+    }
     match s.pipeline.submit(submission, s.config.queue_wait).await {
         Ok(()) => {}
         Err(SubmitError::Full(_)) => {
             count_error("rate_limit", 1);
-            return retry_later(
+            return Err(ApiError::retry_later(
                 StatusCode::TOO_MANY_REQUESTS,
                 "the pipeline is full",
                 s.config.retry_after_secs,
-            );
+            ));
         }
-        Err(SubmitError::Closed(_)) => {
-            return retry_later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "draining",
-                s.config.retry_after_secs,
-            );
-        }
+        Err(SubmitError::Closed(_)) => return Err(draining(&s.config)),
     }
     if !commit {
-        return (StatusCode::ACCEPTED, Json(answer)).into_response();
+        return Ok(());
     }
     match tokio::time::timeout(s.config.ack_timeout, committed).await {
         Ok(Ok(AckOutcome {
             dead_lettered: 0, ..
-        })) => (StatusCode::OK, Json(answer)).into_response(),
-        Ok(Ok(outcome)) => error(
+        })) => Ok(()),
+        Ok(Ok(outcome)) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
-                "{} of {} events could not be stored; they are in the dead letters",
-                outcome.dead_lettered, answer.accepted
+                "{} of {n} events could not be stored; they are in the dead letters",
+                outcome.dead_lettered
             ),
-        ),
-        Ok(Err(_)) => error(
+        )),
+        Ok(Err(_)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the pipeline stopped before the events were stored",
-        ),
-        Err(_) => error(
+        )),
+        Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
                 "the events were accepted but not stored within {:?}",
                 s.config.ack_timeout
             ),
-        ),
+        )),
     }
 }
 
@@ -555,108 +651,112 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiE
     value
         .map(|v| {
             v.parse::<Timestamp>().map_err(|e| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("`{name}`: expected an RFC 3339 time, found {v:?} ({e})"),
-                )
+                ApiError::bad(format!(
+                    "`{name}`: expected an RFC 3339 time, found {v:?} ({e})"
+                ))
             })
         })
         .transpose()
 }
 
+/// Runs `f` on the blocking pool (store reads, large payloads).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Response> {
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        tracing::error!(error = %e, "store task failed");
-        error(
+        tracing::error!(error = %e, "blocking task failed");
+        ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the store could not be read",
+            "the request could not be served",
         )
     })
 }
 
-fn store_error(e: zen_store::StoreError) -> Response {
-    tracing::error!(error = %e, "store read failed");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("the store could not be read: {e}"),
-    )
+impl From<zen_store::StoreError> for ApiError {
+    fn from(e: zen_store::StoreError) -> Self {
+        tracing::error!(error = %e, "store read failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the store could not be read: {e}"),
+        )
+    }
 }
 
-async fn list(State(s): State<Arc<AppState>>, Query(p): Query<ListParams>) -> Response {
-    let min_severity = match p
+/// A page of Observations, serialised as it is: `details` go out as the JSON text stored,
+/// never through a `serde_json::Value` (which stops at 128 levels of nesting).
+#[derive(Serialize)]
+struct PageOut<'a> {
+    items: Vec<ObservationOut<'a>>,
+    next: Option<i64>,
+}
+
+async fn list(
+    State(s): State<Arc<AppState>>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params?;
+    let min_severity = p
         .min_severity
         .as_deref()
         .map(str::parse::<Severity>)
         .transpose()
-    {
-        Ok(sev) => sev,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("`min_severity`: {e}")),
-    };
-    let (since, until) = match (
-        parse_time("since", p.since.as_deref()),
-        parse_time("until", p.until.as_deref()),
-    ) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return e.into_response(),
-    };
+        .map_err(|e| ApiError::bad(format!("`min_severity`: {e}")))?;
     let query = zen_store::Query {
         source: p.source,
         min_severity,
         namespace: p.namespace,
-        since,
-        until,
+        since: parse_time("since", p.since.as_deref())?,
+        until: parse_time("until", p.until.as_deref())?,
         text: p.q,
         after: p.after,
         limit: p.limit.unwrap_or(0),
     };
     let store = s.store.clone();
-    match blocking(move || store.list(&query)).await {
-        Ok(Ok(page)) => {
-            let items: Vec<ObservationOut<'_>> = page
-                .items
-                .iter()
-                .map(|s| ObservationOut {
-                    id: s.id,
-                    observation: &s.observation,
-                })
-                .collect();
-            Json(json!({ "items": items, "next": page.next })).into_response()
-        }
-        Ok(Err(e)) => store_error(e),
-        Err(e) => e.into_response(),
-    }
+    let page = blocking(move || store.list(&query)).await??;
+    let items = page
+        .items
+        .iter()
+        .map(|s| ObservationOut {
+            id: s.id,
+            observation: &s.observation,
+        })
+        .collect();
+    Ok(Json(PageOut {
+        items,
+        next: page.next,
+    })
+    .into_response())
 }
 
-async fn one(State(s): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
+async fn one(
+    State(s): State<Arc<AppState>>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
     let store = s.store.clone();
-    match blocking(move || store.get(id)).await {
-        Ok(Ok(Some(found))) => Json(ObservationOut {
+    match blocking(move || store.get(id)).await?? {
+        Some(found) => Ok(Json(ObservationOut {
             id: found.id,
             observation: &found.observation,
         })
-        .into_response(),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no observation {id}")),
-        Ok(Err(e)) => store_error(e),
-        Err(e) => e.into_response(),
+        .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no observation {id}"),
+        )),
     }
 }
 
-async fn stats(State(s): State<Arc<AppState>>) -> Response {
+async fn stats(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let store = s.store.clone();
-    let stored = match blocking(move || store.counts()).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return store_error(e),
-        Err(e) => return e.into_response(),
-    };
+    let stored = blocking(move || store.counts()).await??;
     let c = s.pipeline.counts();
     let by: Vec<_> = stored
         .by_source_severity
         .iter()
         .map(|(source, sev, rows, total)| json!({ "source": source, "severity": sev, "observations": rows, "occurrences": total }))
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "pipeline": {
             "submissions": c.submissions,
             "rejected_full": c.rejected_full,
@@ -671,5 +771,5 @@ async fn stats(State(s): State<Arc<AppState>>) -> Response {
         },
         "store": by,
     }))
-    .into_response()
+    .into_response())
 }

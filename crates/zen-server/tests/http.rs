@@ -31,7 +31,6 @@ fn harness(config: ServerConfig, pipeline: PipelineConfig, sink: Option<Box<dyn 
     let pipeline = Pipeline::start(pipeline, Arc::new(Normalizer::default()), sink).unwrap();
     let state = AppState {
         pipeline: Arc::new(pipeline),
-        normalizer: Arc::new(Normalizer::default()),
         store: Arc::new(store),
         config: Arc::new(config),
         draining: Arc::new(AtomicBool::new(false)),
@@ -107,8 +106,12 @@ async fn unreadable_bodies_are_400_with_the_problem_and_its_place() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        body["error"],
-        "audit: line 1, column 11: EOF while parsing a list"
+        body,
+        serde_json::json!({"error": {
+            "code": "bad_request",
+            "message": "audit: line 1, column 11: EOF while parsing a list",
+            "position": "line 1, column 11",
+        }})
     );
     let (status, body, _) = call(
         &h,
@@ -120,7 +123,15 @@ async fn unreadable_bodies_are_400_with_the_problem_and_its_place() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["errors"][0], "falco: $: missing field `rule`");
+    assert_eq!(
+        body,
+        serde_json::json!({"error": {
+            "code": "bad_request",
+            "message": "no item of the payload could be read",
+            "position": "$",
+            "items": ["falco: $: missing field `rule`"],
+        }})
+    );
     let (status, body, _) = call(
         &h,
         post("/api/v1/ingest/trivy", "application/json", vec![0xff, 0xfe]),
@@ -128,7 +139,7 @@ async fn unreadable_bodies_are_400_with_the_problem_and_its_place() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .starts_with("trivy: line 1, column 1"),
@@ -143,7 +154,7 @@ async fn unknown_sources_are_404_listing_the_known_ones() {
         call(&h, post("/api/v1/ingest/sysdig", "application/json", ALERT)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
-        body["error"],
+        body["error"]["message"],
         "unknown source `sysdig`; known: falco, falcosidekick, audit, trivy, kyverno, kube-bench, checkov, generic"
     );
 }
@@ -161,7 +172,7 @@ async fn a_token_is_required_when_configured() {
     let (status, body, headers) =
         call(&h, post("/api/v1/ingest/falco", "application/json", ALERT)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body["error"], "a valid bearer token is required");
+    assert_eq!(body["error"]["message"], "a valid bearer token is required");
     assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
     let wrong = Request::post("/api/v1/ingest/falco")
         .header(header::AUTHORIZATION, "Bearer s3cre")
@@ -214,7 +225,7 @@ async fn bodies_over_the_limit_are_413_compressed_or_not() {
     let (status, body, _) = call(&h, bomb).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
-        body["error"],
+        body["error"]["message"],
         "the body is larger than 1000 bytes once decompressed"
     );
 }
@@ -256,7 +267,7 @@ async fn other_content_types_are_415() {
     .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .contains("application/x-www-form-urlencoded")
@@ -399,13 +410,13 @@ async fn what_was_ingested_can_be_listed_fetched_and_counted() {
     let (status, body, _) = call(&h, get("/api/v1/observations?min_severity=severe")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        body["error"],
+        body["error"]["message"],
         "`min_severity`: expected one of critical, high, medium, low, info, found \"severe\""
     );
     let (status, body, _) = call(&h, get("/api/v1/observations?since=yesterday")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .starts_with("`since`: expected an RFC 3339 time, found \"yesterday\"")
@@ -451,7 +462,7 @@ async fn ack_commit_answers_200_once_the_events_are_in_the_store() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        body["error"],
+        body["error"]["message"],
         "`ack`: expected commit or enqueue, found \"eventually\""
     );
 }
@@ -487,7 +498,7 @@ async fn ack_commit_says_when_events_could_not_be_stored_or_not_in_time() {
     let (status, body, _) = call(&h, post("/api/v1/ingest/falco", "application/json", ALERT)).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
-        body["error"],
+        body["error"]["message"],
         "1 of 1 events could not be stored; they are in the dead letters"
     );
     let (status, _, _) = call(
@@ -518,7 +529,7 @@ async fn ack_commit_says_when_events_could_not_be_stored_or_not_in_time() {
     .await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .starts_with("the events were accepted but not stored within")
@@ -533,8 +544,166 @@ async fn alert_routes_say_when_alerting_is_off() {
         let (status, body, _) = call(&h, get(path)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert!(
-            body["error"].as_str().unwrap().contains("alerting is off"),
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("alerting is off"),
             "{body}"
+        );
+    }
+}
+
+/// `levels` arrays and objects nested around a string, which of the two at each level told by
+/// the bits of `shape`.
+fn nested(levels: usize, shape: u128) -> String {
+    let mut out = "\"leaf [ { \\\" ] }\"".to_owned();
+    for level in 0..levels {
+        out = if shape >> (level % 128) & 1 == 1 {
+            format!("[{out}]")
+        } else {
+            format!("{{\"k{level}\": {out}}}")
+        };
+    }
+    out
+}
+
+fn falco_alert(rule: &str, deep: &str) -> String {
+    format!(
+        r#"{{"rule":"{rule}","priority":"Warning","time":"2026-02-11T09:01:02Z","output_fields":{{"k8s.ns.name":"shop","deep": {deep}}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn an_alert_nested_past_the_limit_is_400_and_the_list_still_reads() {
+    let h = default_harness();
+    // The alert of the report: `output_fields` 128 levels deep.
+    let deep = falco_alert("Deep", &nested(127, 0));
+    let (status, body, _) = call(&h, post("/api/v1/ingest/falco", "application/json", deep)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"]["items"],
+        serde_json::json!(["falco: $: nested more than 127 levels deep"])
+    );
+    // At the limit: stored, listed and fetched whole.
+    let at_limit = falco_alert("At the limit", &nested(125, 0));
+    let (status, _, _) = call(
+        &h,
+        post(
+            "/api/v1/ingest/falco?ack=commit",
+            "application/json",
+            at_limit,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/api/v1/observations", "/api/v1/observations/1"] {
+        let res = app(h.state.clone()).oneshot(get(path)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(text.contains(&nested(125, 0).replace(": ", ":")), "{path}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever the nesting of what is stored, listing answers: items past the limit are refused
+    /// at intake, the rest come back byte for byte (compact).
+    #[test]
+    fn any_nesting_stored_is_listed(shapes in proptest::collection::vec((0usize..=140, proptest::prelude::any::<u128>()), 1..6)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let h = default_harness();
+            let mut kept = Vec::new();
+            for (i, (levels, shape)) in shapes.iter().enumerate() {
+                let deep = nested(*levels, *shape);
+                let alert = falco_alert(&format!("r{i}"), &deep);
+                let (status, _, _) = call(
+                    &h,
+                    post("/api/v1/ingest/falco?ack=commit", "application/json", alert),
+                )
+                .await;
+                // The alert and `output_fields` are two levels.
+                if levels + 2 <= zen_model::MAX_NESTING {
+                    assert_eq!(status, StatusCode::OK);
+                    kept.push(deep.replace(": ", ":"));
+                } else {
+                    assert_eq!(status, StatusCode::BAD_REQUEST);
+                }
+            }
+            let res = app(h.state.clone()).oneshot(get("/api/v1/observations")).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            let text = std::str::from_utf8(&bytes).unwrap();
+            serde_json::from_str::<&serde_json::value::RawValue>(text).unwrap();
+            for deep in kept {
+                assert!(text.contains(&deep));
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn parse_errors_are_one_count_in_stats_and_metrics() {
+    let h = default_harness();
+    let bad_lines = format!("{ALERT}\n{{\"rule\": 5}}\n{{\"rule\": 6}}\n");
+    let (status, _, _) = call(
+        &h,
+        post("/api/v1/ingest/falco", "application/x-ndjson", bad_lines),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _, _) = call(&h, post("/api/v1/ingest/audit", "application/json", "{")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, stats, _) = call(&h, get("/api/v1/stats")).await;
+    assert_eq!(stats["pipeline"]["parse_errors"], 3, "{stats}");
+}
+
+#[tokio::test]
+async fn every_error_answer_has_the_one_json_shape() {
+    let h = harness(
+        ServerConfig {
+            body_limit: 64,
+            ..ServerConfig::default()
+        },
+        PipelineConfig::default(),
+        None,
+    );
+    let big = "x".repeat(100);
+    for (req, status) in [
+        (
+            post("/api/v1/ingest/falco", "application/json", big),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (get("/no/such/route"), StatusCode::NOT_FOUND),
+        (
+            Request::delete("/api/v1/stats")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (get("/api/v1/observations?after=x"), StatusCode::BAD_REQUEST),
+        (get("/api/v1/observations/x"), StatusCode::BAD_REQUEST),
+        (
+            post("/api/v1/ingest/falco?ack=x", "application/json", "{}"),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let what = format!("{} {}", req.method(), req.uri());
+        let (got, body, _) = call(&h, req).await;
+        assert_eq!(got, status, "{what}");
+        let code = status
+            .canonical_reason()
+            .unwrap()
+            .to_ascii_lowercase()
+            .replace(' ', "_");
+        assert_eq!(body["error"]["code"], code.as_str(), "{what}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
         );
     }
 }

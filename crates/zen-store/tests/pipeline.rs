@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zen_model::{Context, Format, Normalizer};
+use zen_model::{Context, Format, Normalizer, Syntax};
 use zen_pipeline::{Pipeline, PipelineConfig, ProcessingOrder, Submission};
 use zen_store::Query;
 
@@ -30,12 +30,10 @@ fn rows_and_counts_match_what_the_pipeline_says_it_did() {
                 format!(r#"{{"rule":"r{i}","priority":"Warning","time":"2026-02-11T09:0{round}:00Z","output_fields":{{"k8s.ns.name":"{ns}"}}}}"#) + "\n"
             })
             .collect();
-        p.try_submit(Submission::Payload {
-            format: Format::Falco,
-            body: body.into_bytes(),
-            ctx: ctx.clone(),
-        })
-        .unwrap();
+        let read = p
+            .read(Format::Falco, Syntax::Json, body.as_bytes(), &ctx)
+            .unwrap();
+        p.try_submit(Submission::now(read.events)).unwrap();
     }
     let report = p.shutdown(Instant::now() + Duration::from_secs(30));
     assert!(report.drained);
@@ -84,13 +82,15 @@ fn a_duplicate_counted_while_its_first_sighting_waits_in_a_batch_is_not_lost() {
     config.batch.batch.max_age = Duration::from_secs(2);
     let p = Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap();
     let ctx = Context::received_at("2026-02-11T09:01:03Z".parse().unwrap());
-    let alert = |second: u32| Submission::Payload {
-        format: Format::Falco,
-        body: format!(
+    let alert = |second: u32| {
+        let body = format!(
             r#"{{"rule":"r","priority":"Warning","time":"2026-02-11T09:00:{second:02}Z"}}"#
+        );
+        Submission::now(
+            p.read(Format::Falco, Syntax::Json, body.as_bytes(), &ctx)
+                .unwrap()
+                .events,
         )
-        .into_bytes(),
-        ctx: ctx.clone(),
     };
     p.try_submit(alert(1)).unwrap();
     p.try_submit(alert(2)).unwrap();

@@ -266,7 +266,6 @@ impl CollectSection {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct PipelineSection {
     pub(crate) queue_capacity: usize,
-    pub(crate) normalizers: usize,
     pub(crate) order: Order,
     pub(crate) cache_enabled: bool,
     pub(crate) cache_ttl: Human,
@@ -288,7 +287,6 @@ impl Default for PipelineSection {
             // 2,000,000 events, 25,000 peaked at 98.6-100.3 MB and settled 306,000-316,000
             // events/s, 10,000 at 76.9-82.6 MB and 333,000-335,000 (docs/benchmarks.md).
             queue_capacity: 10_000,
-            normalizers: p.normalizers,
             order: Order::Auto,
             cache_enabled: p.cache.enabled,
             cache_ttl: Human(p.cache.ttl),
@@ -459,7 +457,6 @@ impl DaemonConfig {
         let p = &self.pipeline;
         zen_pipeline::PipelineConfig {
             queue_capacity: p.queue_capacity,
-            normalizers: p.normalizers,
             order: match p.order {
                 Order::FilterFirst => zen_pipeline::ProcessingOrder::FilterFirst,
                 Order::DedupFirst => zen_pipeline::ProcessingOrder::DedupFirst,

@@ -55,13 +55,11 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     let (store, sink) = zen_store::open(&db)?;
     let store = Arc::new(store);
     let normalizer = Arc::new(Normalizer::new(config.sources.clone()).context("sources")?);
-    let pipeline = Arc::new(
-        Pipeline::start(config.pipeline(), normalizer.clone(), Box::new(sink)).context("filter")?,
-    );
+    let pipeline =
+        Arc::new(Pipeline::start(config.pipeline(), normalizer, Box::new(sink)).context("filter")?);
     let draining = Arc::new(AtomicBool::new(false));
     let state = AppState {
         pipeline: pipeline.clone(),
-        normalizer,
         store: store.clone(),
         config: Arc::new(ServerConfig {
             token: config.token.clone(),

@@ -55,6 +55,22 @@ fn normalize_prints_events_as_json_lines() {
 }
 
 #[test]
+fn normalize_prints_one_line_per_event_when_details_came_pretty_printed() {
+    let pretty = b"[\n  {\n    \"rule\": \"Shell\",\n    \"priority\": \"Warning\",\n    \"output_fields\": {\n      \"k8s.ns.name\": \"shop\",\n      \"proc.cmdline\": \"sh -c  ls\"\n    }\n  },\n  {\"rule\": \"Other\", \"priority\": \"Notice\", \"tags\": [ \"a\", \"b\" ]}\n]\n";
+    let out = run(&["normalize", "-s", "falco"], Some(pretty));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(
+        first["details"]["output_fields"]["proc.cmdline"], "sh -c  ls",
+        "white space inside strings is kept"
+    );
+    assert!(lines[1].contains(r#""tags":["a","b"]"#), "{}", lines[1]);
+}
+
+#[test]
 fn normalize_reads_yaml_from_stdin_with_a_node_and_time() {
     let yaml = std::fs::read(data("kyverno/reports.yaml")).unwrap();
     let out = run(
