@@ -5,7 +5,8 @@
 //! transaction and adding duplicate counts to the kept Observation's repeats (a narrow table
 //! beside its row) instead of adding rows — and the [`Store`], which reads (filtered,
 //! keyset-paginated lists; one Observation; counts by source and severity) on connections of its
-//! own, alongside the writer, and purges what is older than the retention period.
+//! own, alongside the writer, and purges what was last received longer ago than the retention
+//! period (by zen-watcher's clock, never the finding's own time).
 //!
 //! Errors that may pass (busy, locked, disk full, read-only, IO) are marked retryable, so the
 //! pipeline retries them with backoff and its queues fill behind — backpressure, never a silent
@@ -95,6 +96,18 @@ const MIGRATIONS: &[&str] = &[
         repeats INTEGER NOT NULL,
         last_seen INTEGER NOT NULL
     );",
+    // Retention goes by when zen-watcher received a finding or last saw it again, not by the
+    // finding's own time: a report last updated ten days ago, ingested now, is fresh, and so
+    // are replayed and back-filled events. `received_at` is when the row was written, and for
+    // repeats when the last of them was added. Rows of earlier versions count as received at
+    // the migration: nothing is purged for a time that never said when it came. (The update
+    // rewrites every row once, at the first start.)
+    "ALTER TABLE observations ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE observation_repeats ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE observations SET received_at = CAST(unixepoch('now', 'subsec') * 1e9 AS INTEGER);
+    UPDATE observation_repeats SET received_at = CAST(unixepoch('now', 'subsec') * 1e9 AS INTEGER);
+    DROP INDEX observations_last_seen;
+    CREATE INDEX observations_received_at ON observations (received_at);",
 ];
 
 /// Observations as read: each row (`o`) with its repeats, if any (`r`).
@@ -108,6 +121,14 @@ macro_rules! observations {
 macro_rules! last_seen {
     () => {
         "MAX(o.last_seen, COALESCE(r.last_seen, o.last_seen))"
+    };
+}
+
+/// When an Observation of [`observations!`] was last received, repeats included: what
+/// retention goes by.
+macro_rules! received_at {
+    () => {
+        "MAX(o.received_at, COALESCE(r.received_at, o.received_at))"
     };
 }
 
@@ -512,14 +533,15 @@ impl Sink for SqliteSink {
         let base = self.seq_base;
         let mut tally = Tally::default();
         let mut written = Vec::with_capacity(events.len());
+        let received_at = nanos(Timestamp::now());
         let tx = self.conn.transaction().map_err(sink_error)?;
         {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO observations (fingerprint, source, category, severity, event_type, rule_id, title,
                         message, resource_api_version, resource_kind, resource_name, resource_namespace, namespace,
-                        node, detected_at, first_seen, last_seen, count, labels, details, id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, 1, ?16, ?17, ?18)",
+                        node, detected_at, first_seen, last_seen, count, labels, details, id, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, 1, ?16, ?17, ?18, ?19)",
                 )
                 .map_err(sink_error)?;
             for (e, &seq) in events.iter().zip(seqs) {
@@ -553,6 +575,7 @@ impl Sink for SqliteSink {
                         labels,
                         e.details.get(),
                         row_id(base, seq),
+                        received_at,
                     ])
                     .map_err(sink_error)?;
             }
@@ -571,15 +594,17 @@ impl Sink for SqliteSink {
         let started = Instant::now();
         let base = self.seq_base;
         let mut tally = Tally::default();
+        let received_at = nanos(Timestamp::now());
         let tx = self.conn.transaction().map_err(sink_error)?;
         {
             let mut update = tx
                 .prepare_cached(
-                    "INSERT INTO observation_repeats (id, repeats, last_seen)
-                        SELECT ?3, ?1, ?2 WHERE EXISTS (SELECT 1 FROM observations WHERE id = ?3)
+                    "INSERT INTO observation_repeats (id, repeats, last_seen, received_at)
+                        SELECT ?3, ?1, ?2, ?4 WHERE EXISTS (SELECT 1 FROM observations WHERE id = ?3)
                      ON CONFLICT (id) DO UPDATE SET
                         repeats = repeats + excluded.repeats,
-                        last_seen = MAX(last_seen, excluded.last_seen)",
+                        last_seen = MAX(last_seen, excluded.last_seen),
+                        received_at = excluded.received_at",
                 )
                 .map_err(sink_error)?;
             for u in updates {
@@ -587,7 +612,7 @@ impl Sink for SqliteSink {
                 let id = row_id(base, u.seq);
                 // No row changed: its sighting was never written, and there is nothing to count.
                 if update
-                    .execute(params![n, nanos(u.last_seen), id])
+                    .execute(params![n, nanos(u.last_seen), id, received_at])
                     .map_err(sink_error)?
                     == 0
                 {
@@ -866,7 +891,8 @@ impl Store {
         })
     }
 
-    /// Deletes Observations last seen before `cutoff`, and says how many. It deletes
+    /// Deletes Observations last received (written, or seen again) before `cutoff`, and says
+    /// how many. It deletes
     /// [`PURGE_CHUNK`] at a time, each in a transaction of its own, so the writer never waits
     /// long for the lock: a first purge of millions of rows in one transaction would hold every
     /// write past its busy timeout.
@@ -893,7 +919,7 @@ impl Store {
 /// The most rows one purge transaction deletes.
 pub const PURGE_CHUNK: usize = 5_000;
 
-/// Deletes up to [`PURGE_CHUNK`] Observations last seen before `cutoff`, with their repeats
+/// Deletes up to [`PURGE_CHUNK`] Observations last received before `cutoff`, with their repeats
 /// and counts, in one transaction.
 fn purge_chunk(conn: &Connection, cutoff: Timestamp) -> Result<usize, StoreError> {
     let tx = conn.unchecked_transaction()?;
@@ -903,8 +929,8 @@ fn purge_chunk(conn: &Connection, cutoff: Timestamp) -> Result<usize, StoreError
         let mut delete = tx.prepare_cached(concat!(
             "DELETE FROM observations WHERE id IN (SELECT o.id FROM ",
             observations!(),
-            " WHERE o.last_seen < ?1 AND ",
-            last_seen!(),
+            " WHERE o.received_at < ?1 AND ",
+            received_at!(),
             " < ?1 LIMIT ?2) RETURNING id, source, severity, count"
         ))?;
         let mut repeats =

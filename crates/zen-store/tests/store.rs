@@ -216,11 +216,14 @@ fn a_version_1_store_is_migrated_and_its_rows_kept() {
     assert_eq!(
         indexes,
         [
-            "observations_last_seen",
             "observations_namespace",
+            "observations_received_at",
             "observations_source"
         ]
     );
+    // Its own time is months back; it counts as received at the migration, and stays.
+    assert_eq!(store.purge(seconds_from_now(-3600)).unwrap(), 0);
+    assert!(store.get(1).unwrap().is_some());
 }
 
 #[test]
@@ -324,14 +327,31 @@ fn lists_filter_and_page_by_keyset() {
 }
 
 #[test]
-fn retention_purges_what_was_last_seen_before_the_cutoff() {
+fn retention_goes_by_when_findings_were_received_not_their_own_time() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    // Findings detected months ago (February 2026), received now: a week's retention keeps them.
     write(&mut sink, "x", &events()).unwrap();
-    // The Trivy findings were detected on 2026-02-10, the others later.
-    let cutoff: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
-    assert_eq!(store.purge(cutoff).unwrap(), 5);
-    assert_eq!(store.list(&Query::default()).unwrap().items.len(), 2);
+    let week_ago = seconds_from_now(-7 * 24 * 3600);
+    assert_eq!(store.purge(week_ago).unwrap(), 0);
+    assert_eq!(store.list(&Query::default()).unwrap().items.len(), 7);
+    // Their own time is still what `detected_at` and the time filters say.
+    let until: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
+    let old = Query {
+        until: Some(until),
+        ..Query::default()
+    };
+    assert_eq!(store.list(&old).unwrap().items.len(), 5);
+    assert_eq!(store.purge(after_now()).unwrap(), 7);
+}
+
+fn seconds_from_now(s: i64) -> Timestamp {
+    Timestamp::from_second(Timestamp::now().as_second() + s).unwrap()
+}
+
+/// A cutoff after everything written so far.
+fn after_now() -> Timestamp {
+    seconds_from_now(1)
 }
 
 /// Rows and occurrences by source and severity, summed from the rows themselves and their
@@ -388,8 +408,10 @@ fn kept_counts_agree_with_the_rows_through_writes_duplicates_purges_and_restarts
     assert_eq!(kept, counted_from_rows(&path));
     let occurrences: u64 = kept.iter().map(|c| c.3).sum();
     assert_eq!(occurrences, 7 + 4 + 1 + 10 + 2);
-    // The purge takes Trivy's five findings (detected 2026-02-10) but the one seen again since.
-    let cutoff: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
+    // The purge takes what was received before the cutoff but the three seen again since.
+    let cutoff = Timestamp::now();
+    sink.apply_duplicates(&[update(0, 1), update(2, 1), update(6, 1)])
+        .unwrap();
     assert_eq!(store.purge(cutoff).unwrap(), 4);
     let kept = store.counts().unwrap().by_source_severity;
     assert_eq!(kept, counted_from_rows(&path));
@@ -413,7 +435,7 @@ fn kept_counts_agree_with_the_rows_through_writes_duplicates_purges_and_restarts
     let kept = store.counts().unwrap().by_source_severity;
     assert_eq!(kept, counted_from_rows(&path));
     let occurrences: u64 = kept.iter().map(|c| c.3).sum();
-    assert_eq!(occurrences, 7 + 4 + 1 + 10 + 2 - 4 + 1 + 1 + 2 + 1 + 1);
+    assert_eq!(occurrences, 7 + 4 + 1 + 10 + 2 + 3 - 4 + 1 + 1 + 2 + 1 + 1);
 }
 
 #[test]
@@ -422,7 +444,7 @@ fn a_large_purge_goes_in_chunks_and_takes_everything_old() {
     let path = dir.path().join("zen.db");
     let (store, mut sink) = zen_store::open(&path).unwrap();
     let all = events();
-    // Trivy's five findings are old (2026-02-10), the other two recent: 2.5 chunks of old rows.
+    // Five findings received before the cutoff, two after: 2.5 chunks of old rows.
     let n = zen_store::PURGE_CHUNK / 2;
     let many: Vec<Event> = (0..n)
         .flat_map(|i| {
@@ -432,8 +454,11 @@ fn a_large_purge_goes_in_chunks_and_takes_everything_old() {
             })
         })
         .collect();
-    write(&mut sink, "x", &many).unwrap();
-    let cutoff: Timestamp = "2026-02-11T00:00:00Z".parse().unwrap();
+    let (old, new): (Vec<Event>, Vec<Event>) =
+        many.into_iter().partition(|e| e.source.as_ref() == "trivy");
+    write(&mut sink, "x", &old).unwrap();
+    let cutoff = Timestamp::now();
+    write(&mut sink, "x", &new).unwrap();
     assert_eq!(store.purge(cutoff).unwrap(), 5 * n);
     assert_eq!(
         store.counts().unwrap().by_source_severity,
@@ -540,12 +565,7 @@ fn a_purge_is_checkpointed_though_nothing_is_written_after_it() {
     // Idle turns skip; the purge's commit is checkpointed all the same.
     std::thread::sleep(std::time::Duration::from_millis(600));
     let written = modified();
-    assert_eq!(
-        store
-            .purge("2026-02-11T00:00:00Z".parse().unwrap())
-            .unwrap(),
-        5
-    );
+    assert_eq!(store.purge(after_now()).unwrap(), 7);
     wait_until("the purge's checkpoint", || modified() > written);
 }
 

@@ -93,7 +93,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) queue_wait: Human,
     /// The default of `?ack=`: `enqueue` (202 once queued) or `commit` (200 once stored).
     pub(crate) ack: AckMode,
-    /// Observations last seen longer ago are purged.
+    /// Observations last received (written, or seen again) longer ago are purged; their own
+    /// time does not count.
     pub(crate) retention: Human,
     pub(crate) purge_interval: Human,
     /// How long SIGTERM waits for the queues to drain.
