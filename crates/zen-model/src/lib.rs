@@ -180,7 +180,17 @@ impl Normalizer {
     ) -> Result<Normalized, NormalizeError> {
         match syntax {
             Syntax::Json => self.normalize(format, input, ctx),
-            Syntax::Yaml => self.normalize(format, &reader::yaml_to_json(format, input)?, ctx),
+            Syntax::Yaml => {
+                let yaml = reader::yaml_to_json(format, input)?;
+                let mut out = self.normalize(format, &yaml.json, ctx).map_err(|mut e| {
+                    e.at = yaml.place(&e.at);
+                    e
+                })?;
+                for e in &mut out.errors {
+                    e.at = yaml.place(&e.at);
+                }
+                Ok(out)
+            }
         }
     }
 }

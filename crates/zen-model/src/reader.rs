@@ -346,9 +346,36 @@ impl Lines {
     }
 }
 
+/// YAML converted to newline-separated JSON, one line a document, and the YAML line each of
+/// those documents starts at.
+pub(crate) struct YamlAsJson {
+    pub(crate) json: Vec<u8>,
+    /// `starts[n]`: the line of the input where the document on JSON line `n + 1` starts;
+    /// empty when the documents could not be told apart by their `---` lines.
+    pub(crate) starts: Vec<usize>,
+}
+
+impl YamlAsJson {
+    /// `at` as it names the YAML input: `line N` of the JSON (document N) becomes the line
+    /// where that document starts.
+    pub(crate) fn place(&self, at: &str) -> String {
+        let Some(rest) = at.strip_prefix("line ") else {
+            return at.to_owned();
+        };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let line = rest[..digits].parse::<usize>().ok();
+        match line.and_then(|n| self.starts.get(n.checked_sub(1)?)) {
+            Some(start) => format!("line {start}{}", &rest[digits..]),
+            None => at.to_owned(),
+        }
+    }
+}
+
 /// Converts YAML (one or several `---` documents) into newline-separated JSON.
-pub(crate) fn yaml_to_json(format: Format, input: &[u8]) -> Result<Vec<u8>, NormalizeError> {
+pub(crate) fn yaml_to_json(format: Format, input: &[u8]) -> Result<YamlAsJson, NormalizeError> {
     let mut out = Vec::with_capacity(input.len());
+    let mut kept = Vec::new();
+    let mut documents = 0;
     for doc in serde_yaml_ng::Deserializer::from_slice(input) {
         let value = serde_json::Value::deserialize(doc).map_err(|e| {
             let at = e.location().map_or_else(
@@ -357,15 +384,58 @@ pub(crate) fn yaml_to_json(format: Format, input: &[u8]) -> Result<Vec<u8>, Norm
             );
             NormalizeError::new(format, at, format!("invalid YAML: {e}"))
         })?;
+        documents += 1;
         if value.is_null() {
             continue;
         }
+        kept.push(documents - 1);
         // Serialising a Value into a Vec cannot fail.
         serde_json::to_writer(&mut out, &value)
             .map_err(|e| NormalizeError::new(format, "YAML", e.to_string()))?;
         out.push(b'\n');
     }
-    Ok(out)
+    let starts = document_starts(input);
+    let starts = if starts.len() == documents {
+        kept.into_iter().map(|i| starts[i]).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(YamlAsJson { json: out, starts })
+}
+
+/// The line each YAML document starts at: its first line that is neither blank, a comment nor a
+/// directive, or its `---` line when content follows on it. A stream that opens with `---`
+/// has no document before it.
+fn document_starts(input: &[u8]) -> Vec<usize> {
+    let mut starts: Vec<Option<usize>> = vec![None];
+    let mut opened = false;
+    for (i, line) in input.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let marker =
+            line.starts_with(b"---") && line.get(3).is_none_or(|b| b.is_ascii_whitespace());
+        if marker {
+            if starts.len() > 1 || opened {
+                starts.push(None);
+            }
+            opened = true;
+            let inline = line[3..].trim_ascii();
+            if !inline.is_empty() && !inline.starts_with(b"#") {
+                if let Some(last) = starts.last_mut() {
+                    *last = Some(i + 1);
+                }
+            }
+            continue;
+        }
+        let content = line.trim_ascii();
+        let blank = content.is_empty() || content.starts_with(b"#") || line.starts_with(b"%");
+        if !blank {
+            opened = true;
+            if let Some(last @ None) = starts.last_mut() {
+                *last = Some(i + 1);
+            }
+        }
+    }
+    starts.into_iter().map(|s| s.unwrap_or(0)).collect()
 }
 
 #[cfg(test)]
@@ -453,5 +523,18 @@ mod tests {
             docs("{\"a\": tru").1,
             vec!["whole: generic: line 1, column 9: EOF while parsing a value"]
         );
+    }
+
+    #[test]
+    fn yaml_documents_are_placed_at_their_first_line() {
+        assert_eq!(document_starts(b"a: 1\n---\nb: 2\n"), [1, 3]);
+        assert_eq!(
+            document_starts(b"# c\n---\n\n# d\nb: 2\n--- {c: 3}\n---\n"),
+            [5, 6, 0]
+        );
+        let yaml = yaml_to_json(Format::Generic, b"---\na: 1\n---\n---\nb: 2\n").unwrap();
+        assert_eq!(yaml.starts, [2, 5], "the empty document is skipped");
+        assert_eq!(yaml.place("line 2: $.x"), "line 5: $.x");
+        assert_eq!(yaml.place("$.x"), "$.x");
     }
 }
