@@ -11,13 +11,21 @@ use crate::{Category, Fingerprint, Severity};
 
 /// The deepest nesting of arrays and objects zen-watcher keeps, in every format: one level
 /// less than serde_json reads back into a value, so whatever is stored can be read again, shown
-/// and filtered on. Deeper items are refused at intake with [`TooDeep`].
+/// and filtered on. Deeper items are refused at intake with [`BadDetails::TooDeep`].
 pub const MAX_NESTING: usize = 127;
 
-/// A value nested deeper than [`MAX_NESTING`] levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("nested more than {MAX_NESTING} levels deep")]
-pub struct TooDeep;
+/// Details zen-watcher does not keep, because they could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadDetails {
+    /// Arrays and objects nested deeper than [`MAX_NESTING`] levels.
+    #[error("nested more than {MAX_NESTING} levels deep")]
+    TooDeep,
+    /// A string escape `\uD800`–`\uDFFF` without the other half of its pair.
+    #[error(
+        "a lone UTF-16 surrogate escape `\\u{0}` (one half of a pair, without the other): not a character; JSON text must be valid Unicode"
+    )]
+    LoneSurrogate(String),
+}
 
 /// Source-specific fields, kept as the JSON text they were written as: never re-encoded, so
 /// numbers stay exact (Falco's 19-digit `evt.time` included), and cheap to store and serve.
@@ -49,7 +57,7 @@ impl Details {
 
     /// Encodes a value as details, compact; raw JSON inside it is kept to the byte but for
     /// white space between tokens.
-    pub fn of<T: Serialize + ?Sized>(value: &T) -> Result<Self, TooDeep> {
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Result<Self, BadDetails> {
         match serde_json::value::to_raw_value(value) {
             Ok(raw) => Details::compacted(raw),
             Err(_) => Ok(Details::null()),
@@ -57,7 +65,7 @@ impl Details {
     }
 
     /// Details from JSON text already known to be valid (a document as read).
-    pub(crate) fn from_json(text: &str) -> Result<Self, TooDeep> {
+    pub(crate) fn from_json(text: &str) -> Result<Self, BadDetails> {
         match RawValue::from_string(text.to_owned()) {
             Ok(raw) => Details::compacted(raw),
             Err(_) => Ok(Details::null()),
@@ -69,7 +77,7 @@ impl Details {
         Details(raw)
     }
 
-    fn compacted(raw: Box<RawValue>) -> Result<Self, TooDeep> {
+    fn compacted(raw: Box<RawValue>) -> Result<Self, BadDetails> {
         match compact(raw.get())? {
             None => Ok(Details(raw)),
             Some(text) => Ok(RawValue::from_string(text).map_or_else(|_| Details::null(), Details)),
@@ -94,18 +102,18 @@ impl Details {
 /// Checks that valid JSON `text` nests at most [`MAX_NESTING`] levels, and returns it without
 /// white space between tokens when it has any (`None` when it is compact already). One pass;
 /// string contents are skipped a stretch at a time.
-fn compact(text: &str) -> Result<Option<String>, TooDeep> {
+fn compact(text: &str) -> Result<Option<String>, BadDetails> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut spaced = false;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'"' => i = string_end(bytes, i + 1),
+            b'"' => i = string_end(bytes, i + 1)?,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(TooDeep);
+                    return Err(BadDetails::TooDeep);
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -122,7 +130,7 @@ fn compact(text: &str) -> Result<Option<String>, TooDeep> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'"' => i = string_end(bytes, i + 1),
+            b'"' => i = string_end(bytes, i + 1)?,
             b' ' | b'\n' | b'\r' | b'\t' => {
                 out.push_str(&text[start..i]);
                 start = i + 1;
@@ -135,15 +143,45 @@ fn compact(text: &str) -> Result<Option<String>, TooDeep> {
     Ok(Some(out))
 }
 
-/// The index of the quote that closes the string whose contents start at `from`.
-fn string_end(bytes: &[u8], mut from: usize) -> usize {
+/// The index of the quote that closes the string whose contents start at `from`; a lone
+/// surrogate escape in it is an error.
+fn string_end(bytes: &[u8], mut from: usize) -> Result<usize, BadDetails> {
     loop {
         match memchr::memchr2(b'"', b'\\', &bytes[from.min(bytes.len())..]) {
-            None => return bytes.len(),
-            Some(n) if bytes[from + n] == b'\\' => from += n + 2,
-            Some(n) => return from + n,
+            None => return Ok(bytes.len()),
+            Some(n) if bytes[from + n] == b'\\' => {
+                let escape = from + n;
+                from = escape + 2;
+                if bytes.get(escape + 1) == Some(&b'u') {
+                    from = escape + 6;
+                    match surrogate(bytes, escape) {
+                        Some(0xD800..=0xDBFF)
+                            if matches!(surrogate(bytes, escape + 6), Some(0xDC00..=0xDFFF)) =>
+                        {
+                            from = escape + 12;
+                        }
+                        Some(0xD800..=0xDFFF) => {
+                            let hex = bytes.get(escape + 2..escape + 6).unwrap_or_default();
+                            return Err(BadDetails::LoneSurrogate(
+                                String::from_utf8_lossy(hex).into_owned(),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Some(n) => return Ok(from + n),
         }
     }
+}
+
+/// The code unit of the `\uXXXX` escape at `at`, if there is one.
+fn surrogate(bytes: &[u8], at: usize) -> Option<u16> {
+    let escape = bytes.get(at..at + 6)?;
+    if &escape[..2] != b"\\u" {
+        return None;
+    }
+    u16::from_str_radix(std::str::from_utf8(&escape[2..]).ok()?, 16).ok()
 }
 
 impl Default for Details {
@@ -165,6 +203,9 @@ pub struct ResourceRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     pub kind: String,
+    /// Empty when the source names none (an audited `create` by `generateName` that failed);
+    /// then left out when serialised.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -310,11 +351,14 @@ mod tests {
         let at_limit = nested(MAX_NESTING);
         let details = Details::from_json(&at_limit).unwrap();
         assert_ne!(details.to_value(), serde_json::Value::Null, "read back");
-        assert_eq!(Details::from_json(&nested(MAX_NESTING + 1)), Err(TooDeep));
+        assert_eq!(
+            Details::from_json(&nested(MAX_NESTING + 1)),
+            Err(BadDetails::TooDeep)
+        );
         let in_string = format!("[\"{}\"]", "[".repeat(500));
         assert!(Details::from_json(&in_string).is_ok());
         assert_eq!(
-            TooDeep.to_string(),
+            BadDetails::TooDeep.to_string(),
             "nested more than 127 levels deep",
             "the words serde_json's own limit is reported in too"
         );

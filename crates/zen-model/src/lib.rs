@@ -35,7 +35,7 @@ mod time;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, NormalizeError, Normalized};
-pub use event::{Details, Event, MAX_NESTING, Observation, ResourceRef, TooDeep};
+pub use event::{BadDetails, Details, Event, MAX_NESTING, Observation, ResourceRef};
 pub use fingerprint::{BadFingerprint, Fingerprint, FingerprintBuilder};
 pub use formats::Format;
 pub use jiff::Timestamp;

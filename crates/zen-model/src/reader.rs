@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{NormalizeError, Normalized};
 use crate::formats::Format;
-use crate::{Context, Details, Normalizer, TooDeep};
+use crate::{BadDetails, Context, Details, Normalizer};
 
 /// The text of one JSON value of the input (not yet validated when it is the whole input: the
 /// first typed parse validates it), with the path that leads to it.
@@ -168,7 +168,11 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(
                 p if p.starts_with('[') => format!("{}{p}", doc.path),
                 p => format!("{}.{p}", doc.path),
             };
-            Err(NormalizeError::new(format, shorten(at), problem_of(&err)))
+            Err(NormalizeError::new(
+                format,
+                shorten(at),
+                problem_in(doc.text, &err),
+            ))
         }
     }
 }
@@ -187,13 +191,38 @@ fn shorten(mut path: String) -> String {
     path
 }
 
+/// [`problem_of`], saying what serde_json's words for a lone UTF-16 surrogate escape
+/// (`"\ud800"` without its pair) do not: it reads the escape before the error in `text`.
+fn problem_in(text: &str, err: &serde_json::Error) -> String {
+    let problem = problem_of(err);
+    if !matches!(
+        problem.as_str(),
+        "unexpected end of hex escape" | "lone leading surrogate in hex escape"
+    ) {
+        return problem;
+    }
+    let line = text
+        .split('\n')
+        .nth(err.line().saturating_sub(1))
+        .unwrap_or("");
+    let before = line.get(..err.column().min(line.len())).unwrap_or(line);
+    let escape = before
+        .rmatch_indices("\\u")
+        .filter_map(|(i, _)| before.get(i + 2..i + 6))
+        .find(|hex| u16::from_str_radix(hex, 16).is_ok_and(|u| (0xD800..0xE000).contains(&u)));
+    match escape {
+        Some(hex) => BadDetails::LoneSurrogate(hex.to_owned()).to_string(),
+        None => problem,
+    }
+}
+
 /// serde_json's message without its ` at line L column C` suffix, which would point into the
 /// item rather than the input.
 fn problem_of(err: &serde_json::Error) -> String {
     let text = err.to_string();
     let suffix = format!(" at line {} column {}", err.line(), err.column());
     match text.strip_suffix(&suffix).unwrap_or(&text) {
-        "recursion limit exceeded" => TooDeep.to_string(),
+        "recursion limit exceeded" => BadDetails::TooDeep.to_string(),
         t => t.to_owned(),
     }
 }

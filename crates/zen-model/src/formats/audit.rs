@@ -295,6 +295,8 @@ struct AuditEvent<'a> {
     response_status: Option<Status>,
     #[serde(default, borrow)]
     request_object: Option<&'a RawValue>,
+    #[serde(default)]
+    response_object: Option<NamedObject>,
     #[serde(default, borrow)]
     request_received_timestamp: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -318,9 +320,18 @@ struct UserInfo {
 struct ObjectRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resource: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Empty for cluster-scoped objects, as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::formats::non_empty_string"
+    )]
     namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::formats::non_empty_string"
+    )]
     name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     api_group: Option<String>,
@@ -328,6 +339,13 @@ struct ObjectRef {
     api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     subresource: Option<String>,
+}
+
+/// The name in an object's `metadata`: what a create with `generateName` was given.
+#[derive(Deserialize)]
+struct NamedObject {
+    #[serde(default)]
+    metadata: Option<crate::formats::ObjectMeta>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -407,7 +425,14 @@ fn read_event(r: &mut Reader<'_>, doc: Doc<'_>) {
     };
 
     let user = ev.user.unwrap_or_default();
-    let obj = ev.object_ref.unwrap_or_default();
+    let mut obj = ev.object_ref.unwrap_or_default();
+    // A create by `generateName` names its object only in the response.
+    if obj.name.is_none() {
+        obj.name = ev
+            .response_object
+            .and_then(|o| o.metadata?.name)
+            .filter(|n| !n.is_empty());
+    }
     let username = non_empty(user.username.as_deref());
     let fingerprint = Fingerprint::builder("audit")
         .field(&rule.id)

@@ -9,10 +9,10 @@
 //! |---|---|
 //! | `rule_id` | `check_id` |
 //! | `title` | `check_name`, else `check_id` |
-//! | `message` | `<check_name>: <resource> (<file_path>:<start>-<end>)` |
+//! | `message` | `<check_name>: <resource> (<file_path>:<start>-<end>)`, leaving out what the record lacks |
 //! | `resource`, `namespace` | a Kubernetes `resource` `Kind.namespace.name`; none for other frameworks |
 //! | `detected_at` | time of receipt (the output carries none) |
-//! | labels | `checkov.framework` (`check_type`) |
+//! | labels | `checkov.framework` (`check_type`; none when the report names no `check_type`) |
 //! | `details` | `check_type`, `file_path`, `repo_file_path`, `file_line_range`, `resource`, `check_class`, `guideline`, `evaluated_keys` |
 //!
 //! Category `compliance`, event type `iac-misconfiguration`.
@@ -237,14 +237,18 @@ fn read_record(r: &mut Reader<'_>, item: &Doc<'_>, framework: &str, rec: Record)
         Some([start, end]) => format!(":{start}-{end}"),
         _ => String::new(),
     };
-    let message = format!(
-        "{title}: {} ({}{lines})",
-        rec.resource.as_deref().unwrap_or("(no resource)"),
-        rec.file_path.as_deref().unwrap_or("(no file)")
-    );
+    // `title: resource (file:lines)`, leaving out what the record does not say.
+    let message = match (rec.resource.as_deref(), rec.file_path.as_deref()) {
+        (Some(res), Some(file)) => format!("{title}: {res} ({file}{lines})"),
+        (Some(res), None) => format!("{title}: {res}"),
+        (None, Some(file)) => format!("{title}: {file}{lines}"),
+        (None, None) => title.clone(),
+    };
 
     let mut details = Map::new();
-    details.insert("check_type".into(), Value::String(framework.to_owned()));
+    if !framework.is_empty() {
+        details.insert("check_type".into(), Value::String(framework.to_owned()));
+    }
     for (key, value) in [
         ("file_path", &rec.file_path),
         ("repo_file_path", &rec.repo_file_path),
@@ -284,7 +288,11 @@ fn read_record(r: &mut Reader<'_>, item: &Doc<'_>, framework: &str, rec: Record)
         node: None,
         detected_at: r.ctx.received_at,
         fingerprint,
-        labels: BTreeMap::from([("checkov.framework".to_owned(), framework.to_owned())]),
+        labels: if framework.is_empty() {
+            BTreeMap::new()
+        } else {
+            BTreeMap::from([("checkov.framework".to_owned(), framework.to_owned())])
+        },
         details,
     });
 }

@@ -118,13 +118,21 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     }
 }
 
+/// An optional string where empty means absent (`namespace: ""` of cluster-scoped objects).
+pub(crate) fn non_empty_string<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
 /// The part of Kubernetes `ObjectMeta` the report formats use.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ObjectMeta {
     #[serde(default)]
     pub(crate) name: Option<String>,
-    #[serde(default)]
+    /// Empty (as some tools write it for cluster-scoped objects) is absent.
+    #[serde(default, deserialize_with = "non_empty_string")]
     pub(crate) namespace: Option<String>,
     #[serde(default)]
     pub(crate) labels: Option<BTreeMap<String, String>>,
