@@ -17,6 +17,11 @@
 //! | `pod-exec` | allowed `pods/exec`, `pods/attach`, `pods/portforward` (any verb: WebSocket exec is a `get`) | high |
 //! | `rbac-binding-change` | allowed create/update/patch/delete of (cluster)rolebindings | high |
 //! | `secret-read` | allowed get/list/watch of secrets by a user not named `system:…` | medium |
+//! | `secret-change` | allowed create/update/patch/delete of secrets by a user not named `system:…` (Falco: K8s Secret Created/Deleted) | low |
+//! | `configmap-change` | allowed create/update/patch of configmaps by a user not named `system:…` (Falco's Configmap With Private Credentials looks into the data; this rule does not) | low |
+//! | `namespace-delete` | allowed delete of a namespace (Falco: K8s Namespace Deleted) | high |
+//! | `rbac-role-change` | allowed create/update/patch/delete of (cluster)roles by a user not named `system:…` (Falco: K8s Role/Clusterrole Created/Deleted) | medium |
+//! | `serviceaccount-change` | allowed create/delete of serviceaccounts by a user not named `system:…` (Falco: K8s Serviceaccount Created/Deleted) | low |
 //! | `anonymous-request` | a request by `system:anonymous` or `system:unauthenticated`, except health and discovery paths | medium |
 //! | `unauthenticated-request` | a 401 answer | medium |
 //! | `forbidden-request` | a 403 answer | medium |
@@ -194,6 +199,61 @@ impl Default for AuditConfig {
                         "secret-read",
                         "Secret read by a non-system user",
                         Severity::Medium,
+                    )
+                },
+                AuditRule {
+                    verbs: s(&["create", "update", "patch", "delete"]),
+                    api_groups: s(&[""]),
+                    resources: s(&["secrets"]),
+                    exclude_user_prefixes: s(&["system:"]),
+                    response_codes: ALLOWED,
+                    ..rule(
+                        "secret-change",
+                        "Secret created, changed or deleted by a non-system user",
+                        Severity::Low,
+                    )
+                },
+                AuditRule {
+                    verbs: s(&["create", "update", "patch"]),
+                    api_groups: s(&[""]),
+                    resources: s(&["configmaps"]),
+                    exclude_user_prefixes: s(&["system:"]),
+                    response_codes: ALLOWED,
+                    ..rule(
+                        "configmap-change",
+                        "ConfigMap created or changed by a non-system user",
+                        Severity::Low,
+                    )
+                },
+                AuditRule {
+                    verbs: s(&["delete"]),
+                    api_groups: s(&[""]),
+                    resources: s(&["namespaces"]),
+                    response_codes: ALLOWED,
+                    ..rule("namespace-delete", "Namespace deleted", Severity::High)
+                },
+                AuditRule {
+                    verbs: s(&["create", "update", "patch", "delete"]),
+                    api_groups: s(&["rbac.authorization.k8s.io"]),
+                    resources: s(&["roles", "clusterroles"]),
+                    exclude_user_prefixes: s(&["system:"]),
+                    response_codes: ALLOWED,
+                    ..rule(
+                        "rbac-role-change",
+                        "RBAC role created or changed by a non-system user",
+                        Severity::Medium,
+                    )
+                },
+                AuditRule {
+                    verbs: s(&["create", "delete"]),
+                    api_groups: s(&[""]),
+                    resources: s(&["serviceaccounts"]),
+                    exclude_user_prefixes: s(&["system:"]),
+                    response_codes: ALLOWED,
+                    ..rule(
+                        "serviceaccount-change",
+                        "ServiceAccount created or deleted by a non-system user",
+                        Severity::Low,
                     )
                 },
                 AuditRule {
