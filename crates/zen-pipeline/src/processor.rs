@@ -48,6 +48,13 @@ pub enum Output {
         ack: Option<Arc<Ack>>,
         error: String,
     },
+    /// Duplicate counts whose submitters wait for them: every count folded in so far, to be
+    /// committed at once; then `n` events of each `(ack, n)` are resolved. (Counts nobody waits
+    /// for are handed over by [`Processor::take_duplicates`].)
+    Duplicates {
+        updates: Vec<DuplicateUpdate>,
+        acked: Vec<(Arc<Ack>, usize)>,
+    },
 }
 
 /// Which stage runs first, as decided.
@@ -247,6 +254,8 @@ impl Processor {
     ) {
         let mut tally = Tally::default();
         let mut flush_sources: Vec<Source> = Vec::new();
+        // Duplicates whose submitter waits: acknowledged only once their counts are committed.
+        let mut duplicates_awaited = 0;
         let mut memo: Option<(Source, Arc<Snapshot<SourceSettings>>)> = None;
         for event in events {
             self.handles.received.count(
@@ -317,8 +326,8 @@ impl Processor {
                 }
                 Err(None) => {
                     self.window.2 += 1;
-                    if let Some(a) = ack {
-                        a.resolve(1, false);
+                    if ack.is_some() {
+                        duplicates_awaited += 1;
                     }
                     *tally.duplicates.entry(event.source.clone()).or_default() += 1;
                 }
@@ -349,6 +358,15 @@ impl Processor {
                     .filter_map(|s| batcher.flush_now(now, s))
                     .map(Output::Batch),
             );
+        }
+        // And on the counts of its duplicates: every open batch first (the rows they count),
+        // then the counts, to be committed now.
+        if let (Some(a), true) = (ack, duplicates_awaited > 0) {
+            let updates = self.take_duplicates(now, out);
+            out.push(Output::Duplicates {
+                updates,
+                acked: vec![(a.clone(), duplicates_awaited)],
+            });
         }
     }
 

@@ -52,6 +52,7 @@ proptest! {
             match o {
                 Output::Batch(b) => kept += b.items.len(),
                 Output::Rejected { .. } => prop_assert!(false, "no configuration can fail here"),
+                Output::Duplicates { .. } => prop_assert!(false, "no submitter waits here"),
             }
         }
         let duplicates: u64 = processor.take_duplicates(now, &mut Vec::new()).iter().map(|u| u.duplicates).sum();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use zen_dedup::DuplicateUpdate;
 use zen_model::{Context, Event, Format, Normalizer, Severity, Syntax};
 use zen_pipeline::{
-    BatchSettings, Pipeline, PipelineConfig, ProcessingOrder, RetryPolicy, Sink, SinkError,
+    BatchSettings, Kept, Pipeline, PipelineConfig, ProcessingOrder, RetryPolicy, Sink, SinkError,
     Submission, SubmitError,
 };
 
@@ -62,7 +62,7 @@ impl Sink for Recording {
     fn name(&self) -> &str {
         "recording"
     }
-    fn write(&mut self, source: &str, events: &[Event], _: &[u64]) -> Result<(), SinkError> {
+    fn write(&mut self, source: &str, events: &[Kept]) -> Result<(), SinkError> {
         while self.hold.load(Ordering::SeqCst) != 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -79,7 +79,10 @@ impl Sink for Recording {
                 retryable: true,
             });
         }
-        self.written.lock().unwrap().extend_from_slice(events);
+        self.written
+            .lock()
+            .unwrap()
+            .extend(events.iter().map(|k| k.event.clone()));
         self.write_sizes.lock().unwrap().push(events.len());
         Ok(())
     }
@@ -466,16 +469,24 @@ fn an_acknowledged_submission_hears_back_once_every_event_has_an_outcome() {
     let p = start(config, sink.clone());
     // 30 alerts of 9 findings (21 repeats); 3 of the 9 in `noisy`.
     let (tx, rx) = std::sync::mpsc::channel();
-    let written = sink.written.clone();
+    let (written, duplicates) = (sink.written.clone(), sink.duplicates.clone());
     let ack = zen_pipeline::Ack::new(30, move |outcome| {
-        tx.send((outcome, written.lock().unwrap().len())).unwrap();
+        let counted: u64 = duplicates
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|u| u.duplicates)
+            .sum();
+        tx.send((outcome, written.lock().unwrap().len(), counted))
+            .unwrap();
     });
     p.try_submit(Submission {
         ack: Some(ack),
         ..Submission::now(events(30, 9))
     })
     .unwrap();
-    let (outcome, written_when_told) = rx.recv_timeout(Duration::from_secs(2)).unwrap();
+    let (outcome, written_when_told, counted_when_told) =
+        rx.recv_timeout(Duration::from_secs(2)).unwrap();
     assert_eq!(
         outcome,
         zen_pipeline::AckOutcome {
@@ -486,6 +497,11 @@ fn an_acknowledged_submission_hears_back_once_every_event_has_an_outcome() {
     assert_eq!(
         written_when_told, 6,
         "told only after the kept events were written"
+    );
+    // 10 of the 30 are in `noisy`; the other 20 are 6 findings and 14 repeats.
+    assert_eq!(
+        counted_when_told, 14,
+        "and after the counts of their duplicates were applied"
     );
 
     let (tx, rx) = std::sync::mpsc::channel();
