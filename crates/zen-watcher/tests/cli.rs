@@ -45,10 +45,10 @@ fn normalize_prints_events_as_json_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 13);
+    assert_eq!(lines.len(), 14);
     assert_eq!(lines[0]["ruleId"], "pod-exec");
     assert!(
-        text(&out.stderr).ends_with("13 events, 0 errors, 6 ignored\n"),
+        text(&out.stderr).ends_with("14 events, 0 errors, 5 ignored\n"),
         "{}",
         text(&out.stderr)
     );
