@@ -7,6 +7,9 @@
 //! the daemon dies; resolved ones are sent with `endsAt` at their resolution, and again while the
 //! evaluator keeps them (15 minutes). Each post is retried with exponential backoff and jitter;
 //! `zen_watcher_notifications_total{receiver,outcome}` counts what was sent and what failed.
+//!
+//! The runtime around zen-slo's pure evaluator: it owns the threads, the clock and the network.
+//! It knows nothing of HTTP serving — zen-server's routes call [`Alerting`]'s methods.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};

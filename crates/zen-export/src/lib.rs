@@ -9,10 +9,15 @@
 //! renders the text exposition format with the `process_*` metrics and
 //! `zen_watcher_build_info` added. The only crate that knows the Prometheus text format; it
 //! knows nothing of where metrics are recorded.
+//!
+//! The exporter, and with it the collectors' readings (zen-collect), is behind the `exporter`
+//! feature: the pure crates and the generators use the catalog alone and build no collector.
 
 pub mod catalog;
+#[cfg(feature = "exporter")]
 mod exporter;
 pub mod grafana;
 
 pub use catalog::{CATALOG, Kind, Metric, Scope};
+#[cfg(feature = "exporter")]
 pub use exporter::{Exporter, ExporterError, recorder};

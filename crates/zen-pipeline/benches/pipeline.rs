@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use zen_model::{Context, Event, Format, Normalizer, Syntax};
 use zen_pipeline::{
-    BatchSettings, CacheSettings, NullSink, Output, PipelineConfig, Sink, Submission,
+    BatchSettings, CacheSettings, Kept, NullSink, Output, PipelineConfig, Sink, Submission,
 };
 
 const N: usize = 100_000;
@@ -92,10 +92,16 @@ fn drain(out: &mut Vec<Output>, sink: &mut dyn Sink) -> usize {
     let mut written = 0;
     for o in out.drain(..) {
         if let Output::Batch(b) = o {
-            let (events, seqs): (Vec<Event>, Vec<u64>) =
-                b.items.into_iter().map(|t| (t.event, t.seq)).unzip();
-            sink.write(&b.source, &events, &seqs).expect("null sink");
-            written += events.len();
+            let kept: Vec<Kept> = b
+                .items
+                .into_iter()
+                .map(|t| Kept {
+                    seq: t.seq,
+                    event: t.event,
+                })
+                .collect();
+            sink.write(&b.source, &kept).expect("null sink");
+            written += kept.len();
         }
     }
     written

@@ -9,8 +9,10 @@ use zen_batch::BatchConfig;
 use zen_dedup::DedupConfig;
 use zen_filter::FilterConfig;
 
-/// In which order filtering and de-duplication run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In which order filtering and de-duplication run (`filter_first`, `dedup_first`, `auto` in a
+/// configuration file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProcessingOrder {
     FilterFirst,
     DedupFirst,

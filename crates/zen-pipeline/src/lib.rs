@@ -48,8 +48,8 @@ pub use ack::{Ack, AckOutcome};
 pub use config::{BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, RetryPolicy};
 pub use processor::{Output, Processor, Tracked};
 pub use settings::{SettingsLoader, SourceSettings};
-pub use sink::{DeadLetter, NullSink, Sink, SinkError};
 pub use stats::{Counts, Ratios};
+pub use zen_sink::{DeadLetter, Kept, NullSink, Sink, SinkError};
 
 /// Events read from one body, submitted together.
 #[derive(Debug)]

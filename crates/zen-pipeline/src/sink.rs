@@ -1,4 +1,4 @@
-//! Where batches go: the [`Sink`] trait, and the loop that writes to it with retries, backoff and
+//! Where batches go: the loop that writes them to a [`Sink`] (zen-sink) with retries, backoff and
 //! a bounded dead-letter hand-off.
 
 use std::collections::btree_map::Entry;
@@ -9,58 +9,12 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use zen_dedup::DuplicateUpdate;
-use zen_model::Event;
+use zen_sink::{DeadLetter, Kept, Sink, SinkError};
 
 use crate::config::RetryPolicy;
 use crate::processor::{Output, Tracked};
 use crate::stats::Stats;
 use crate::timing::{CappedLabel, StageTimer};
-
-/// Why a sink could not take a batch.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SinkError {
-    pub message: String,
-    /// Worth trying again (a locked or full store), or not (data it will never accept).
-    pub retryable: bool,
-}
-
-/// A destination for events: the embedded store, Kubernetes, a file.
-pub trait Sink: Send {
-    /// The `sink` label of `zen_watcher_observations_created_total`.
-    fn name(&self) -> &str;
-    /// Writes events of one source, all or nothing. `seqs[i]` is the deduper's number for
-    /// `events[i]` ([`Tracked::seq`]); the duplicate counts of that event name it.
-    fn write(&mut self, source: &str, events: &[Event], seqs: &[u64]) -> Result<(), SinkError>;
-    /// Adds duplicate counts to kept events, found by [`DuplicateUpdate::seq`]. An update whose
-    /// event was never written (filtered after de-duplication, dead-lettered) changes nothing.
-    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError>;
-}
-
-/// Takes everything and keeps nothing: for benchmarks and dry runs.
-#[derive(Debug, Default)]
-pub struct NullSink;
-
-impl Sink for NullSink {
-    fn name(&self) -> &str {
-        "null"
-    }
-    fn write(&mut self, _: &str, _: &[Event], _: &[u64]) -> Result<(), SinkError> {
-        Ok(())
-    }
-    fn apply_duplicates(&mut self, _: &[DuplicateUpdate]) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
-
-/// Events the sink would not take, after every attempt.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub source: String,
-    pub events: Vec<Event>,
-    pub error: String,
-    pub attempts: u32,
-}
 
 /// Duplicate counts waiting to be applied, one per kept sighting, in sequence order.
 ///
@@ -163,8 +117,8 @@ impl SinkRunner {
         // Duplicate counts waiting to be added. They are applied a slice at a time, only while
         // no other job waits: thousands of updates in one transaction held every write (and
         // every acknowledgement) behind them for tens of milliseconds. Their rows are already
-        // written (a first sighting's batch is queued before its duplicates' counts), and no
-        // acknowledgement waits on them.
+        // written (a first sighting's batch is queued before its duplicates' counts). When an
+        // acknowledgement waits on some (`Output::Duplicates`), all are applied at once.
         let mut updates = Pending::default();
         loop {
             let job = match next.take() {
@@ -217,6 +171,20 @@ impl SinkRunner {
                         attempts: 0,
                     });
                 }
+                Job::Output(Output::Duplicates {
+                    updates: more,
+                    acked,
+                }) => {
+                    // Their submitters wait: every count waiting goes in now.
+                    updates.add(more);
+                    let mut applied = true;
+                    while !updates.is_empty() {
+                        applied &= self.apply_slice(&mut updates);
+                    }
+                    for (ack, n) in acked {
+                        ack.resolve(n, !applied);
+                    }
+                }
                 Job::Duplicates(more) => updates.add(more),
             }
         }
@@ -226,37 +194,37 @@ impl SinkRunner {
         }
     }
 
-    /// Applies the [`UPDATE_SLICE`] waiting counts of the lowest sequence numbers.
-    fn apply_slice(&mut self, updates: &mut Pending) {
+    /// Applies the [`UPDATE_SLICE`] waiting counts of the lowest sequence numbers; says whether
+    /// they were committed.
+    fn apply_slice(&mut self, updates: &mut Pending) -> bool {
         let slice = updates.take(UPDATE_SLICE);
-        self.apply_duplicates(&slice);
-    }
-
-    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) {
-        let n = updates.len() as u64;
-        match self.attempt(|sink| sink.apply_duplicates(updates)) {
+        let n = slice.len() as u64;
+        match self.attempt(|sink| sink.apply_duplicates(&slice)) {
             Ok(()) => {
                 self.stats.duplicate_updates.fetch_add(n, Relaxed);
+                true
             }
             Err((e, attempts)) => {
                 tracing::error!(error = %e, attempts, updates = n, "duplicate counts could not be applied");
                 metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
+                false
             }
         }
     }
 
     fn write(&mut self, source: &str, items: Vec<Tracked>) {
         let started = Instant::now();
-        let mut events = Vec::with_capacity(items.len());
-        let mut seqs = Vec::with_capacity(items.len());
+        let mut kept = Vec::with_capacity(items.len());
         let mut tails = Vec::with_capacity(items.len());
         for t in items {
-            events.push(t.event);
-            seqs.push(t.seq);
+            kept.push(Kept {
+                seq: t.seq,
+                event: t.event,
+            });
             tails.push((t.received, t.ack));
         }
-        let n = events.len() as u64;
-        match self.attempt(|sink| sink.write(source, &events, &seqs)) {
+        let n = kept.len() as u64;
+        match self.attempt(|sink| sink.write(source, &kept)) {
             Ok(()) => {
                 let done = Instant::now();
                 self.stats.written.fetch_add(n, Relaxed);
@@ -272,7 +240,7 @@ impl SinkRunner {
                     .record(done.duration_since(started).as_secs_f64());
                 self.sink_stage
                     .record_shared(source, done.duration_since(started), n as usize);
-                self.count_rules(source, &events);
+                self.count_rules(source, &kept);
                 let total = self.total_stage.of(source);
                 for (received, ack) in tails {
                     total.record(done.duration_since(received).as_secs_f64());
@@ -289,7 +257,7 @@ impl SinkRunner {
                 }
                 self.dead_letter(DeadLetter {
                     source: source.to_owned(),
-                    events,
+                    events: kept.into_iter().map(|k| k.event).collect(),
                     error: e.message,
                     attempts,
                 });
@@ -328,10 +296,12 @@ impl SinkRunner {
     }
 
     /// Adds the written `events` of `source` to their rules' counters.
-    fn count_rules(&mut self, source: &str, events: &[Event]) {
+    fn count_rules(&mut self, source: &str, kept: &[Kept]) {
         let mut tally: HashMap<&str, u64> = HashMap::new();
-        for e in events {
-            *tally.entry(e.rule_id.as_deref().unwrap_or("")).or_default() += 1;
+        for k in kept {
+            *tally
+                .entry(k.event.rule_id.as_deref().unwrap_or(""))
+                .or_default() += 1;
         }
         for (rule, n) in tally {
             let rule = self.rules.value(rule);
@@ -390,7 +360,7 @@ mod tests {
         fn name(&self) -> &str {
             "recorder"
         }
-        fn write(&mut self, _: &str, events: &[Event], _: &[u64]) -> Result<(), SinkError> {
+        fn write(&mut self, _: &str, events: &[Kept]) -> Result<(), SinkError> {
             self.0
                 .lock()
                 .unwrap()

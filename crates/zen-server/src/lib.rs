@@ -22,8 +22,6 @@
 //! The only crate that knows axum. It holds no logic of its own beyond HTTP: reading is
 //! zen-model's, processing zen-pipeline's, storage zen-store's.
 
-pub mod alerting;
-
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,7 +82,7 @@ pub struct AppState {
     /// Renders `GET /metrics`; without it the route answers 404.
     pub exporter: Option<Arc<zen_export::Exporter>>,
     /// SLOs and alerts; without it their routes answer 404.
-    pub alerting: Option<Arc<alerting::Alerting>>,
+    pub alerting: Option<Arc<zen_alerting::Alerting>>,
 }
 
 /// The whole HTTP application.
@@ -199,7 +197,7 @@ pub async fn serve(
         .await
 }
 
-fn alerting_of(s: &AppState) -> Result<&alerting::Alerting, ApiError> {
+fn alerting_of(s: &AppState) -> Result<&zen_alerting::Alerting, ApiError> {
     s.alerting.as_deref().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -13,8 +13,8 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-use zen_model::{Event, Normalizer};
-use zen_pipeline::{Pipeline, PipelineConfig, Sink, SinkError};
+use zen_model::Normalizer;
+use zen_pipeline::{Kept, Pipeline, PipelineConfig, Sink, SinkError};
 use zen_server::{AppState, ServerConfig, app};
 
 const ALERT: &str = r#"{"rule":"Terminal shell in container","priority":"Critical","time":"2026-02-11T09:01:02Z","output_fields":{"k8s.ns.name":"shop","k8s.pod.name":"cart"}}"#;
@@ -281,7 +281,7 @@ impl Sink for Held {
     fn name(&self) -> &str {
         "held"
     }
-    fn write(&mut self, _: &str, _: &[Event], _: &[u64]) -> Result<(), SinkError> {
+    fn write(&mut self, _: &str, _: &[Kept]) -> Result<(), SinkError> {
         while self.0.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -474,7 +474,7 @@ impl Sink for Refusing {
     fn name(&self) -> &str {
         "refusing"
     }
-    fn write(&mut self, _: &str, _: &[Event], _: &[u64]) -> Result<(), SinkError> {
+    fn write(&mut self, _: &str, _: &[Kept]) -> Result<(), SinkError> {
         Err(SinkError {
             message: "no".into(),
             retryable: false,

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use zen_dedup::DuplicateUpdate;
-use zen_model::{Context, Event, Format, Normalizer};
-use zen_pipeline::Sink;
+use zen_model::{Context, Format, Normalizer};
+use zen_sink::{Kept, Sink};
 
-fn events(n: usize) -> Vec<Event> {
+/// `n` kept events, numbered from 0.
+fn events(n: usize) -> Vec<Kept> {
     let ctx = Context::received_at("2026-02-11T09:01:03Z".parse().expect("time"));
     let body: String = (0..n)
         .map(|i| {
@@ -25,6 +26,10 @@ fn events(n: usize) -> Vec<Event> {
         .normalize(Format::Falco, body.as_bytes(), &ctx)
         .expect("events")
         .events
+        .into_iter()
+        .zip(0..)
+        .map(|(event, seq)| Kept { seq, event })
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -45,10 +50,8 @@ fn bench(c: &mut Criterion) {
                     zen_store::open(&path).expect("store").1
                 },
                 |mut sink| {
-                    for (i, chunk) in all.chunks(per_tx).enumerate() {
-                        let seqs: Vec<u64> =
-                            (0..chunk.len()).map(|j| (i * per_tx + j) as u64).collect();
-                        sink.write("falco", chunk, &seqs).expect("write");
+                    for chunk in all.chunks(per_tx) {
+                        sink.write("falco", chunk).expect("write");
                     }
                 },
                 BatchSize::PerIteration,
@@ -67,10 +70,10 @@ fn bench(c: &mut Criterion) {
             (first.saturating_sub(1_000)..first + per_write)
                 .step_by(5)
                 .map(|seq| DuplicateUpdate {
-                    fingerprint: all[seq].fingerprint,
+                    fingerprint: all[seq].event.fingerprint,
                     seq: seq as u64,
                     duplicates: 3,
-                    last_seen: all[seq].detected_at,
+                    last_seen: all[seq].event.detected_at,
                 })
                 .collect()
         })
@@ -87,10 +90,8 @@ fn bench(c: &mut Criterion) {
                 zen_store::open(&path).expect("store").1
             },
             |mut sink| {
-                for (i, (chunk, updates)) in all.chunks(per_write).zip(&updates).enumerate() {
-                    let first = (i * per_write) as u64;
-                    let seqs: Vec<u64> = (first..first + per_write as u64).collect();
-                    sink.write("falco", chunk, &seqs).expect("write");
+                for (chunk, updates) in all.chunks(per_write).zip(&updates) {
+                    sink.write("falco", chunk).expect("write");
                     for slice in updates.chunks(256) {
                         sink.apply_duplicates(slice).expect("duplicates");
                     }

@@ -27,7 +27,7 @@ use zen_dedup::DuplicateUpdate;
 use zen_model::{
     Category, Details, Event, Fingerprint, Observation, ResourceRef, Severity, Timestamp,
 };
-use zen_pipeline::{Sink, SinkError};
+use zen_sink::{Kept, Sink, SinkError};
 
 /// Schema versions, applied in order; `PRAGMA user_version` says how many are in.
 const MIGRATIONS: &[&str] = &[
@@ -488,7 +488,7 @@ impl Drop for Checkpointer {
 pub struct SqliteSink {
     conn: Connection,
     timings: Timings,
-    /// Added to the pipeline's sequence numbers ([`zen_pipeline::Tracked::seq`]), which start at
+    /// Added to the pipeline's sequence numbers ([`Kept::seq`]), which start at
     /// 0 in every run, to make the row id: one more than the largest stored when the store was
     /// opened, so a restart never reuses the id of a stored row (as SQLite's own row ids, it may
     /// reuse those of rows all purged).
@@ -517,18 +517,7 @@ impl Sink for SqliteSink {
         "sqlite"
     }
 
-    fn write(&mut self, _source: &str, events: &[Event], seqs: &[u64]) -> Result<(), SinkError> {
-        if seqs.len() != events.len() {
-            // A caller's mistake, never retried: writing what zips would lose the rest unsaid.
-            return Err(SinkError {
-                message: format!(
-                    "store: {} events came with {} sequence numbers",
-                    events.len(),
-                    seqs.len()
-                ),
-                retryable: false,
-            });
-        }
+    fn write(&mut self, _source: &str, events: &[Kept]) -> Result<(), SinkError> {
         let started = Instant::now();
         let base = self.seq_base;
         let mut tally = Tally::default();
@@ -544,7 +533,8 @@ impl Sink for SqliteSink {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, 1, ?16, ?17, ?18, ?19)",
                 )
                 .map_err(sink_error)?;
-            for (e, &seq) in events.iter().zip(seqs) {
+            for Kept { seq, event: e } in events {
+                let seq = *seq;
                 let key = self.keys.index(e.source.as_ref(), e.severity.rank());
                 tally.add(key, 1, 1);
                 written.push((seq, key));
@@ -913,6 +903,61 @@ impl Store {
         });
         self.timings.delete.record(started.elapsed().as_secs_f64());
         result
+    }
+}
+
+/// The retention loop: a thread that purges, every `every`, what was last received longer than
+/// `retention` ago, until dropped.
+#[derive(Debug)]
+pub struct Retention {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Store {
+    /// Starts the retention loop; its first purge runs at once (`every` is at least a second).
+    pub fn retain(
+        self: &Arc<Self>,
+        retention: std::time::Duration,
+        every: std::time::Duration,
+    ) -> std::io::Result<Retention> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let store = self.clone();
+        let every = every.max(std::time::Duration::from_secs(1));
+        let retention =
+            jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX);
+        let thread = std::thread::Builder::new()
+            .name("zen-retention".to_owned())
+            .spawn(move || {
+                loop {
+                    if let Ok(cutoff) = Timestamp::now().checked_sub(retention) {
+                        match store.purge(cutoff) {
+                            Ok(0) => {}
+                            Ok(n) => {
+                                tracing::info!(purged = n, "retention: purged old Observations")
+                            }
+                            Err(e) => tracing::error!(error = %e, "retention purge failed"),
+                        }
+                    }
+                    match stopped.recv_timeout(every) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            })?;
+        Ok(Retention {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Retention {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

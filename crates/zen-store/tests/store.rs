@@ -4,7 +4,7 @@
 
 use zen_dedup::DuplicateUpdate;
 use zen_model::{Context, Event, Format, Normalizer, Severity, Timestamp};
-use zen_pipeline::Sink;
+use zen_sink::{Kept, Sink};
 use zen_store::{Query, StoreError};
 
 /// Writes `events` as the pipeline would, each with a sequence number of its own.
@@ -12,13 +12,23 @@ fn write(
     sink: &mut zen_store::SqliteSink,
     source: &str,
     events: &[Event],
-) -> Result<(), zen_pipeline::SinkError> {
+) -> Result<(), zen_sink::SinkError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let seqs: Vec<u64> = events
         .iter()
         .map(|_| NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
         .collect();
-    sink.write(source, events, &seqs)
+    sink.write(source, &numbered(events, seqs))
+}
+
+/// `events` with the sequence numbers `seqs`, in order.
+fn numbered(events: &[Event], seqs: impl IntoIterator<Item = u64>) -> Vec<Kept> {
+    events
+        .iter()
+        .cloned()
+        .zip(seqs)
+        .map(|(event, seq)| Kept { seq, event })
+        .collect()
 }
 
 fn events() -> Vec<Event> {
@@ -101,7 +111,7 @@ fn duplicates_add_to_the_kept_observation_instead_of_adding_rows() {
     };
     let (store, mut sink) = zen_store::open(&path).unwrap();
     // The same fingerprint kept twice (its window ended between), as sightings 0 and 1.
-    sink.write("falco", &[e.clone(), e.clone()], &[0, 1])
+    sink.write("falco", &numbered(&[e.clone(), e.clone()], [0, 1]))
         .unwrap();
     sink.apply_duplicates(&[update(0, 41, later)]).unwrap();
     sink.apply_duplicates(&[update(0, 1, earlier), update(1, 2, earlier)])
@@ -145,7 +155,8 @@ fn duplicates_add_to_the_kept_observation_instead_of_adding_rows() {
     // After a restart the pipeline numbers its sightings from 0 again: they name the new rows,
     // never the last run's.
     let (store, mut sink) = zen_store::open(&path).unwrap();
-    sink.write("falco", std::slice::from_ref(&e), &[0]).unwrap();
+    sink.write("falco", &numbered(std::slice::from_ref(&e), [0]))
+        .unwrap();
     sink.apply_duplicates(&[update(0, 9, later), update(1, 1, later)])
         .unwrap();
     assert_eq!(counts(&store), vec![(43, later), (3, earlier), (10, later)]);
@@ -183,7 +194,7 @@ fn a_version_1_store_is_migrated_and_its_rows_kept() {
     assert_eq!(old.observation.event.severity, Severity::Critical);
     // The first sighting of this run gets the next id, and its counts go to it alone.
     let first = events().remove(0);
-    sink.write("falco", std::slice::from_ref(&first), &[0])
+    sink.write("falco", &numbered(std::slice::from_ref(&first), [0]))
         .unwrap();
     sink.apply_duplicates(&[DuplicateUpdate {
         fingerprint: first.fingerprint,
@@ -392,7 +403,7 @@ fn kept_counts_agree_with_the_rows_through_writes_duplicates_purges_and_restarts
     let path = dir.path().join("zen.db");
     let all = events();
     let (store, mut sink) = zen_store::open(&path).unwrap();
-    sink.write("x", &all, &(0..7).collect::<Vec<_>>()).unwrap();
+    sink.write("x", &numbered(&all, 0..7)).unwrap();
     let update = |seq: u64, duplicates| DuplicateUpdate {
         fingerprint: all[0].fingerprint,
         seq,
@@ -421,7 +432,7 @@ fn kept_counts_agree_with_the_rows_through_writes_duplicates_purges_and_restarts
     );
     drop((store, sink));
     let (store, mut sink) = zen_store::open(&path).unwrap();
-    sink.write("x", &all[..1], &[0]).unwrap();
+    sink.write("x", &numbered(&all[..1], [0])).unwrap();
     sink.apply_duplicates(&[update(0, 1)]).unwrap();
     assert_eq!(
         store.counts().unwrap().by_source_severity,
@@ -429,7 +440,7 @@ fn kept_counts_agree_with_the_rows_through_writes_duplicates_purges_and_restarts
     );
     // A sighting far older than the newest: the sink no longer remembers its row's key, and
     // reads it back.
-    sink.write("x", &all[6..], &[1 << 30]).unwrap();
+    sink.write("x", &numbered(&all[6..], [1 << 30])).unwrap();
     sink.apply_duplicates(&[update(0, 2), update(1 << 30, 1)])
         .unwrap();
     let kept = store.counts().unwrap().by_source_severity;

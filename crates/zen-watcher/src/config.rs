@@ -65,14 +65,6 @@ pub(crate) enum AckMode {
     Commit,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Order {
-    FilterFirst,
-    DedupFirst,
-    Auto,
-}
-
 /// Everything the daemon can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -267,7 +259,7 @@ impl CollectSection {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct PipelineSection {
     pub(crate) queue_capacity: usize,
-    pub(crate) order: Order,
+    pub(crate) order: zen_pipeline::ProcessingOrder,
     pub(crate) cache_enabled: bool,
     pub(crate) cache_ttl: Human,
     pub(crate) batch_enabled: bool,
@@ -288,7 +280,7 @@ impl Default for PipelineSection {
             // 2,000,000 events, 25,000 peaked at 98.6-100.3 MB and settled 306,000-316,000
             // events/s, 10,000 at 76.9-82.6 MB and 333,000-335,000 (docs/benchmarks.md).
             queue_capacity: 10_000,
-            order: Order::Auto,
+            order: zen_pipeline::ProcessingOrder::Auto,
             cache_enabled: p.cache.enabled,
             cache_ttl: Human(p.cache.ttl),
             batch_enabled: p.batch.enabled,
@@ -458,11 +450,7 @@ impl DaemonConfig {
         let p = &self.pipeline;
         zen_pipeline::PipelineConfig {
             queue_capacity: p.queue_capacity,
-            order: match p.order {
-                Order::FilterFirst => zen_pipeline::ProcessingOrder::FilterFirst,
-                Order::DedupFirst => zen_pipeline::ProcessingOrder::DedupFirst,
-                Order::Auto => zen_pipeline::ProcessingOrder::Auto,
-            },
+            order: p.order,
             cache: zen_pipeline::CacheSettings {
                 enabled: p.cache_enabled,
                 ttl: p.cache_ttl.0,

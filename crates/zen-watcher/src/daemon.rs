@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use zen_model::{Normalizer, Timestamp};
+use zen_model::Normalizer;
 use zen_pipeline::Pipeline;
 use zen_server::{AppState, ServerConfig};
 
@@ -54,6 +54,9 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     let db = config.data_dir.join("zen-watcher.db");
     let (store, sink) = zen_store::open(&db)?;
     let store = Arc::new(store);
+    let _retention = store
+        .retain(config.retention.0, config.purge_interval.0)
+        .context("starting the retention loop")?;
     let normalizer = Arc::new(Normalizer::new(config.sources.clone()).context("sources")?);
     let pipeline =
         Arc::new(Pipeline::start(config.pipeline(), normalizer, Box::new(sink)).context("filter")?);
@@ -101,7 +104,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         let mut state = state;
         if let Some(engine) = engine {
             let a = &config.alerting;
-            let settings = zen_server::alerting::AlertingConfig {
+            let settings = zen_alerting::AlertingConfig {
                 interval: a.interval.0,
                 alertmanagers: a.alertmanagers.clone(),
                 webhook: a.webhook.clone(),
@@ -112,7 +115,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
                     .unwrap_or_else(|| format!("http://{addr}")),
             };
             state.alerting = Some(
-                zen_server::alerting::Alerting::start(engine, exporter, settings)
+                zen_alerting::Alerting::start(engine, exporter, settings)
                     .context("starting the alert evaluator")?,
             );
         }
@@ -121,11 +124,6 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         if config.token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!("listening beyond loopback without a token: set ZEN_TOKEN");
         }
-        tokio::spawn(purge_periodically(
-            store.clone(),
-            config.retention.0,
-            config.purge_interval.0,
-        ));
         let shutdown = {
             let draining = draining.clone();
             async move {
@@ -175,24 +173,6 @@ fn report_collect_errors(errors: &[zen_collect::CollectError]) {
         metrics::counter!("zen_watcher_errors_total", "component" => "collector", "category" => category)
             .increment(1);
         tracing::warn!(error = %e, "collector");
-    }
-}
-
-async fn purge_periodically(store: Arc<zen_store::Store>, retention: Duration, every: Duration) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
-    loop {
-        tick.tick().await;
-        let store = store.clone();
-        let cutoff = Timestamp::now().checked_sub(
-            jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX),
-        );
-        let Ok(cutoff) = cutoff else { continue };
-        match tokio::task::spawn_blocking(move || store.purge(cutoff)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(purged = n, "retention: purged old Observations"),
-            Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
-            Err(e) => tracing::error!(error = %e, "retention purge task failed"),
-        }
     }
 }
 

@@ -1,0 +1,65 @@
+//! The contract between the pipeline and the places kept events are written to: the [`Sink`]
+//! trait, the [`Kept`] event it is handed (an event with the deduper's number for it, the two
+//! together by type), [`SinkError`], and the [`DeadLetter`] of what no attempt could write.
+//!
+//! The pipeline (zen-pipeline) calls sinks; stores (zen-store) and writers implement them. This
+//! crate sits below both, so a store knows nothing of the pipeline's threads, queues or runtime.
+//! It does no IO.
+
+use zen_dedup::DuplicateUpdate;
+use zen_model::Event;
+
+/// An event the pipeline keeps, with the deduper's number for its first sighting
+/// ([`zen_dedup::Verdict::New`]): the duplicate counts of that finding name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Events no sink would take, after every attempt: kept apart (zen-store's dead-letter table)
+/// to be looked at and replayed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub source: String,
+    pub events: Vec<Event>,
+    /// What the sink said, the last time.
+    pub error: String,
+    pub attempts: u32,
+}
+
+/// Why a sink could not take a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub message: String,
+    /// Worth trying again (a locked or full store), or not (data it will never accept).
+    pub retryable: bool,
+}
+
+/// A destination for events: the embedded store, Kubernetes, a file.
+pub trait Sink: Send {
+    /// The `sink` label of `zen_watcher_observations_created_total`.
+    fn name(&self) -> &str;
+    /// Writes kept events of one source, all or nothing.
+    fn write(&mut self, source: &str, events: &[Kept]) -> Result<(), SinkError>;
+    /// Adds duplicate counts to kept events, found by [`DuplicateUpdate::seq`]. An update whose
+    /// event was never written (filtered after de-duplication, dead-lettered) changes nothing.
+    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError>;
+}
+
+/// Takes everything and keeps nothing: for benchmarks and dry runs.
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl Sink for NullSink {
+    fn name(&self) -> &str {
+        "null"
+    }
+    fn write(&mut self, _: &str, _: &[Kept]) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn apply_duplicates(&mut self, _: &[DuplicateUpdate]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
