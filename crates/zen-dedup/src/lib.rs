@@ -224,6 +224,23 @@ impl Deduper {
         Verdict::New { seq: global }
     }
 
+    /// Forgets `fingerprint` before its window ends — its first sighting was never stored (the
+    /// sink dead-lettered it), so the next sighting must be taken in as new. Its pending
+    /// duplicates are still handed over. Says whether it was remembered.
+    pub fn forget_fingerprint(&mut self, fingerprint: Fingerprint) -> bool {
+        let key = split(fingerprint);
+        let hash = self.hasher.hash_one(key);
+        let (slots, head) = (&self.slots, self.head);
+        let found = self
+            .index
+            .find(hash, |&seq| slots[pos(seq, head)].fingerprint == key)
+            .copied();
+        if let Some(seq) = found {
+            self.forget(seq, hash);
+        }
+        found.is_some()
+    }
+
     /// Forgets fingerprints whose window has ended by `now`, oldest first, and says how many.
     /// `check` does this as it goes; call it to free memory when events stop coming.
     pub fn purge(&mut self, now: Instant) -> usize {
@@ -449,5 +466,23 @@ mod tests {
         assert_eq!(d.len(), 39);
         assert_eq!(d.purge(t0 + Duration::from_secs(1000)), 39);
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_fingerprint_is_new_again_and_its_counts_are_kept() {
+        let mut d = Deduper::new(10);
+        let t0 = Instant::now();
+        let fp = Fingerprint(42);
+        let at = Timestamp::UNIX_EPOCH;
+        let window = Duration::from_secs(60);
+        assert_eq!(d.check(fp, window, t0, at), Verdict::New { seq: 0 });
+        assert_eq!(d.check(fp, window, t0, at), Verdict::Duplicate);
+        assert!(d.forget_fingerprint(fp));
+        assert!(!d.forget_fingerprint(fp), "already forgotten");
+        assert_eq!(d.check(fp, window, t0, at), Verdict::New { seq: 1 });
+        let updates = d.drain_updates();
+        assert_eq!(updates.len(), 1);
+        assert_eq!((updates[0].seq, updates[0].duplicates), (0, 1));
+        assert_eq!(d.len(), 1);
     }
 }

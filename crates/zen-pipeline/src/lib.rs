@@ -173,13 +173,16 @@ impl Pipeline {
         let mut threads = Vec::new();
         let flush_every = config.duplicate_flush_interval;
         let taken = room.clone();
+        // Bounded by the dead letters: one message a dead-lettered batch.
+        let (forget_tx, forget_rx) = unbounded();
         threads.push(spawn("zen-process", move || {
-            process_loop(processor, &chunk_rx, &job_tx, &taken, flush_every)
+            process_loop(processor, &chunk_rx, &forget_rx, &job_tx, &taken, flush_every)
         }));
         let runner = sink::SinkRunner::new(
             sink,
             config.retry.clone(),
             dead_tx,
+            forget_tx,
             stats.clone(),
             deadline.clone(),
         );
@@ -339,6 +342,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 fn process_loop(
     mut processor: Processor,
     rx: &Receiver<Submission>,
+    forget: &Receiver<Vec<zen_model::Fingerprint>>,
     tx: &Sender<sink::Job>,
     room: &room::Room,
     flush_every: Duration,
@@ -352,6 +356,9 @@ fn process_loop(
             .next_deadline()
             .map_or(next_flush, |d| d.min(next_flush));
         let received = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
+        for fingerprints in forget.try_iter() {
+            processor.forget(&fingerprints);
+        }
         let now = Instant::now();
         match received {
             Ok(Submission {

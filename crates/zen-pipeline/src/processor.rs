@@ -397,6 +397,14 @@ impl Processor {
         updates
     }
 
+    /// Forgets the fingerprints of first sightings that were never stored (dead-lettered), so
+    /// that their next sightings are written as new rather than counted on nothing.
+    pub fn forget(&mut self, fingerprints: &[zen_model::Fingerprint]) {
+        for &fp in fingerprints {
+            self.dedup.forget_fingerprint(fp);
+        }
+    }
+
     /// Everything still buffered, for shutdown.
     pub fn drain(&mut self, now: Instant, out: &mut Vec<Output>) {
         if let Some(b) = &mut self.batcher {

@@ -72,6 +72,9 @@ pub(crate) struct SinkRunner {
     sink: Box<dyn Sink>,
     retry: RetryPolicy,
     dead_letters: Sender<DeadLetter>,
+    /// Fingerprints of dead-lettered first sightings, for the deduper to forget: their rows do
+    /// not exist, so the next sighting must be written as new.
+    forget: Sender<Vec<zen_model::Fingerprint>>,
     stats: Arc<Stats>,
     /// Set at shutdown: no retry may wait past it.
     deadline: Arc<OnceLock<Instant>>,
@@ -93,6 +96,7 @@ impl SinkRunner {
         sink: Box<dyn Sink>,
         retry: RetryPolicy,
         dead_letters: Sender<DeadLetter>,
+        forget: Sender<Vec<zen_model::Fingerprint>>,
         stats: Arc<Stats>,
         deadline: Arc<OnceLock<Instant>>,
     ) -> Self {
@@ -100,6 +104,7 @@ impl SinkRunner {
             sink,
             retry,
             dead_letters,
+            forget,
             stats,
             deadline,
             jitter: 0x9E37_79B9_7F4A_7C15,
@@ -255,6 +260,9 @@ impl SinkRunner {
                 for a in tails.into_iter().filter_map(|(_, ack)| ack) {
                     a.resolve(1, true);
                 }
+                let _ = self
+                    .forget
+                    .send(kept.iter().map(|k| k.event.fingerprint).collect());
                 self.dead_letter(DeadLetter {
                     source: source.to_owned(),
                     events: kept.into_iter().map(|k| k.event).collect(),
@@ -452,6 +460,7 @@ mod tests {
             Box::new(Recorder(calls.clone())),
             RetryPolicy::default(),
             dead_tx,
+            crossbeam_channel::unbounded().0,
             stats.clone(),
             Arc::new(OnceLock::new()),
         )

@@ -52,6 +52,8 @@ struct Recording {
     flaky: Arc<AtomicUsize>,
     /// Reject every batch of this source for good.
     refuse: Option<&'static str>,
+    /// Reject this many writes for good (not retryably), then take them.
+    refuse_next: Arc<AtomicUsize>,
     /// Block writes until set to 0.
     hold: Arc<AtomicU64>,
     /// Events per successful write, in order.
@@ -66,7 +68,11 @@ impl Sink for Recording {
         while self.hold.load(Ordering::SeqCst) != 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        if self.refuse == Some(source) {
+        let refuse_this = self
+            .refuse_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if self.refuse == Some(source) || refuse_this {
             return Err(SinkError {
                 message: "never".into(),
                 retryable: false,
@@ -556,4 +562,21 @@ fn a_backed_up_sink_gathers_waiting_batches_into_one_write() {
         sizes.len() < 10 && sizes.iter().any(|&n| n > 15),
         "batches of 15 were gathered: {sizes:?}"
     );
+}
+
+#[test]
+fn a_dead_lettered_finding_seen_again_is_written_not_counted_on_nothing() {
+    let sink = Recording::default();
+    sink.refuse_next.store(1, Ordering::SeqCst);
+    let p = start(PipelineConfig::default(), sink.clone());
+    let dead = p.dead_letters().clone();
+    p.try_submit(Submission::now(events(1, 1))).unwrap();
+    let letter = dead.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(letter.events.len(), 1);
+    // The deduper remembered the finding, but its row was never written: the next sighting (a
+    // replay of the dead letter, or the source again) is new.
+    p.try_submit(Submission::now(letter.events)).unwrap();
+    let c = p.shutdown(soon()).counts;
+    assert_eq!((c.written, c.deduplicated, c.dead_lettered), (1, 0, 1));
+    assert_eq!(sink.written.lock().unwrap().len(), 1);
 }
