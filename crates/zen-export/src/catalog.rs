@@ -226,6 +226,16 @@ pub const CATALOG: &[Metric] = &[
         ),
         SOURCES,
     ),
+    initial(
+        m(
+            "zen_watcher_dead_letters_dropped_total",
+            Counter,
+            "events",
+            &[],
+            "Dead-lettered events dropped from the store's bounded dead-letter table to make room for newer ones.",
+        ),
+        &[&[]],
+    ),
     m(
         "zen_watcher_pipeline_efficiency_ratio",
         Gauge,

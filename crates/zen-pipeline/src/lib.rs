@@ -176,7 +176,14 @@ impl Pipeline {
         // Bounded by the dead letters: one message a dead-lettered batch.
         let (forget_tx, forget_rx) = unbounded();
         threads.push(spawn("zen-process", move || {
-            process_loop(processor, &chunk_rx, &forget_rx, &job_tx, &taken, flush_every)
+            process_loop(
+                processor,
+                &chunk_rx,
+                &forget_rx,
+                &job_tx,
+                &taken,
+                flush_every,
+            )
         }));
         let runner = sink::SinkRunner::new(
             sink,

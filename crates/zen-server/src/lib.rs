@@ -13,6 +13,9 @@
 //! - `GET /api/v1/observations` (filtered by `source`, `min_severity`, `namespace`, `since`,
 //!   `until`, `q`; paged by `limit` and `after`), `GET /api/v1/observations/{id}`,
 //!   `GET /api/v1/stats`.
+//! - `GET /api/v1/dead-letters` (paged by `limit` and `after`): what no sink could write, kept
+//!   by zen-store; `POST /api/v1/dead-letters/replay` submits each letter's events again, waits
+//!   for their commit, and removes the letter once they are stored.
 //! - `GET /metrics`: the Prometheus text exposition (zen-export), behind the token like the API.
 //! - `GET /healthz` (alive) and `GET /readyz` (not while draining).
 //!
@@ -96,6 +99,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/observations", get(list))
         .route("/api/v1/observations/{id}", get(one))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/dead-letters", get(dead_letters))
+        .route("/api/v1/dead-letters/replay", post(replay_dead_letters))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/slos", get(slos))
         .route("/api/v1/alerts", get(alerts))
@@ -745,9 +750,93 @@ async fn one(
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct PageParams {
+    after: Option<i64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeadLetterOut<'a> {
+    id: i64,
+    received_at: Timestamp,
+    source: &'a str,
+    error: &'a str,
+    attempts: u32,
+    events: &'a [zen_model::Event],
+}
+
+async fn dead_letters(
+    State(s): State<Arc<AppState>>,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params?;
+    let store = s.store.clone();
+    let (letters, next) =
+        blocking(move || store.dead_letters(p.after, p.limit.unwrap_or(0))).await??;
+    let items: Vec<DeadLetterOut<'_>> = letters
+        .iter()
+        .map(|d| DeadLetterOut {
+            id: d.id,
+            received_at: d.received_at,
+            source: &d.letter.source,
+            error: &d.letter.error,
+            attempts: d.letter.attempts,
+            events: &d.letter.events,
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "next": next })).into_response())
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Serialize)]
+struct Replayed {
+    /// Letters whose events are stored again, and removed.
+    letters: usize,
+    events: usize,
+    /// Letters left, with the error that stopped the replay, if one did.
+    left: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Submits the events of every dead letter kept when it starts, one letter at a time, each
+/// acknowledged on commit; a letter is removed once its events are stored. Stops at the first
+/// letter that cannot be stored (it stays, as do the rest).
+async fn replay_dead_letters(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let mut done = Replayed::default();
+    let mut after = None;
+    'pages: loop {
+        let store = s.store.clone();
+        let (letters, next) = blocking(move || store.dead_letters(after, 100)).await??;
+        for d in letters {
+            let n = d.letter.events.len();
+            if let Err(e) = submit(&s, true, d.letter.events, std::time::Instant::now()).await {
+                done.error = Some(e.message);
+                break 'pages;
+            }
+            let store = s.store.clone();
+            blocking(move || store.remove_dead_letter(d.id)).await??;
+            done.letters += 1;
+            done.events += n;
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let store = s.store.clone();
+    done.left = blocking(move || store.dead_letter_counts()).await??.letters;
+    Ok(Json(done).into_response())
+}
+
 async fn stats(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let store = s.store.clone();
-    let stored = blocking(move || store.counts()).await??;
+    let (stored, dead) = blocking(move || {
+        Ok::<_, zen_store::StoreError>((store.counts()?, store.dead_letter_counts()?))
+    })
+    .await??;
     let c = s.pipeline.counts();
     let by: Vec<_> = stored
         .by_source_severity
@@ -768,6 +857,7 @@ async fn stats(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
             "in_flight": c.in_flight(),
         },
         "store": by,
+        "dead_letters": { "letters": dead.letters, "events": dead.events },
     }))
     .into_response())
 }

@@ -591,3 +591,56 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn dead_letters_are_kept_listed_bounded_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let all = events();
+    let letter = |n: usize| zen_sink::DeadLetter {
+        source: "falco".to_owned(),
+        events: all.iter().cycle().take(n).cloned().collect(),
+        error: "constraint failed".to_owned(),
+        attempts: 1,
+    };
+    store.keep_dead_letter(&letter(2)).unwrap();
+    store.keep_dead_letter(&letter(3)).unwrap();
+    assert_eq!(
+        store.dead_letter_counts().unwrap(),
+        zen_store::DeadLetterCounts {
+            letters: 2,
+            events: 5
+        }
+    );
+    // Details come back with the same values; their keys may be reordered (they are read
+    // through a JSON value).
+    let same = |a: &zen_sink::DeadLetter, b: &zen_sink::DeadLetter| {
+        let plain = |l: &zen_sink::DeadLetter| {
+            let mut l = l.clone();
+            for e in &mut l.events {
+                e.details = zen_model::Details::of(&e.details.to_value()).unwrap();
+            }
+            l
+        };
+        assert_eq!(plain(a), plain(b));
+    };
+    let (page, next) = store.dead_letters(None, 1).unwrap();
+    assert_eq!(page.len(), 1);
+    same(&page[0].letter, &letter(3));
+    let (rest, end) = store.dead_letters(next, 10).unwrap();
+    assert_eq!((rest.len(), end), (1, None));
+    same(&rest[0].letter, &letter(2));
+    // Past the bound, the oldest go.
+    let n = zen_store::DEAD_LETTER_EVENTS as usize - 4;
+    store.keep_dead_letter(&letter(n)).unwrap();
+    assert_eq!(
+        store.dead_letter_counts().unwrap(),
+        zen_store::DeadLetterCounts {
+            letters: 2,
+            events: 3 + n as u64
+        }
+    );
+    assert!(store.remove_dead_letter(rest[0].id + 1).unwrap());
+    assert!(!store.remove_dead_letter(rest[0].id + 1).unwrap());
+    assert_eq!(store.dead_letter_counts().unwrap().letters, 1);
+}

@@ -60,6 +60,21 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     let normalizer = Arc::new(Normalizer::new(config.sources.clone()).context("sources")?);
     let pipeline =
         Arc::new(Pipeline::start(config.pipeline(), normalizer, Box::new(sink)).context("filter")?);
+    // What no sink could write goes to the store's dead-letter table, until the pipeline stops.
+    let keeper = {
+        let (letters, store) = (pipeline.dead_letters().clone(), store.clone());
+        std::thread::Builder::new()
+            .name("zen-dead-letters".to_owned())
+            .spawn(move || {
+                for letter in letters {
+                    if let Err(e) = store.keep_dead_letter(&letter) {
+                        metrics::counter!("zen_watcher_errors_total", "component" => "store", "category" => "store").increment(1);
+                        tracing::error!(error = %e, source = letter.source, events = letter.events.len(), "a dead letter could not be kept");
+                    }
+                }
+            })
+            .context("starting the dead-letter keeper")?
+    };
     let draining = Arc::new(AtomicBool::new(false));
     let state = AppState {
         pipeline: pipeline.clone(),
@@ -143,6 +158,9 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         bail!("the pipeline is still in use after the server stopped");
     };
     let report = pipeline.shutdown(Instant::now() + grace);
+    if report.drained {
+        let _ = keeper.join();
+    }
     let c = report.counts;
     tracing::info!(
         received = c.received,

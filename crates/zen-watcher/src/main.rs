@@ -49,6 +49,17 @@ enum Command {
     /// Check or print configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// What no sink could write, kept in the store's dead-letter table.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLettersCommand {
+    /// Ask the running daemon (at the configured `listen` address, with its token) to submit
+    /// every dead letter's events again; each letter is removed once its events are stored.
+    /// Prints what was replayed; exits 1 when letters are left.
+    Replay(RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +165,9 @@ fn main() -> ExitCode {
             print!("{}", serde_yaml_ng::to_string(&c)?);
             Ok(ExitCode::SUCCESS)
         }),
+        Some(Command::DeadLetters(DeadLettersCommand::Replay(args))) => {
+            args.load().and_then(|(c, _)| replay_dead_letters(&c))
+        }
     };
     match result {
         Ok(code) => code,
@@ -162,6 +176,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn replay_dead_letters(c: &config::DaemonConfig) -> Result<ExitCode> {
+    let mut addr = c.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/api/v1/dead-letters/replay");
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut request = agent.post(&url);
+    if let Some(token) = &c.token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = request
+        .send_empty()
+        .with_context(|| format!("asking the daemon at {url}"))?;
+    let status = response.status();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("reading the answer of {url}"))?;
+    println!("{body}");
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    let left = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["left"].as_u64())
+        .unwrap_or(0);
+    Ok(if left == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn normalize(args: NormalizeArgs) -> Result<ExitCode> {

@@ -244,3 +244,73 @@ fn with_ack_commit_every_acknowledged_event_survives_sigkill() {
     assert!(sightings >= 300, "{sightings}");
     assert!(short.is_empty(), "sightings lost: {short:?}");
 }
+
+#[test]
+fn what_the_store_refuses_is_kept_as_a_dead_letter_listed_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, logs) = start(dir.path(), &[("ZEN_ACK", "commit")]);
+    std::thread::spawn(move || logs.for_each(drop));
+    // A store that refuses one rule for good: a constraint the sink cannot retry past.
+    let db = rusqlite::Connection::open(dir.path().join("zen-watcher.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER poison BEFORE INSERT ON observations WHEN NEW.rule_id = 'poison'
+         BEGIN SELECT RAISE(ABORT, 'poisoned for the test'); END;",
+    )
+    .unwrap();
+    let alert = |rule: &str| {
+        format!(
+            r#"{{"rule":"{rule}","priority":"Warning","output_fields":{{"k8s.ns.name":"shop"}}}}"#
+        )
+    };
+    assert_eq!(post(addr, "/api/v1/ingest/falco", &alert("poison")), 500);
+    assert_eq!(post(addr, "/api/v1/ingest/falco", &alert("fine")), 200);
+
+    let (status, body) = common::get(addr, "/api/v1/dead-letters");
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    let letter = &listed["items"][0];
+    assert_eq!(letter["source"], "falco");
+    assert_eq!(letter["events"][0]["ruleId"], "poison");
+    assert!(
+        letter["error"]
+            .as_str()
+            .unwrap()
+            .contains("poisoned for the test"),
+        "{letter}"
+    );
+    let stats =
+        |addr| -> Value { serde_json::from_str(&common::get(addr, "/api/v1/stats").1).unwrap() };
+    assert_eq!(stats(addr)["dead_letters"]["letters"], 1);
+
+    // Mended, the letter is replayed by the command and its finding stored.
+    db.execute_batch("DROP TRIGGER poison").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args(["dead-letters", "replay", "--listen", &addr.to_string()])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(
+        (replayed["letters"].as_u64(), replayed["left"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(stats(addr)["dead_letters"]["letters"], 0);
+    let (_, body) = common::get(addr, "/api/v1/observations");
+    let stored: Value = serde_json::from_str(&body).unwrap();
+    let mut rules: Vec<&str> = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["ruleId"].as_str().unwrap())
+        .collect();
+    rules.sort_unstable();
+    assert_eq!(rules, ["fine", "poison"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
