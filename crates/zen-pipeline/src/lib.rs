@@ -159,6 +159,19 @@ impl Pipeline {
         normalizer: Arc<Normalizer>,
         sink: Box<dyn Sink>,
     ) -> Result<Pipeline, zen_filter::FilterError> {
+        Pipeline::start_with(config, normalizer, sink, Vec::new())
+    }
+
+    /// As [`Pipeline::start`], writing to `others` too, each on a thread of its own with its own
+    /// retries and dead letters. Acknowledgements and the accounting ([`Counts`]) follow
+    /// `primary`; the others count only what they created
+    /// (`zen_watcher_observations_created_total{sink}`).
+    pub fn start_with(
+        config: PipelineConfig,
+        normalizer: Arc<Normalizer>,
+        primary: Box<dyn Sink>,
+        others: Vec<Box<dyn Sink>>,
+    ) -> Result<Pipeline, zen_filter::FilterError> {
         zen_filter::Filter::compile(&config.filter)?;
         let (processor, stats) = build_processor(&config);
         let room = Arc::new(room::Room::new(config.queue_capacity));
@@ -175,18 +188,40 @@ impl Pipeline {
         let taken = room.clone();
         // Bounded by the dead letters: one message a dead-lettered batch.
         let (forget_tx, forget_rx) = unbounded();
+        let mut secondaries = Vec::new();
+        for (i, other) in others.into_iter().enumerate() {
+            let (tx, rx) = bounded::<sink::Job>(64);
+            secondaries.push(tx);
+            let runner = sink::SinkRunner::new(
+                other,
+                false,
+                config.retry.clone(),
+                dead_tx.clone(),
+                unbounded().0,
+                Arc::new(stats::Stats::default()),
+                deadline.clone(),
+            );
+            threads.push(spawn(&format!("zen-sink-{}", i + 1), move || {
+                runner.run(rx)
+            }));
+        }
         threads.push(spawn("zen-process", move || {
+            let sinks = Sinks {
+                primary: job_tx,
+                secondaries,
+            };
             process_loop(
                 processor,
                 &chunk_rx,
                 &forget_rx,
-                &job_tx,
+                &sinks,
                 &taken,
                 flush_every,
             )
         }));
         let runner = sink::SinkRunner::new(
-            sink,
+            primary,
+            true,
             config.retry.clone(),
             dead_tx,
             forget_tx,
@@ -346,11 +381,29 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .unwrap_or_else(|e| panic!("starting thread {name}: {e}"))
 }
 
+/// The sinks' queues: the primary's, and those beside it.
+struct Sinks {
+    primary: Sender<sink::Job>,
+    secondaries: Vec<Sender<sink::Job>>,
+}
+
+impl Sinks {
+    /// Queues a job for every sink; fails when the primary is gone.
+    fn send(&self, job: sink::Job) -> Result<(), ()> {
+        for other in &self.secondaries {
+            if let Some(copy) = job.for_secondary() {
+                let _ = other.send(copy);
+            }
+        }
+        self.primary.send(job).map_err(drop)
+    }
+}
+
 fn process_loop(
     mut processor: Processor,
     rx: &Receiver<Submission>,
     forget: &Receiver<Vec<zen_model::Fingerprint>>,
-    tx: &Sender<sink::Job>,
+    tx: &Sinks,
     room: &room::Room,
     flush_every: Duration,
 ) {

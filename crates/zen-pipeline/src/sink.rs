@@ -59,6 +59,35 @@ pub(crate) enum Job {
     Duplicates(Vec<DuplicateUpdate>),
 }
 
+impl Job {
+    /// The job as a sink beside the primary gets it: the same batches and counts, with no
+    /// acknowledgement waiting on it; events rejected before any sink are the primary's alone.
+    pub(crate) fn for_secondary(&self) -> Option<Job> {
+        match self {
+            Job::Output(Output::Batch(b)) => {
+                let items = b
+                    .items
+                    .iter()
+                    .map(|t| Tracked {
+                        ack: None,
+                        ..t.clone()
+                    })
+                    .collect();
+                Some(Job::Output(Output::Batch(zen_batch::Batch {
+                    items,
+                    source: b.source.clone(),
+                    reason: b.reason,
+                    latency: b.latency,
+                })))
+            }
+            Job::Output(Output::Rejected { .. }) => None,
+            Job::Output(Output::Duplicates { updates, .. }) | Job::Duplicates(updates) => {
+                Some(Job::Duplicates(updates.clone()))
+            }
+        }
+    }
+}
+
 /// Rules that get a label value of their own in `zen_watcher_observations_by_rule_total`.
 const MAX_RULES: usize = 500;
 
@@ -70,6 +99,9 @@ const MAX_WRITE: usize = 1_000;
 
 pub(crate) struct SinkRunner {
     sink: Box<dyn Sink>,
+    /// The sink acknowledgements, the pipeline's accounting, stage timings and rule counts
+    /// follow; the others (`Pipeline::start_with`) count only what they created.
+    primary: bool,
     retry: RetryPolicy,
     dead_letters: Sender<DeadLetter>,
     /// Fingerprints of dead-lettered first sightings, for the deduper to forget: their rows do
@@ -94,6 +126,7 @@ pub(crate) struct SinkRunner {
 impl SinkRunner {
     pub(crate) fn new(
         sink: Box<dyn Sink>,
+        primary: bool,
         retry: RetryPolicy,
         dead_letters: Sender<DeadLetter>,
         forget: Sender<Vec<zen_model::Fingerprint>>,
@@ -102,6 +135,7 @@ impl SinkRunner {
     ) -> Self {
         SinkRunner {
             sink,
+            primary,
             retry,
             dead_letters,
             forget,
@@ -241,6 +275,9 @@ impl SinkRunner {
                         metrics::counter!("zen_watcher_observations_created_total", "source" => source, "sink" => sink)
                     })
                     .increment(n);
+                if !self.primary {
+                    return;
+                }
                 self.write_duration
                     .record(done.duration_since(started).as_secs_f64());
                 self.sink_stage
@@ -458,6 +495,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         SinkRunner::new(
             Box::new(Recorder(calls.clone())),
+            true,
             RetryPolicy::default(),
             dead_tx,
             crossbeam_channel::unbounded().0,

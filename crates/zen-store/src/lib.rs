@@ -12,7 +12,14 @@
 //! pipeline retries them with backoff and its queues fill behind — backpressure, never a silent
 //! drop. Operation durations go to `zen_watcher_store_operation_duration_seconds{operation}`.
 //!
+//! [`JsonlSink`] writes Observations as JSON lines to a file (rotated by size) or to standard
+//! output, beside or instead of SQLite.
+//!
 //! This is the only crate that knows SQL.
+
+mod jsonl;
+
+pub use jsonl::{JsonlSink, JsonlTarget};
 
 use std::borrow::Cow;
 use std::collections::VecDeque;

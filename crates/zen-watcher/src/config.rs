@@ -65,6 +65,38 @@ pub(crate) enum AckMode {
     Commit,
 }
 
+/// A place Observations are written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SinkKind {
+    /// The embedded store, which the API reads.
+    Sqlite,
+    /// JSON lines (`jsonl`).
+    Jsonl,
+}
+
+/// The JSON-lines sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct JsonlSection {
+    /// The file; `-` is standard output. Default: `observations.jsonl` in the data directory.
+    pub(crate) path: Option<PathBuf>,
+    /// A file is rotated past this many bytes.
+    pub(crate) max_bytes: u64,
+    /// Rotated files kept (`PATH.1` … `PATH.<keep>`).
+    pub(crate) keep: usize,
+}
+
+impl Default for JsonlSection {
+    fn default() -> Self {
+        JsonlSection {
+            path: None,
+            max_bytes: 100 << 20,
+            keep: 5,
+        }
+    }
+}
+
 /// Everything the daemon can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -91,6 +123,10 @@ pub(crate) struct DaemonConfig {
     pub(crate) purge_interval: Human,
     /// How long SIGTERM waits for the queues to drain.
     pub(crate) grace_period: Human,
+    /// Where Observations go, in order: the first is the one acknowledgements wait for (and the
+    /// pipeline's accounting counts); the others are written beside it.
+    pub(crate) sinks: Vec<SinkKind>,
+    pub(crate) jsonl: JsonlSection,
     pub(crate) pipeline: PipelineSection,
     pub(crate) filter: zen_filter::FilterConfig,
     pub(crate) sources: NormalizeConfig,
@@ -312,6 +348,8 @@ impl Default for DaemonConfig {
             retention: Human(Duration::from_secs(7 * 24 * 3600)),
             purge_interval: Human(Duration::from_secs(3600)),
             grace_period: Human(Duration::from_secs(30)),
+            sinks: vec![SinkKind::Sqlite],
+            jsonl: JsonlSection::default(),
             pipeline: PipelineSection::default(),
             filter: zen_filter::FilterConfig::default(),
             sources: NormalizeConfig::default(),
@@ -342,6 +380,8 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_ACK", "ack", Kind::Text),
     ("ZEN_RETENTION", "retention", Kind::Text),
     ("ZEN_GRACE_PERIOD", "grace_period", Kind::Text),
+    ("ZEN_SINKS", "sinks", Kind::Typed),
+    ("ZEN_JSONL_PATH", "jsonl.path", Kind::Text),
     ("ZEN_QUEUE_CAPACITY", "pipeline.queue_capacity", Kind::Typed),
     ("ZEN_COLLECT_HOST", "collect.host", Kind::Typed),
     ("ZEN_COLLECT_INTERVAL", "collect.interval", Kind::Text),
@@ -442,10 +482,37 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     if c.queue_wait.0 > Duration::from_secs(10) {
         bail!("queue_wait: expected at most 10s, found {}", c.queue_wait);
     }
+    if c.sinks.is_empty() {
+        bail!("sinks: expected at least one of sqlite, jsonl, found none");
+    }
+    if c.sinks
+        .iter()
+        .enumerate()
+        .any(|(i, s)| c.sinks[..i].contains(s))
+    {
+        bail!("sinks: each sink at most once, found {:?}", c.sinks);
+    }
     Ok(())
 }
 
 impl DaemonConfig {
+    /// Where the JSON-lines sink writes.
+    pub(crate) fn jsonl_target(&self) -> zen_store::JsonlTarget {
+        let path = self
+            .jsonl
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("observations.jsonl"));
+        if path.as_os_str() == "-" {
+            return zen_store::JsonlTarget::Stdout;
+        }
+        zen_store::JsonlTarget::File {
+            path,
+            max_bytes: self.jsonl.max_bytes,
+            keep: self.jsonl.keep,
+        }
+    }
+
     pub(crate) fn pipeline(&self) -> zen_pipeline::PipelineConfig {
         let p = &self.pipeline;
         zen_pipeline::PipelineConfig {
@@ -585,6 +652,9 @@ mod tests {
         );
         assert!(check("intake_nice: 20\n").contains("intake_nice: expected 0 to 19, found 20"));
         assert!(check("queue_wait: 1m\n").contains("queue_wait: expected at most 10s, found 1m"));
+        assert!(check("sinks: []\n").contains("sinks: expected at least one"));
+        assert!(check("sinks: [jsonl, jsonl]\n").contains("sinks: each sink at most once"));
+        assert!(check("sinks: [kafka]\n").contains("unknown variant `kafka`"));
         assert!(
             check("collect:\n  collectors:\n    netstats: false\n")
                 .contains("unknown field `netstats`")

@@ -10,7 +10,7 @@ use zen_model::Normalizer;
 use zen_pipeline::Pipeline;
 use zen_server::{AppState, ServerConfig};
 
-use crate::config::{AckMode, DaemonConfig, LogFormat};
+use crate::config::{AckMode, DaemonConfig, LogFormat, SinkKind};
 
 fn init_logging(format: LogFormat) {
     let filter =
@@ -58,8 +58,32 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         .retain(config.retention.0, config.purge_interval.0)
         .context("starting the retention loop")?;
     let normalizer = Arc::new(Normalizer::new(config.sources.clone()).context("sources")?);
-    let pipeline =
-        Arc::new(Pipeline::start(config.pipeline(), normalizer, Box::new(sink)).context("filter")?);
+    // The sinks in the configured order: the first is the one acknowledgements wait for.
+    let mut sqlite = Some(sink);
+    let mut sinks: Vec<Box<dyn zen_pipeline::Sink>> = Vec::new();
+    for kind in &config.sinks {
+        match kind {
+            SinkKind::Sqlite => sinks.extend(
+                sqlite
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn zen_pipeline::Sink>),
+            ),
+            SinkKind::Jsonl => {
+                let target = config.jsonl_target();
+                let jsonl = zen_store::JsonlSink::open(target.clone())
+                    .with_context(|| format!("opening the JSON-lines sink {target:?}"))?;
+                sinks.push(Box::new(jsonl));
+            }
+        }
+    }
+    let mut sinks = sinks.into_iter();
+    let Some(primary) = sinks.next() else {
+        bail!("sinks: expected at least one");
+    };
+    let pipeline = Arc::new(
+        Pipeline::start_with(config.pipeline(), normalizer, primary, sinks.collect())
+            .context("filter")?,
+    );
     // What no sink could write goes to the store's dead-letter table, until the pipeline stops.
     let keeper = {
         let (letters, store) = (pipeline.dead_letters().clone(), store.clone());

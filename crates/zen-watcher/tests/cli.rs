@@ -187,7 +187,10 @@ fn version_and_help_are_there() {
     };
     assert!(listed("normalize ", "Read a payload"), "{shown}");
     assert!(listed("run ", "Run the daemon (the default)"), "{shown}");
-    assert!(listed("dead-letters ", "What no sink could write"), "{shown}");
+    assert!(
+        listed("dead-letters ", "What no sink could write"),
+        "{shown}"
+    );
     let out = run(&["normalize", "--help"], None);
     assert!(text(&out.stdout).contains("--settings <FILE>"));
 }

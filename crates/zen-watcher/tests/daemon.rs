@@ -314,3 +314,60 @@ fn what_the_store_refuses_is_kept_as_a_dead_letter_listed_and_replayed() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn observations_also_go_to_json_lines_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, logs) = start(
+        dir.path(),
+        &[("ZEN_ACK", "commit"), ("ZEN_SINKS", "[sqlite, jsonl]")],
+    );
+    std::thread::spawn(move || logs.for_each(drop));
+    let body: String = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"rule":"r{}","priority":"Warning","output_fields":{{"k8s.ns.name":"shop"}}}}"#,
+                i % 10
+            ) + "\n"
+        })
+        .collect();
+    assert_eq!(post(addr, "/api/v1/ingest/falco", &body), 200);
+    // The JSON lines are written beside the store, not waited for: look until they are there.
+    let path = dir.path().join("observations.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let lines = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= 10 || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rules: Vec<&str> = lines
+        .iter()
+        .map(|l| l["ruleId"].as_str().unwrap())
+        .collect();
+    rules.sort_unstable();
+    let expected: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    assert_eq!(rules, expected, "one line a first sighting");
+    // Each sink counts what it created (the JSON lines' count may trail their writing a little).
+    let counted = |sink: &str| {
+        let (_, metrics) = common::get(addr, "/metrics");
+        metrics.contains(&format!(
+            "zen_watcher_observations_created_total{{source=\"falco\",sink=\"{sink}\"}} 10"
+        ))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(counted("sqlite") && counted("jsonl")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "created counts per sink"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
