@@ -33,6 +33,7 @@ mod room;
 mod settings;
 mod sink;
 mod stats;
+mod tail;
 mod timing;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -49,7 +50,8 @@ pub use config::{BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, 
 pub use processor::{Output, Processor, Tracked};
 pub use settings::{SettingsLoader, SourceSettings};
 pub use stats::{Counts, Ratios};
-pub use zen_sink::{DeadLetter, Kept, NullSink, Sink, SinkError};
+pub use tail::{Tail, TailConfig};
+pub use zen_sink::{DeadLetter, Kept, NullSink, Positions, Sink, SinkError, TailPosition};
 
 /// Events read from one body, submitted together.
 #[derive(Debug)]

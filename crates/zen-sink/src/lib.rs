@@ -1,6 +1,7 @@
 //! The contract between the pipeline and the places kept events are written to: the [`Sink`]
 //! trait, the [`Kept`] event it is handed (an event with the deduper's number for it, the two
-//! together by type), [`SinkError`], and the [`DeadLetter`] of what no attempt could write.
+//! together by type), [`SinkError`], the [`DeadLetter`] of what no attempt could write, and the
+//! [`Positions`] a store keeps for tailed files.
 //!
 //! The pipeline (zen-pipeline) calls sinks; stores (zen-store) and writers implement them. This
 //! crate sits below both, so a store knows nothing of the pipeline's threads, queues or runtime.
@@ -46,6 +47,23 @@ pub trait Sink: Send {
     /// Adds duplicate counts to kept events, found by [`DuplicateUpdate::seq`]. An update whose
     /// event was never written (filtered after de-duplication, dead-lettered) changes nothing.
     fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError>;
+}
+
+/// Where a tailed file is read up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TailPosition {
+    pub device: u64,
+    pub inode: u64,
+    /// Bytes read and committed.
+    pub offset: u64,
+    /// Lines read and committed: the number of the next line is one more.
+    pub line: u64,
+}
+
+/// Keeps tailed files' positions across restarts (zen-store: beside the Observations).
+pub trait Positions: Send + Sync {
+    fn load(&self, path: &std::path::Path) -> Option<TailPosition>;
+    fn save(&self, path: &std::path::Path, position: TailPosition);
 }
 
 /// Takes everything and keeps nothing: for benchmarks and dry runs.

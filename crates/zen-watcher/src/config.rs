@@ -65,6 +65,32 @@ pub(crate) enum AckMode {
     Commit,
 }
 
+/// A file followed as a source: `FORMAT:PATH` (`audit:/var/log/kubernetes/audit.log`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TailSpec(pub(crate) zen_pipeline::TailConfig);
+
+impl std::str::FromStr for TailSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(TailSpec)
+    }
+}
+
+impl Serialize for TailSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}:{}", self.0.format, self.0.path.display()))
+    }
+}
+
+impl<'de> Deserialize<'de> for TailSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// A place Observations are written to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,6 +153,8 @@ pub(crate) struct DaemonConfig {
     /// pipeline's accounting counts); the others are written beside it.
     pub(crate) sinks: Vec<SinkKind>,
     pub(crate) jsonl: JsonlSection,
+    /// Files followed as sources (`--tail FORMAT:PATH`, repeatable).
+    pub(crate) tail: Vec<TailSpec>,
     pub(crate) pipeline: PipelineSection,
     pub(crate) filter: zen_filter::FilterConfig,
     pub(crate) sources: NormalizeConfig,
@@ -350,6 +378,7 @@ impl Default for DaemonConfig {
             grace_period: Human(Duration::from_secs(30)),
             sinks: vec![SinkKind::Sqlite],
             jsonl: JsonlSection::default(),
+            tail: Vec::new(),
             pipeline: PipelineSection::default(),
             filter: zen_filter::FilterConfig::default(),
             sources: NormalizeConfig::default(),

@@ -163,6 +163,15 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         if config.token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!("listening beyond loopback without a token: set ZEN_TOKEN");
         }
+        let _tails = config
+            .tail
+            .iter()
+            .map(|t| {
+                tracing::info!(file = %t.0.path.display(), format = %t.0.format, "following a file");
+                zen_pipeline::Tail::start(t.0.clone(), pipeline.clone(), store.clone())
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("starting a file tail")?;
         let shutdown = {
             let draining = draining.clone();
             async move {

@@ -85,6 +85,10 @@ struct RunArgs {
     /// Log format (`ZEN_LOG_FORMAT`).
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log`
+    /// (repeatable; added to the configuration file's `tail`).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    tail: Vec<config::TailSpec>,
 }
 
 impl RunArgs {
@@ -100,7 +104,10 @@ impl RunArgs {
             let name = if f == LogFormat::Json { "json" } else { "text" };
             overrides.push(("log_format", name.to_owned()));
         }
-        config::load(self.config.as_deref(), std::env::vars(), &overrides)
+        let (mut config, warnings) =
+            config::load(self.config.as_deref(), std::env::vars(), &overrides)?;
+        config.tail.extend(self.tail.iter().cloned());
+        Ok((config, warnings))
     }
 }
 

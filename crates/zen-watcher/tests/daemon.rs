@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
-use common::{post, start, try_post};
+use common::{post, start, start_with, try_post};
 
 #[test]
 fn sigterm_drains_and_nothing_accepted_is_lost() {
@@ -368,6 +368,103 @@ fn observations_also_go_to_json_lines_when_configured() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// An audit log line: a RoleBinding `name` created by alice (a finding of its own).
+fn audit_line(name: &str) -> String {
+    format!(
+        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{name}","stage":"ResponseComplete","requestURI":"/apis/rbac.authorization.k8s.io/v1/namespaces/shop/rolebindings","verb":"create","user":{{"username":"alice"}},"objectRef":{{"resource":"rolebindings","namespace":"shop","name":"{name}","apiGroup":"rbac.authorization.k8s.io","apiVersion":"v1"}},"responseStatus":{{"code":201}},"stageTimestamp":"2026-02-11T09:01:02Z"}}"#
+    ) + "\n"
+}
+
+/// Rule binding names stored, with their counts, once `n` are there (or after 30 s).
+fn stored_names(addr: std::net::SocketAddr, n: usize) -> Vec<(String, u64)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = common::get(addr, "/api/v1/observations?limit=1000");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        let mut names: Vec<(String, u64)> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["resource"]["name"].as_str().unwrap().to_owned(),
+                    o["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        if names.len() >= n || std::time::Instant::now() > deadline {
+            names.sort();
+            return names;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn a_tailed_file_is_followed_through_rotation_and_restarts_without_loss_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let tail = format!("audit:{}", log.display());
+    let names = |range: std::ops::Range<usize>| -> String {
+        range.map(|i| audit_line(&format!("rb-{i:02}"))).collect()
+    };
+    // Lines 1-3, a bad line 4, and half of line 5.
+    append(&log, &names(0..3));
+    append(&log, "{\"auditID\": \n");
+    let half = names(3..4);
+    append(&log, &half[..40]);
+    let (mut child, addr, logs) = start_with(dir.path(), &[], &["--tail", &tail]);
+    // Read to the end (a pipe closed early would fail the daemon's writes).
+    let warned = std::thread::spawn(move || {
+        logs.map(|l| l.unwrap())
+            .filter(|l| l.contains("a line could not be read"))
+            .last()
+    });
+    assert_eq!(stored_names(addr, 3).len(), 3);
+    // The rest of line 5, then more; then rotation by rename, and a new file.
+    append(&log, &half[40..]);
+    append(&log, &names(4..6));
+    assert_eq!(stored_names(addr, 6).len(), 6);
+    std::fs::rename(&log, dir.path().join("audit.log.1")).unwrap();
+    append(&log, &names(6..8));
+    assert_eq!(stored_names(addr, 8).len(), 8);
+    // Stopped mid-file; lines written while it is down are read after the restart, once.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let bad = warned.join().unwrap().expect("the bad line is logged");
+    assert!(status.success(), "{status}");
+    let bad: Value = serde_json::from_str(&bad).unwrap();
+    assert_eq!(bad["line"], 4, "{bad}");
+    assert!(
+        bad["file"].as_str().unwrap().ends_with("audit.log"),
+        "{bad}"
+    );
+    append(&log, &names(8..10));
+    let (mut child, addr, logs) = start_with(dir.path(), &[], &["--tail", &tail]);
+    std::thread::spawn(move || logs.for_each(drop));
+    let stored = stored_names(addr, 10);
+    let expected: Vec<(String, u64)> = (0..10).map(|i| (format!("rb-{i:02}"), 1)).collect();
+    assert_eq!(stored, expected, "every line once, none twice");
+    // Rotation by truncation: read from the start again.
+    std::fs::write(&log, names(10..11)).unwrap();
+    assert_eq!(stored_names(addr, 11).len(), 11);
     child.kill().unwrap();
     child.wait().unwrap();
 }
