@@ -173,13 +173,7 @@ impl Deduper {
     ) -> Verdict {
         let now = self.nanos(now);
         self.stats.checked += 1;
-        let key = split(fingerprint);
-        let hash = self.hasher.hash_one(key);
-        let (slots, head) = (&self.slots, self.head);
-        let found = self
-            .index
-            .find(hash, |&seq| slots[pos(seq, head)].fingerprint == key)
-            .copied();
+        let (key, hash, found) = self.find(fingerprint);
         if let Some(seq) = found {
             let slot = &mut self.slots[pos(seq, self.head)];
             if now < slot.expires {
@@ -228,13 +222,7 @@ impl Deduper {
     /// sink dead-lettered it), so the next sighting must be taken in as new. Its pending
     /// duplicates are still handed over. Says whether it was remembered.
     pub fn forget_fingerprint(&mut self, fingerprint: Fingerprint) -> bool {
-        let key = split(fingerprint);
-        let hash = self.hasher.hash_one(key);
-        let (slots, head) = (&self.slots, self.head);
-        let found = self
-            .index
-            .find(hash, |&seq| slots[pos(seq, head)].fingerprint == key)
-            .copied();
+        let (_, hash, found) = self.find(fingerprint);
         if let Some(seq) = found {
             self.forget(seq, hash);
         }
@@ -295,6 +283,18 @@ impl Deduper {
     }
 
     /// Drops expired and dead slots from the front, then the oldest while full.
+    /// The fingerprint's key and hash, and the sequence number of its live slot, if any.
+    fn find(&self, fingerprint: Fingerprint) -> ([u64; 2], u64, Option<u32>) {
+        let key = split(fingerprint);
+        let hash = self.hasher.hash_one(key);
+        let (slots, head) = (&self.slots, self.head);
+        let found = self
+            .index
+            .find(hash, |&seq| slots[pos(seq, head)].fingerprint == key)
+            .copied();
+        (key, hash, found)
+    }
+
     fn make_room(&mut self, now: u64) {
         while let Some(front) = self.slots.front() {
             let full = self.slots.len() >= self.max_entries;
