@@ -179,11 +179,22 @@ impl SinkRunner {
                 Job::Output(Output::Batch(mut batch)) => {
                     // Batches of the same source already waiting go in the same write — one
                     // transaction — so a backed-up sink catches up with fewer commits. An idle
-                    // one writes each batch as it comes.
+                    // one writes each batch as it comes. Counts awaited right behind them go in
+                    // the same transaction too: an acknowledged request with duplicates costs
+                    // one commit, not two.
+                    let mut awaited = None;
                     while batch.items.len() < MAX_WRITE {
                         match jobs.try_recv() {
                             Ok(Job::Output(Output::Batch(more))) if more.source == batch.source => {
                                 batch.items.extend(more.items);
+                            }
+                            Ok(Job::Output(Output::Duplicates {
+                                updates: more,
+                                acked,
+                            })) => {
+                                updates.add(more);
+                                awaited = Some((updates.take(usize::MAX), acked));
+                                break;
                             }
                             Ok(other) => {
                                 next = Some(other);
@@ -192,7 +203,7 @@ impl SinkRunner {
                             Err(_) => break,
                         }
                     }
-                    self.write(&batch.source, batch.items);
+                    self.write(&batch.source, batch.items, awaited, &mut updates);
                 }
                 Job::Output(Output::Rejected {
                     source,
@@ -214,15 +225,8 @@ impl SinkRunner {
                     updates: more,
                     acked,
                 }) => {
-                    // Their submitters wait: every count waiting goes in now.
                     updates.add(more);
-                    let mut applied = true;
-                    while !updates.is_empty() {
-                        applied &= self.apply_slice(&mut updates);
-                    }
-                    for (ack, n) in acked {
-                        ack.resolve(n, !applied);
-                    }
+                    self.apply_awaited(&mut updates, acked);
                 }
                 Job::Duplicates(more) => updates.add(more),
             }
@@ -230,6 +234,17 @@ impl SinkRunner {
         // Shutting down: what is left.
         while !updates.is_empty() {
             self.apply_slice(&mut updates);
+        }
+    }
+
+    /// Applies every waiting count now — submitters wait on some — and tells them.
+    fn apply_awaited(&mut self, updates: &mut Pending, acked: Vec<(Arc<crate::Ack>, usize)>) {
+        let mut applied = true;
+        while !updates.is_empty() {
+            applied &= self.apply_slice(updates);
+        }
+        for (ack, n) in acked {
+            ack.resolve(n, !applied);
         }
     }
 
@@ -251,7 +266,15 @@ impl SinkRunner {
         }
     }
 
-    fn write(&mut self, source: &str, items: Vec<Tracked>) {
+    /// Writes a batch; with `awaited`, adds those counts in the same call (one transaction in
+    /// a store) and resolves the acknowledgements waiting on them.
+    fn write(
+        &mut self,
+        source: &str,
+        items: Vec<Tracked>,
+        awaited: Option<(Vec<DuplicateUpdate>, Vec<(Arc<crate::Ack>, usize)>)>,
+        updates: &mut Pending,
+    ) {
         let started = Instant::now();
         let mut kept = Vec::with_capacity(items.len());
         let mut tails = Vec::with_capacity(items.len());
@@ -263,8 +286,21 @@ impl SinkRunner {
             tails.push((t.received, t.ack));
         }
         let n = kept.len() as u64;
-        match self.attempt(|sink| sink.write(source, &kept)) {
+        let counts: &[DuplicateUpdate] = awaited.as_ref().map_or(&[], |(u, _)| u);
+        let outcome = self.attempt(|sink| match counts {
+            [] => sink.write(source, &kept),
+            counts => sink.write_then_count(source, &kept, counts),
+        });
+        match outcome {
             Ok(()) => {
+                if let Some((counts, acked)) = awaited {
+                    self.stats
+                        .duplicate_updates
+                        .fetch_add(counts.len() as u64, Relaxed);
+                    for (ack, n) in acked {
+                        ack.resolve(n, false);
+                    }
+                }
                 let done = Instant::now();
                 self.stats.written.fetch_add(n, Relaxed);
                 let sink = self.sink.name();
@@ -300,6 +336,11 @@ impl SinkRunner {
                 let _ = self
                     .forget
                     .send(kept.iter().map(|k| k.event.fingerprint).collect());
+                // The counts went down with the batch: on their own, then.
+                if let Some((counts, acked)) = awaited {
+                    updates.add(counts);
+                    self.apply_awaited(updates, acked);
+                }
                 self.dead_letter(DeadLetter {
                     source: source.to_owned(),
                     events: kept.into_iter().map(|k| k.event).collect(),

@@ -47,6 +47,18 @@ pub trait Sink: Send {
     /// Adds duplicate counts to kept events, found by [`DuplicateUpdate::seq`]. An update whose
     /// event was never written (filtered after de-duplication, dead-lettered) changes nothing.
     fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError>;
+    /// Writes kept events, then adds duplicate counts (some maybe of these very events): what
+    /// an acknowledged request with duplicates waits for. A store does both in one transaction;
+    /// by default, one call and then the other.
+    fn write_then_count(
+        &mut self,
+        source: &str,
+        events: &[Kept],
+        updates: &[DuplicateUpdate],
+    ) -> Result<(), SinkError> {
+        self.write(source, events)?;
+        self.apply_duplicates(updates)
+    }
 }
 
 /// Where a tailed file is read up to.

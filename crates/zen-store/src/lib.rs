@@ -544,13 +544,34 @@ impl Sink for SqliteSink {
     }
 
     fn write(&mut self, _source: &str, events: &[Kept]) -> Result<(), SinkError> {
+        self.commit(events, &[])
+    }
+
+    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
+        self.commit(&[], updates)
+    }
+
+    /// One transaction, one commit: what an acknowledged request with duplicates waits for.
+    fn write_then_count(
+        &mut self,
+        _source: &str,
+        events: &[Kept],
+        updates: &[DuplicateUpdate],
+    ) -> Result<(), SinkError> {
+        self.commit(events, updates)
+    }
+}
+
+impl SqliteSink {
+    /// Writes `events` and adds `updates` (counts of sightings written before, or in this very
+    /// transaction) in one transaction.
+    fn commit(&mut self, events: &[Kept], updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
         let started = Instant::now();
         let base = self.seq_base;
         let mut tally = Tally::default();
-        let mut written = Vec::with_capacity(events.len());
         let received_at = nanos(Timestamp::now());
         let tx = self.conn.transaction().map_err(sink_error)?;
-        {
+        if !events.is_empty() {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO observations (fingerprint, source, category, severity, event_type, rule_id, title,
@@ -563,7 +584,9 @@ impl Sink for SqliteSink {
                 let seq = *seq;
                 let key = self.keys.index(e.source.as_ref(), e.severity.rank());
                 tally.add(key, 1, 1);
-                written.push((seq, key));
+                // Noted before the commit: the counts below may be of these rows. Should the
+                // transaction fail, a noted key is never read (no count finds an unwritten row).
+                self.recent.note(seq, key);
                 let r = e.resource.as_ref();
                 // Most events have none: no need to serialise (and allocate) an empty map.
                 let labels = if e.labels.is_empty() {
@@ -596,23 +619,7 @@ impl Sink for SqliteSink {
                     .map_err(sink_error)?;
             }
         }
-        tally.apply(&self.keys, &tx).map_err(sink_error)?;
-        tx.commit().map_err(sink_error)?;
-        self.commits.note();
-        for (seq, key) in written {
-            self.recent.note(seq, key);
-        }
-        self.timings.create.record(started.elapsed().as_secs_f64());
-        Ok(())
-    }
-
-    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
-        let started = Instant::now();
-        let base = self.seq_base;
-        let mut tally = Tally::default();
-        let received_at = nanos(Timestamp::now());
-        let tx = self.conn.transaction().map_err(sink_error)?;
-        {
+        if !updates.is_empty() {
             let mut update = tx
                 .prepare_cached(
                     "INSERT INTO observation_repeats (id, repeats, last_seen, received_at)
@@ -651,7 +658,13 @@ impl Sink for SqliteSink {
         tally.apply(&self.keys, &tx).map_err(sink_error)?;
         tx.commit().map_err(sink_error)?;
         self.commits.note();
-        self.timings.update.record(started.elapsed().as_secs_f64());
+        let took = started.elapsed().as_secs_f64();
+        if !events.is_empty() {
+            self.timings.create.record(took);
+        }
+        if !updates.is_empty() {
+            self.timings.update.record(took);
+        }
         Ok(())
     }
 }

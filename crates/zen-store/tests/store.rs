@@ -644,3 +644,38 @@ fn dead_letters_are_kept_listed_bounded_and_removed() {
     assert!(!store.remove_dead_letter(rest[0].id + 1).unwrap());
     assert_eq!(store.dead_letter_counts().unwrap().letters, 1);
 }
+
+#[test]
+fn rows_and_the_counts_of_their_duplicates_go_in_one_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zen.db");
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    let all = events();
+    sink.write("x", &numbered(&all[..1], [0])).unwrap();
+    let update = |seq: u64, duplicates| DuplicateUpdate {
+        fingerprint: all[0].fingerprint,
+        seq,
+        duplicates,
+        last_seen: "2026-03-01T00:00:00Z".parse().unwrap(),
+    };
+    // A row written in this very call and one written before, both counted.
+    sink.write_then_count(
+        "x",
+        &numbered(&all[1..2], [1]),
+        &[update(1, 2), update(0, 3)],
+    )
+    .unwrap();
+    let mut counts: Vec<u64> = store
+        .list(&Query::default())
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.observation.count)
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [3, 4]);
+    assert_eq!(
+        store.counts().unwrap().by_source_severity,
+        counted_from_rows(&path)
+    );
+}
