@@ -449,8 +449,8 @@ fn process_loop(
             Vec::new()
         };
         // Batches before the duplicate counts of their events.
-        for o in out.drain(..) {
-            if tx.send(sink::Job::Output(o)).is_err() {
+        for job in sink::jobs(&mut out) {
+            if tx.send(job).is_err() {
                 return;
             }
         }
@@ -460,8 +460,8 @@ fn process_loop(
     }
     processor.drain(Instant::now(), &mut out);
     let updates = processor.take_duplicates(Instant::now(), &mut out);
-    for o in out.drain(..) {
-        let _ = tx.send(sink::Job::Output(o));
+    for job in sink::jobs(&mut out) {
+        let _ = tx.send(job);
     }
     if !updates.is_empty() {
         let _ = tx.send(sink::Job::Duplicates(updates));

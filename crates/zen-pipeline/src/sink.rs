@@ -57,6 +57,36 @@ impl Pending {
 pub(crate) enum Job {
     Output(Output),
     Duplicates(Vec<DuplicateUpdate>),
+    /// A batch, and behind it counts that submitters wait for: written in one transaction.
+    Counted {
+        batch: zen_batch::Batch<Tracked>,
+        updates: Vec<DuplicateUpdate>,
+        acked: Vec<(Arc<crate::Ack>, usize)>,
+    },
+}
+
+/// The processor's outputs as jobs, in order; awaited counts ride with the batch just before
+/// them (every batch they may count is written by then), so they cost no commit of their own.
+pub(crate) fn jobs(out: &mut Vec<Output>) -> Vec<Job> {
+    let mut jobs: Vec<Job> = Vec::with_capacity(out.len());
+    for o in out.drain(..) {
+        let Output::Duplicates { updates, acked } = o else {
+            jobs.push(Job::Output(o));
+            continue;
+        };
+        match jobs.pop() {
+            Some(Job::Output(Output::Batch(batch))) => jobs.push(Job::Counted {
+                batch,
+                updates,
+                acked,
+            }),
+            last => {
+                jobs.extend(last);
+                jobs.push(Job::Output(Output::Duplicates { updates, acked }));
+            }
+        }
+    }
+    jobs
 }
 
 impl Job {
@@ -64,27 +94,34 @@ impl Job {
     /// acknowledgement waiting on it; events rejected before any sink are the primary's alone.
     pub(crate) fn for_secondary(&self) -> Option<Job> {
         match self {
-            Job::Output(Output::Batch(b)) => {
-                let items = b
-                    .items
-                    .iter()
-                    .map(|t| Tracked {
-                        ack: None,
-                        ..t.clone()
-                    })
-                    .collect();
-                Some(Job::Output(Output::Batch(zen_batch::Batch {
-                    items,
-                    source: b.source.clone(),
-                    reason: b.reason,
-                    latency: b.latency,
-                })))
-            }
+            Job::Counted { batch, updates, .. } => Some(Job::Counted {
+                batch: without_acks(batch),
+                updates: updates.clone(),
+                acked: Vec::new(),
+            }),
+            Job::Output(Output::Batch(b)) => Some(Job::Output(Output::Batch(without_acks(b)))),
             Job::Output(Output::Rejected { .. }) => None,
             Job::Output(Output::Duplicates { updates, .. }) | Job::Duplicates(updates) => {
                 Some(Job::Duplicates(updates.clone()))
             }
         }
+    }
+}
+
+/// A copy of a batch that no acknowledgement waits on.
+fn without_acks(b: &zen_batch::Batch<Tracked>) -> zen_batch::Batch<Tracked> {
+    zen_batch::Batch {
+        items: b
+            .items
+            .iter()
+            .map(|t| Tracked {
+                ack: None,
+                ..t.clone()
+            })
+            .collect(),
+        source: b.source.clone(),
+        reason: b.reason,
+        latency: b.latency,
     }
 }
 
@@ -188,11 +225,13 @@ impl SinkRunner {
                             Ok(Job::Output(Output::Batch(more))) if more.source == batch.source => {
                                 batch.items.extend(more.items);
                             }
-                            Ok(Job::Output(Output::Duplicates {
-                                updates: more,
+                            Ok(Job::Counted {
+                                batch: more,
+                                updates: counts,
                                 acked,
-                            })) => {
-                                updates.add(more);
+                            }) if more.source == batch.source => {
+                                batch.items.extend(more.items);
+                                updates.add(counts);
                                 awaited = Some((updates.take(usize::MAX), acked));
                                 break;
                             }
@@ -227,6 +266,15 @@ impl SinkRunner {
                 }) => {
                     updates.add(more);
                     self.apply_awaited(&mut updates, acked);
+                }
+                Job::Counted {
+                    batch,
+                    updates: counts,
+                    acked,
+                } => {
+                    updates.add(counts);
+                    let awaited = Some((updates.take(usize::MAX), acked));
+                    self.write(&batch.source, batch.items, awaited, &mut updates);
                 }
                 Job::Duplicates(more) => updates.add(more),
             }
