@@ -61,7 +61,7 @@ pub(crate) enum Job {
     Counted {
         batch: zen_batch::Batch<Tracked>,
         updates: Vec<DuplicateUpdate>,
-        acked: Vec<(Arc<crate::Ack>, usize)>,
+        acked: Awaiting,
     },
 }
 
@@ -107,6 +107,9 @@ impl Job {
         }
     }
 }
+
+/// Acknowledgements waiting on duplicate counts, and how many events of each the counts settle.
+pub(crate) type Awaiting = Vec<(Arc<crate::Ack>, usize)>;
 
 /// A copy of a batch that no acknowledgement waits on.
 fn without_acks(b: &zen_batch::Batch<Tracked>) -> zen_batch::Batch<Tracked> {
@@ -286,7 +289,7 @@ impl SinkRunner {
     }
 
     /// Applies every waiting count now — submitters wait on some — and tells them.
-    fn apply_awaited(&mut self, updates: &mut Pending, acked: Vec<(Arc<crate::Ack>, usize)>) {
+    fn apply_awaited(&mut self, updates: &mut Pending, acked: Awaiting) {
         let mut applied = true;
         while !updates.is_empty() {
             applied &= self.apply_slice(updates);
@@ -320,7 +323,7 @@ impl SinkRunner {
         &mut self,
         source: &str,
         items: Vec<Tracked>,
-        awaited: Option<(Vec<DuplicateUpdate>, Vec<(Arc<crate::Ack>, usize)>)>,
+        awaited: Option<(Vec<DuplicateUpdate>, Awaiting)>,
         updates: &mut Pending,
     ) {
         let started = Instant::now();
