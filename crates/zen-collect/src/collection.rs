@@ -37,7 +37,37 @@ pub struct Settings {
     pub inventory_interval: Duration,
 }
 
+/// A setting out of its range: the field, and what was expected against what was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct SettingsError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
 impl Settings {
+    /// Checks the ranges the fields' docs give.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |field, problem: String| Err(SettingsError { field, problem });
+        if self.interval < Duration::from_millis(100) {
+            return bad(
+                "interval",
+                format!("expected at least 100ms, found {:?}", self.interval),
+            );
+        }
+        let fs = self.filesystem_interval;
+        if fs < Duration::from_secs(10) || fs > Duration::from_secs(60) {
+            return bad(
+                "filesystem_interval",
+                format!("expected 10s to 60s, found {fs:?}"),
+            );
+        }
+        if self.filesystem_timeout.is_zero() {
+            return bad("filesystem_timeout", "expected more than 0s".to_owned());
+        }
+        Ok(())
+    }
+
     /// The defaults for a host whose files are under `roots`.
     pub fn new(roots: Roots) -> Result<Settings, regex::Error> {
         Ok(Settings {

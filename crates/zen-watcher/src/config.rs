@@ -294,27 +294,12 @@ impl CollectSection {
             &self.exclude_fstypes,
         )
         .context("collect.exclude_mountpoints / collect.exclude_fstypes")?;
-        if self.interval.0 < Duration::from_millis(100) {
-            bail!(
-                "collect.interval: expected at least 100ms, found {}",
-                self.interval
-            );
-        }
-        let fs = self.filesystem_interval.0;
-        if fs < Duration::from_secs(10) || fs > Duration::from_secs(60) {
-            bail!(
-                "collect.filesystem_interval: expected 10s to 60s, found {}",
-                self.filesystem_interval
-            );
-        }
-        if self.filesystem_timeout.0.is_zero() {
-            bail!("collect.filesystem_timeout: expected more than 0s");
-        }
         s.interval = self.interval.0;
-        s.filesystem_interval = fs;
+        s.filesystem_interval = self.filesystem_interval.0;
         s.filesystem_timeout = self.filesystem_timeout.0;
         s.container_limit = self.container_limit;
         s.collectors = self.collectors;
+        s.validate().map_err(|e| anyhow::anyhow!("collect.{e}"))?;
         Ok(s)
     }
 }
