@@ -58,8 +58,8 @@ fn groups(spec: &Spec) -> Vec<Group> {
             rules.push(PromRule {
                 alert: Some(BURN_ALERT.to_owned()),
                 expr: promql::burn(slo, tier),
-                labels: crate::eval::burn_labels(slo, tier),
-                annotations: crate::eval::burn_annotations(slo, tier),
+                labels: crate::compile::burn_labels(slo, tier),
+                annotations: crate::compile::burn_annotations(slo, tier),
                 ..PromRule::default()
             });
         }

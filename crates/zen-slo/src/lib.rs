@@ -9,6 +9,7 @@
 //! test compares every alert's state at every evaluation. Without traffic an SLI has no value —
 //! never NaN or infinity — in the evaluator and in the rules alike.
 
+mod compile;
 pub mod defaults;
 pub mod eval;
 pub mod generate;
