@@ -1,0 +1,290 @@
+//! The one writer: [`SqliteSink`] writes each call in one transaction, adds duplicate counts to
+//! the kept rows' repeats, and keeps `observation_counts` in step.
+
+use super::*;
+
+/// Adds to `observation_counts`: `?3` rows and `?4` occurrences of source `?1`, severity `?2`.
+pub(crate) const ADD_COUNTS: &str =
+    "INSERT INTO observation_counts (source, severity, observations, occurrences)
+    VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (source, severity) DO UPDATE SET
+        observations = observations + excluded.observations,
+        occurrences = occurrences + excluded.occurrences";
+
+/// The keys of `observation_counts` met so far — (source, severity) pairs — by index.
+#[derive(Debug, Default)]
+pub(crate) struct Keys(Vec<(String, u8)>);
+
+impl Keys {
+    pub(crate) fn index(&mut self, source: &str, severity: u8) -> usize {
+        match self
+            .0
+            .iter()
+            .position(|(s, r)| *r == severity && s == source)
+        {
+            Some(k) => k,
+            None => {
+                self.0.push((source.to_owned(), severity));
+                self.0.len() - 1
+            }
+        }
+    }
+}
+
+/// The key index of the rows this sink wrote lately, by sequence number, so that a duplicate
+/// count can be added to `observation_counts` without reading its row back (`UPDATE … RETURNING`
+/// cost half as much again per update; docs/scripts/sqlite-update-cost.py). Counts name recent rows: the
+/// deduper forgets a sighting after its window, or after `dedup_max_entries` newer ones. Rows it
+/// does not know are read.
+#[derive(Debug, Default)]
+pub(crate) struct Recent {
+    /// `ring[i]` is the key index of sequence number `first + i`, or [`Recent::NONE`].
+    pub(crate) first: u64,
+    pub(crate) ring: VecDeque<u8>,
+}
+
+impl Recent {
+    /// Not written, or under a key past the first 255.
+    const NONE: u8 = u8::MAX;
+    /// Sequence numbers remembered: 128 KiB.
+    const LEN: usize = 1 << 17;
+
+    pub(crate) fn note(&mut self, seq: u64, key: usize) {
+        let Some(mut i) = seq.checked_sub(self.first) else {
+            return; // older than what is remembered
+        };
+        if i >= Self::LEN as u64 + self.ring.len() as u64 {
+            // Far past everything remembered: start again from here.
+            self.ring.clear();
+            self.first = seq;
+            i = 0;
+        }
+        let i = i as usize;
+        if i >= self.ring.len() {
+            self.ring.resize(i + 1, Self::NONE);
+        }
+        self.ring[i] = u8::try_from(key).unwrap_or(Self::NONE);
+        while self.ring.len() > Self::LEN {
+            self.ring.pop_front();
+            self.first += 1;
+        }
+    }
+
+    pub(crate) fn key(&self, seq: u64) -> Option<usize> {
+        let i = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        Some(*self.ring.get(i)?)
+            .filter(|&k| k != Self::NONE)
+            .map(usize::from)
+    }
+}
+
+/// Rows and occurrences to add to `observation_counts`, by index in [`Keys`].
+#[derive(Debug, Default)]
+pub(crate) struct Tally(Vec<(i64, i64)>);
+
+impl Tally {
+    pub(crate) fn add(&mut self, key: usize, rows: i64, occurrences: i64) {
+        if key >= self.0.len() {
+            self.0.resize(key + 1, (0, 0));
+        }
+        self.0[key].0 += rows;
+        self.0[key].1 += occurrences;
+    }
+
+    /// Adds the tally to `observation_counts`, inside the caller's transaction.
+    pub(crate) fn apply(&self, keys: &Keys, conn: &Connection) -> Result<(), rusqlite::Error> {
+        let mut add = conn.prepare_cached(ADD_COUNTS)?;
+        for ((source, severity), (rows, occurrences)) in keys.0.iter().zip(&self.0) {
+            if (*rows, *occurrences) != (0, 0) {
+                add.execute(params![source, severity, rows, occurrences])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an error may pass if tried again.
+pub(crate) fn sink_error(e: rusqlite::Error) -> SinkError {
+    let retryable = matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+        )
+    );
+    metrics::counter!("zen_watcher_errors_total", "component" => "store", "category" => "store")
+        .increment(1);
+    SinkError {
+        message: format!("store: {e}"),
+        retryable,
+    }
+}
+
+/// The one writer of the store; the pipeline's sink.
+#[derive(Debug)]
+pub struct SqliteSink {
+    pub(crate) conn: Connection,
+    pub(crate) timings: Timings,
+    /// Added to the pipeline's sequence numbers ([`Kept::seq`]), which start at
+    /// 0 in every run, to make the row id: one more than the largest stored when the store was
+    /// opened, so a restart never reuses the id of a stored row (as SQLite's own row ids, it may
+    /// reuse those of rows all purged).
+    pub(crate) seq_base: i64,
+    pub(crate) keys: Keys,
+    pub(crate) recent: Recent,
+    pub(crate) commits: Commits,
+    /// Dropped after `conn` (fields drop in order): the last checkpoint sees every commit.
+    pub(crate) _checkpointer: Checkpointer,
+}
+
+impl SqliteSink {
+    /// How long a write waits for a lock held by another connection before it fails (retryably).
+    pub fn set_busy_timeout(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+}
+
+/// The row id of the sighting with the pipeline's sequence number `seq`.
+pub(crate) fn row_id(base: i64, seq: u64) -> i64 {
+    i64::try_from(seq).map_or(i64::MAX, |s| s.saturating_add(base))
+}
+
+impl Sink for SqliteSink {
+    fn name(&self) -> &str {
+        "sqlite"
+    }
+
+    fn write(&mut self, _source: &str, events: &[Kept]) -> Result<(), SinkError> {
+        self.commit(events, &[])
+    }
+
+    fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
+        self.commit(&[], updates)
+    }
+
+    /// One transaction, one commit: what an acknowledged request with duplicates waits for.
+    fn write_then_count(
+        &mut self,
+        _source: &str,
+        events: &[Kept],
+        updates: &[DuplicateUpdate],
+    ) -> Result<(), SinkError> {
+        self.commit(events, updates)
+    }
+}
+
+impl SqliteSink {
+    /// Writes `events` and adds `updates` (counts of sightings written before, or in this very
+    /// transaction) in one transaction.
+    pub(crate) fn commit(
+        &mut self,
+        events: &[Kept],
+        updates: &[DuplicateUpdate],
+    ) -> Result<(), SinkError> {
+        let started = Instant::now();
+        let base = self.seq_base;
+        let mut tally = Tally::default();
+        let received_at = nanos(Timestamp::now());
+        let tx = self.conn.transaction().map_err(sink_error)?;
+        if !events.is_empty() {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO observations (fingerprint, source, category, severity, event_type, rule_id, title,
+                        message, resource_api_version, resource_kind, resource_name, resource_namespace, namespace,
+                        node, detected_at, first_seen, last_seen, count, labels, details, id, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, 1, ?16, ?17, ?18, ?19)",
+                )
+                .map_err(sink_error)?;
+            for Kept { seq, event: e } in events {
+                let seq = *seq;
+                let key = self.keys.index(e.source.as_ref(), e.severity.rank());
+                tally.add(key, 1, 1);
+                // Noted before the commit: the counts below may be of these rows. Should the
+                // transaction fail, a noted key is never read (no count finds an unwritten row).
+                self.recent.note(seq, key);
+                let r = e.resource.as_ref();
+                // Most events have none: no need to serialise (and allocate) an empty map.
+                let labels = if e.labels.is_empty() {
+                    Cow::Borrowed("{}")
+                } else {
+                    Cow::Owned(serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned()))
+                };
+                insert
+                    .execute(params![
+                        e.fingerprint.0.to_be_bytes(),
+                        e.source.as_ref(),
+                        e.category.as_str(),
+                        e.severity.rank(),
+                        e.event_type.as_ref(),
+                        e.rule_id,
+                        e.title,
+                        e.message,
+                        r.and_then(|r| r.api_version.as_deref()),
+                        r.map(|r| r.kind.as_str()),
+                        r.map(|r| r.name.as_str()),
+                        r.and_then(|r| r.namespace.as_deref()),
+                        e.namespace,
+                        e.node,
+                        nanos(e.detected_at),
+                        labels,
+                        e.details.get(),
+                        row_id(base, seq),
+                        received_at,
+                    ])
+                    .map_err(sink_error)?;
+            }
+        }
+        if !updates.is_empty() {
+            let mut update = tx
+                .prepare_cached(
+                    "INSERT INTO observation_repeats (id, repeats, last_seen, received_at)
+                        SELECT ?3, ?1, ?2, ?4 WHERE EXISTS (SELECT 1 FROM observations WHERE id = ?3)
+                     ON CONFLICT (id) DO UPDATE SET
+                        repeats = repeats + excluded.repeats,
+                        last_seen = MAX(last_seen, excluded.last_seen),
+                        received_at = excluded.received_at",
+                )
+                .map_err(sink_error)?;
+            for u in updates {
+                let n = i64::try_from(u.duplicates).unwrap_or(i64::MAX);
+                let id = row_id(base, u.seq);
+                // No row changed: its sighting was never written, and there is nothing to count.
+                if update
+                    .execute(params![n, nanos(u.last_seen), id, received_at])
+                    .map_err(sink_error)?
+                    == 0
+                {
+                    continue;
+                }
+                let key = match self.recent.key(u.seq) {
+                    Some(key) => key,
+                    None => tx
+                        .prepare_cached("SELECT source, severity FROM observations WHERE id = ?1")
+                        .and_then(|mut read| {
+                            read.query_row([id], |row| {
+                                Ok(self.keys.index(text(row, 0)?, row.get(1)?))
+                            })
+                        })
+                        .map_err(sink_error)?,
+                };
+                tally.add(key, 0, n);
+            }
+        }
+        tally.apply(&self.keys, &tx).map_err(sink_error)?;
+        tx.commit().map_err(sink_error)?;
+        self.commits.note();
+        let took = started.elapsed().as_secs_f64();
+        if !events.is_empty() {
+            self.timings.create.record(took);
+        }
+        if !updates.is_empty() {
+            self.timings.update.record(took);
+        }
+        Ok(())
+    }
+}
