@@ -23,6 +23,7 @@ use zen_slo::{Alert, Engine, State};
 /// Where alerts go, and how often they are evaluated and re-sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertingConfig {
+    /// How often alerts are evaluated: at least 1s.
     pub interval: Duration,
     /// Alertmanager base URLs (`http://host:9093`); alerts are posted to `/api/v2/alerts`.
     pub alertmanagers: Vec<String>,
@@ -31,6 +32,33 @@ pub struct AlertingConfig {
     pub resend_every: Duration,
     /// The daemon's own URL, for each alert's `generatorURL`.
     pub external_url: String,
+}
+
+/// A setting out of its range: which (as [`AlertingConfig`]'s fields name it) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct SettingsError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl AlertingConfig {
+    /// Checks the ranges the fields' docs give.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.interval < Duration::from_secs(1) {
+            return Err(SettingsError {
+                field: "interval",
+                problem: format!("expected at least 1s, found {:?}", self.interval),
+            });
+        }
+        if self.resend_every.is_zero() {
+            return Err(SettingsError {
+                field: "resend_every",
+                problem: "expected more than 0s".to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The evaluator and what it last said, shared by the evaluation thread and the API.

@@ -103,6 +103,37 @@ pub struct PipelineConfig {
     pub dead_letter_capacity: usize,
 }
 
+/// A setting out of its range: which (as [`PipelineConfig`]'s fields name it) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct SettingsError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl PipelineConfig {
+    /// Checks the ranges the fields' docs give.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let at_least_one = |field, found: usize| match found {
+            0 => Err(SettingsError {
+                field,
+                problem: "expected at least 1, found 0".to_owned(),
+            }),
+            _ => Ok(()),
+        };
+        at_least_one("queue_capacity", self.queue_capacity)?;
+        at_least_one("batch.max_size", self.batch.batch.max_size)?;
+        at_least_one("dead_letter_capacity", self.dead_letter_capacity)?;
+        if self.retry.max_attempts == 0 {
+            return Err(SettingsError {
+                field: "retry.max_attempts",
+                problem: "expected at least 1, found 0".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
@@ -133,5 +164,21 @@ mod tests {
         );
         assert_eq!(ms(p.backoff(30, 0.0)), 2000);
         assert_eq!(ms(p.backoff(2, 1.0)), 25);
+    }
+
+    #[test]
+    fn validate_names_the_setting_out_of_range() {
+        assert_eq!(PipelineConfig::default().validate(), Ok(()));
+        let mut c = PipelineConfig::default();
+        c.batch.batch.max_size = 0;
+        assert_eq!(
+            c.validate().map_err(|e| e.to_string()),
+            Err("batch.max_size: expected at least 1, found 0".to_owned())
+        );
+        let c = PipelineConfig {
+            queue_capacity: 0,
+            ..PipelineConfig::default()
+        };
+        assert_eq!(c.validate().map_err(|e| e.field), Err("queue_capacity"));
     }
 }

@@ -46,7 +46,9 @@ use zen_dedup::Deduper;
 use zen_model::{Context, Event, Format, NormalizeError, Normalized, Normalizer, Syntax};
 
 pub use ack::{Ack, AckOutcome};
-pub use config::{BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, RetryPolicy};
+pub use config::{
+    BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, RetryPolicy, SettingsError,
+};
 pub use processor::{Output, Processor, Tracked};
 pub use settings::{SettingsLoader, SourceSettings};
 pub use stats::{Counts, Ratios};

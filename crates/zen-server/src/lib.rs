@@ -57,8 +57,39 @@ pub struct ServerConfig {
     pub ack_commit: bool,
     /// How long an acknowledged request waits for the commit before answering 504.
     pub ack_timeout: std::time::Duration,
-    /// How long a request's events wait for room in a full pipeline queue before 429.
+    /// How long a request's events wait for room in a full pipeline queue before 429 (at most
+    /// [`ServerConfig::MAX_QUEUE_WAIT`]).
     pub queue_wait: std::time::Duration,
+}
+
+/// A setting out of its range: which (as [`ServerConfig`]'s fields name it) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct SettingsError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl ServerConfig {
+    /// The longest a request may wait for room: a client held longer has likely given up.
+    pub const MAX_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Checks the ranges the fields' docs give.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.queue_wait > Self::MAX_QUEUE_WAIT {
+            return Err(SettingsError {
+                field: "queue_wait",
+                problem: format!("expected at most 10s, found {:?}", self.queue_wait),
+            });
+        }
+        if self.body_limit == 0 {
+            return Err(SettingsError {
+                field: "body_limit",
+                problem: "expected at least 1 byte, found 0".to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {

@@ -198,15 +198,20 @@ impl Default for AlertingSection {
 }
 
 impl AlertingSection {
+    /// Where alerts go and how often, `external_url` standing in for an unset `external_url`.
+    pub(crate) fn settings(&self, external_url: String) -> zen_alerting::AlertingConfig {
+        zen_alerting::AlertingConfig {
+            interval: self.interval.0,
+            alertmanagers: self.alertmanagers.clone(),
+            webhook: self.webhook.clone(),
+            resend_every: self.resend_every.0,
+            external_url: self.external_url.clone().unwrap_or(external_url),
+        }
+    }
+
     /// The evaluator, with the shipped spec checked against the metric catalog and the
     /// configured rule changes applied.
     pub(crate) fn engine(&self) -> Result<zen_slo::Engine> {
-        if self.interval.0 < Duration::from_secs(1) {
-            bail!(
-                "alerting.interval: expected at least 1s, found {}",
-                self.interval
-            );
-        }
         let spec = zen_slo::defaults::spec();
         spec.validate(zen_export::catalog::buckets)
             .context("the shipped SLOs")?;
@@ -478,23 +483,28 @@ pub(crate) fn load(
     Ok((config, warnings))
 }
 
-/// What serde cannot check.
+/// What serde cannot check; each range by the crate that owns the setting.
 fn validate(c: &DaemonConfig) -> Result<()> {
     zen_filter::Filter::compile(&c.filter).context("filter")?;
     zen_model::Normalizer::new(c.sources.clone()).context("sources")?;
-    if c.pipeline.max_batch_size == 0 {
-        bail!("pipeline.max_batch_size: expected at least 1, found 0");
-    }
+    c.pipeline().validate().map_err(|e| {
+        // The pipeline's field as this file's `pipeline` section names it.
+        let key = match e.field {
+            "batch.max_size" => "max_batch_size",
+            field => field,
+        };
+        anyhow::anyhow!("pipeline.{key}: {}", e.problem)
+    })?;
+    c.server().validate()?;
     c.collect.settings()?;
     c.alerting.engine()?;
-    if c.pipeline.queue_capacity == 0 {
-        bail!("pipeline.queue_capacity: expected at least 1, found 0");
-    }
+    c.alerting
+        .settings(String::new())
+        .validate()
+        .map_err(|e| anyhow::anyhow!("alerting.{e}"))?;
+    // The intake threads are the binary's own: it starts them.
     if !(0..=19).contains(&c.intake_nice) {
         bail!("intake_nice: expected 0 to 19, found {}", c.intake_nice);
-    }
-    if c.queue_wait.0 > Duration::from_secs(10) {
-        bail!("queue_wait: expected at most 10s, found {}", c.queue_wait);
     }
     if c.sinks.is_empty() {
         bail!("sinks: expected at least one of sqlite, jsonl, found none");
@@ -510,6 +520,17 @@ fn validate(c: &DaemonConfig) -> Result<()> {
 }
 
 impl DaemonConfig {
+    /// The HTTP side's settings.
+    pub(crate) fn server(&self) -> zen_server::ServerConfig {
+        zen_server::ServerConfig {
+            token: self.token.clone(),
+            body_limit: self.body_limit,
+            ack_commit: self.ack == AckMode::Commit,
+            queue_wait: self.queue_wait.0,
+            ..zen_server::ServerConfig::default()
+        }
+    }
+
     /// Where the JSON-lines sink writes.
     pub(crate) fn jsonl_target(&self) -> zen_store::JsonlTarget {
         let path = self
@@ -665,7 +686,7 @@ mod tests {
                 .contains("pipeline.max_batch_size: expected at least 1")
         );
         assert!(check("intake_nice: 20\n").contains("intake_nice: expected 0 to 19, found 20"));
-        assert!(check("queue_wait: 1m\n").contains("queue_wait: expected at most 10s, found 1m"));
+        assert!(check("queue_wait: 1m\n").contains("queue_wait: expected at most 10s, found 60s"));
         assert!(check("sinks: []\n").contains("sinks: expected at least one"));
         assert!(check("sinks: [jsonl, jsonl]\n").contains("sinks: each sink at most once"));
         assert!(check("sinks: [kafka]\n").contains("unknown variant `kafka`"));

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use zen_model::Normalizer;
 use zen_pipeline::Pipeline;
-use zen_server::{AppState, ServerConfig};
+use zen_server::AppState;
 
-use crate::config::{AckMode, DaemonConfig, LogFormat, SinkKind};
+use crate::config::{DaemonConfig, LogFormat, SinkKind};
 
 fn init_logging(format: LogFormat) {
     let filter =
@@ -103,13 +103,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     let state = AppState {
         pipeline: pipeline.clone(),
         store: store.clone(),
-        config: Arc::new(ServerConfig {
-            token: config.token.clone(),
-            body_limit: config.body_limit,
-            ack_commit: config.ack == AckMode::Commit,
-            queue_wait: config.queue_wait.0,
-            ..ServerConfig::default()
-        }),
+        config: Arc::new(config.server()),
         draining: draining.clone(),
         exporter: Some(exporter.clone()),
         alerting: None,
@@ -142,17 +136,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             .context("reading the listening address")?;
         let mut state = state;
         if let Some(engine) = engine {
-            let a = &config.alerting;
-            let settings = zen_alerting::AlertingConfig {
-                interval: a.interval.0,
-                alertmanagers: a.alertmanagers.clone(),
-                webhook: a.webhook.clone(),
-                resend_every: a.resend_every.0,
-                external_url: a
-                    .external_url
-                    .clone()
-                    .unwrap_or_else(|| format!("http://{addr}")),
-            };
+            let settings = config.alerting.settings(format!("http://{addr}"));
             state.alerting = Some(
                 zen_alerting::Alerting::start(engine, exporter, settings)
                     .context("starting the alert evaluator")?,
