@@ -199,22 +199,31 @@ impl SinkRunner {
         // written (a first sighting's batch is queued before its duplicates' counts). When an
         // acknowledgement waits on some (`Output::Duplicates`), all are applied at once.
         let mut updates = Pending::default();
+        // Whether the sink may hold journaled counts to settle ([`Sink::settle`]), also done
+        // only while no other job waits.
+        let mut unsettled = false;
         loop {
             let job = match next.take() {
                 Some(job) => job,
-                None if updates.is_empty() => match jobs.recv() {
+                None if updates.is_empty() && !unsettled => match jobs.recv() {
                     Ok(job) => job,
                     Err(_) => break,
                 },
                 None => match jobs.try_recv() {
                     Ok(job) => job,
-                    Err(TryRecvError::Empty) => {
+                    Err(TryRecvError::Empty) if !updates.is_empty() => {
                         self.apply_slice(&mut updates);
+                        continue;
+                    }
+                    Err(TryRecvError::Empty) => {
+                        unsettled = self.settle();
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
                 },
             };
+            // Any write may have journaled counts; with none, settling costs nothing.
+            unsettled = true;
             match job {
                 Job::Output(Output::Batch(mut batch)) => {
                     // Batches of the same source already waiting go in the same write — one
@@ -285,6 +294,20 @@ impl SinkRunner {
         // Shutting down: what is left.
         while !updates.is_empty() {
             self.apply_slice(&mut updates);
+        }
+        while self.settle() {}
+    }
+
+    /// Settles a slice of the sink's journaled counts; says whether more remain. On an error
+    /// (after the retries) they stay journaled, to be settled at the next start.
+    fn settle(&mut self) -> bool {
+        match self.attempt(|sink| sink.settle()) {
+            Ok(more) => more,
+            Err((e, attempts)) => {
+                tracing::error!(error = %e, attempts, "journaled duplicate counts could not be settled");
+                metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
+                false
+            }
         }
     }
 
@@ -403,14 +426,14 @@ impl SinkRunner {
     }
 
     /// Calls `op` until it succeeds, fails for good, runs out of attempts or of time.
-    fn attempt(
+    fn attempt<T>(
         &mut self,
-        mut op: impl FnMut(&mut dyn Sink) -> Result<(), SinkError>,
-    ) -> Result<(), (SinkError, u32)> {
+        mut op: impl FnMut(&mut dyn Sink) -> Result<T, SinkError>,
+    ) -> Result<T, (SinkError, u32)> {
         let mut attempt = 1;
         loop {
             match op(self.sink.as_mut()) {
-                Ok(()) => return Ok(()),
+                Ok(v) => return Ok(v),
                 Err(e) if !e.retryable || attempt >= self.retry.max_attempts.max(1) => {
                     return Err((e, attempt));
                 }

@@ -48,8 +48,9 @@ pub trait Sink: Send {
     /// event was never written (filtered after de-duplication, dead-lettered) changes nothing.
     fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError>;
     /// Writes kept events, then adds duplicate counts (some maybe of these very events): what
-    /// an acknowledged request with duplicates waits for. A store does both in one transaction;
-    /// by default, one call and then the other.
+    /// an acknowledged request with duplicates waits for, so both are durable when it returns.
+    /// A store does both in one transaction, and may journal the counts and add them to their
+    /// rows later ([`Sink::settle`]); by default, one call and then the other.
     fn write_then_count(
         &mut self,
         source: &str,
@@ -58,6 +59,11 @@ pub trait Sink: Send {
     ) -> Result<(), SinkError> {
         self.write(source, events)?;
         self.apply_duplicates(updates)
+    }
+    /// Adds a slice of the counts [`Sink::write_then_count`] journaled to their rows; says
+    /// whether any remain. Called while no other work waits, and at shutdown.
+    fn settle(&mut self) -> Result<bool, SinkError> {
+        Ok(false)
     }
 }
 

@@ -133,15 +133,19 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
         timings: Timings::new(),
         commits: commits.clone(),
     };
-    let sink = SqliteSink {
+    let journal = Journal::load(&conn).map_err(err)?;
+    let mut sink = SqliteSink {
         conn,
         timings: Timings::new(),
         seq_base,
         keys: Keys::default(),
         recent: Recent::default(),
+        journal,
         commits,
         _checkpointer: checkpointer,
     };
+    // Counts a previous run journaled and had not added yet: added before anything reads.
+    while sink.settle_slice(usize::MAX).map_err(err)? {}
     Ok((store, sink))
 }
 
@@ -199,4 +203,4 @@ pub use query::{Page, Query, Store, StoreCounts, Stored};
 pub use retention::{PURGE_CHUNK, Retention};
 use schema::{MIGRATIONS, connect};
 pub use sink::SqliteSink;
-use sink::{Keys, Recent, Tally};
+use sink::{Journal, Keys, Recent, Tally};

@@ -102,6 +102,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         offset INTEGER NOT NULL,
         line INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // v9: duplicate counts an acknowledged write made durable, one row per write, until they
+    // are added to their rows' repeats (the sink's `settle`, and at every open).
+    "CREATE TABLE repeat_journal (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        counts BLOB NOT NULL
+    );",
 ];
 
 pub(crate) fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {

@@ -125,6 +125,137 @@ pub(crate) fn sink_error(e: rusqlite::Error) -> SinkError {
     }
 }
 
+/// Duplicate counts an acknowledged write made durable in `repeat_journal` and not yet added
+/// to their rows: one entry per write, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    entries: VecDeque<Journaled>,
+    /// Counts in `entries`.
+    counts: usize,
+}
+
+/// One write's journaled counts.
+#[derive(Debug)]
+struct Journaled {
+    /// Its row in `repeat_journal`.
+    id: i64,
+    /// When the write was committed: what the counts' repeats say they were received at.
+    received_at: i64,
+    counts: Vec<Count>,
+}
+
+/// A duplicate count by row id: how many more sightings, and the latest one's detection time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Count {
+    id: i64,
+    n: i64,
+    last_seen: i64,
+}
+
+impl Count {
+    /// As journaled: the three numbers, little-endian.
+    const BYTES: usize = 24;
+
+    fn encode(counts: &[Count]) -> Vec<u8> {
+        let mut blob = Vec::with_capacity(counts.len() * Self::BYTES);
+        for c in counts {
+            for v in [c.id, c.n, c.last_seen] {
+                blob.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        blob
+    }
+
+    /// `None` when `blob` is not a whole number of counts.
+    fn decode(blob: &[u8]) -> Option<Vec<Count>> {
+        if blob.len() % Self::BYTES != 0 {
+            return None;
+        }
+        let word = |b: &[u8]| b.try_into().ok().map(i64::from_le_bytes);
+        blob.chunks_exact(Self::BYTES)
+            .map(|c| {
+                Some(Count {
+                    id: word(&c[..8])?,
+                    n: word(&c[8..16])?,
+                    last_seen: word(&c[16..])?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Journal {
+    /// The journal as a previous run left it; a row that cannot be read is said and skipped
+    /// (it is deleted with the next settled slice).
+    pub(crate) fn load(conn: &Connection) -> Result<Journal, rusqlite::Error> {
+        let mut journal = Journal::default();
+        let mut read =
+            conn.prepare("SELECT id, received_at, counts FROM repeat_journal ORDER BY id")?;
+        let rows = read.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, received_at, blob) = row?;
+            match Count::decode(&blob) {
+                Some(counts) => journal.push(Journaled {
+                    id,
+                    received_at,
+                    counts,
+                }),
+                None => {
+                    metrics::counter!("zen_watcher_errors_total", "component" => "store", "category" => "store").increment(1);
+                    tracing::error!(
+                        row = id,
+                        bytes = blob.len(),
+                        "repeat_journal: a row is not a whole number of counts; its counts are lost"
+                    );
+                }
+            }
+        }
+        Ok(journal)
+    }
+
+    fn push(&mut self, entry: Journaled) {
+        self.counts += entry.counts.len();
+        self.entries.push_back(entry);
+    }
+
+    /// How many of the oldest entries hold about `counts` counts (at least one entry).
+    fn slice(&self, counts: usize) -> usize {
+        let mut held = 0;
+        self.entries
+            .iter()
+            .take_while(|e| {
+                let more = held < counts;
+                held += e.counts.len();
+                more
+            })
+            .count()
+    }
+}
+
+/// The most journaled counts added to rows in one transaction.
+const SETTLE_SLICE: usize = 1_024;
+
+/// Journaled counts past which a write settles a slice straight after, so that the journal (and
+/// the work left for the next start) stays bounded when the sink is never idle.
+const JOURNAL_BOUND: usize = 16_384;
+
+/// How a write's duplicate counts are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counting {
+    /// Added to their rows' repeats now.
+    Apply,
+    /// Journaled, as one row: a write an acknowledgement waits for pays for one appended row
+    /// rather than an upsert into as many pages of `observation_repeats` as there are counts
+    /// (1.5 times the bytes written at `ack=commit`). [`Sink::settle`] adds them later.
+    Journal,
+}
+
 /// The one writer of the store; the pipeline's sink.
 #[derive(Debug)]
 pub struct SqliteSink {
@@ -137,6 +268,7 @@ pub struct SqliteSink {
     pub(crate) seq_base: i64,
     pub(crate) keys: Keys,
     pub(crate) recent: Recent,
+    pub(crate) journal: Journal,
     pub(crate) commits: Commits,
     /// Dropped after `conn` (fields drop in order): the last checkpoint sees every commit.
     pub(crate) _checkpointer: Checkpointer,
@@ -160,31 +292,75 @@ impl Sink for SqliteSink {
     }
 
     fn write(&mut self, _source: &str, events: &[Kept]) -> Result<(), SinkError> {
-        self.commit(events, &[])
+        self.commit(events, &[], Counting::Apply)
     }
 
     fn apply_duplicates(&mut self, updates: &[DuplicateUpdate]) -> Result<(), SinkError> {
-        self.commit(&[], updates)
+        self.commit(&[], updates, Counting::Apply)
     }
 
-    /// One transaction, one commit: what an acknowledged request with duplicates waits for.
+    /// One transaction, one commit, the counts journaled: what an acknowledged request with
+    /// duplicates waits for.
     fn write_then_count(
         &mut self,
         _source: &str,
         events: &[Kept],
         updates: &[DuplicateUpdate],
     ) -> Result<(), SinkError> {
-        self.commit(events, updates)
+        self.commit(events, updates, Counting::Journal)?;
+        if self.journal.counts > JOURNAL_BOUND {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self) -> Result<bool, SinkError> {
+        self.settle_slice(SETTLE_SLICE).map_err(sink_error)
     }
 }
 
+/// Adds `c` to its row's repeats and to `tally` under the row's key, inside the caller's
+/// transaction. A sighting never written (or purged since) has no row, and nothing is counted.
+fn add_repeat(
+    tx: &rusqlite::Transaction<'_>,
+    (keys, recent, base): (&mut Keys, &Recent, i64),
+    c: Count,
+    received_at: i64,
+    tally: &mut Tally,
+) -> Result<(), rusqlite::Error> {
+    let mut update = tx.prepare_cached(
+        "INSERT INTO observation_repeats (id, repeats, last_seen, received_at)
+            SELECT ?3, ?1, ?2, ?4 WHERE EXISTS (SELECT 1 FROM observations WHERE id = ?3)
+         ON CONFLICT (id) DO UPDATE SET
+            repeats = repeats + excluded.repeats,
+            last_seen = MAX(last_seen, excluded.last_seen),
+            received_at = MAX(received_at, excluded.received_at)",
+    )?;
+    if update.execute(params![c.n, c.last_seen, c.id, received_at])? == 0 {
+        return Ok(());
+    }
+    // Rows this run wrote lately are known by their sequence number; others are read.
+    let known = u64::try_from(c.id - base)
+        .ok()
+        .and_then(|seq| recent.key(seq));
+    let key = match known {
+        Some(key) => key,
+        None => tx
+            .prepare_cached("SELECT source, severity FROM observations WHERE id = ?1")?
+            .query_row([c.id], |row| Ok(keys.index(text(row, 0)?, row.get(1)?)))?,
+    };
+    tally.add(key, 0, c.n);
+    Ok(())
+}
+
 impl SqliteSink {
-    /// Writes `events` and adds `updates` (counts of sightings written before, or in this very
-    /// transaction) in one transaction.
-    pub(crate) fn commit(
+    /// Writes `events` and makes `updates` (counts of sightings written before, or in this very
+    /// transaction) durable as `counting` says, in one transaction.
+    fn commit(
         &mut self,
         events: &[Kept],
         updates: &[DuplicateUpdate],
+        counting: Counting,
     ) -> Result<(), SinkError> {
         let started = Instant::now();
         let base = self.seq_base;
@@ -239,52 +415,117 @@ impl SqliteSink {
                     .map_err(sink_error)?;
             }
         }
-        if !updates.is_empty() {
-            let mut update = tx
-                .prepare_cached(
-                    "INSERT INTO observation_repeats (id, repeats, last_seen, received_at)
-                        SELECT ?3, ?1, ?2, ?4 WHERE EXISTS (SELECT 1 FROM observations WHERE id = ?3)
-                     ON CONFLICT (id) DO UPDATE SET
-                        repeats = repeats + excluded.repeats,
-                        last_seen = MAX(last_seen, excluded.last_seen),
-                        received_at = excluded.received_at",
-                )
-                .map_err(sink_error)?;
-            for u in updates {
-                let n = i64::try_from(u.duplicates).unwrap_or(i64::MAX);
-                let id = row_id(base, u.seq);
-                // No row changed: its sighting was never written, and there is nothing to count.
-                if update
-                    .execute(params![n, nanos(u.last_seen), id, received_at])
-                    .map_err(sink_error)?
-                    == 0
-                {
-                    continue;
+        let counts = updates.iter().map(|u| Count {
+            id: row_id(base, u.seq),
+            n: i64::try_from(u.duplicates).unwrap_or(i64::MAX),
+            last_seen: nanos(u.last_seen),
+        });
+        let mut journaled = None;
+        match counting {
+            _ if updates.is_empty() => {}
+            Counting::Apply => {
+                for c in counts {
+                    add_repeat(
+                        &tx,
+                        (&mut self.keys, &self.recent, base),
+                        c,
+                        received_at,
+                        &mut tally,
+                    )
+                    .map_err(sink_error)?;
                 }
-                let key = match self.recent.key(u.seq) {
-                    Some(key) => key,
-                    None => tx
-                        .prepare_cached("SELECT source, severity FROM observations WHERE id = ?1")
-                        .and_then(|mut read| {
-                            read.query_row([id], |row| {
-                                Ok(self.keys.index(text(row, 0)?, row.get(1)?))
-                            })
-                        })
-                        .map_err(sink_error)?,
-                };
-                tally.add(key, 0, n);
+            }
+            Counting::Journal => {
+                let counts: Vec<Count> = counts.collect();
+                tx.prepare_cached(
+                    "INSERT INTO repeat_journal (received_at, counts) VALUES (?1, ?2)",
+                )
+                .and_then(|mut add| add.execute(params![received_at, Count::encode(&counts)]))
+                .map_err(sink_error)?;
+                journaled = Some(Journaled {
+                    id: tx.last_insert_rowid(),
+                    received_at,
+                    counts,
+                });
             }
         }
         tally.apply(&self.keys, &tx).map_err(sink_error)?;
         tx.commit().map_err(sink_error)?;
         self.commits.note();
+        if let Some(j) = journaled {
+            self.journal.push(j);
+        }
         let took = started.elapsed().as_secs_f64();
         if !events.is_empty() {
             self.timings.create.record(took);
         }
-        if !updates.is_empty() {
+        if counting == Counting::Apply && !updates.is_empty() {
             self.timings.update.record(took);
         }
         Ok(())
+    }
+
+    /// Adds about `counts` of the oldest journaled counts to their rows and deletes their
+    /// journal rows, in one transaction; says whether any remain.
+    pub(crate) fn settle_slice(&mut self, counts: usize) -> Result<bool, rusqlite::Error> {
+        let taken = self.journal.slice(counts);
+        let Some(last) = self
+            .journal
+            .entries
+            .get(taken.wrapping_sub(1))
+            .map(|e| e.id)
+        else {
+            return Ok(false);
+        };
+        let started = Instant::now();
+        let mut tally = Tally::default();
+        let tx = self.conn.transaction()?;
+        for entry in self.journal.entries.iter().take(taken) {
+            for &c in &entry.counts {
+                add_repeat(
+                    &tx,
+                    (&mut self.keys, &self.recent, self.seq_base),
+                    c,
+                    entry.received_at,
+                    &mut tally,
+                )?;
+            }
+        }
+        tally.apply(&self.keys, &tx)?;
+        // Rows that could not be read at load, older than `last`, go too.
+        tx.execute("DELETE FROM repeat_journal WHERE id <= ?1", [last])?;
+        tx.commit()?;
+        self.commits.note();
+        for e in self.journal.entries.drain(..taken) {
+            self.journal.counts -= e.counts.len();
+        }
+        self.timings.update.record(started.elapsed().as_secs_f64());
+        Ok(!self.journal.entries.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_journal_as_they_were_and_a_torn_blob_is_refused() {
+        let counts = [
+            Count {
+                id: 1,
+                n: 3,
+                last_seen: -5,
+            },
+            Count {
+                id: i64::MAX,
+                n: 1,
+                last_seen: i64::MIN,
+            },
+        ];
+        let blob = Count::encode(&counts);
+        assert_eq!(blob.len(), 2 * Count::BYTES);
+        assert_eq!(Count::decode(&blob).as_deref(), Some(&counts[..]));
+        assert_eq!(Count::decode(&blob[..30]), None);
+        assert_eq!(Count::decode(&[]), Some(Vec::new()));
     }
 }

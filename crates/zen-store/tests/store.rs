@@ -658,22 +658,45 @@ fn rows_and_the_counts_of_their_duplicates_go_in_one_call() {
         duplicates,
         last_seen: "2026-03-01T00:00:00Z".parse().unwrap(),
     };
-    // A row written in this very call and one written before, both counted.
+    let counts = |store: &zen_store::Store| -> Vec<u64> {
+        let mut counts: Vec<u64> = store
+            .list(&Query::default())
+            .unwrap()
+            .items
+            .iter()
+            .map(|s| s.observation.count)
+            .collect();
+        counts.sort_unstable();
+        counts
+    };
+    // A row written in this very call and one written before, both counted; the counts are
+    // journaled with the row and added to the rows when the sink settles.
     sink.write_then_count(
         "x",
         &numbered(&all[1..2], [1]),
         &[update(1, 2), update(0, 3)],
     )
     .unwrap();
-    let mut counts: Vec<u64> = store
-        .list(&Query::default())
-        .unwrap()
-        .items
-        .iter()
-        .map(|s| s.observation.count)
-        .collect();
-    counts.sort_unstable();
-    assert_eq!(counts, [3, 4]);
+    assert_eq!(counts(&store), [1, 1]);
+    assert_eq!(sink.settle(), Ok(false));
+    assert_eq!(counts(&store), [3, 4]);
+    assert_eq!(sink.settle(), Ok(false), "nothing left to settle");
+    assert_eq!(
+        store.counts().unwrap().by_source_severity,
+        counted_from_rows(&path)
+    );
+    // Journaled and never settled (the process killed): added when the store is next opened,
+    // once, and the row of a sighting never written counts nothing.
+    sink.write_then_count("x", &[], &[update(0, 5), update(9, 4)])
+        .unwrap();
+    sink.write_then_count("x", &[], &[update(1, 1)]).unwrap();
+    drop((store, sink));
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    assert_eq!(counts(&store), [4, 9]);
+    assert_eq!(sink.settle(), Ok(false));
+    drop((store, sink));
+    let (store, _sink) = zen_store::open(&path).unwrap();
+    assert_eq!(counts(&store), [4, 9]);
     assert_eq!(
         store.counts().unwrap().by_source_severity,
         counted_from_rows(&path)
