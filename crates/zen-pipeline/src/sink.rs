@@ -5,9 +5,9 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use zen_dedup::DuplicateUpdate;
 use zen_sink::{DeadLetter, Kept, Sink, SinkError};
 
@@ -134,6 +134,9 @@ const MAX_RULES: usize = 500;
 /// The most duplicate counts applied in one transaction.
 const UPDATE_SLICE: usize = 256;
 
+/// How long after a write the sink settles what it journaled, if it is idle by then.
+const SETTLE_AFTER: Duration = Duration::from_secs(1);
+
 /// The most events gathered into one write.
 const MAX_WRITE: usize = 1_000;
 
@@ -199,31 +202,40 @@ impl SinkRunner {
         // written (a first sighting's batch is queued before its duplicates' counts). When an
         // acknowledgement waits on some (`Output::Duplicates`), all are applied at once.
         let mut updates = Pending::default();
-        // Whether the sink may hold journaled counts to settle ([`Sink::settle`]), also done
-        // only while no other job waits.
-        let mut unsettled = false;
+        // When to settle the counts the sink journaled ([`Sink::settle`]): a while after the
+        // first write since it last settled everything, and then only while no other job
+        // waits. Settling at every idle moment cost a transaction per acknowledged request,
+        // and wrote the same pages of repeats over and over.
+        let mut settle_at: Option<Instant> = None;
         loop {
             let job = match next.take() {
                 Some(job) => job,
-                None if updates.is_empty() && !unsettled => match jobs.recv() {
+                None if !updates.is_empty() => match jobs.try_recv() {
                     Ok(job) => job,
-                    Err(_) => break,
-                },
-                None => match jobs.try_recv() {
-                    Ok(job) => job,
-                    Err(TryRecvError::Empty) if !updates.is_empty() => {
-                        self.apply_slice(&mut updates);
-                        continue;
-                    }
                     Err(TryRecvError::Empty) => {
-                        unsettled = self.settle();
+                        self.apply_slice(&mut updates);
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
                 },
+                None => {
+                    let got = match settle_at {
+                        Some(at) => jobs.recv_deadline(at),
+                        None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    };
+                    match got {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // More left: go on at once, unless a job comes first.
+                            settle_at = self.settle().then(Instant::now);
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
             };
             // Any write may have journaled counts; with none, settling costs nothing.
-            unsettled = true;
+            settle_at.get_or_insert_with(|| Instant::now() + SETTLE_AFTER);
             match job {
                 Job::Output(Output::Batch(mut batch)) => {
                     // Batches of the same source already waiting go in the same write — one
@@ -311,14 +323,24 @@ impl SinkRunner {
         }
     }
 
-    /// Applies every waiting count now — submitters wait on some — and tells them.
+    /// Makes every waiting count durable now — submitters wait on some — in one call (a store
+    /// journals them), and tells them.
     fn apply_awaited(&mut self, updates: &mut Pending, acked: Awaiting) {
-        let mut applied = true;
-        while !updates.is_empty() {
-            applied &= self.apply_slice(updates);
-        }
+        let counts = updates.take(usize::MAX);
+        let n = counts.len() as u64;
+        let durable = match self.attempt(|sink| sink.write_then_count("", &[], &counts)) {
+            Ok(()) => {
+                self.stats.duplicate_updates.fetch_add(n, Relaxed);
+                true
+            }
+            Err((e, attempts)) => {
+                tracing::error!(error = %e, attempts, updates = n, "duplicate counts could not be applied");
+                metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
+                false
+            }
+        };
         for (ack, n) in acked {
-            ack.resolve(n, !applied);
+            ack.resolve(n, !durable);
         }
     }
 

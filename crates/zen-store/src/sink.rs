@@ -1,6 +1,8 @@
 //! The one writer: [`SqliteSink`] writes each call in one transaction, adds duplicate counts to
 //! the kept rows' repeats, and keeps `observation_counts` in step.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 /// Adds to `observation_counts`: `?3` rows and `?4` occurrences of source `?1`, severity `?2`.
@@ -223,23 +225,10 @@ impl Journal {
         self.counts += entry.counts.len();
         self.entries.push_back(entry);
     }
-
-    /// How many of the oldest entries hold about `counts` counts (at least one entry).
-    fn slice(&self, counts: usize) -> usize {
-        let mut held = 0;
-        self.entries
-            .iter()
-            .take_while(|e| {
-                let more = held < counts;
-                held += e.counts.len();
-                more
-            })
-            .count()
-    }
 }
 
-/// The most journaled counts added to rows in one transaction.
-const SETTLE_SLICE: usize = 1_024;
+/// The most rows journaled counts are added to in one transaction.
+const SETTLE_SLICE: usize = 256;
 
 /// Journaled counts past which a write settles a slice straight after, so that the journal (and
 /// the work left for the next start) stays bounded when the sink is never idle.
@@ -465,10 +454,33 @@ impl SqliteSink {
         Ok(())
     }
 
-    /// Adds about `counts` of the oldest journaled counts to their rows and deletes their
-    /// journal rows, in one transaction; says whether any remain.
-    pub(crate) fn settle_slice(&mut self, counts: usize) -> Result<bool, rusqlite::Error> {
-        let taken = self.journal.slice(counts);
+    /// Adds the oldest journaled counts to about `rows` rows and deletes their journal rows,
+    /// in one transaction; says whether any remain.
+    pub(crate) fn settle_slice(&mut self, rows: usize) -> Result<bool, rusqlite::Error> {
+        let started = Instant::now();
+        // The oldest entries' counts, those of one row added together, until about `rows`
+        // rows: fewer upserts, and the pages of repeats visited in order.
+        let mut merged: BTreeMap<i64, (Count, i64)> = BTreeMap::new();
+        let mut taken: usize = 0;
+        for entry in &self.journal.entries {
+            if merged.len() >= rows {
+                break;
+            }
+            taken += 1;
+            for &c in &entry.counts {
+                let (sum, received_at) = merged.entry(c.id).or_insert((
+                    Count {
+                        n: 0,
+                        last_seen: i64::MIN,
+                        ..c
+                    },
+                    i64::MIN,
+                ));
+                sum.n = sum.n.saturating_add(c.n);
+                sum.last_seen = sum.last_seen.max(c.last_seen);
+                *received_at = (*received_at).max(entry.received_at);
+            }
+        }
         let Some(last) = self
             .journal
             .entries
@@ -477,19 +489,16 @@ impl SqliteSink {
         else {
             return Ok(false);
         };
-        let started = Instant::now();
         let mut tally = Tally::default();
         let tx = self.conn.transaction()?;
-        for entry in self.journal.entries.iter().take(taken) {
-            for &c in &entry.counts {
-                add_repeat(
-                    &tx,
-                    (&mut self.keys, &self.recent, self.seq_base),
-                    c,
-                    entry.received_at,
-                    &mut tally,
-                )?;
-            }
+        for (c, received_at) in merged.into_values() {
+            add_repeat(
+                &tx,
+                (&mut self.keys, &self.recent, self.seq_base),
+                c,
+                received_at,
+                &mut tally,
+            )?;
         }
         tally.apply(&self.keys, &tx)?;
         // Rows that could not be read at load, older than `last`, go too.
