@@ -136,11 +136,11 @@ impl Exporter {
                 let _ = writeln!(text, "# process metrics unavailable: {e}");
             }
         }
-        if let Some(collected) = &self.collected {
-            if let Ok(sample) = collected.lock() {
-                let mut w = Readings::new(&mut text);
-                sample.visit(&mut |name, labels, value| w.reading(name, labels, value));
-            }
+        if let Some(collected) = &self.collected
+            && let Ok(sample) = collected.lock()
+        {
+            let mut w = Readings::new(&mut text);
+            sample.visit(&mut |name, labels, value| w.reading(name, labels, value));
         }
         text
     }
@@ -168,14 +168,14 @@ impl Exporter {
                 f(name, &borrowed, value);
             }
         }
-        if let Some(collected) = &self.collected {
-            if let Ok(sample) = collected.lock() {
-                sample.visit(&mut |name, labels, value| {
-                    if wanted(name) {
-                        f(name, labels, value);
-                    }
-                });
-            }
+        if let Some(collected) = &self.collected
+            && let Ok(sample) = collected.lock()
+        {
+            sample.visit(&mut |name, labels, value| {
+                if wanted(name) {
+                    f(name, labels, value);
+                }
+            });
         }
     }
 }

@@ -448,10 +448,11 @@ fn document_starts(input: &[u8]) -> Vec<usize> {
             }
             opened = true;
             let inline = line[3..].trim_ascii();
-            if !inline.is_empty() && !inline.starts_with(b"#") {
-                if let Some(last) = starts.last_mut() {
-                    *last = Some(i + 1);
-                }
+            if !inline.is_empty()
+                && !inline.starts_with(b"#")
+                && let Some(last) = starts.last_mut()
+            {
+                *last = Some(i + 1);
             }
             continue;
         }

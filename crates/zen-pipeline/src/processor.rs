@@ -118,11 +118,13 @@ impl Received {
 
     fn count(&mut self, source: &Source, severity: Severity, namespace: &str) {
         self.total += 1;
-        if let Some((s, sev, ns, n)) = &mut self.run {
-            if *sev == severity && ns == namespace && s == source {
-                *n += 1;
-                return;
-            }
+        if let Some((s, sev, ns, n)) = &mut self.run
+            && *sev == severity
+            && ns == namespace
+            && s == source
+        {
+            *n += 1;
+            return;
         }
         let mut buffer = self.end_run().unwrap_or_default();
         buffer.clear();

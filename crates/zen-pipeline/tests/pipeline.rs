@@ -19,7 +19,11 @@ fn alerts(n: usize, distinct: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..n {
         let id = i % distinct;
-        let ns = if id % 3 == 0 { "noisy" } else { "shop" };
+        let ns = if id.is_multiple_of(3) {
+            "noisy"
+        } else {
+            "shop"
+        };
         let priority = ["Critical", "Warning", "Notice"][id % 3];
         out.extend(
             format!(

@@ -170,7 +170,7 @@ impl Count {
 
     /// `None` when `blob` is not a whole number of counts.
     fn decode(blob: &[u8]) -> Option<Vec<Count>> {
-        if blob.len() % Self::BYTES != 0 {
+        if !blob.len().is_multiple_of(Self::BYTES) {
             return None;
         }
         let word = |b: &[u8]| b.try_into().ok().map(i64::from_le_bytes);

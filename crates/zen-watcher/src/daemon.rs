@@ -117,13 +117,12 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         .on_thread_start(move || {
             // This thread only (Linux keeps a nice value per thread); raising one's own nice
             // value needs no privilege.
-            if nice > 0 {
-                if let Err(e) = rustix::process::setpriority_process(None, nice) {
+            if nice > 0
+                && let Err(e) = rustix::process::setpriority_process(None, nice) {
                     warned.call_once(|| {
                         tracing::warn!(error = %e, nice, "the HTTP threads' nice value could not be set");
                     });
                 }
-            }
         })
         .build()
         .context("starting the runtime")?;

@@ -140,10 +140,10 @@ fn webhook(fail_first: usize) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
                 }
             }
             let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok() {
-                if let Ok(v) = serde_json::from_slice(&body) {
-                    kept.lock().unwrap().push(v);
-                }
+            if reader.read_exact(&mut body).is_ok()
+                && let Ok(v) = serde_json::from_slice(&body)
+            {
+                kept.lock().unwrap().push(v);
             }
             let status = if kept.lock().unwrap().len() <= fail_first {
                 "503 Service Unavailable"
