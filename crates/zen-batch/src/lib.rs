@@ -14,7 +14,6 @@
 //!
 //! Knows nothing about IO or clocks: `now` is an argument.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use zen_model::{Event, Observation, Severity};
@@ -105,6 +104,7 @@ pub struct Batch<T> {
 
 #[derive(Debug)]
 struct Open<T> {
+    source: String,
     items: Vec<T>,
     opened: Instant,
 }
@@ -138,7 +138,9 @@ impl std::fmt::Debug for Recorders {
 #[derive(Debug)]
 pub struct Batcher<T> {
     config: BatchConfig,
-    open: HashMap<String, Open<T>>,
+    /// By source, in the order they were opened: a handful, searched in a line — no hashing,
+    /// and every walk over them (age, flush all) in one order.
+    open: Vec<Open<T>>,
     buffered: usize,
     recorders: Recorders,
 }
@@ -152,7 +154,7 @@ impl<T: Prioritized> Batcher<T> {
         };
         Batcher {
             config,
-            open: HashMap::new(),
+            open: Vec::new(),
             buffered: 0,
             recorders: Recorders::new(),
         }
@@ -162,64 +164,64 @@ impl<T: Prioritized> Batcher<T> {
     /// it is full, and the oldest when all buffered events reach the bound.
     pub fn push(&mut self, now: Instant, source: &str, item: T) -> Vec<Batch<T>> {
         let mut flushed = Vec::new();
-        let open = match self.open.get_mut(source) {
-            Some(open) => open,
-            None => self.open.entry(source.to_owned()).or_insert_with(|| Open {
-                items: Vec::with_capacity(self.config.max_size),
-                opened: now,
-            }),
+        let i = match self.open.iter().position(|o| o.source == source) {
+            Some(i) => i,
+            None => {
+                self.open.push(Open {
+                    source: source.to_owned(),
+                    items: Vec::with_capacity(self.config.max_size),
+                    opened: now,
+                });
+                self.open.len() - 1
+            }
         };
+        let open = &mut self.open[i];
         open.items.push(item);
         self.buffered += 1;
         if open.items.len() >= self.config.max_size {
-            flushed.extend(self.flush(now, source, FlushReason::Size));
+            flushed.push(self.take(now, i, FlushReason::Size));
         }
         while self.buffered >= self.config.max_buffered {
-            let Some(oldest) = self
-                .open
-                .iter()
-                .min_by_key(|(_, o)| o.opened)
-                .map(|(s, _)| s.clone())
-            else {
+            let Some(oldest) = (0..self.open.len()).min_by_key(|&i| self.open[i].opened) else {
                 break;
             };
-            flushed.extend(self.flush(now, &oldest, FlushReason::Limit));
+            flushed.push(self.take(now, oldest, FlushReason::Limit));
         }
         flushed
     }
 
     /// The batches whose first event is `max_age` old at `now`.
     pub fn poll(&mut self, now: Instant) -> Vec<Batch<T>> {
-        let due: Vec<String> = self
-            .open
-            .iter()
-            .filter(|(_, o)| now.saturating_duration_since(o.opened) >= self.config.max_age)
-            .map(|(s, _)| s.clone())
-            .collect();
-        due.iter()
-            .filter_map(|s| self.flush(now, s, FlushReason::Age))
-            .collect()
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < self.open.len() {
+            if now.saturating_duration_since(self.open[i].opened) >= self.config.max_age {
+                due.push(self.take(now, i, FlushReason::Age));
+            } else {
+                i += 1;
+            }
+        }
+        due
     }
 
     /// When the next batch comes of age, if any is open: how long a caller may sleep.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.open
-            .values()
+            .iter()
             .map(|o| o.opened + self.config.max_age)
             .min()
     }
 
     /// The open batch of `source` at once, if there is one (for a submitter waiting on it).
     pub fn flush_now(&mut self, now: Instant, source: &str) -> Option<Batch<T>> {
-        self.flush(now, source, FlushReason::Ack)
+        let i = self.open.iter().position(|o| o.source == source)?;
+        Some(self.take(now, i, FlushReason::Ack))
     }
 
-    /// Every open batch at once, for `reason`.
+    /// Every open batch at once, for `reason`, oldest first.
     pub fn flush_all(&mut self, now: Instant, reason: FlushReason) -> Vec<Batch<T>> {
-        let sources: Vec<String> = self.open.keys().cloned().collect();
-        sources
-            .iter()
-            .filter_map(|s| self.flush(now, s, reason))
+        (0..self.open.len())
+            .map(|_| self.take(now, 0, reason))
             .collect()
     }
 
@@ -237,8 +239,9 @@ impl<T: Prioritized> Batcher<T> {
         &self.config
     }
 
-    fn flush(&mut self, now: Instant, source: &str, reason: FlushReason) -> Option<Batch<T>> {
-        let (source, open) = self.open.remove_entry(source)?;
+    /// Closes the open batch at `i`.
+    fn take(&mut self, now: Instant, i: usize, reason: FlushReason) -> Batch<T> {
+        let open = self.open.remove(i);
         let mut items = open.items;
         self.buffered -= items.len();
         // Stable: arrival order among equals.
@@ -247,12 +250,12 @@ impl<T: Prioritized> Batcher<T> {
         self.recorders.flushes[reason as usize].increment(1);
         self.recorders.size.record(items.len() as f64);
         self.recorders.latency.record(latency.as_secs_f64());
-        Some(Batch {
-            source,
+        Batch {
+            source: open.source,
             items,
             reason,
             latency,
-        })
+        }
     }
 }
 

@@ -2,10 +2,8 @@
 //! distinct selector and kind, kept as far back as the longest expression reading it needs) and
 //! the alert definitions it evaluates. Evaluating them is [`crate::eval`]'s job.
 
-use std::collections::HashMap;
-
 use crate::eval::Alert;
-use crate::history::{Accumulator, Compiled, Ring};
+use crate::history::{Accumulator, Compiled, Map, Ring};
 use crate::spec::{
     BURN_ALERT, Expr, HealthTerm, Labels, Rule, Selector, Sli, Spec, SpecError, Window, labels,
 };
@@ -25,7 +23,7 @@ pub(crate) enum Track {
         ring: Ring<Vec<(f64, f64)>>,
     },
     Gauge {
-        series: HashMap<u64, Gauge>,
+        series: Map<u64, Gauge>,
         history: bool,
     },
 }
@@ -109,7 +107,7 @@ pub(crate) struct Definition {
 #[derive(Debug, Default)]
 pub(crate) struct Builder {
     pub(crate) slots: Vec<Slot>,
-    pub(crate) index: HashMap<(Kind, String), usize>,
+    pub(crate) index: Map<(Kind, String), usize>,
 }
 
 impl Builder {
@@ -136,7 +134,7 @@ impl Builder {
                 ring: Ring::new(),
             },
             Kind::Gauge | Kind::GaugeHistory => Track::Gauge {
-                series: HashMap::new(),
+                series: Map::default(),
                 history: kind == Kind::GaugeHistory,
             },
         };
@@ -230,7 +228,7 @@ pub(crate) fn reach(e: &Expr) -> Window {
 #[derive(Debug)]
 pub(crate) struct Program {
     pub(crate) slots: Vec<Slot>,
-    pub(crate) by_name: HashMap<String, Vec<usize>>,
+    pub(crate) by_name: Map<String, Vec<usize>>,
     pub(crate) slis: Vec<CSli>,
     pub(crate) rules: Vec<CExpr>,
     pub(crate) health: Vec<CHealth>,
@@ -264,7 +262,7 @@ pub(crate) fn compile(spec: &Spec) -> Result<Program, SpecError> {
             })
         })
         .collect::<Result<_, SpecError>>()?;
-    let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut by_name: Map<String, Vec<usize>> = Map::default();
     for (i, s) in b.slots.iter().enumerate() {
         by_name
             .entry(s.sel.metric().to_owned())

@@ -1,14 +1,14 @@
 //! The in-process evaluator: samples in, SLO status, alerts and the health score out, with the
 //! same numbers and the same alert states as Prometheus evaluating the generated rules.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::compile::{
     CExpr, CHealth, CSli, Definition, Gauge, Program, Slot, Source, Track, compile, rule_definition,
 };
-use crate::history::{self, Accumulator, LOOKBACK_MS, Retention, Ring, bucket_rates, parse_bound};
+use crate::history::{
+    self, Accumulator, LOOKBACK_MS, Map, Retention, Ring, bucket_rates, parse_bound,
+};
 use crate::spec::{Cmp, Labels, Severity, Spec, SpecError, Window, check_threshold, exact};
 
 /// How long a resolved alert is kept (and re-sent as resolved), as Prometheus does.
@@ -115,7 +115,7 @@ pub struct Engine {
     spec: Spec,
     retention: Retention,
     slots: Vec<Slot>,
-    by_name: HashMap<String, Vec<usize>>,
+    by_name: Map<String, Vec<usize>>,
     slis: Vec<CSli>,
     rules: Vec<CExpr>,
     health: Vec<CHealth>,
@@ -339,7 +339,7 @@ impl Engine {
             CExpr::ErrorRatio(sli, window) => self.error_ratio(*sli, *window, t),
             CExpr::Max(i) => self.gauges(*i, t).map(|(_, v)| v).reduce(f64::max),
             CExpr::MaxRatio(num, den) => {
-                let dens: HashMap<u64, f64> = self.gauges(*den, t).collect();
+                let dens: Map<u64, f64> = self.gauges(*den, t).collect();
                 self.gauges(*num, t)
                     .filter_map(|(k, n)| dens.get(&k).filter(|d| **d > 0.0).map(|d| n / d))
                     .reduce(f64::max)
@@ -582,11 +582,12 @@ fn step(d: &mut Definition, value: Option<f64>, t: i64, for_: i64, keep: i64) {
                     })
                 }
             }
-            if let Some(a) = &mut d.alert {
-                if a.state == State::Pending && t - a.active_at >= for_ {
-                    a.state = State::Firing;
-                    a.fired_at = Some(t);
-                }
+            if let Some(a) = &mut d.alert
+                && a.state == State::Pending
+                && t - a.active_at >= for_
+            {
+                a.state = State::Firing;
+                a.fired_at = Some(t);
             }
         }
         None => match &mut d.alert {

@@ -9,7 +9,11 @@
 //! minute, for as long as the longest window that reads them needs.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+
+/// A hash map of fixed seeds: what an engine holds costs the same work in every run, as the
+/// instruction-count benchmarks need (std's maps are seeded at random).
+pub(crate) type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
 
 use regex::Regex;
 
@@ -162,7 +166,7 @@ pub(crate) fn key(labels: &[(&str, &str)], skip: &str) -> u64 {
 /// A sum of counters that only grows (resets and new series accounted for).
 #[derive(Debug, Default)]
 pub(crate) struct Accumulator {
-    last: HashMap<u64, (f64, i64)>,
+    last: Map<u64, (f64, i64)>,
     pub(crate) total: f64,
 }
 
