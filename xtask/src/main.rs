@@ -3,6 +3,7 @@
 
 mod collect;
 mod e2e;
+mod gate;
 mod generate;
 mod loadgen;
 
@@ -36,14 +37,17 @@ enum Task {
     Loadgen(loadgen::LoadgenArgs),
     /// Run the criterion benchmarks (all crates, or the named ones) in release mode; or, as
     /// `cargo xtask bench e2e`, the release daemon under load, and as `cargo xtask bench collect`,
-    /// the collectors beside node_exporter; both recorded in docs/benchmarks.md.
+    /// the collectors beside node_exporter; both recorded in docs/benchmarks.md. As `cargo xtask
+    /// bench gate`, the hot path in instructions against the committed baseline.
     ///
     /// Extra arguments after `--` go to criterion, e.g. `cargo xtask bench -p zen-model -- falco`.
     Bench {
         /// `e2e` for the end-to-end benchmark of the daemon; `collect` for the collectors'
-        /// cost beside node_exporter's.
-        #[arg(value_parser = ["e2e", "collect"])]
+        /// cost beside node_exporter's; `gate` for the instruction counts' regression gate.
+        #[arg(value_parser = ["e2e", "collect", "gate"])]
         which: Option<String>,
+        #[command(flatten)]
+        gate: gate::GateArgs,
         /// Benchmark only these packages.
         #[arg(short, long = "package")]
         packages: Vec<String>,
@@ -71,6 +75,11 @@ fn main() -> Result<()> {
             which: Some(which), ..
         } if which == "collect" => collect::run(),
         Task::Bench {
+            which: Some(which),
+            gate,
+            ..
+        } if which == "gate" => gate::run(&gate),
+        Task::Bench {
             which: Some(_),
             rounds,
             ..
@@ -84,7 +93,8 @@ fn main() -> Result<()> {
             let mut cmd = Command::new(env!("CARGO"));
             cmd.arg("bench");
             if packages.is_empty() {
-                cmd.arg("--workspace");
+                // zen-bench's benchmarks count instructions under callgrind: `bench gate`.
+                cmd.args(["--workspace", "--exclude", "zen-bench"]);
             }
             for p in &packages {
                 cmd.args(["--package", p]);
