@@ -163,22 +163,22 @@ fn processor_and_events() -> (Processor, Vec<Event>, Instant) {
 
 /// Hands `out`'s batches to `sink`; how many events they held.
 fn write(out: &mut Vec<Output>, sink: &mut dyn Sink) -> usize {
-    let mut written = 0;
-    for o in out.drain(..) {
-        if let Output::Batch(b) = o {
-            let kept: Vec<Kept> = b
-                .items
-                .into_iter()
+    let batches = out.drain(..).filter_map(|o| match o {
+        Output::Batch(b) => Some(b),
+        _ => None,
+    });
+    batches
+        .map(|b| {
+            let kept: Vec<Kept> = (b.items.into_iter())
                 .map(|t| Kept {
                     seq: t.seq,
                     event: t.event,
                 })
                 .collect();
-            written += kept.len();
             sink.write(&b.source, &kept).expect("null sink");
-        }
-    }
-    written
+            kept.len()
+        })
+        .sum()
 }
 
 #[library_benchmark]

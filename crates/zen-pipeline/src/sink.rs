@@ -328,17 +328,8 @@ impl SinkRunner {
     fn apply_awaited(&mut self, updates: &mut Pending, acked: Awaiting) {
         let counts = updates.take(usize::MAX);
         let n = counts.len() as u64;
-        let durable = match self.attempt(|sink| sink.write_then_count("", &[], &counts)) {
-            Ok(()) => {
-                self.stats.duplicate_updates.fetch_add(n, Relaxed);
-                true
-            }
-            Err((e, attempts)) => {
-                tracing::error!(error = %e, attempts, updates = n, "duplicate counts could not be applied");
-                metrics::counter!("zen_watcher_errors_total", "component" => "sink", "category" => "store").increment(1);
-                false
-            }
-        };
+        let outcome = self.attempt(|sink| sink.write_then_count("", &[], &counts));
+        let durable = self.counted(n, outcome);
         for (ack, n) in acked {
             ack.resolve(n, !durable);
         }
@@ -349,7 +340,13 @@ impl SinkRunner {
     fn apply_slice(&mut self, updates: &mut Pending) -> bool {
         let slice = updates.take(UPDATE_SLICE);
         let n = slice.len() as u64;
-        match self.attempt(|sink| sink.apply_duplicates(&slice)) {
+        let outcome = self.attempt(|sink| sink.apply_duplicates(&slice));
+        self.counted(n, outcome)
+    }
+
+    /// Accounts for `n` duplicate counts the sink took, or says why it did not; whether it did.
+    fn counted(&self, n: u64, outcome: Result<(), (SinkError, u32)>) -> bool {
+        match outcome {
             Ok(()) => {
                 self.stats.duplicate_updates.fetch_add(n, Relaxed);
                 true

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compile::{
-    CExpr, CHealth, CSli, Definition, Gauge, Program, Slot, Source, Track, compile, rule_definition,
+    CExpr, CHealth, CSli, Definition, Gauge, Program, Source, Track, compile, rule_definition,
 };
 use crate::history::{
     self, Accumulator, LOOKBACK_MS, Map, Retention, Ring, bucket_rates, parse_bound,
@@ -114,12 +114,8 @@ pub struct RuleView {
 pub struct Engine {
     spec: Spec,
     retention: Retention,
-    slots: Vec<Slot>,
-    by_name: Map<String, Vec<usize>>,
-    slis: Vec<CSli>,
-    rules: Vec<CExpr>,
-    health: Vec<CHealth>,
-    definitions: Vec<Definition>,
+    /// The spec compiled: tracks, expressions, alert definitions (and the alerts' state).
+    program: Program,
     statuses: Vec<SloStatus>,
     score: f64,
 }
@@ -138,23 +134,10 @@ impl Engine {
 
     /// An engine that keeps samples as `retention` says.
     pub fn with_retention(spec: Spec, retention: Retention) -> Result<Engine, SpecError> {
-        let Program {
-            slots,
-            by_name,
-            slis,
-            rules,
-            health,
-            definitions,
-        } = compile(&spec)?;
         Ok(Engine {
+            program: compile(&spec)?,
             spec,
             retention,
-            slots,
-            by_name,
-            slis,
-            rules,
-            health,
-            definitions,
             statuses: Vec::new(),
             score: 100.0,
         })
@@ -166,19 +149,19 @@ impl Engine {
 
     /// Every metric name the engine reads; samples of others can be skipped.
     pub fn metrics(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
+        self.program.by_name.keys().map(String::as_str)
     }
 
     /// Takes one sample of the current evaluation (its time is `t`); others are ignored.
     pub fn observe(&mut self, t: i64, metric: &str, labels: &[(&str, &str)], value: f64) {
-        let Some(slots) = self.by_name.get(metric) else {
+        let Some(slots) = self.program.by_name.get(metric) else {
             return;
         };
         if !value.is_finite() {
             return;
         }
         for &i in slots {
-            let slot = &mut self.slots[i];
+            let slot = &mut self.program.slots[i];
             if !slot.sel.matches(labels) {
                 continue;
             }
@@ -222,32 +205,35 @@ impl Engine {
         self.statuses = (0..self.spec.slos.len())
             .map(|i| self.slo_status(i, t))
             .collect();
-        for d in 0..self.definitions.len() {
-            let value = match self.definitions[d].source {
+        for d in 0..self.program.definitions.len() {
+            let value = match self.program.definitions[d].source {
                 Source::Burn { slo, tier } => self.burning(slo, tier, t),
                 Source::Rule(r) => {
-                    match (self.value(&self.rules[r], t), self.spec.rules[r].condition) {
+                    match (
+                        self.value(&self.program.rules[r], t),
+                        self.spec.rules[r].condition,
+                    ) {
                         (Some(v), Some((op, th))) => op.holds(v, th).then_some(v),
                         (v, None) => v,
                         (None, Some(_)) => None,
                     }
                 }
             };
-            let (for_, keep) = match self.definitions[d].source {
+            let (for_, keep) = match self.program.definitions[d].source {
                 Source::Burn { .. } => (0, 0),
                 Source::Rule(r) => {
                     let rule = &self.spec.rules[r];
                     (rule.for_.millis(), rule.keep_firing_for.millis())
                 }
             };
-            step(&mut self.definitions[d], value, t, for_, keep);
+            step(&mut self.program.definitions[d], value, t, for_, keep);
         }
         self.score = self.health_score(t);
     }
 
     fn commit(&mut self, t: i64) {
         let r = self.retention;
-        for slot in &mut self.slots {
+        for slot in &mut self.program.slots {
             let keep = keep(slot.reach);
             match &mut slot.track {
                 Track::Counter { acc, touched, ring } => {
@@ -277,7 +263,7 @@ impl Engine {
     }
 
     fn counter(&self, i: usize) -> &Ring<f64> {
-        match &self.slots[i].track {
+        match &self.program.slots[i].track {
             Track::Counter { ring, .. } => ring,
             _ => unreachable_track(),
         }
@@ -305,13 +291,13 @@ impl Engine {
         let s = &self.spec.slos[slo];
         let tier = &s.tiers[tier];
         let threshold = s.threshold(tier);
-        let long = self.error_ratio(self.slis[slo], tier.long, t)?;
-        let short = self.error_ratio(self.slis[slo], tier.short, t)?;
+        let long = self.error_ratio(self.program.slis[slo], tier.long, t)?;
+        let short = self.error_ratio(self.program.slis[slo], tier.short, t)?;
         (long > threshold && short > threshold).then_some(long)
     }
 
     fn gauges(&self, i: usize, t: i64) -> impl Iterator<Item = (u64, f64)> {
-        let series = match &self.slots[i].track {
+        let series = match &self.program.slots[i].track {
             Track::Gauge { series, .. } => series,
             _ => unreachable_track(),
         };
@@ -329,7 +315,7 @@ impl Engine {
                 window,
                 offset,
             } => {
-                let Track::Buckets { ring, .. } = &self.slots[*buckets].track else {
+                let Track::Buckets { ring, .. } = &self.program.slots[*buckets].track else {
                     unreachable_track()
                 };
                 let to = t - offset.map_or(0, |o| o.millis());
@@ -353,7 +339,7 @@ impl Engine {
                 window,
                 horizon,
             } => {
-                let Track::Gauge { series, .. } = &self.slots[*gauge].track else {
+                let Track::Gauge { series, .. } = &self.program.slots[*gauge].track else {
                     unreachable_track()
                 };
                 series
@@ -371,7 +357,7 @@ impl Engine {
 
     fn slo_status(&self, i: usize, t: i64) -> SloStatus {
         let slo = &self.spec.slos[i];
-        let sli = self.slis[i];
+        let sli = self.program.slis[i];
         let budget = slo.budget();
         let windows: Vec<WindowStatus> = slo
             .windows()
@@ -407,7 +393,7 @@ impl Engine {
             _ => None,
         };
         let firing = |kind| {
-            self.definitions.iter().any(|d| {
+            self.program.definitions.iter().any(|d| {
                 matches!(d.source, Source::Burn { slo, tier }
                     if slo == i && self.spec.slos[i].tiers[tier].kind == kind)
                     && d.alert.as_ref().is_some_and(|a| a.state == State::Firing)
@@ -455,6 +441,7 @@ impl Engine {
 
     fn health_score(&self, t: i64) -> f64 {
         let product: f64 = self
+            .program
             .health
             .iter()
             .map(|h| match h {
@@ -478,7 +465,10 @@ impl Engine {
 
     /// Pending, firing and recently resolved alerts as of the last evaluation.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.definitions.iter().filter_map(|d| d.alert.as_ref())
+        self.program
+            .definitions
+            .iter()
+            .filter_map(|d| d.alert.as_ref())
     }
 
     /// The health score, 0–100: 100 × the product of the spec's terms (see [`HealthTerm`]).
@@ -536,6 +526,7 @@ impl Engine {
         }
         for (ri, r) in rules.iter().enumerate() {
             let d = self
+                .program
                 .definitions
                 .iter_mut()
                 .find(|d| matches!(d.source, Source::Rule(i) if i == ri));
