@@ -241,6 +241,89 @@ fn round(binary: &Path, n: usize) -> Result<Round> {
     })
 }
 
+/// `cargo xtask bench compare A B`: the e2e scenarios on two daemon binaries, alternated
+/// (A, B, A, B, …) `rounds` times each in one run, as every side-by-side figure in
+/// docs/benchmarks.md is taken; prints each figure's medians and the ratio B ÷ A with the
+/// lowest and highest of the rounds' ratios.
+pub(crate) fn compare(a: &Path, b: &Path, rounds: usize) -> Result<()> {
+    for binary in [a, b] {
+        if !binary.is_file() {
+            bail!("{}: no such daemon binary", binary.display());
+        }
+    }
+    let mut runs: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    for n in 0..rounds.max(1) {
+        for (i, binary) in [a, b].into_iter().enumerate() {
+            eprintln!("round {} of {}: {}", n + 1, rounds, binary.display());
+            runs[i].push(round(binary, 2 * n + i)?);
+        }
+    }
+    print!("{}", comparison(&runs[0], &runs[1]));
+    Ok(())
+}
+
+/// A figure compared: its name, and how to read it from a scenario.
+type Figure = (&'static str, fn(&Scenario) -> f64);
+
+/// The figures compared, by scenario.
+const FIGURES: [Figure; 5] = [
+    ("accepted events/s", |s| s.load.events_per_second),
+    ("settled events/s", |s| s.committed_per_second),
+    ("p50 ms", |s| s.load.latency_ms.p50),
+    ("p99 ms", |s| s.load.latency_ms.p99),
+    ("CPU µs per event", cpu_per_event),
+];
+
+/// The daemon's CPU time over the events accepted, in microseconds.
+fn cpu_per_event(s: &Scenario) -> f64 {
+    s.cpu_seconds * 1e6 / s.load.events_accepted.max(1) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The Markdown table of A's and B's medians and the ratios.
+fn comparison(a: &[Round], b: &[Round]) -> String {
+    let mut out = String::from(
+        "| scenario | figure | A (median) | B (median) | B ÷ A (median, lowest–highest) |\n|---|---|---:|---:|---|\n",
+    );
+    let Some(first) = a.first() else {
+        return out;
+    };
+    for (i, scenario) in first.scenarios.iter().enumerate() {
+        for (figure, read) in FIGURES {
+            let of = |rounds: &[Round]| -> Vec<f64> {
+                rounds
+                    .iter()
+                    .filter_map(|r| r.scenarios.get(i))
+                    .map(read)
+                    .collect()
+            };
+            let (va, vb) = (of(a), of(b));
+            let ratios: Vec<f64> = va.iter().zip(&vb).map(|(x, y)| y / x).collect();
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
+                    (lo.min(r), hi.max(r))
+                });
+            out += &format!(
+                "| {} | {figure} | {:.2} | {:.2} | {:.3} ({lo:.3}–{hi:.3}) |\n",
+                scenario.name,
+                median(va),
+                median(vb),
+                median(ratios.clone()),
+            );
+        }
+    }
+    out
+}
+
 /// The header of the table in docs/benchmarks.md that rows of rounds go to.
 const TABLE: &str = "| run | scenario | rounds |";
 
@@ -363,5 +446,71 @@ mod tests {
         let mut at_end = "| run | scenario |\n|---|---|\n".to_owned();
         insert_rows(&mut at_end, "| run | scenario", "| 1 | a |\n");
         assert!(at_end.ends_with("| 1 | a |\n"));
+    }
+}
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+    use crate::loadgen::Latency;
+
+    fn round(events_per_second: f64, p99: f64, cpu_seconds: f64) -> Round {
+        let load = Report {
+            requests: 10,
+            events_sent: 1000,
+            events_accepted: 1000,
+            requests_rejected: 0,
+            requests_failed: 0,
+            seconds: 1.0,
+            events_per_second,
+            latency_ms: Latency {
+                p50: 1.0,
+                p90: 2.0,
+                p99,
+                max: 9.0,
+            },
+        };
+        Round {
+            idle_rss_mb: 10.0,
+            peak_rss_mb: 20.0,
+            scenarios: vec![Scenario {
+                name: "flat out".to_owned(),
+                load,
+                committed_per_second: events_per_second,
+                cpu_seconds,
+                rss_mb_after: 12.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn medians_and_ratios_of_alternated_rounds() {
+        let a = [
+            round(100.0, 4.0, 0.010),
+            round(200.0, 6.0, 0.012),
+            round(150.0, 5.0, 0.011),
+        ];
+        let b = [
+            round(110.0, 4.0, 0.010),
+            round(180.0, 9.0, 0.012),
+            round(165.0, 5.0, 0.011),
+        ];
+        let table = comparison(&a, &b);
+        // Ratios 1.1, 0.9, 1.1: median 1.1, from 0.9 to 1.1.
+        assert!(
+            table.contains(
+                "| flat out | accepted events/s | 150.00 | 165.00 | 1.100 (0.900–1.100) |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("| flat out | p99 ms | 5.00 | 5.00 | 1.000 (1.000–1.500) |"),
+            "{table}"
+        );
+        // 0.011 s over 1,000 events: 11 µs each.
+        assert!(
+            table.contains("| CPU µs per event | 11.00 | 11.00 |"),
+            "{table}"
+        );
     }
 }

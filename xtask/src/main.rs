@@ -38,20 +38,23 @@ enum Task {
     /// Run the criterion benchmarks (all crates, or the named ones) in release mode; or, as
     /// `cargo xtask bench e2e`, the release daemon under load, and as `cargo xtask bench collect`,
     /// the collectors beside node_exporter; both recorded in docs/benchmarks.md. As `cargo xtask
-    /// bench gate`, the hot path in instructions against the committed baseline.
+    /// bench gate`, the hot path in instructions against the committed baseline; as `cargo xtask
+    /// bench compare A B`, the e2e scenarios on two daemon binaries, alternated.
     ///
     /// Extra arguments after `--` go to criterion, e.g. `cargo xtask bench -p zen-model -- falco`.
     Bench {
         /// `e2e` for the end-to-end benchmark of the daemon; `collect` for the collectors'
         /// cost beside node_exporter's; `gate` for the instruction counts' regression gate.
-        #[arg(value_parser = ["e2e", "collect", "gate"])]
+        #[arg(value_parser = ["e2e", "collect", "gate", "compare"])]
         which: Option<String>,
+        /// `compare`: the two daemon binaries, A then B.
+        builds: Vec<std::path::PathBuf>,
         #[command(flatten)]
         gate: gate::GateArgs,
         /// Benchmark only these packages.
         #[arg(short, long = "package")]
         packages: Vec<String>,
-        /// `e2e`: rounds to run, each on a fresh daemon; the median is recorded.
+        /// `e2e`, `compare`: rounds to run (of each build), each on a fresh daemon.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// Arguments passed to criterion.
@@ -79,6 +82,15 @@ fn main() -> Result<()> {
             gate,
             ..
         } if which == "gate" => gate::run(&gate),
+        Task::Bench {
+            which: Some(which),
+            builds,
+            rounds,
+            ..
+        } if which == "compare" => match builds.as_slice() {
+            [a, b] => e2e::compare(a, b, rounds),
+            _ => bail!("bench compare takes two daemon binaries, A and B"),
+        },
         Task::Bench {
             which: Some(_),
             rounds,
