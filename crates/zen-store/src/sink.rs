@@ -240,8 +240,8 @@ enum Counting {
     /// Added to their rows' repeats now.
     Apply,
     /// Journaled, as one row: a write an acknowledgement waits for pays for one appended row
-    /// rather than an upsert into as many pages of `observation_repeats` as there are counts
-    /// (1.5 times the bytes written at `ack=commit`). [`Sink::settle`] adds them later.
+    /// rather than an upsert per count into `observation_repeats` (docs/benchmarks.md,
+    /// "Acknowledged duplicates journaled"). [`Sink::settle`] adds them later.
     Journal,
 }
 
