@@ -279,13 +279,20 @@ fn cpu_per_event(s: &Scenario) -> f64 {
     s.cpu_seconds * 1e6 / s.load.events_accepted.max(1) as f64
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `values`, if any.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
+}
+
+fn of_median(values: &[f64]) -> String {
+    median(values).map_or("—".to_owned(), |m| format!("{m:.2}"))
 }
 
 /// The Markdown table of A's and B's medians and the ratios.
@@ -307,17 +314,12 @@ fn comparison(a: &[Round], b: &[Round]) -> String {
             };
             let (va, vb) = (of(a), of(b));
             let ratios: Vec<f64> = va.iter().zip(&vb).map(|(x, y)| y / x).collect();
-            let (lo, hi) = ratios
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
-                    (lo.min(r), hi.max(r))
-                });
             out += &format!(
-                "| {} | {figure} | {:.2} | {:.2} | {:.3} ({lo:.3}–{hi:.3}) |\n",
+                "| {} | {figure} | {} | {} | {} |\n",
                 scenario.name,
-                median(va),
-                median(vb),
-                median(ratios.clone()),
+                of_median(&va),
+                of_median(&vb),
+                spread(&ratios, 3),
             );
         }
     }
@@ -361,7 +363,7 @@ fn rows(day: &str, rounds: &[Round]) -> String {
                 spread(&values, decimals)
             };
             format!(
-                "| {day} | {} | {} | {} | {} | {} | {} / {} | {} | {idle:.1} / {peak:.1} |\n",
+                "| {day} | {} | {} | {} | {} | {} | {} / {} | {} | {idle:.1} / {peak:.1} | {} |\n",
                 s.name,
                 rounds.len(),
                 of(|s| s.load.events_per_second, 0),
@@ -370,6 +372,7 @@ fn rows(day: &str, rounds: &[Round]) -> String {
                 of(|s| s.load.latency_ms.p50, 2),
                 of(|s| s.load.latency_ms.p99, 2),
                 of(|s| s.cpu_seconds, 1),
+                of(cpu_per_event, 1),
             )
         })
         .collect()
@@ -377,22 +380,15 @@ fn rows(day: &str, rounds: &[Round]) -> String {
 
 /// `median (lowest–highest)`, or the one value alone.
 fn spread(values: &[f64], decimals: usize) -> String {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = match n {
-        0 => return "—".to_owned(),
-        _ if n % 2 == 1 => v[n / 2],
-        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    let Some(median) = median(values) else {
+        return "—".to_owned();
     };
-    if n == 1 {
+    let lowest = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let highest = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.len() == 1 {
         format!("{median:.decimals$}")
     } else {
-        format!(
-            "{median:.decimals$} ({:.decimals$}–{:.decimals$})",
-            v[0],
-            v[n - 1]
-        )
+        format!("{median:.decimals$} ({lowest:.decimals$}–{highest:.decimals$})")
     }
 }
 
