@@ -4,7 +4,7 @@
 //! replicated with numbered variations, and a seeded mix of repeats — so that the counts repeat
 //! from run to run and machine to machine; no clock is read inside a measured body.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -15,11 +15,6 @@ pub const SLOW_ENV: &str = "ZEN_BENCH_SLOW";
 /// Whether this is the slowed build.
 pub fn slowed() -> bool {
     std::env::var_os(SLOW_ENV).is_some()
-}
-
-/// Where the gate's baseline lives.
-pub fn baseline_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline.json")
 }
 
 /// A reference payload of zen-model's tests, parsed.

@@ -187,10 +187,10 @@ impl Count {
 }
 
 impl Journal {
-    /// The journal as a previous run left it; a row that cannot be read is said and skipped
-    /// (it is deleted with the next settled slice).
+    /// The journal as a previous run left it; a row that cannot be read is said and deleted.
     pub(crate) fn load(conn: &Connection) -> Result<Journal, rusqlite::Error> {
         let mut journal = Journal::default();
+        let mut torn = Vec::new();
         let mut read =
             conn.prepare("SELECT id, received_at, counts FROM repeat_journal ORDER BY id")?;
         let rows = read.query_map([], |r| {
@@ -215,8 +215,12 @@ impl Journal {
                         bytes = blob.len(),
                         "repeat_journal: a row is not a whole number of counts; its counts are lost"
                     );
+                    torn.push(id);
                 }
             }
+        }
+        for id in torn {
+            conn.execute("DELETE FROM repeat_journal WHERE id = ?1", [id])?;
         }
         Ok(journal)
     }
@@ -297,8 +301,12 @@ impl Sink for SqliteSink {
         updates: &[DuplicateUpdate],
     ) -> Result<(), SinkError> {
         self.commit(events, updates, Counting::Journal)?;
-        if self.journal.counts > JOURNAL_BOUND {
-            self.settle()?;
+        // The write is committed: settling failing now must not make it look failed (a retry
+        // would write its rows twice). What is not settled stays journaled, for later.
+        if self.journal.counts > JOURNAL_BOUND
+            && let Err(e) = self.settle_slice(SETTLE_SLICE).map_err(sink_error)
+        {
+            tracing::warn!(error = %e, journaled = self.journal.counts, "settling journaled counts failed; they stay journaled");
         }
         Ok(())
     }
@@ -501,7 +509,6 @@ impl SqliteSink {
             )?;
         }
         tally.apply(&self.keys, &tx)?;
-        // Rows that could not be read at load, older than `last`, go too.
         tx.execute("DELETE FROM repeat_journal WHERE id <= ?1", [last])?;
         tx.commit()?;
         self.commits.note();
