@@ -1,5 +1,5 @@
 //! `cargo xtask bench collect`: the cost of zen-watcher's collectors beside node_exporter's,
-//! in one run on this machine, recorded in docs/benchmarks.md.
+//! in one run on this machine, written as a report (docs/benchmarks.md shows it).
 //!
 //! Each setting runs the release daemon (collection at 1 s, then 100 ms) and Debian's
 //! `prometheus-node-exporter` side by side for a fixed window, both scraped once a second,
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::e2e::{benchmarks_md, build_daemon, insert_rows, proc_figures, start, today};
+use crate::e2e::{build_daemon, proc_figures, start};
+use crate::report::{self, Chart, Environment, Figure, Report, Row, Table};
 
 /// How long each setting is measured.
 const WINDOW: Duration = Duration::from_secs(30);
@@ -200,22 +201,30 @@ struct Figures {
 }
 
 impl Figures {
-    /// This setting's row of the table in docs/benchmarks.md.
-    fn row(&self, day: &str) -> String {
+    /// This setting's row of the report: CPU in % of one core over the window.
+    fn row(&self) -> Row {
         let pct = |s: f64| 100.0 * s / self.window_seconds;
-        format!(
-            "| {day} | {} | {} | {:.4} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0}× | {:.1} / {:.1} |\n",
-            self.interfaces,
-            self.interval,
-            pct(self.collector_seconds),
-            1e6 * self.fast_thread_seconds / self.samples,
-            1e6 * self.floor_per_round,
-            pct(self.daemon_seconds),
-            pct(self.node_exporter_seconds),
-            self.node_exporter_seconds / self.collector_seconds.max(1e-9),
-            self.daemon_rss_mb,
-            self.node_exporter_rss_mb
-        )
+        let one = |name: &str, unit: &str, value: f64| Figure::of(name, unit, &[value]);
+        Row {
+            name: format!("{} interfaces, every {}", self.interfaces, self.interval),
+            figures: vec![
+                one("collectors", "% of a core", pct(self.collector_seconds)),
+                one("daemon", "% of a core", pct(self.daemon_seconds)),
+                one(
+                    "node_exporter",
+                    "% of a core",
+                    pct(self.node_exporter_seconds),
+                ),
+                one(
+                    "per sample",
+                    "µs",
+                    1e6 * self.fast_thread_seconds / self.samples,
+                ),
+                one("floor per sample", "µs", 1e6 * self.floor_per_round),
+                one("daemon RSS", "MB", self.daemon_rss_mb),
+                one("node_exporter RSS", "MB", self.node_exporter_rss_mb),
+            ],
+        }
     }
 }
 
@@ -307,10 +316,11 @@ fn measure(
         daemon_rss_mb: proc_figures(d)?.0,
         node_exporter_rss_mb: proc_figures(n)?.0,
     })
-    .inspect(|f| print!("{}", f.row("this run")))
+    .inspect(|f| println!("{:?}", f.row()))
 }
 
 pub(crate) fn run() -> Result<()> {
+    let environment = Environment::here();
     let binary = build_daemon()?;
     if Command::new(NODE_EXPORTER)
         .arg("--version")
@@ -338,31 +348,20 @@ pub(crate) fn run() -> Result<()> {
         all.push(measure(&binary, &prefix, interfaces, interval)?);
     }
     drop(ns);
-    record(&all)
-}
-
-fn record(all: &[Figures]) -> Result<()> {
-    let window = WINDOW.as_secs_f64();
-    let path = benchmarks_md();
-    let mut doc = std::fs::read_to_string(&path)?;
-    const HEADING: &str = "## Collectors beside node_exporter";
-    if !doc.contains(HEADING) {
-        doc.push_str(&format!(
-            "\n{HEADING}\n\nCommand: `cargo xtask bench collect` (`xtask/src/collect.rs`): the release daemon with default \
-             collectors and Debian's node_exporter 1.5.0 with its defaults, side by side for {window:.0} s each, both \
-             scraped once a second, on the host and then in a network namespace holding 300 dummy interfaces (bridges where the kernel lacks `dummy`) and `lo`. \
-             \"Collectors\" is the run time of the daemon's `zen-collect*` threads (schedstat); per sample is the \
-             per-second thread's run time over the samples taken; floor is a thread of the benchmark's own reading \
-             the same host files (containers' aside) to their end at the same interval, kept open, nothing parsed; \"daemon\" and \"node_exporter\" are whole-process \
-             `utime + stime` (the daemon's includes rendering its scrapes). CPU in % of one core.\n\n\
-             | run | interfaces | interval | collectors % | per sample µs | floor µs | daemon % | node_exporter % | node_exporter ÷ collectors | RSS daemon / node_exporter MB |\n\
-             |---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
-        ));
-    }
-    let day = today()?;
-    let rows: String = all.iter().map(|f| f.row(&day)).collect();
-    insert_rows(&mut doc, "| run | interfaces", &rows);
-    std::fs::write(&path, doc)?;
-    println!("recorded in {}", path.display());
+    report::write(&Report {
+        kind: "collect".to_owned(),
+        command: "cargo xtask bench collect".to_owned(),
+        environment,
+        tables: vec![Table {
+            component: "collect".to_owned(),
+            name: format!(
+                "collectors beside node_exporter, {} s each",
+                WINDOW.as_secs()
+            ),
+            spread: "one window per setting".to_owned(),
+            chart: Chart::PerRow,
+            rows: all.iter().map(Figures::row).collect(),
+        }],
+    })?;
     Ok(())
 }

@@ -8,20 +8,20 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::loadgen::{self, LoadgenArgs, Report};
+use crate::loadgen::{self, LoadgenArgs};
+use crate::report::{self, Chart, Environment, Figure, Report, Row, Table, median};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct Scenario {
     name: String,
-    load: Report,
+    load: loadgen::Report,
     /// Events with an outcome (written, filtered, deduplicated) per second, from the first
     /// request until the daemon's queues were empty.
     committed_per_second: f64,
@@ -30,7 +30,7 @@ struct Scenario {
 }
 
 /// One round: a fresh daemon through every scenario.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct Round {
     idle_rss_mb: f64,
     peak_rss_mb: f64,
@@ -123,18 +123,14 @@ pub(crate) fn start(
 }
 
 /// Builds the release daemon; its path.
-pub(crate) fn build_daemon() -> Result<std::path::PathBuf> {
+pub(crate) fn build_daemon() -> Result<PathBuf> {
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "-p", "zen-watcher"])
         .status()?;
     if !status.success() {
         bail!("building the daemon failed");
     }
-    Ok(target_dir().join("release/zen-watcher"))
-}
-
-pub(crate) fn target_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| Path::new("target").to_owned(), Into::into)
+    Ok(report::target_dir().join("release/zen-watcher"))
 }
 
 fn settled(addr: SocketAddr) -> Result<u64> {
@@ -170,6 +166,7 @@ fn scenario(name: &str, daemon: &Child, addr: SocketAddr, args: LoadgenArgs) -> 
 }
 
 pub(crate) fn run(rounds: usize) -> Result<()> {
+    let environment = Environment::here();
     let binary = build_daemon()?;
     let rounds = (1..=rounds.max(1))
         .map(|n| {
@@ -177,11 +174,62 @@ pub(crate) fn run(rounds: usize) -> Result<()> {
             round(&binary, n)
         })
         .collect::<Result<Vec<_>>>()?;
-    let json = serde_json::to_string_pretty(&rounds)?;
-    let out = target_dir().join("e2e-report.json");
-    std::fs::write(&out, &json)?;
-    println!("{json}\nreport written to {}", out.display());
-    append_rows(&rounds)
+    report::write(&Report {
+        kind: "e2e".to_owned(),
+        command: format!("cargo xtask bench e2e --rounds {}", rounds.len()),
+        environment,
+        tables: tables(&rounds),
+    })?;
+    Ok(())
+}
+
+/// The report's tables: per scenario, the median of the rounds with their lowest and highest;
+/// the daemon's memory idle and at its peak.
+fn tables(rounds: &[Round]) -> Vec<Table> {
+    let spread = format!(
+        "median of {} rounds, each on a fresh daemon, lowest–highest in brackets",
+        rounds.len()
+    );
+    let of = |values: &dyn Fn(&Round) -> Vec<f64>, name: &str, unit: &str| {
+        Figure::of(
+            name,
+            unit,
+            &rounds.iter().flat_map(values).collect::<Vec<_>>(),
+        )
+    };
+    let scenarios = rounds.first().map_or(&[][..], |r| &r.scenarios[..]);
+    let rows = scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Row {
+            name: s.name.clone(),
+            figures: FIGURES
+                .iter()
+                .map(|&(name, unit, read)| {
+                    of(
+                        &|r: &Round| r.scenarios.get(i).map(read).into_iter().collect(),
+                        name,
+                        unit,
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let memory = Row {
+        name: "daemon".to_owned(),
+        figures: vec![
+            of(&|r: &Round| vec![r.idle_rss_mb], "idle RSS", "MB"),
+            of(&|r: &Round| vec![r.peak_rss_mb], "peak RSS", "MB"),
+        ],
+    };
+    let table = |name: &str, rows| Table {
+        component: "e2e".to_owned(),
+        name: name.to_owned(),
+        spread: spread.clone(),
+        chart: Chart::PerRow,
+        rows,
+    };
+    vec![table("scenarios", rows), table("memory", vec![memory])]
 }
 
 fn round(binary: &Path, n: usize) -> Result<Round> {
@@ -241,19 +289,15 @@ fn round(binary: &Path, n: usize) -> Result<Round> {
     })
 }
 
-/// `cargo xtask bench compare A B`: the e2e scenarios on two daemon binaries, alternated
-/// (A, B, A, B, …) `rounds` times each in one run, as every side-by-side figure in
-/// docs/benchmarks.md is taken; prints each figure's medians and the ratio B ÷ A with the
-/// lowest and highest of the rounds' ratios.
-pub(crate) fn compare(a: &Path, b: &Path, rounds: usize) -> Result<()> {
-    for binary in [a, b] {
-        if !binary.is_file() {
-            bail!("{}: no such daemon binary", binary.display());
-        }
-    }
+/// `cargo xtask bench compare A B`: the e2e scenarios on two builds (daemon binaries, or
+/// commits), alternated (A, B, A, B, …) `rounds` times each in one run, as every side-by-side
+/// figure in docs/benchmarks.md is taken; prints each figure's medians and the ratio B ÷ A with
+/// the lowest and highest of the rounds' ratios.
+pub(crate) fn compare(a: &str, b: &str, rounds: usize) -> Result<()> {
+    let binaries = [daemon_of(a)?, daemon_of(b)?];
     let mut runs: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     for n in 0..rounds.max(1) {
-        for (i, binary) in [a, b].into_iter().enumerate() {
+        for (i, binary) in binaries.iter().enumerate() {
             eprintln!("round {} of {}: {}", n + 1, rounds, binary.display());
             runs[i].push(round(binary, 2 * n + i)?);
         }
@@ -262,33 +306,85 @@ pub(crate) fn compare(a: &Path, b: &Path, rounds: usize) -> Result<()> {
     Ok(())
 }
 
-/// A figure compared: its name, and how to read it from a scenario.
-type Figure = (&'static str, fn(&Scenario) -> f64);
+/// A build to compare: a daemon binary as it is, or a commit's daemon, built in a worktree of
+/// its own (with that commit's cargo configuration) and kept by commit in `target/compare/`.
+fn daemon_of(build: &str) -> Result<PathBuf> {
+    if Path::new(build).is_file() {
+        return Ok(build.into());
+    }
+    let commit = Command::new("git")
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{build}^{{commit}}"),
+        ])
+        .output()?;
+    if !commit.status.success() {
+        bail!("{build}: neither a daemon binary nor a commit");
+    }
+    let commit = String::from_utf8_lossy(&commit.stdout).trim().to_owned();
+    let dir = report::target_dir().join("compare");
+    let binary = dir.join(format!("zen-watcher-{commit}"));
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    let tree = dir.join(format!("src-{commit}"));
+    let git = |args: &[&std::ffi::OsStr]| -> Result<()> {
+        let status = Command::new("git").args(args).status()?;
+        if !status.success() {
+            bail!("git {args:?}: {status}");
+        }
+        Ok(())
+    };
+    if !tree.exists() {
+        git(&[
+            "worktree".as_ref(),
+            "add".as_ref(),
+            "--detach".as_ref(),
+            tree.as_ref(),
+            commit.as_ref(),
+        ])?;
+    }
+    eprintln!("building {build} ({commit}) in {}", tree.display());
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--package", "zen-watcher"])
+        .current_dir(&tree)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .status()?;
+    if !status.success() {
+        bail!("building {build} ({commit}) failed: {status}");
+    }
+    std::fs::copy(dir.join("target/release/zen-watcher"), &binary)?;
+    git(&[
+        "worktree".as_ref(),
+        "remove".as_ref(),
+        "--force".as_ref(),
+        tree.as_ref(),
+    ])?;
+    Ok(binary)
+}
 
-/// The figures compared, by scenario.
-const FIGURES: [Figure; 5] = [
-    ("accepted events/s", |s| s.load.events_per_second),
-    ("settled events/s", |s| s.committed_per_second),
-    ("p50 ms", |s| s.load.latency_ms.p50),
-    ("p99 ms", |s| s.load.latency_ms.p99),
-    ("CPU µs per event", cpu_per_event),
+/// A scenario's figure: its name, unit, and how to read it.
+type Reading = (&'static str, &'static str, fn(&Scenario) -> f64);
+
+/// The figures of a scenario, reported and compared.
+const FIGURES: [Reading; 8] = [
+    ("accepted", "events/s", |s| s.load.events_per_second),
+    ("settled", "events/s", |s| s.committed_per_second),
+    ("requests", "requests/s", |s| {
+        s.load.requests as f64 / s.load.seconds
+    }),
+    ("p50", "ms", |s| s.load.latency_ms.p50),
+    ("p90", "ms", |s| s.load.latency_ms.p90),
+    ("p99", "ms", |s| s.load.latency_ms.p99),
+    ("daemon CPU per event", "µs", cpu_per_event),
+    ("RSS after", "MB", |s| s.rss_mb_after),
 ];
 
 /// The daemon's CPU time over the events accepted, in microseconds.
 fn cpu_per_event(s: &Scenario) -> f64 {
     s.cpu_seconds * 1e6 / s.load.events_accepted.max(1) as f64
-}
-
-/// The median of `values`, if any.
-fn median(values: &[f64]) -> Option<f64> {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-    }
 }
 
 fn of_median(values: &[f64]) -> String {
@@ -304,7 +400,7 @@ fn comparison(a: &[Round], b: &[Round]) -> String {
         return out;
     };
     for (i, scenario) in first.scenarios.iter().enumerate() {
-        for (figure, read) in FIGURES {
+        for (name, unit, read) in FIGURES {
             let of = |rounds: &[Round]| -> Vec<f64> {
                 rounds
                     .iter()
@@ -315,7 +411,7 @@ fn comparison(a: &[Round], b: &[Round]) -> String {
             let (va, vb) = (of(a), of(b));
             let ratios: Vec<f64> = va.iter().zip(&vb).map(|(x, y)| y / x).collect();
             out += &format!(
-                "| {} | {figure} | {} | {} | {} |\n",
+                "| {} | {name}, {unit} | {} | {} | {} |\n",
                 scenario.name,
                 of_median(&va),
                 of_median(&vb),
@@ -324,58 +420,6 @@ fn comparison(a: &[Round], b: &[Round]) -> String {
         }
     }
     out
-}
-
-/// The header of the table in docs/benchmarks.md that rows of rounds go to.
-const TABLE: &str = "| run | scenario | rounds |";
-
-/// Adds this run's figures to docs/benchmarks.md: per scenario, the median of the rounds with
-/// the lowest and highest in brackets; memory is the highest of the rounds.
-fn append_rows(rounds: &[Round]) -> Result<()> {
-    let path = benchmarks_md();
-    let mut doc = std::fs::read_to_string(&path)?;
-    if !doc.contains(TABLE) {
-        bail!("{} has no table headed `{TABLE}`", path.display());
-    }
-    let rows = rows(&today()?, rounds);
-    insert_rows(&mut doc, TABLE, &rows);
-    std::fs::write(&path, doc)?;
-    Ok(())
-}
-
-fn rows(day: &str, rounds: &[Round]) -> String {
-    let highest = |f: fn(&Round) -> f64| rounds.iter().map(f).fold(0.0, f64::max);
-    let (idle, peak) = (highest(|r| r.idle_rss_mb), highest(|r| r.peak_rss_mb));
-    let Some(first) = rounds.first() else {
-        return String::new();
-    };
-    first
-        .scenarios
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let of = |f: fn(&Scenario) -> f64, decimals| {
-                let values: Vec<f64> = rounds
-                    .iter()
-                    .filter_map(|r| r.scenarios.get(i))
-                    .map(f)
-                    .collect();
-                spread(&values, decimals)
-            };
-            format!(
-                "| {day} | {} | {} | {} | {} | {} | {} / {} | {} | {idle:.1} / {peak:.1} | {} |\n",
-                s.name,
-                rounds.len(),
-                of(|s| s.load.events_per_second, 0),
-                of(|s| s.committed_per_second, 0),
-                of(|s| s.load.requests as f64 / s.load.seconds, 0),
-                of(|s| s.load.latency_ms.p50, 2),
-                of(|s| s.load.latency_ms.p99, 2),
-                of(|s| s.cpu_seconds, 1),
-                of(cpu_per_event, 1),
-            )
-        })
-        .collect()
 }
 
 /// `median (lowest–highest)`, or the one value alone.
@@ -392,32 +436,6 @@ fn spread(values: &[f64], decimals: usize) -> String {
     }
 }
 
-pub(crate) fn benchmarks_md() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md")
-}
-
-/// Today's date, `YYYY-MM-DD`.
-pub(crate) fn today() -> Result<String> {
-    Ok(Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?)
-}
-
-/// Puts `rows` at the end of the table whose header starts with `header`, whatever text
-/// follows it.
-pub(crate) fn insert_rows(doc: &mut String, header: &str, rows: &str) {
-    let table = doc.find(header).unwrap_or(doc.len());
-    let mut end = table;
-    for line in doc[table..].split_inclusive('\n') {
-        if !line.starts_with('|') {
-            break;
-        }
-        end += line.len();
-    }
-    doc.insert_str(end, rows);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,20 +447,6 @@ mod tests {
         assert_eq!(spread(&[5.25], 2), "5.25");
         assert_eq!(spread(&[], 0), "—");
     }
-
-    #[test]
-    fn rows_land_at_the_end_of_the_table() {
-        let mut doc =
-            "## E\n\ntext\n\n| run | scenario |\n|---|---|\n| 1 | a |\n\nafter\n".to_owned();
-        insert_rows(&mut doc, "| run | scenario", "| 2 | b |\n");
-        assert_eq!(
-            doc,
-            "## E\n\ntext\n\n| run | scenario |\n|---|---|\n| 1 | a |\n| 2 | b |\n\nafter\n"
-        );
-        let mut at_end = "| run | scenario |\n|---|---|\n".to_owned();
-        insert_rows(&mut at_end, "| run | scenario", "| 1 | a |\n");
-        assert!(at_end.ends_with("| 1 | a |\n"));
-    }
 }
 
 #[cfg(test)]
@@ -451,7 +455,7 @@ mod compare_tests {
     use crate::loadgen::Latency;
 
     fn round(events_per_second: f64, p99: f64, cpu_seconds: f64) -> Round {
-        let load = Report {
+        let load = loadgen::Report {
             requests: 10,
             events_sent: 1000,
             events_accepted: 1000,
@@ -495,17 +499,17 @@ mod compare_tests {
         // Ratios 1.1, 0.9, 1.1: median 1.1, from 0.9 to 1.1.
         assert!(
             table.contains(
-                "| flat out | accepted events/s | 150.00 | 165.00 | 1.100 (0.900–1.100) |"
+                "| flat out | accepted, events/s | 150.00 | 165.00 | 1.100 (0.900–1.100) |"
             ),
             "{table}"
         );
         assert!(
-            table.contains("| flat out | p99 ms | 5.00 | 5.00 | 1.000 (1.000–1.500) |"),
+            table.contains("| flat out | p99, ms | 5.00 | 5.00 | 1.000 (1.000–1.500) |"),
             "{table}"
         );
         // 0.011 s over 1,000 events: 11 µs each.
         assert!(
-            table.contains("| CPU µs per event | 11.00 | 11.00 |"),
+            table.contains("| daemon CPU per event, µs | 11.00 | 11.00 |"),
             "{table}"
         );
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask gen`: every generated file of the repository, from its one source — Grafana
 //! dashboards and `docs/metrics.md` from the metric catalog (zen-export), `docs/formats.md` from
-//! the format modules' documentation (zen-model). `--check` fails when a committed file differs;
+//! the format modules' documentation (zen-model), the benchmark reports' tables and charts from
+//! the reports kept in `docs/bench/reports/` (xtask's `report`). `--check` fails when a committed file differs;
 //! a test runs the same check, so a stale file cannot land.
 
 use std::fs;
@@ -15,6 +16,8 @@ use zen_model::formats::checkov::BUILTIN_SEVERITIES;
 pub(crate) enum Set {
     All,
     Dashboards,
+    /// The benchmark reports' tables in docs/benchmarks.md and their charts.
+    Reports,
 }
 
 /// The repository root.
@@ -25,6 +28,9 @@ fn root() -> PathBuf {
 /// Every generated file: its path from the root, and its contents.
 fn files(set: Set) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
+    if set == Set::Reports {
+        return crate::report::rendered();
+    }
     for d in zen_export::grafana::dashboards() {
         let mut text = serde_json::to_string_pretty(&d.json)?;
         text.push('\n');
@@ -37,6 +43,7 @@ fn files(set: Set) -> Result<Vec<(String, String)>> {
         ));
         out.push(("docs/formats.md".to_owned(), formats_md()));
         out.extend(alerting()?);
+        out.extend(crate::report::rendered()?);
     }
     Ok(out)
 }

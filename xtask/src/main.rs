@@ -2,14 +2,14 @@
 //! no product logic.
 
 mod collect;
+mod criterion;
 mod e2e;
 mod gate;
 mod generate;
 mod loadgen;
+mod report;
 
-use std::process::Command;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -21,7 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Regenerate every generated file (dashboards, docs/metrics.md, docs/formats.md).
+    /// Regenerate every generated file (dashboards, docs/metrics.md, docs/formats.md, the
+    /// benchmark reports' tables and charts).
     Gen {
         /// Change nothing; fail when a committed file is stale.
         #[arg(long)]
@@ -37,18 +38,21 @@ enum Task {
     Loadgen(loadgen::LoadgenArgs),
     /// Run the criterion benchmarks (all crates, or the named ones) in release mode; or, as
     /// `cargo xtask bench e2e`, the release daemon under load, and as `cargo xtask bench collect`,
-    /// the collectors beside node_exporter; both recorded in docs/benchmarks.md. As `cargo xtask
-    /// bench gate`, the hot path in instructions against the committed baseline; as `cargo xtask
-    /// bench compare A B`, the e2e scenarios on two daemon binaries, alternated.
+    /// the collectors beside node_exporter. Each writes a JSON report to target/bench-reports/;
+    /// `cargo xtask bench report` renders the newest into docs/benchmarks.md and docs/bench/.
+    /// As `cargo xtask bench gate`, the hot path in instructions against the committed baseline;
+    /// as `cargo xtask bench compare A B`, the e2e scenarios on two builds (daemon binaries or
+    /// commits), alternated.
     ///
     /// Extra arguments after `--` go to criterion, e.g. `cargo xtask bench -p zen-model -- falco`.
     Bench {
         /// `e2e` for the end-to-end benchmark of the daemon; `collect` for the collectors'
-        /// cost beside node_exporter's; `gate` for the instruction counts' regression gate.
-        #[arg(value_parser = ["e2e", "collect", "gate", "compare"])]
+        /// cost beside node_exporter's; `gate` for the instruction counts' regression gate;
+        /// `compare` for two builds side by side; `report` to render the reports.
+        #[arg(value_parser = ["e2e", "collect", "gate", "compare", "report"])]
         which: Option<String>,
-        /// `compare`: the two daemon binaries, A then B.
-        builds: Vec<std::path::PathBuf>,
+        /// `compare`: the two builds, A then B: daemon binaries, or commits (built in a worktree).
+        builds: Vec<String>,
         #[command(flatten)]
         gate: gate::GateArgs,
         /// Benchmark only these packages.
@@ -78,6 +82,14 @@ fn main() -> Result<()> {
             which: Some(which), ..
         } if which == "collect" => collect::run(),
         Task::Bench {
+            which: Some(which), ..
+        } if which == "report" => {
+            for component in report::keep_latest()? {
+                println!("kept the newest report of {component}");
+            }
+            report(generate::run(generate::Set::Reports, false)?, false)
+        }
+        Task::Bench {
             which: Some(which),
             gate,
             ..
@@ -89,7 +101,7 @@ fn main() -> Result<()> {
             ..
         } if which == "compare" => match builds.as_slice() {
             [a, b] => e2e::compare(a, b, rounds),
-            _ => bail!("bench compare takes two daemon binaries, A and B"),
+            _ => bail!("bench compare takes two builds, A and B: daemon binaries or commits"),
         },
         Task::Bench {
             which: Some(_),
@@ -101,23 +113,7 @@ fn main() -> Result<()> {
             packages,
             criterion,
             ..
-        } => {
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.arg("bench");
-            if packages.is_empty() {
-                // zen-bench's benchmarks count instructions under callgrind: `bench gate`.
-                cmd.args(["--workspace", "--exclude", "zen-bench"]);
-            }
-            for p in &packages {
-                cmd.args(["--package", p]);
-            }
-            cmd.arg("--").args(&criterion);
-            let status = cmd.status().context("running cargo bench")?;
-            if !status.success() {
-                bail!("cargo bench failed: {status}");
-            }
-            Ok(())
-        }
+        } => criterion::run(&packages, &criterion),
     }
 }
 
