@@ -186,6 +186,8 @@ impl Drop for KillOnDrop {
 
 /// One setting's figures.
 struct Figures {
+    /// `host`, or `namespace` (the benchmark's own, with its interfaces).
+    place: &'static str,
     interfaces: String,
     interval: &'static str,
     window_seconds: f64,
@@ -206,7 +208,10 @@ impl Figures {
         let pct = |s: f64| 100.0 * s / self.window_seconds;
         let one = |name: &str, unit: &str, value: f64| Figure::of(name, unit, &[value]);
         Row {
-            name: format!("{} interfaces, every {}", self.interfaces, self.interval),
+            name: format!(
+                "{}, every {}: {}",
+                self.place, self.interval, self.interfaces
+            ),
             figures: vec![
                 one("collectors", "% of a core", pct(self.collector_seconds)),
                 one("daemon", "% of a core", pct(self.daemon_seconds)),
@@ -231,7 +236,7 @@ impl Figures {
 fn measure(
     binary: &Path,
     prefix: &[String],
-    interfaces: String,
+    (place, interfaces): (&'static str, String),
     (interval, interval_s): (&'static str, f64),
 ) -> Result<Figures> {
     let dir = tempfile::tempdir()?;
@@ -305,6 +310,7 @@ fn measure(
         .map_err(|_| anyhow::anyhow!("the floor thread panicked"))??;
     Ok(Figures {
         floor_per_round: floor_seconds / floor_rounds.max(1.0),
+        place,
         interfaces,
         interval,
         window_seconds: seconds,
@@ -337,15 +343,24 @@ pub(crate) fn run() -> Result<()> {
         all.push(measure(
             &binary,
             &[],
-            interfaces_here.to_string(),
+            ("host", format!("{interfaces_here} interfaces")),
             interval,
         )?);
     }
     let ns = Netns::create(INTERFACES)?;
     let prefix: Vec<String> = ["ip", "netns", "exec", &ns.0].map(str::to_owned).to_vec();
     for interval in INTERVALS {
-        let interfaces = format!("{} ({INTERFACES} {} + lo)", INTERFACES + 1, ns.1);
-        all.push(measure(&binary, &prefix, interfaces, interval)?);
+        let interfaces = format!(
+            "{} interfaces ({INTERFACES} {} and lo)",
+            INTERFACES + 1,
+            ns.1
+        );
+        all.push(measure(
+            &binary,
+            &prefix,
+            ("namespace", interfaces),
+            interval,
+        )?);
     }
     drop(ns);
     report::write(&Report {

@@ -31,7 +31,7 @@ pub(crate) struct Environment {
     pub(crate) cores: usize,
     pub(crate) kernel: String,
     pub(crate) commit: String,
-    /// Whether the working tree held changes the commit does not.
+    /// Whether the working tree held changes the commit does not, outside `docs/`.
     pub(crate) modified: bool,
     /// UTC, RFC 3339.
     pub(crate) date: String,
@@ -133,7 +133,18 @@ impl Environment {
                 .trim()
                 .to_owned(),
             commit: output("git", &["rev-parse", "HEAD"]),
-            modified: !output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty(),
+            modified: !output(
+                "git",
+                &[
+                    "status",
+                    "--porcelain",
+                    "--untracked-files=no",
+                    "--",
+                    ".",
+                    ":!docs",
+                ],
+            )
+            .is_empty(),
             date: output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
             rustc: output("rustc", &["--version"]),
         }
@@ -252,6 +263,7 @@ pub(crate) fn rendered() -> Result<Vec<(String, String)>> {
         regions.insert(component, markdown);
         out.extend(charts);
     }
+    regions.insert("targets".to_owned(), targets(&reports));
     let path = "docs/benchmarks.md";
     let doc = std::fs::read_to_string(root().join(path))?;
     out.push((path.to_owned(), fill(&doc, &regions)?));
@@ -285,6 +297,189 @@ fn fill(doc: &str, regions: &BTreeMap<String, String>) -> Result<String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A target: the figure it bounds (in a component's table, the first row whose name starts
+/// with `row`), and the bound in the figure's unit.
+struct Target {
+    component: &'static str,
+    table: &'static str,
+    row: &'static str,
+    figure: &'static str,
+    unit: &'static str,
+    bound: Bound,
+}
+
+#[derive(Clone, Copy)]
+enum Bound {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+/// The targets the issues set, with the figures that answer them.
+const TARGETS: [Target; 17] = {
+    use Bound::{AtLeast, AtMost};
+    const EVENTS: (&str, &str) = ("throughput", "events/s");
+    const TIME: (&str, &str) = ("time", "ns");
+    const CPU: (&str, &str) = ("collectors", "% of a core");
+    const fn t(
+        component: &'static str,
+        table: &'static str,
+        row: &'static str,
+        (figure, unit): (&'static str, &'static str),
+        bound: Bound,
+    ) -> Target {
+        Target {
+            component,
+            table,
+            row,
+            figure,
+            unit,
+            bound,
+        }
+    }
+    [
+        t(
+            "e2e",
+            "scenarios",
+            "batches of 100",
+            ("settled", "events/s"),
+            AtLeast(300_000.0),
+        ),
+        t(
+            "e2e",
+            "scenarios",
+            "single events",
+            ("accepted", "events/s"),
+            AtLeast(40_000.0),
+        ),
+        t(
+            "e2e",
+            "scenarios",
+            "10,000 events/s",
+            ("p99", "ms"),
+            AtMost(5.0),
+        ),
+        t("e2e", "memory", "daemon", ("idle RSS", "MB"), AtMost(15.0)),
+        t("e2e", "memory", "daemon", ("peak RSS", "MB"), AtMost(100.0)),
+        t(
+            "zen-model",
+            "normalize/events",
+            "falco (one alert",
+            EVENTS,
+            AtLeast(500_000.0),
+        ),
+        t(
+            "zen-model",
+            "normalize/events",
+            "falco (NDJSON",
+            EVENTS,
+            AtLeast(500_000.0),
+        ),
+        t("zen-dedup", "dedup", "check", EVENTS, AtLeast(10_000_000.0)),
+        t(
+            "zen-filter",
+            "filter",
+            "three-clause",
+            EVENTS,
+            AtLeast(10_000_000.0),
+        ),
+        t(
+            "zen-config-cache",
+            "config-cache",
+            "hit",
+            TIME,
+            AtMost(50.0),
+        ),
+        t(
+            "zen-config-cache",
+            "config-cache",
+            "hit, another",
+            TIME,
+            AtMost(50.0),
+        ),
+        t(
+            "zen-pipeline",
+            "one core",
+            "parsed events",
+            EVENTS,
+            AtLeast(1_000_000.0),
+        ),
+        t(
+            "zen-pipeline",
+            "one core",
+            "raw JSON",
+            EVENTS,
+            AtLeast(400_000.0),
+        ),
+        t("zen-export", "render", "", TIME, AtMost(5_000_000.0)),
+        t("collect", "collectors", "host, every 1s", CPU, AtMost(0.02)),
+        t(
+            "collect",
+            "collectors",
+            "host, every 1s",
+            ("node_exporter ÷ collectors", "×"),
+            AtLeast(20.0),
+        ),
+        t(
+            "collect",
+            "collectors",
+            "namespace, every 1s",
+            CPU,
+            AtMost(0.1),
+        ),
+    ]
+};
+
+/// The targets' table: each target, the figure that answers it, and whether it is met.
+fn targets(reports: &[Report]) -> String {
+    let mut md = String::from(
+        "| component | table | row | figure | target | now | met |\n|---|---|---|---|---:|---:|---|\n",
+    );
+    for target in &TARGETS {
+        let found = reports
+            .iter()
+            .flat_map(|r| &r.tables)
+            .filter(|t| t.component == target.component && t.name.starts_with(target.table))
+            .flat_map(|t| &t.rows)
+            .find(|r| r.name.starts_with(target.row))
+            .and_then(|r| {
+                let f = r
+                    .figures
+                    .iter()
+                    .find(|f| f.name == target.figure && f.unit == target.unit)?;
+                Some((r, f))
+            });
+        let (row, now, met) = match found {
+            Some((row, f)) => {
+                let met = match target.bound {
+                    Bound::AtLeast(b) => f.value >= b,
+                    Bound::AtMost(b) => f.value <= b,
+                };
+                (row.name.as_str(), cell(f), if met { "✓" } else { "✗" })
+            }
+            None => (target.row, "no report".to_owned(), "—"),
+        };
+        let (sign, bound) = match target.bound {
+            Bound::AtLeast(b) => ("≥", b),
+            Bound::AtMost(b) => ("≤", b),
+        };
+        let (divisor, suffix) = scale(target.unit, bound);
+        let bound = match bound / divisor {
+            b if b >= 1000.0 => number(b),
+            b => b.to_string(),
+        };
+        let suffix = match suffix {
+            "" => format!(" {}", target.unit),
+            time => time.to_owned(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {row} | {} | {sign} {bound}{suffix} | {now} | {met} |",
+            target.component, target.table, target.figure,
+        );
+    }
+    md
 }
 
 fn slug(text: &str) -> String {
