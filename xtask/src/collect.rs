@@ -221,6 +221,11 @@ impl Figures {
                     pct(self.node_exporter_seconds),
                 ),
                 one(
+                    "node_exporter ÷ collectors",
+                    "×",
+                    self.node_exporter_seconds / self.collector_seconds.max(1e-9),
+                ),
+                one(
                     "per sample",
                     "µs",
                     1e6 * self.fast_thread_seconds / self.samples,
@@ -322,7 +327,15 @@ fn measure(
         daemon_rss_mb: proc_figures(d)?.0,
         node_exporter_rss_mb: proc_figures(n)?.0,
     })
-    .inspect(|f| println!("{:?}", f.row()))
+    .inspect(|f| {
+        let row = f.row();
+        let figures: Vec<String> = row
+            .figures
+            .iter()
+            .map(|f| format!("{} {:.4} {}", f.name, f.value, f.unit))
+            .collect();
+        println!("{}: {}", row.name, figures.join(", "));
+    })
 }
 
 pub(crate) fn run() -> Result<()> {
@@ -369,11 +382,8 @@ pub(crate) fn run() -> Result<()> {
         environment,
         tables: vec![Table {
             component: "collect".to_owned(),
-            name: format!(
-                "collectors beside node_exporter, {} s each",
-                WINDOW.as_secs()
-            ),
-            spread: "one window per setting".to_owned(),
+            name: "collectors".to_owned(),
+            spread: format!("one window of {} s per setting", WINDOW.as_secs()),
             chart: Chart::PerRow,
             rows: all.iter().map(Figures::row).collect(),
         }],

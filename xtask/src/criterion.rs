@@ -24,7 +24,9 @@ pub(crate) fn run(packages: &[String], criterion_args: &[String]) -> Result<()> 
     for package in &packages {
         let started = SystemTime::now();
         let status = Command::new(env!("CARGO"))
-            .args(["bench", "--package", package, "--"])
+            // Each package's own features, as the workspace build would unify them (zen-export's
+            // benchmark needs its exporter).
+            .args(["bench", "--all-features", "--package", package, "--"])
             .args(criterion_args)
             .status()
             .context("running cargo bench")?;

@@ -204,7 +204,8 @@ fn reports_in(dir: &Path) -> Result<Vec<Report>> {
 }
 
 /// `cargo xtask bench report`: keeps, per component, the newest of the reports in
-/// `target/bench-reports/` and the kept one; answers the components replaced.
+/// `target/bench-reports/` and the kept one (but those of runs filtered with `-- FILTER`, whose
+/// tables are partial); answers the components replaced.
 pub(crate) fn keep_latest() -> Result<Vec<String>> {
     let kept_dir = root().join(KEPT);
     let mut kept: BTreeMap<String, Report> = reports_in(&kept_dir)?
@@ -213,6 +214,10 @@ pub(crate) fn keep_latest() -> Result<Vec<String>> {
         .collect();
     let mut replaced = Vec::new();
     for report in reports_in(&reports_dir())? {
+        // A run of some benchmarks only (`-- FILTER`) would leave its tables partial.
+        if report.command.contains(" -- ") {
+            continue;
+        }
         for (component, tables) in by_component(&report.tables) {
             if kept
                 .get(&component)
