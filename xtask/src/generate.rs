@@ -81,7 +81,21 @@ fn alerting() -> Result<Vec<(String, String)>> {
 pub(crate) fn run(set: Set, check: bool) -> Result<Vec<String>> {
     let root = root();
     let mut stale = Vec::new();
-    for (path, want) in files(set)? {
+    let files = files(set)?;
+    if set != Set::Dashboards {
+        // Charts no report renders any more.
+        let charts = root.join("docs/bench");
+        for entry in fs::read_dir(&charts).into_iter().flatten().flatten() {
+            let path = format!("docs/bench/{}", entry.file_name().to_string_lossy());
+            if path.ends_with(".svg") && !files.iter().any(|(p, _)| *p == path) {
+                if !check {
+                    fs::remove_file(entry.path()).with_context(|| format!("removing {path}"))?;
+                }
+                stale.push(format!("{path} (rendered by no report: removed)"));
+            }
+        }
+    }
+    for (path, want) in files {
         let full = root.join(&path);
         let have = fs::read_to_string(&full).unwrap_or_default();
         if have == want {

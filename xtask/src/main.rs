@@ -122,7 +122,7 @@ fn report(changed: Vec<String>, check: bool) -> Result<()> {
         println!("generated files are up to date");
     } else if !check {
         for path in changed {
-            println!("wrote {path}");
+            println!("updated {path}");
         }
     }
     Ok(())

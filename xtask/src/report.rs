@@ -686,11 +686,19 @@ fn escape(text: &str) -> String {
 /// Horizontal bars, one panel under another, each bar with its spread as a whisker and its
 /// value beside it.
 fn svg(title: &str, panels: &[Panel]) -> String {
-    const WIDTH: f64 = 760.0;
-    const LABEL: f64 = 300.0;
+    // Sans-serif at 12 px is at most about 7 px a character: the labels' column fits the longest,
+    // the bars take 320 px, the values what is left.
+    const CHAR: f64 = 7.0;
     const BARS: f64 = 320.0;
     const BAR: f64 = 16.0;
     const STEP: f64 = 22.0;
+    let widest = |texts: Vec<String>| {
+        texts.iter().map(|t| t.chars().count()).max().unwrap_or(0) as f64 * CHAR + 16.0
+    };
+    let bars: Vec<&(String, Figure)> = panels.iter().flat_map(|p| &p.bars).collect();
+    let left = widest(bars.iter().map(|(l, _)| l.clone()).collect()).max(120.0);
+    let values = widest(bars.iter().map(|(_, f)| cell(f)).collect());
+    let width = (left + BARS + values).max(widest(vec![title.to_owned()]) * 1.2);
     let mut body = String::new();
     let mut y = 34.0;
     for panel in panels {
@@ -709,21 +717,21 @@ fn svg(title: &str, panels: &[Panel]) -> String {
             .fold(0.0, f64::max);
         let x = |v: f64| {
             let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
-            LABEL + if top > 0.0 { BARS * v / top } else { 0.0 }
+            left + if top > 0.0 { BARS * v / top } else { 0.0 }
         };
         for (label, f) in &panel.bars {
             let mid = y + BAR / 2.0;
             let _ = writeln!(
                 body,
                 r#"<text x="{:.0}" y="{:.1}" text-anchor="end">{}</text>"#,
-                LABEL - 8.0,
+                left - 8.0,
                 mid + 4.0,
                 escape(label)
             );
             let _ = writeln!(
                 body,
-                r##"<rect x="{LABEL:.0}" y="{y:.1}" width="{:.1}" height="{BAR:.0}" fill="#4e79a7"/>"##,
-                x(f.value) - LABEL
+                r##"<rect x="{left:.0}" y="{y:.1}" width="{:.1}" height="{BAR:.0}" fill="#4e79a7"/>"##,
+                x(f.value) - left
             );
             if f.low.is_finite() && f.high.is_finite() && f.low != f.high {
                 let (l, h) = (x(f.low), x(f.high));
@@ -756,7 +764,7 @@ fn svg(title: &str, panels: &[Panel]) -> String {
             r#"<text x="8" y="18" font-size="14" font-weight="bold">{t}</text>"#,
             "\n{body}</svg>\n"
         ),
-        w = WIDTH + 140.0,
+        w = width,
         h = y,
         t = escape(title),
         body = body
