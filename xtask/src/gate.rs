@@ -10,6 +10,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::report::target_dir;
+
 /// The rise in instructions, in percent, past which the gate fails.
 pub(crate) const TOLERANCE_PERCENT: u64 = 3;
 
@@ -44,12 +46,6 @@ fn root() -> PathBuf {
 
 fn baseline_path() -> PathBuf {
     root().join("crates/zen-bench/baseline.json")
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
 }
 
 pub(crate) fn run(args: &GateArgs) -> Result<()> {
@@ -97,6 +93,7 @@ fn measure(filter: Option<&str>) -> Result<BTreeMap<String, u64>> {
         std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
     }
     let mut cmd = Command::new(env!("CARGO"));
+    cmd.env(PRELOAD_ENV, fixed_random()?);
     cmd.current_dir(root()).args([
         "bench",
         "--package",
@@ -123,6 +120,29 @@ fn measure(filter: Option<&str>) -> Result<BTreeMap<String, u64>> {
         bail!("no benchmark ran (filter {filter:?})");
     }
     Ok(counts)
+}
+
+/// The variable zen-bench reads the preload library's path from (`zen_bench::PRELOAD_ENV`).
+const PRELOAD_ENV: &str = "ZEN_BENCH_PRELOAD";
+
+/// `crates/zen-bench/fixed_random.c` built as a shared library (with the C compiler the Rust
+/// toolchain links with); its path.
+fn fixed_random() -> Result<PathBuf> {
+    let source = root().join("crates/zen-bench/fixed_random.c");
+    let library = target_dir().join("zen-bench/libfixed_random.so");
+    if let Some(dir) = library.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let status = Command::new("cc")
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .context("running cc to build fixed_random.c")?;
+    if !status.success() {
+        bail!("building {} failed: {status}", source.display());
+    }
+    Ok(library)
 }
 
 /// Every `summary.json` under `dir`.

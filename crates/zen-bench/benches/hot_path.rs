@@ -375,13 +375,16 @@ library_benchmark_group!(name = watched; benchmarks = metrics_page, host, slo);
 /// The environment is cleared but for the slowed build's switch. glibc's allocator is held to
 /// one behaviour: its fast bins (whose consolidation, `malloc_consolidate`, ran inside some
 /// measurements and not others: the same evaluation cost 418,000 or 754,000 instructions), its
-/// dynamic mmap threshold and its heap trimming otherwise follow the allocation history, itself
-/// shaped by randomly seeded hash maps.
+/// dynamic mmap threshold and its heap trimming otherwise follow the allocation history. That
+/// history is made the same in every run by `getrandom` answering fixed bytes (the gate's
+/// preloaded `fixed_random.c`): randomly seeded hash maps, of the exporter crates among others,
+/// left rendering `/metrics` and the SLO step 0.1–0.3 % apart from run to run.
 const MALLOC: &str = "glibc.malloc.mxfast=0:glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=33554432";
 
 main!(
     config = LibraryBenchmarkConfig::default()
         .env("GLIBC_TUNABLES", MALLOC)
+        .env("LD_PRELOAD", std::env::var(zen_bench::PRELOAD_ENV).unwrap_or_default())
         .pass_through_envs([zen_bench::SLOW_ENV]);
     library_benchmark_groups = normalize, stages, path, watched
 );

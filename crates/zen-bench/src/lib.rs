@@ -12,6 +12,11 @@ use serde_json::{Value, json};
 /// twice, and the gate must fail.
 pub const SLOW_ENV: &str = "ZEN_BENCH_SLOW";
 
+/// The path of `fixed_random.c` built as a shared library, which the gate sets so that the
+/// benchmarks run with it preloaded: `getrandom` answers the same bytes in every run, so the
+/// hash maps of the crates we do not control (the Prometheus exporter's) are seeded alike.
+pub const PRELOAD_ENV: &str = "ZEN_BENCH_PRELOAD";
+
 /// Whether this is the slowed build.
 pub fn slowed() -> bool {
     std::env::var_os(SLOW_ENV).is_some()
