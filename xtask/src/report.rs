@@ -322,7 +322,7 @@ enum Bound {
 }
 
 /// The targets the issues set, with the figures that answer them.
-const TARGETS: [Target; 17] = {
+const TARGETS: [Target; 19] = {
     use Bound::{AtLeast, AtMost};
     const EVENTS: (&str, &str) = ("throughput", "events/s");
     const TIME: (&str, &str) = ("time", "ns");
@@ -418,6 +418,20 @@ const TARGETS: [Target; 17] = {
             AtLeast(400_000.0),
         ),
         t("zen-export", "render", "", TIME, AtMost(5_000_000.0)),
+        t(
+            "zen-history",
+            "history",
+            "record one sample",
+            TIME,
+            AtMost(30_000.0),
+        ),
+        t(
+            "zen-history",
+            "history",
+            "query 20 series over 30 days",
+            TIME,
+            AtMost(50e6),
+        ),
         t("collect", "collectors", "host, every 1s", CPU, AtMost(0.02)),
         t(
             "collect",
