@@ -106,6 +106,14 @@ fn counters_are_kept_as_rates_and_survive_a_reset() {
     assert_eq!(&rates[1..], &[25.0, 50.0, 10.0, 20.0]);
 }
 
+/// The index of the point at `t`.
+fn at(f: &zen_history::Frame, t: i64) -> usize {
+    f.times
+        .iter()
+        .position(|&p| p == t)
+        .expect("a point at that time")
+}
+
 #[test]
 fn rollups_keep_average_minimum_and_maximum() {
     let mut h = History::in_memory();
@@ -119,11 +127,7 @@ fn rollups_keep_average_minimum_and_maximum() {
     // From two hours ago: the 10 s tier.
     let f = query(&mut h, &[a], T0, now - 1, 10_000, now);
     assert_eq!((f.tier_step, f.step), (10, 10));
-    let spike = f
-        .times
-        .iter()
-        .position(|&t| t == T0 + 3_600)
-        .expect("point");
+    let spike = at(&f, T0 + 3_600);
     assert_eq!(f.series[0].max[spike], 500.0);
     assert_eq!(f.series[0].min[spike], 1.0);
     assert_eq!(f.series[0].avg[spike], kept((500.0 + 9.0) / 10.0));
@@ -135,11 +139,7 @@ fn rollups_keep_average_minimum_and_maximum() {
     // From more than a day ago: the 1 minute tier.
     let f = query(&mut h, &[a], now - 2 * 86_400, now - 1, 100_000, now);
     assert_eq!(f.tier_step, 60);
-    let spike = f
-        .times
-        .iter()
-        .position(|&t| t == T0 + 3_600)
-        .expect("point");
+    let spike = at(&f, T0 + 3_600);
     assert_eq!(f.series[0].max[spike], 500.0);
 }
 
