@@ -48,46 +48,58 @@ struct BitWriter {
 }
 
 impl BitWriter {
+    /// Appends the low `count` bits of `value` (at most 32).
     fn push(&mut self, value: u32, count: u32) {
-        let mut left = count;
-        while left > 0 {
-            if self.used == 0 {
-                self.bytes.push(0);
-            }
+        let mut bits = u64::from(value) & ((1u64 << count) - 1);
+        let mut len = count;
+        // First the room left in the last byte: most pushes are a bit or two and end there.
+        if self.used > 0
+            && let Some(last) = self.bytes.last_mut()
+        {
             let room = 8 - self.used;
-            let take = room.min(left);
-            let chunk = (value >> (left - take)) & ((1 << take) - 1);
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= (chunk << (room - take)) as u8;
+            if len <= room {
+                *last |= (bits << (room - len)) as u8;
+                self.used = (self.used + len) % 8;
+                return;
             }
-            self.used = (self.used + take) % 8;
-            left -= take;
+            len -= room;
+            *last |= (bits >> len) as u8;
+            bits &= (1u64 << len) - 1;
         }
+        while len >= 8 {
+            len -= 8;
+            self.bytes.push((bits >> len) as u8);
+        }
+        if len > 0 {
+            self.bytes.push((bits << (8 - len)) as u8);
+        }
+        self.used = len;
     }
 }
 
 /// Reads bits back in the order [`BitWriter`] wrote them.
 struct BitReader<'a> {
     bytes: &'a [u8],
-    /// Bits consumed.
-    at: usize,
+    /// The next byte to load.
+    next: usize,
+    /// Bits loaded and not yet taken, at the low end of `buffer`.
+    buffer: u64,
+    held: u32,
 }
 
 impl BitReader<'_> {
+    /// The next `count` bits (at most 32); `None` past the end.
     fn take(&mut self, count: u32) -> Option<u32> {
-        let mut out = 0u32;
-        let mut left = count;
-        while left > 0 {
-            let byte = *self.bytes.get(self.at / 8)?;
-            let offset = (self.at % 8) as u32;
-            let room = 8 - offset;
-            let take = room.min(left);
-            let chunk = (u32::from(byte) >> (room - take)) & ((1 << take) - 1);
-            out = (out << take) | chunk;
-            self.at += take as usize;
-            left -= take;
+        while self.held < count {
+            let byte = *self.bytes.get(self.next)?;
+            self.next += 1;
+            self.buffer = (self.buffer << 8) | u64::from(byte);
+            self.held += 8;
         }
-        Some(out)
+        self.held -= count;
+        let out = (self.buffer >> self.held) & ((1u64 << count) - 1);
+        self.buffer &= (1u64 << self.held) - 1;
+        Some(out as u32)
     }
 }
 
@@ -168,7 +180,12 @@ pub struct Truncated {
 
 /// Decodes `count` codes from `bytes`, calling `each` with each one in order.
 pub fn decode_column(bytes: &[u8], count: u32, mut each: impl FnMut(u32)) -> Result<(), Truncated> {
-    let mut reader = BitReader { bytes, at: 0 };
+    let mut reader = BitReader {
+        bytes,
+        next: 0,
+        buffer: 0,
+        held: 0,
+    };
     let mut previous = 0;
     let mut window = (0, 0);
     for read in 0..count {

@@ -185,10 +185,14 @@ impl TierState {
         }
     }
 
-    /// Puts `codes` for `series` at the point of time `t` in the open block (opening it).
-    fn put(&mut self, t: i64, series: u32, codes: [u32; 3]) {
+    /// The index of the point of time `t` in the open block (opening it).
+    fn index(&mut self, t: i64) -> u32 {
         let start = *self.open_start.get_or_insert(floor(t, self.spec.block));
-        let index = ((t - start) / self.spec.step) as u32;
+        ((t - start) / self.spec.step) as u32
+    }
+
+    /// Puts `codes` for `series` at point `index` of the open block.
+    fn put_at(&mut self, index: u32, series: u32, codes: [u32; 3]) {
         let id = series as usize;
         if self.open.len() <= id {
             self.open.resize_with(id + 1, || None);
@@ -197,6 +201,12 @@ impl TierState {
         self.open[id]
             .get_or_insert_with(|| Column::new(index, streams))
             .put(index, &codes[..streams]);
+    }
+
+    /// Puts `codes` for `series` at the point of time `t` in the open block (opening it).
+    fn put(&mut self, t: i64, series: u32, codes: [u32; 3]) {
+        let index = self.index(t);
+        self.put_at(index, series, codes);
     }
 }
 
@@ -445,6 +455,7 @@ impl History {
             self.tiers[tier].point = Some(point);
         }
         self.close_before(second)?;
+        let index = self.tiers[0].index(second);
         let mut journal = Vec::with_capacity(values.len());
         for &(SeriesId(id), value) in values {
             let Some(series) = self.series.get_mut(id as usize) else {
@@ -465,7 +476,7 @@ impl History {
             if code == MISSING {
                 continue;
             }
-            self.tiers[0].put(second, id, [code, code, code]);
+            self.tiers[0].put_at(index, id, [code, code, code]);
             journal.push((id, [code; 3]));
             let kept = decode(code);
             for state in &mut self.tiers[1..] {
@@ -477,9 +488,7 @@ impl History {
         }
         let tier0 = &mut self.tiers[0];
         if let Some(start) = tier0.open_start {
-            tier0
-                .pending
-                .push((start, (second - start) as u32, journal));
+            tier0.pending.push((start, index, journal));
         }
         self.last = Some(second);
         if self.journaled.is_none_or(|j| second - j >= JOURNAL_EVERY) {
@@ -495,6 +504,8 @@ impl History {
             return;
         };
         let mut values = Vec::new();
+        // The block is opened by the first point put in it, not by an empty one.
+        let mut index = None;
         for id in 0..state.accs.len() {
             let acc = std::mem::replace(&mut state.accs[id], Acc::EMPTY);
             if acc.n == 0 {
@@ -505,11 +516,11 @@ impl History {
                 encode(acc.min),
                 encode(acc.max),
             ];
-            state.put(point, id as u32, codes);
+            let at = *index.get_or_insert_with(|| state.index(point));
+            state.put_at(at, id as u32, codes);
             values.push((id as u32, codes));
         }
-        if let Some(start) = state.open_start {
-            let index = ((point - start) / state.spec.step) as u32;
+        if let (Some(start), Some(index)) = (state.open_start, index) {
             state.pending.push((start, index, values));
         }
     }
