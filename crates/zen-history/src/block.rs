@@ -192,9 +192,13 @@ pub(crate) fn directory(crc: u32, head: &[u8], file_len: u64) -> Result<Director
         what: "directory",
     };
     let [tier, streams] = f.take::<2>()?;
-    if !(1..=3).contains(&streams) {
+    let Some(spec) = crate::TIERS.get(usize::from(tier)) else {
+        return Err(Damage::Directory("tier"));
+    };
+    if streams != if tier == 0 { 1 } else { 3 } {
         return Err(Damage::Directory("streams"));
     }
+    let points = (spec.block / spec.step) as u32;
     let start = i64::from_le_bytes(f.take::<8>()?);
     let count = f.u32()?;
     let mut offset = (PREFIX + head.len()) as u64;
@@ -203,6 +207,14 @@ pub(crate) fn directory(crc: u32, head: &[u8], file_len: u64) -> Result<Director
         let series = f.u32()?;
         let first = f.u32()?;
         let len = f.u32()?;
+        if series as usize >= crate::MAX_SERIES {
+            return Err(Damage::Directory(
+                "a series id past the most a history holds",
+            ));
+        }
+        if first.checked_add(len).is_none_or(|end| end > points) {
+            return Err(Damage::Directory("points past the end of the block"));
+        }
         let crc = f.u32()?;
         let lens = (0..streams)
             .map(|_| f.u32())

@@ -324,13 +324,26 @@ impl History {
         }
         for (tier, chunks) in loaded.journals.into_iter().enumerate() {
             let state = &mut history.tiers[tier];
+            let points = (state.spec.block / state.spec.step) as u32;
             for (start, point, values) in chunks {
                 if state.closed.iter().any(|c| c.start == start) {
                     continue; // written as a block before the journal was emptied
                 }
+                if start.rem_euclid(state.spec.block) != 0
+                    || point >= points
+                    || state.open_start.is_some_and(|s| s != start)
+                {
+                    recovery.set_aside.push(format!(
+                        "t{tier}.journal: point {point} of a block at {start} does not fit the \
+                         open block; skipped"
+                    ));
+                    continue;
+                }
                 let t = start + i64::from(point) * state.spec.step;
                 for (series, codes) in values {
-                    state.put(t, series, codes);
+                    if (series as usize) < MAX_SERIES {
+                        state.put(t, series, codes);
+                    }
                 }
                 if tier == 0 {
                     recovery.seconds += 1;

@@ -331,3 +331,41 @@ fn series_the_catalog_lost_are_never_given_to_new_ones() {
     let f = query(&mut h, &[c], T0, T0 + 699, 1000, T0 + 700);
     assert!(f.series[0].avg.iter().all(|v| v.is_nan()), "c has b's data");
 }
+
+#[test]
+fn a_journal_point_outside_its_block_is_skipped_not_believed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut h, _) = History::open(dir.path(), T0).expect("open");
+        let a = h.series("a", Kind::Gauge).expect("a");
+        fill(&mut h, &[a], T0, T0 + 30);
+        h.close().expect("close");
+    }
+    // A record whose checksum holds but whose point is far past the 600 of a block, for a
+    // series id past any a history holds.
+    let mut payload = 1u32.to_le_bytes().to_vec();
+    payload.extend_from_slice(&T0.to_le_bytes());
+    payload.extend_from_slice(&4_000_000_000u32.to_le_bytes());
+    payload.extend_from_slice(&1u32.to_le_bytes());
+    payload.extend_from_slice(&u32::MAX.to_le_bytes());
+    payload.extend_from_slice(&[1, 2, 3]);
+    let mut record = (payload.len() as u32).to_le_bytes().to_vec();
+    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    record.extend_from_slice(&payload);
+    let journal = dir.path().join("t0.journal");
+    let mut bytes = std::fs::read(&journal).expect("journal");
+    bytes.extend_from_slice(&record);
+    std::fs::write(&journal, bytes).expect("write");
+
+    let (mut h, recovery) = History::open(dir.path(), T0 + 30).expect("reopen");
+    assert_eq!(recovery.set_aside.len(), 1, "{:?}", recovery.set_aside);
+    assert!(
+        recovery.set_aside[0].contains("does not fit"),
+        "{:?}",
+        recovery.set_aside
+    );
+    assert_eq!(h.last(), Some(T0 + 29));
+    let a = h.find("a").expect("a");
+    let f = query(&mut h, &[a], T0, T0 + 29, 1000, T0 + 30);
+    assert_eq!(f.series[0].avg[29], kept(wave(T0 + 29)));
+}
