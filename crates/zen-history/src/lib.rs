@@ -94,6 +94,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("second {0} is not a time the history keeps (seconds since 1970)")]
+    OutOfRange(i64),
     #[error("second {second} is not after the last one recorded, {last}")]
     NotAfter { second: i64, last: i64 },
     #[error("series `{name}` is a {was:?}, not a {asked:?}")]
@@ -108,6 +110,9 @@ pub enum Error {
 
 /// Most series a history holds.
 pub const MAX_SERIES: usize = 65_536;
+
+/// Most points a query answers per series (more are merged).
+pub const MAX_POINTS: usize = 100_000;
 
 #[derive(Debug)]
 struct Series {
@@ -225,7 +230,8 @@ pub struct Recovery {
     pub set_aside: Vec<String>,
 }
 
-/// A query: series, a range of seconds (both ends included), and the most points wanted.
+/// A query: series, a range of seconds (both ends included), and the most points wanted (at
+/// most [`MAX_POINTS`]).
 #[derive(Debug, Clone)]
 pub struct Query<'a> {
     pub series: &'a [SeriesId],
@@ -455,6 +461,9 @@ impl History {
     /// Records one sample of `values` at `second`; a series not in `values` has no point at
     /// that second. Seconds must rise.
     pub fn record(&mut self, second: i64, values: &[(SeriesId, f64)]) -> Result<(), Error> {
+        if !(0..=i64::MAX / 4).contains(&second) {
+            return Err(Error::OutOfRange(second));
+        }
         if let Some(last) = self.last
             && second <= last
         {
@@ -632,13 +641,19 @@ impl History {
     }
 
     /// The points of `query` as of `now`, from the finest tier that holds its start, merged
-    /// into at most `points` steps (a multiple of the tier's step, aligned on it).
+    /// into at most `points` steps (a multiple of the tier's step, aligned on it). The range is
+    /// cut to what the tiers can hold: from the oldest retention before `now` to a day after.
     pub fn query(&mut self, query: &Query<'_>, now: i64) -> Result<Frame, Error> {
-        let tier = History::tier_for(query.from, now);
+        // Seconds since 1970 (up to a time no clock will reach); the range within what any
+        // tier holds, up to a day ahead.
+        let now = now.clamp(0, i64::MAX / 4);
+        let oldest = now - TIERS[TIERS.len() - 1].retention - TIERS[TIERS.len() - 1].block;
+        let from = query.from.clamp(oldest, now + 86_400);
+        let to = query.to.clamp(from, now + 86_400);
+        let tier = History::tier_for(from, now);
         let step = TIERS[tier].step;
-        let (from, to) = (query.from, query.to.max(query.from));
         let raw = to.saturating_sub(from) / step + 1;
-        let points = query.points.max(1) as i64;
+        let points = query.points.clamp(1, MAX_POINTS) as i64;
         let per = raw.div_euclid(points) + i64::from(raw % points != 0);
         let out = step.saturating_mul(per.max(1));
         let first = floor(from, out);

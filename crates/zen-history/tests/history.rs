@@ -86,6 +86,21 @@ fn seconds_must_rise() {
     ));
     assert!(h.record(T0 + 4, &[(a, 1.0)]).is_err());
     assert!(matches!(
+        h.record(i64::MAX, &[(a, 1.0)]),
+        Err(Error::OutOfRange(_))
+    ));
+    assert!(matches!(
+        h.record(-1, &[(a, 1.0)]),
+        Err(Error::OutOfRange(_))
+    ));
+    // Any range and any number of points: at most MAX_POINTS (+ the grid's ends) answered.
+    let f = query(&mut h, &[a], i64::MIN, i64::MAX, usize::MAX, T0 + 6);
+    assert!(
+        f.times.len() <= zen_history::MAX_POINTS + 2,
+        "{}",
+        f.times.len()
+    );
+    assert!(matches!(
         h.series("a", Kind::Counter),
         Err(Error::KindChanged { .. })
     ));
@@ -368,4 +383,34 @@ fn a_journal_point_outside_its_block_is_skipped_not_believed() {
     let a = h.find("a").expect("a");
     let f = query(&mut h, &[a], T0, T0 + 29, 1000, T0 + 30);
     assert_eq!(f.series[0].avg[29], kept(wave(T0 + 29)));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any values at any rising seconds, any query: no panic, and what is answered is what was
+    /// kept (or a rollup of it).
+    #[test]
+    fn recording_and_querying_never_panic(
+        steps in proptest::collection::vec((1i64..5_000, proptest::num::f64::ANY), 1..200),
+        from in -100_000i64..200_000,
+        span in 0i64..3_000_000,
+        points in 0usize..5_000,
+    ) {
+        let mut h = History::in_memory();
+        let a = h.series("a", Kind::Gauge).expect("a");
+        let c = h.series("c", Kind::Counter).expect("c");
+        let mut t = T0;
+        for (dt, v) in &steps {
+            t += dt;
+            h.record(t, &[(a, *v), (c, v.abs())]).expect("record");
+        }
+        let f = h.query(&Query { series: &[a, c], from: T0 + from, to: T0 + from + span, points }, t + 1).expect("query");
+        proptest::prop_assert!(f.times.len() <= points.max(1) + 2);
+        for s in &f.series {
+            for (lo, hi) in s.min.iter().zip(&s.max) {
+                proptest::prop_assert!(lo.is_nan() && hi.is_nan() || lo <= hi);
+            }
+        }
+    }
 }
