@@ -17,13 +17,17 @@
 //!   by zen-store; `POST /api/v1/dead-letters/replay` submits each letter's events again, waits
 //!   for their commit, and removes the letter once they are stored.
 //! - `GET /metrics`: the Prometheus text exposition (zen-export), behind the token like the API.
+//! - `GET /api/v1/meta` and `GET /api/v1/query`: the per-second history ([`history`]), which
+//!   its recorder thread fills once a second.
 //! - `GET /healthz` (alive) and `GET /readyz` (not while draining).
 //!
 //! Every answer is counted by route template and code, timed, and tracked while in flight;
 //! ingestion errors are counted by category (connection, parse, permission, rate_limit).
 //!
 //! The only crate that knows axum. It holds no logic of its own beyond HTTP: reading is
-//! zen-model's, processing zen-pipeline's, storage zen-store's.
+//! zen-model's, processing zen-pipeline's, storage zen-store's, history zen-history's.
+
+pub mod history;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -117,6 +121,8 @@ pub struct AppState {
     pub exporter: Option<Arc<zen_export::Exporter>>,
     /// SLOs and alerts; without it their routes answer 404.
     pub alerting: Option<Arc<zen_alerting::Alerting>>,
+    /// The per-second history; without it `/api/v1/meta` and `/api/v1/query` answer 404.
+    pub history: Option<history::Shared>,
 }
 
 /// The whole HTTP application.
@@ -136,6 +142,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/slos", get(slos))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/alerts/rules", get(rules).put(change_rules))
+        .route("/api/v1/meta", get(history::meta))
+        .route("/api/v1/query", get(history::query))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()

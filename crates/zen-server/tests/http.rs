@@ -36,6 +36,7 @@ fn harness(config: ServerConfig, pipeline: PipelineConfig, sink: Option<Box<dyn 
         draining: Arc::new(AtomicBool::new(false)),
         exporter: None,
         alerting: None,
+        history: None,
     };
     Harness { state, _dir: dir }
 }

@@ -99,6 +99,18 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             })
             .context("starting the dead-letter keeper")?
     };
+    let history = open_history(&config.data_dir.join("history"));
+    let recorder = history
+        .clone()
+        .map(|h| {
+            zen_server::history::Recorder::start(
+                h,
+                pipeline.clone(),
+                collection.as_ref().map(|c| c.latest()),
+            )
+        })
+        .transpose()
+        .context("starting the history recorder")?;
     let draining = Arc::new(AtomicBool::new(false));
     let state = AppState {
         pipeline: pipeline.clone(),
@@ -107,6 +119,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         draining: draining.clone(),
         exporter: Some(exporter.clone()),
         alerting: None,
+        history,
     };
 
     let nice = config.intake_nice;
@@ -169,6 +182,8 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
 
+    // Its last seconds written (and its hold on the pipeline let go) before the drain.
+    drop(recorder);
     let grace = config.grace_period.0;
     let Some(pipeline) = Arc::into_inner(pipeline) else {
         bail!("the pipeline is still in use after the server stopped");
@@ -195,6 +210,32 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The history kept in `dir`, or none (said in the log) when it cannot be opened: the daemon
+/// runs without it rather than not at all. Damaged files are set aside and logged.
+fn open_history(dir: &std::path::Path) -> Option<zen_server::history::Shared> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match zen_history::History::open(dir, now) {
+        Ok((history, recovery)) => {
+            for why in &recovery.set_aside {
+                tracing::error!(damage = why, "history: a damaged file was set aside");
+            }
+            tracing::info!(
+                dir = %dir.display(),
+                blocks = recovery.blocks,
+                journaled_seconds = recovery.seconds,
+                "history opened"
+            );
+            Some(Arc::new(std::sync::Mutex::new(history)))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the history cannot be kept; running without it");
+            None
+        }
+    }
 }
 
 /// Logs and counts what the collectors could not read.

@@ -1,0 +1,297 @@
+//! The daemon's per-second history: a recorder thread that samples the pipeline's counts and
+//! the host collectors' readings once a second into a [`zen_history::History`], and the routes
+//! that read it — `GET /api/v1/meta` (series, tiers, server time) and `GET /api/v1/query`.
+//!
+//! Series are named as Prometheus names them (`node_cpu_seconds_total{cpu="0",mode="user"}`);
+//! counters are kept as rates per second. The pipeline's own counts are
+//! `zen_watcher_pipeline_events_total{outcome=…}`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use zen_collect::collection::Sample;
+use zen_history::{History, Kind, Query, SeriesId, TIERS};
+use zen_pipeline::Pipeline;
+
+use crate::{ApiError, AppState, Json};
+
+/// The history the recorder writes and the routes read.
+pub type Shared = Arc<Mutex<History>>;
+
+/// The collectors' series recorded, by metric name: every label set of each.
+const HOST: [(&str, Kind); 19] = [
+    ("node_cpu_seconds_total", Kind::Counter),
+    ("node_load1", Kind::Gauge),
+    ("node_memory_MemTotal_bytes", Kind::Gauge),
+    ("node_memory_MemAvailable_bytes", Kind::Gauge),
+    ("node_memory_SwapTotal_bytes", Kind::Gauge),
+    ("node_memory_SwapFree_bytes", Kind::Gauge),
+    ("node_disk_read_bytes_total", Kind::Counter),
+    ("node_disk_written_bytes_total", Kind::Counter),
+    ("node_disk_reads_completed_total", Kind::Counter),
+    ("node_disk_writes_completed_total", Kind::Counter),
+    ("node_disk_io_time_seconds_total", Kind::Counter),
+    ("node_network_receive_bytes_total", Kind::Counter),
+    ("node_network_transmit_bytes_total", Kind::Counter),
+    ("node_pressure_cpu_waiting_seconds_total", Kind::Counter),
+    ("node_pressure_memory_waiting_seconds_total", Kind::Counter),
+    ("node_pressure_io_waiting_seconds_total", Kind::Counter),
+    ("container_cpu_usage_seconds_total", Kind::Counter),
+    ("container_memory_working_set_bytes", Kind::Gauge),
+    ("process_resident_memory_bytes", Kind::Gauge),
+];
+
+/// The wall clock in whole seconds since 1970.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Writes `name{k="v",…}`, the series' name in the history, into `out`.
+fn series_name(out: &mut String, name: &str, labels: &[(&str, &str)]) {
+    out.clear();
+    out.push_str(name);
+    for (i, (k, v)) in labels.iter().enumerate() {
+        out.push_str(if i == 0 { "{" } else { "," });
+        let _ = write!(out, "{k}=\"{v}\"");
+    }
+    if !labels.is_empty() {
+        out.push('}');
+    }
+}
+
+/// The thread recording the history once a second, until dropped; dropping it writes what the
+/// history's journals lack (`History::close`).
+#[derive(Debug)]
+pub struct Recorder {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    history: Shared,
+}
+
+impl Recorder {
+    pub fn start(
+        history: Shared,
+        pipeline: Arc<Pipeline>,
+        host: Option<Arc<Mutex<Sample>>>,
+    ) -> std::io::Result<Recorder> {
+        let (stop, stopped) = mpsc::channel();
+        let thread = {
+            let history = history.clone();
+            std::thread::Builder::new()
+                .name("zen-history".to_owned())
+                .spawn(move || record(&history, &pipeline, host.as_deref(), &stopped))?
+        };
+        Ok(Recorder {
+            stop: Some(stop),
+            thread: Some(thread),
+            history,
+        })
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // The thread wakes when its channel closes.
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = h.close() {
+            tracing::error!(error = %e, "the history could not be written at stop");
+        }
+    }
+}
+
+/// Series ids by name, and the samples of one second.
+#[derive(Default)]
+struct Seconds {
+    ids: HashMap<String, SeriesId>,
+    name: String,
+    values: Vec<(SeriesId, f64)>,
+}
+
+impl Seconds {
+    /// Adds a value of the series `name{labels}`, registering it the first time.
+    fn add(&mut self, h: &mut History, name: &str, labels: &[(&str, &str)], kind: Kind, v: f64) {
+        series_name(&mut self.name, name, labels);
+        let id = match self.ids.get(self.name.as_str()) {
+            Some(id) => *id,
+            None => match h.series(&self.name, kind) {
+                Ok(id) => *self.ids.entry(self.name.clone()).or_insert(id),
+                Err(e) => {
+                    tracing::warn!(error = %e, series = self.name, "a series is not recorded");
+                    return;
+                }
+            },
+        };
+        self.values.push((id, v));
+    }
+}
+
+/// The recorder's loop: a sample at each wall-clock second, until `stop` closes.
+fn record(
+    history: &Mutex<History>,
+    pipeline: &Pipeline,
+    host: Option<&Mutex<Sample>>,
+    stop: &mpsc::Receiver<()>,
+) {
+    let mut seconds = Seconds::default();
+    loop {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let wait = Duration::from_secs(1)
+            .saturating_sub(Duration::from_nanos(u64::from(since.subsec_nanos())));
+        match stop.recv_timeout(wait) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let second = now();
+        let c = pipeline.counts();
+        let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
+        seconds.values.clear();
+        for (outcome, n) in [
+            ("received", c.received),
+            ("written", c.written),
+            ("filtered", c.filtered),
+            ("deduplicated", c.deduplicated),
+            ("dead_lettered", c.dead_lettered),
+        ] {
+            let labels = [("outcome", outcome)];
+            let name = "zen_watcher_pipeline_events_total";
+            seconds.add(&mut h, name, &labels, Kind::Counter, n as f64);
+        }
+        for (name, n) in [
+            ("zen_watcher_pipeline_rejected_total", c.rejected_full),
+            ("zen_watcher_pipeline_parse_errors_total", c.parse_errors),
+        ] {
+            seconds.add(&mut h, name, &[], Kind::Counter, n as f64);
+        }
+        if let Some(host) = host {
+            let sample = host.lock().unwrap_or_else(PoisonError::into_inner);
+            sample.visit(&mut |name: &str, labels: &[(&str, &str)], v: f64| {
+                if let Some((_, kind)) = HOST.iter().find(|(n, _)| *n == name) {
+                    seconds.add(&mut h, name, labels, *kind, v);
+                }
+            });
+        }
+        if let Err(e) = h.record(second, &seconds.values) {
+            tracing::debug!(error = %e, "a second was not recorded");
+        }
+        for why in h.take_damage() {
+            tracing::error!(damage = why, "history");
+        }
+    }
+}
+
+fn history_of(s: &AppState) -> Result<&Shared, ApiError> {
+    s.history
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the history is not kept"))
+}
+
+/// `GET /api/v1/meta`: the series recorded, the tiers and the server's time.
+pub(crate) async fn meta(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let h = history_of(&s)?
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let series: Vec<&str> = h.names().map(|(_, n)| n).collect();
+    let tiers: Vec<Value> = TIERS
+        .iter()
+        .map(|t| json!({ "step_seconds": t.step, "retention_seconds": t.retention }))
+        .collect();
+    Ok(Json(
+        json!({ "now": now(), "tiers": tiers, "series": series }),
+    ))
+}
+
+/// A time of a query: seconds since 1970, or at most 0 for seconds before `now`.
+fn time(text: &str, name: &str, now: i64) -> Result<i64, ApiError> {
+    let t: i64 = text.parse().map_err(|_| {
+        ApiError::bad(format!(
+            "{name}: expected seconds (since 1970, or before now when negative), got {text:?}"
+        ))
+    })?;
+    Ok(if t <= 0 { now + t } else { t })
+}
+
+/// `GET /api/v1/query?series=NAME&series=…&from=-3600&to=0&points=N`: columnar points of the
+/// named series, from the finest tier that holds `from`.
+pub(crate) async fn query(
+    State(s): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let now = now();
+    let (mut names, mut from, mut to, mut points) = (Vec::new(), now - 3_600, now, 1_000);
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match &*k {
+            "series" => names.push(v.into_owned()),
+            "from" => from = time(&v, "from", now)?,
+            "to" => to = time(&v, "to", now)?,
+            "points" => {
+                points = v
+                    .parse()
+                    .map_err(|_| ApiError::bad(format!("points: expected a number, got {v:?}")))?;
+            }
+            other => {
+                return Err(ApiError::bad(format!(
+                    "unknown parameter {other:?}: expected series, from, to, points"
+                )));
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(ApiError::bad("series: at least one (see /api/v1/meta)"));
+    }
+    let history = history_of(&s)?.clone();
+    let frame = crate::blocking(move || {
+        let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids = names
+            .iter()
+            .map(|n| {
+                h.find(n).ok_or_else(|| {
+                    ApiError::bad(format!("series {n:?}: not recorded (see /api/v1/meta)"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let frame = h
+            .query(
+                &Query {
+                    series: &ids,
+                    from,
+                    to,
+                    points,
+                },
+                now,
+            )
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok::<_, ApiError>((names, frame))
+    })
+    .await??;
+    let (names, frame) = frame;
+    let column = |v: &[f64]| -> Vec<Value> {
+        v.iter()
+            .map(|x| if x.is_finite() { json!(x) } else { Value::Null })
+            .collect()
+    };
+    let series: Vec<Value> = names
+        .iter()
+        .zip(&frame.series)
+        .map(|(n, p)| json!({ "name": n, "avg": column(&p.avg), "min": column(&p.min), "max": column(&p.max) }))
+        .collect();
+    Ok(Json(json!({
+        "tier_step": frame.tier_step,
+        "step": frame.step,
+        "times": frame.times,
+        "series": series,
+    })))
+}

@@ -1,0 +1,125 @@
+//! The per-second history through the daemon: recorded once a second, read back by
+//! `/api/v1/query`, and the same after SIGTERM and a start.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::{get, post, start};
+
+const RECEIVED: &str = r#"zen_watcher_pipeline_events_total{outcome="received"}"#;
+
+/// `text` as a query-string value.
+fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn try_query(addr: std::net::SocketAddr, from: i64, to: i64) -> (u16, Value) {
+    let path = format!(
+        "/api/v1/query?series={}&from={from}&to={to}&points=1000",
+        encoded(RECEIVED)
+    );
+    let (code, body) = get(addr, &path);
+    (code, serde_json::from_str(&body).unwrap())
+}
+
+fn query(addr: std::net::SocketAddr, from: i64, to: i64) -> Value {
+    let (code, answer) = try_query(addr, from, to);
+    assert_eq!(code, 200, "{answer}");
+    answer
+}
+
+fn stop(mut child: std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn the_history_records_every_second_and_keeps_it_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, logs) = start(dir.path(), &[]);
+    std::thread::spawn(move || logs.for_each(drop));
+    let alert = r#"{"rule":"r","priority":"Warning","output_fields":{"k8s.ns.name":"shop"}}"#;
+    // Events over a few seconds, until three seconds have a rate.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        assert_eq!(post(addr, "/api/v1/ingest/falco", alert), 202);
+        // Until the recorder's first second, the series is not known.
+        let (_, answer) = try_query(addr, -120, 0);
+        let points = answer["series"][0]["avg"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v.is_number())
+            .count();
+        if points >= 3 {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no three seconds recorded in 30 s: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(answer["tier_step"], 1);
+    let (code, meta) = get(addr, "/api/v1/meta");
+    assert_eq!(code, 200);
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    let series: Vec<&str> = meta["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(series.contains(&RECEIVED), "{series:?}");
+    assert_eq!(meta["tiers"][2]["retention_seconds"], 30 * 86_400);
+
+    // The seconds recorded so far, read back after a stop and a start.
+    let times = answer["times"].as_array().unwrap();
+    let values = answer["series"][0]["avg"].as_array().unwrap();
+    let last = times
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| v.is_number())
+        .map(|(t, _)| t.as_i64().unwrap())
+        .max()
+        .unwrap();
+    let first = times[0].as_i64().unwrap();
+    let before = query(addr, first, last);
+    stop(child);
+    let (child, addr, logs) = start(dir.path(), &[]);
+    std::thread::spawn(move || logs.for_each(drop));
+    let after = query(addr, first, last);
+    assert_eq!(after["times"], before["times"]);
+    assert_eq!(
+        after["series"], before["series"],
+        "the history changed across a restart"
+    );
+    stop(child);
+
+    // Unknown series and bad parameters are refused, saying why.
+    let (child, addr, logs) = start(dir.path(), &[]);
+    std::thread::spawn(move || logs.for_each(drop));
+    let (code, body) = get(addr, "/api/v1/query?series=nope");
+    assert_eq!(code, 400);
+    assert!(body.contains("not recorded"), "{body}");
+    let (code, body) = get(
+        addr,
+        &format!("/api/v1/query?series={}&from=yesterday", encoded(RECEIVED)),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("from"), "{body}");
+    stop(child);
+}
