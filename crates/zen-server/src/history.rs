@@ -1,6 +1,7 @@
 //! The daemon's per-second history: a recorder thread that samples the pipeline's counts and
 //! the host collectors' readings once a second into a [`zen_history::History`], and the routes
-//! that read it — `GET /api/v1/meta` (series, tiers, server time) and `GET /api/v1/query`.
+//! that read it — `GET /api/v1/meta` (series, tiers, server time), `GET /api/v1/query`, and
+//! `GET /api/v1/stream`, Server-Sent Events of each second as it is recorded.
 //!
 //! Series are named as Prometheus names them (`node_cpu_seconds_total{cpu="0",mode="user"}`);
 //! counters are kept as rates per second. The pipeline's own counts are
@@ -8,12 +9,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use zen_collect::collection::Sample;
 use zen_history::{History, Kind, Query, SeriesId, TIERS};
@@ -294,4 +298,149 @@ pub(crate) async fn query(
         "times": frame.times,
         "series": series,
     })))
+}
+
+/// Seconds a new stream starts with, when it does not resume one.
+const BACKFILL: i64 = 60;
+
+/// The series a request names (`series=`, repeated), or every series; unknown ones refused.
+fn ids_of(h: &History, names: &[String]) -> Result<(Vec<String>, Vec<SeriesId>), ApiError> {
+    if names.is_empty() {
+        let all: Vec<(SeriesId, &str)> = h.names().collect();
+        return Ok((
+            all.iter().map(|(_, n)| (*n).to_owned()).collect(),
+            all.iter().map(|(id, _)| *id).collect(),
+        ));
+    }
+    let ids = names
+        .iter()
+        .map(|n| {
+            h.find(n).ok_or_else(|| {
+                ApiError::bad(format!("series {n:?}: not recorded (see /api/v1/meta)"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((names.to_vec(), ids))
+}
+
+/// What a stream has still to send.
+struct Streaming {
+    history: Shared,
+    ids: Vec<SeriesId>,
+    /// The next second to send.
+    next: i64,
+    queue: std::collections::VecDeque<Event>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Streaming {
+    /// Queues an event per second recorded from `next` on: `id` the second, data the values.
+    fn catch_up(&mut self) {
+        let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(last) = h.last() else { return };
+        if last < self.next {
+            return;
+        }
+        let query = Query {
+            series: &self.ids,
+            from: self.next,
+            to: last,
+            points: zen_history::MAX_POINTS,
+        };
+        let Ok(frame) = h.query(&query, last) else {
+            return;
+        };
+        drop(h);
+        for (i, t) in frame.times.iter().enumerate() {
+            let values: Vec<Value> = frame
+                .series
+                .iter()
+                .map(|p| {
+                    p.avg
+                        .get(i)
+                        .filter(|v| v.is_finite())
+                        .map_or(Value::Null, |v| json!(v))
+                })
+                .collect();
+            if values.iter().all(Value::is_null) {
+                continue; // not recorded
+            }
+            let data = json!({ "t": t, "values": values }).to_string();
+            self.queue
+                .push_back(Event::default().id(t.to_string()).data(data));
+        }
+        self.next = last + 1;
+    }
+}
+
+/// `GET /api/v1/stream?series=…`: Server-Sent Events. First `event: series` with the names,
+/// then every recorded second as an event whose `id` is the second and whose data is
+/// `{"t", "values"}` (in the names' order): the last minute at once, then each second as it is
+/// recorded. Sent `Last-Event-ID`, it resumes after that second (within the last hour), so a
+/// reconnect misses nothing. Streams end within a second of the daemon starting to stop.
+pub(crate) async fn stream(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let history = history_of(&s)?.clone();
+    let mut names = Vec::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match &*k {
+            "series" => names.push(v.into_owned()),
+            other => {
+                return Err(ApiError::bad(format!(
+                    "unknown parameter {other:?}: expected series"
+                )));
+            }
+        }
+    }
+    let (names, ids) = {
+        let h = history.lock().unwrap_or_else(PoisonError::into_inner);
+        ids_of(&h, &names)?
+    };
+    let now = now();
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
+    let next = match resume {
+        Some(id) => (id + 1).max(now - 3_600),
+        None => now - BACKFILL,
+    };
+    let mut first = std::collections::VecDeque::new();
+    first.push_back(
+        Event::default()
+            .event("series")
+            .data(json!(names).to_string()),
+    );
+    let state = Streaming {
+        history,
+        ids,
+        next,
+        queue: first,
+        draining: s.draining.clone(),
+    };
+    let events = futures_util::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(event) = state.queue.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(event), state));
+            }
+            if state.draining.load(Ordering::Acquire) {
+                return None;
+            }
+            state.catch_up();
+            if state.queue.is_empty() {
+                // The recorder writes at each second: look again a little after the next one.
+                let since = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let wait = Duration::from_millis(1_150)
+                    .saturating_sub(Duration::from_nanos(u64::from(since.subsec_nanos())));
+                tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
+            }
+        }
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

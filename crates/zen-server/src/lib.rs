@@ -17,8 +17,8 @@
 //!   by zen-store; `POST /api/v1/dead-letters/replay` submits each letter's events again, waits
 //!   for their commit, and removes the letter once they are stored.
 //! - `GET /metrics`: the Prometheus text exposition (zen-export), behind the token like the API.
-//! - `GET /api/v1/meta` and `GET /api/v1/query`: the per-second history ([`history`]), which
-//!   its recorder thread fills once a second.
+//! - `GET /api/v1/meta`, `GET /api/v1/query` and `GET /api/v1/stream` (Server-Sent Events): the
+//!   per-second history ([`history`]), which its recorder thread fills once a second.
 //! - `GET /healthz` (alive) and `GET /readyz` (not while draining).
 //!
 //! Every answer is counted by route template and code, timed, and tracked while in flight;
@@ -144,6 +144,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/alerts/rules", get(rules).put(change_rules))
         .route("/api/v1/meta", get(history::meta))
         .route("/api/v1/query", get(history::query))
+        .route("/api/v1/stream", get(history::stream))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()

@@ -123,3 +123,72 @@ fn the_history_records_every_second_and_keeps_it_across_a_restart() {
     assert!(body.contains("from"), "{body}");
     stop(child);
 }
+
+/// A Server-Sent Events stream of the daemon, read line by line.
+fn sse(
+    addr: std::net::SocketAddr,
+    last_event_id: Option<i64>,
+) -> std::io::Lines<std::io::BufReader<std::net::TcpStream>> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+    write!(
+        s,
+        "GET /api/v1/stream?series={} HTTP/1.1\r\nHost: localhost\r\n{resume}\r\n",
+        encoded("node_load1")
+    )
+    .unwrap();
+    std::io::BufReader::new(s).lines()
+}
+
+/// The next event's id, or `None` when the stream ends.
+fn next_id(lines: &mut std::io::Lines<std::io::BufReader<std::net::TcpStream>>) -> Option<i64> {
+    for line in lines {
+        if let Some(id) = line.ok()?.strip_prefix("id: ") {
+            return id.trim().parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn streams_backfill_then_tick_resume_without_a_gap_and_end_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, logs) = start(dir.path(), &[]);
+    std::thread::spawn(move || logs.for_each(drop));
+    // Until the recorder has recorded node_load1 a few times.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !get(addr, "/api/v1/meta").1.contains("node_load1") {
+        assert!(Instant::now() < deadline, "node_load1 never recorded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The backfill, then each second: consecutive ids.
+    let mut stream = sse(addr, None);
+    let ids: Vec<i64> = (0..5).map_while(|_| next_id(&mut stream)).collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    drop(stream);
+
+    // A reconnect with the last id seen resumes right after it.
+    let last = ids[4];
+    let mut resumed = sse(addr, Some(last));
+    assert_eq!(next_id(&mut resumed), Some(last + 1));
+
+    // Shutdown ends the stream within 3 s, and the daemon exits.
+    let stopped = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    while next_id(&mut resumed).is_some() {}
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopped.elapsed()
+    );
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+}
