@@ -259,14 +259,7 @@ pub(crate) async fn query(
     let history = history_of(&s)?.clone();
     let frame = crate::blocking(move || {
         let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
-        let ids = names
-            .iter()
-            .map(|n| {
-                h.find(n).ok_or_else(|| {
-                    ApiError::bad(format!("series {n:?}: not recorded (see /api/v1/meta)"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (names, ids) = ids_of(&h, &names)?;
         let frame = h
             .query(
                 &Query {
