@@ -6,13 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics::{Label, Unit};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use zen_collect::collection::Sample;
 use zen_collect::process::{ProcessReader, ProcessSample};
 
 use crate::catalog::{CATALOG, Kind, Metric, Scope};
+use crate::tap::{Tap, Tapped};
 
 /// How often histograms are drained into their buckets between scrapes: every second, or every
 /// [`UPKEEP_BUSY`] while values pile up. Until drained, every value recorded is kept (8 bytes;
@@ -50,9 +49,10 @@ pub enum ExporterError {
     Thread(std::io::Error),
 }
 
-/// A recorder configured from the catalog (buckets for every histogram), not installed: for
-/// benchmarks that measure what recording costs. [`Exporter::install`] installs one.
-pub fn recorder() -> Result<PrometheusRecorder, ExporterError> {
+/// A recorder configured from the catalog (buckets for every histogram), with the panels'
+/// [`Tap`] on it, not installed: for benchmarks that measure what recording costs.
+/// [`Exporter::install`] installs one.
+pub fn recorder() -> Result<Tapped, ExporterError> {
     let mut builder = PrometheusBuilder::new().upkeep_timeout(UPKEEP_IDLE);
     for m in CATALOG.iter().filter(|m| m.kind == Kind::Histogram) {
         builder = builder
@@ -62,13 +62,14 @@ pub fn recorder() -> Result<PrometheusRecorder, ExporterError> {
                 message: e.to_string(),
             })?;
     }
-    Ok(builder.build_recorder())
+    Ok(Tapped::new(builder.build_recorder()))
 }
 
 /// The installed exporter: renders `/metrics`.
 #[derive(Debug)]
 pub struct Exporter {
     handle: PrometheusHandle,
+    tap: Arc<Tap>,
     process: Mutex<ProcessReader>,
     collected: Option<Arc<Mutex<Sample>>>,
 }
@@ -81,6 +82,7 @@ impl Exporter {
     pub fn install(proc_root: impl Into<PathBuf>) -> Result<Exporter, ExporterError> {
         let recorder = recorder()?;
         let handle = recorder.handle();
+        let tap = recorder.tap();
         metrics::set_global_recorder(recorder).map_err(|_| ExporterError::AlreadyInstalled)?;
         let upkeep = handle.clone();
         std::thread::Builder::new()
@@ -110,6 +112,7 @@ impl Exporter {
         .set(1.0);
         Ok(Exporter {
             handle,
+            tap,
             process: Mutex::new(ProcessReader::new(proc_root)),
             collected: None,
         })
@@ -119,6 +122,18 @@ impl Exporter {
     pub fn with_collection(mut self, sample: Arc<Mutex<Sample>>) -> Self {
         self.collected = Some(sample);
         self
+    }
+
+    /// The panels' readings: the tapped metrics, then the collectors' latest sample.
+    pub fn readings(&self, f: &mut dyn FnMut(&str, &[(&str, &str)], crate::panels::Reading<'_>)) {
+        self.tap.visit(f);
+        if let Some(collected) = &self.collected
+            && let Ok(sample) = collected.lock()
+        {
+            sample.visit(&mut |name, labels, value| {
+                f(name, labels, crate::panels::Reading::Number(value));
+            });
+        }
     }
 
     /// The text exposition of every metric, with the process' own figures read now.

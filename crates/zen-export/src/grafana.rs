@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::catalog::{self, Metric};
+use crate::panels;
 
 /// The dashboard schema version written, as Grafana 11.0 writes it.
 pub const SCHEMA_VERSION: u32 = 39;
@@ -72,13 +73,6 @@ fn rate(series: &str, matchers: &str) -> String {
 
 const LATENCY: &str = "zen_watcher_event_processing_duration_seconds";
 
-fn quantile(q: f64, by: &str, matchers: &str) -> String {
-    format!(
-        "histogram_quantile({q}, sum by (le{by}) ({}))",
-        rate(&format!("{LATENCY}_bucket"), matchers)
-    )
-}
-
 /// Share of events of the `total` stage under `threshold` seconds, over `window`.
 fn share_under(threshold: &str, window: &str) -> String {
     format!(
@@ -98,7 +92,7 @@ struct Panel {
     description: &'static str,
     width: u32,
     unit: &'static str,
-    targets: Vec<(String, &'static str)>,
+    targets: Vec<(String, String)>,
     /// `(value, colour)` steps after the first, base step (which is `null`, as Grafana requires).
     steps: Vec<(f64, &'static str)>,
     /// The colour below the first step.
@@ -129,8 +123,8 @@ impl Panel {
         self.description = description;
         self
     }
-    fn q(mut self, expr: impl Into<String>, legend: &'static str) -> Self {
-        self.targets.push((expr.into(), legend));
+    fn q(mut self, expr: impl Into<String>, legend: impl Into<String>) -> Self {
+        self.targets.push((expr.into(), legend.into()));
         self
     }
     fn steps(mut self, steps: &[(f64, &'static str)]) -> Self {
@@ -330,6 +324,27 @@ fn series(title: &'static str, width: u32, unit: &'static str) -> Panel {
     }))
 }
 
+/// The panel `id` of [`panels::PANELS`], as the daemon's page draws it: its title, description,
+/// unit, thresholds (drawn as lines) and lines.
+///
+/// # Panics
+/// When no panel has that id: dashboards name only catalog panels.
+fn shared(id: &str, width: u32) -> Panel {
+    let p = panels::find(id).unwrap_or_else(|| panic!("no panel {id} in the catalog"));
+    let mut g = series(p.title, width, p.unit)
+        .about(p.about)
+        .base(p.base)
+        .steps(p.thresholds);
+    for l in p.lines {
+        g = g.q(l.promql(), l.grafana_legend());
+    }
+    if p.thresholds.is_empty() {
+        g
+    } else {
+        threshold_lines(g)
+    }
+}
+
 fn stacked(mut p: Panel) -> Panel {
     p = p.extra(json!({ "fieldConfig": { "defaults": { "custom": {
         "stacking": { "mode": "normal", "group": "A" }, "fillOpacity": 60,
@@ -378,15 +393,8 @@ fn performance() -> Layout {
 
     l.row("Latency analysis");
     l.line(8, vec![
-        threshold_lines(series("Latency timeline: receipt to commit", 8, "s"))
-            .about("P50, P95 and P99 from receipt to commit. Lines: the 50, 100 and 200 ms objectives.")
-            .q(quantile(0.5, "", TOTAL), "P50")
-            .q(quantile(0.95, "", TOTAL), "P95")
-            .q(quantile(0.99, "", TOTAL), "P99")
-            .steps(&[(0.05, "yellow"), (0.1, "orange"), (0.2, "red")]),
-        series("P95 by stage", 8, "s")
-            .about("Per-event time in each stage: normalize, process (filter, dedup, batch), sink, and total.")
-            .q(quantile(0.95, ", stage", ""), "{{stage}}"),
+        shared("latency", 8),
+        shared("stages", 8),
         panel("heatmap", "Latency heatmap", 8, "s")
             .about("Distribution of receipt-to-commit latency over time; repeated for each selected source.")
             .q(format!("sum by (le) (increase({}[$__rate_interval]))", sel(&format!("{LATENCY}_bucket"), TOTAL)), "{{le}}")
@@ -402,33 +410,10 @@ fn performance() -> Layout {
     l.line(
         8,
         vec![
-            series("Processing rate", 8, "ops")
-                .about("Events per second through each outcome.")
-                .q(format!("sum({})", rate(events, "")), "received")
-                .q(
-                    format!("sum({})", rate("zen_watcher_events_filtered_total", "")),
-                    "filtered",
-                )
-                .q(
-                    format!("sum({})", rate("zen_watcher_events_deduplicated_total", "")),
-                    "deduplicated",
-                )
-                .q(
-                    format!(
-                        "sum({})",
-                        rate("zen_watcher_observations_created_total", "")
-                    ),
-                    "stored",
-                ),
-            stacked(series("Throughput by source", 8, "ops"))
-                .q(
-                    format!("sum by (source) ({})", rate(events, "")),
-                    "{{source}}",
-                )
-                .extra(
-                    json!({ "fieldConfig": { "defaults": { "custom": { "drawStyle": "bars" } } } }),
-                ),
-            threshold_lines(series("Capacity utilisation", 8, "percentunit"))
+            shared("throughput", 6),
+            shared("sources", 6),
+            shared("queue", 6),
+            threshold_lines(series("Capacity utilisation", 6, "percentunit"))
                 .about("Queue depth over capacity: at 100 % ingestion answers 429.")
                 .q(
                     format!(
@@ -468,11 +453,7 @@ fn performance() -> Layout {
         series("Filter effectiveness", 6, "percentunit")
             .about("Share of events dropped as noise, by the kind of rule that dropped them.")
             .q(format!("sum by (reason) ({}) / scalar(sum({}))", rate("zen_watcher_events_filtered_total", ""), rate(events, "")), "{{reason}}"),
-        series("Deduplication impact", 6, "ops")
-            .about("Events folded into earlier Observations per second, and their share of all events.")
-            .q(format!("sum({})", rate("zen_watcher_events_deduplicated_total", "")), "folded/s")
-            .q(format!("sum({}) / sum({})", rate("zen_watcher_events_deduplicated_total", ""), rate(events, "")), "share")
-            .right_axis("share", "percentunit"),
+        shared("ratios", 6),
         panel("bargauge", "Flow by stage", 6, "short")
             .about("Events over the time range: read, dropped by filters, folded as duplicates, stored, dead-lettered.")
             .q(format!("sum(increase({}[$__range]))", sel(events, "")), "received")
@@ -496,11 +477,7 @@ fn performance() -> Layout {
             .q(format!("histogram_quantile(0.5, sum by (le) ({}))", rate("zen_watcher_batch_size_bucket", "")), "size P50")
             .q(format!("histogram_quantile(0.95, sum by (le) ({}))", rate("zen_watcher_batch_size_bucket", "")), "size P95")
             .q(format!("sum by (reason) ({})", rate("zen_watcher_batch_flushes_total", "")), "flushes/s {{reason}}"),
-        series("Batch latency and commit time", 12, "s")
-            .about("How long a batch's first event waited before the flush, and how long the sink took to commit (P95).")
-            .q(format!("histogram_quantile(0.95, sum by (le) ({}))", rate("zen_watcher_batch_latency_seconds_bucket", "")), "wait P95")
-            .q(format!("histogram_quantile(0.95, sum by (le) ({}))", rate("zen_watcher_batch_processing_duration_seconds_bucket", "")), "commit P95")
-            .q(format!("histogram_quantile(0.95, sum by (le, operation) ({}))", rate("zen_watcher_store_operation_duration_seconds_bucket", "")), "store {{operation}} P95"),
+        shared("batches", 12),
     ]);
 
     l.row("System health");
@@ -514,13 +491,22 @@ fn performance() -> Layout {
                 "fieldConfig": { "defaults": { "custom": { "cellOptions": { "type": "color-background" } } } },
                 "transformations": [{ "id": "organize", "options": { "excludeByName": { "Time": true } } }],
             })),
-        stacked(series("Error rates by category", 8, "ops"))
-            .q(format!("sum by (category) ({})", rate(errors, "")), "{{category}}"),
+        shared("errors", 8),
         series("Informer health", 8, "s")
             .about("Kubernetes only: how far behind the report watchers are, and their initial sync time (P95).")
             .q(format!("max by (resource) ({})", sel("zen_watcher_informer_lag_seconds", "")), "lag {{resource}}")
             .q(format!("histogram_quantile(0.95, sum by (le, resource) ({}))", rate("zen_watcher_informer_sync_duration_seconds_bucket", "")), "sync P95 {{resource}}"),
     ]);
+
+    l.line(
+        8,
+        vec![
+            shared("health", 6),
+            shared("budget", 6),
+            shared("burn", 6),
+            shared("firing", 6),
+        ],
+    );
 
     l.row("Historical analysis");
     l.line(8, vec![
@@ -550,10 +536,7 @@ fn observations() -> Layout {
     l.line(
         8,
         vec![
-            stacked(series("By severity", 12, "ops")).q(
-                format!("sum by (severity) ({})", rate(events, "")),
-                "{{severity}}",
-            ),
+            shared("severity", 12),
             stacked(series("By source", 12, "ops")).q(
                 format!("sum by (source) ({})", rate(events, "")),
                 "{{source}}",
@@ -602,40 +585,35 @@ fn observations() -> Layout {
 fn host() -> Layout {
     let mut l = Layout::new();
     l.row("Host");
-    l.line(8, vec![
-        stacked(series("CPU by mode", 8, "percentunit"))
-            .about("Share of all CPUs in each mode (idle left out).")
-            .q(format!("sum by (mode) ({}) / scalar(count({}))", rate("node_cpu_seconds_total", r#"mode!="idle""#), sel("node_cpu_seconds_total", r#"mode="idle""#)), "{{mode}}"),
-        series("Load and pressure", 8, "short")
-            .about("Load averages, and the share of time some task waited on CPU, memory or IO (PSI).")
-            .q(sel("node_load1", ""), "load 1m")
-            .q(sel("node_load5", ""), "load 5m")
-            .q(format!("rate({}[$__rate_interval])", sel("node_pressure_cpu_waiting_seconds_total", "")), "cpu pressure")
-            .q(format!("rate({}[$__rate_interval])", sel("node_pressure_memory_waiting_seconds_total", "")), "memory pressure")
-            .q(format!("rate({}[$__rate_interval])", sel("node_pressure_io_waiting_seconds_total", "")), "io pressure"),
-        series("Memory", 8, "bytes")
-            .q(format!("{} - {}", sel("node_memory_MemTotal_bytes", ""), sel("node_memory_MemAvailable_bytes", "")), "used")
-            .q(sel("node_memory_MemAvailable_bytes", ""), "available")
-            .q(format!("{} - {}", sel("node_memory_SwapTotal_bytes", ""), sel("node_memory_SwapFree_bytes", "")), "swap used")
-            .q(format!("rate({}[$__rate_interval])", sel("node_vmstat_pgmajfault", "")), "major faults/s"),
-    ]);
-    l.line(8, vec![
-        series("Disk throughput", 8, "Bps")
-            .q(format!("sum by (device) ({})", rate("node_disk_read_bytes_total", "")), "read {{device}}")
-            .q(format!("sum by (device) ({})", rate("node_disk_written_bytes_total", "")), "written {{device}}"),
-        series("Disk latency and queue", 8, "s")
-            .about("Mean time per read and per write, and the mean queue depth (weighted IO time per second).")
-            .q(format!("rate({}[$__rate_interval]) / rate({}[$__rate_interval])", sel("node_disk_read_time_seconds_total", ""), sel("node_disk_reads_completed_total", "")), "read {{device}}")
-            .q(format!("rate({}[$__rate_interval]) / rate({}[$__rate_interval])", sel("node_disk_write_time_seconds_total", ""), sel("node_disk_writes_completed_total", "")), "write {{device}}")
-            .q(format!("rate({}[$__rate_interval])", sel("node_disk_io_time_weighted_seconds_total", "")), "queue {{device}}")
-            .right_axis_matching("queue.*", "short"),
-        series("Network", 8, "Bps")
-            .about("Bytes per second by interface; errors and drops per second on the right.")
-            .q(format!("sum by (device) ({})", rate("node_network_receive_bytes_total", "")), "in {{device}}")
-            .q(format!("sum by (device) ({})", rate("node_network_transmit_bytes_total", "")), "out {{device}}")
-            .q(format!("sum by (device) ({}) + sum by (device) ({})", rate("node_network_receive_errs_total", ""), rate("node_network_receive_drop_total", "")), "errors+drops {{device}}")
-            .right_axis_matching("errors.*", "pps"),
-    ]);
+    l.line(
+        8,
+        vec![shared("cpu", 8), shared("load", 8), shared("memory", 8)],
+    );
+    l.line(
+        8,
+        vec![
+            shared("disk", 6),
+            shared("iops", 6),
+            shared("disk_latency", 6),
+            shared("disk_busy", 6),
+        ],
+    );
+    l.line(
+        8,
+        vec![
+            shared("network", 12),
+            series("Network errors and drops", 12, "pps")
+                .about("Packets received with errors or dropped per second, by interface.")
+                .q(
+                    format!(
+                        "sum by (device) ({}) + sum by (device) ({})",
+                        rate("node_network_receive_errs_total", ""),
+                        rate("node_network_receive_drop_total", "")
+                    ),
+                    "{{device}}",
+                ),
+        ],
+    );
     l.row("Filesystems and interfaces");
     l.line(8, vec![
         series("Filesystem space used", 8, "percentunit")
@@ -650,31 +628,33 @@ fn host() -> Layout {
             .right_axis_matching("filesystems.*", "short"),
     ]);
     l.row("Containers");
-    l.line(8, vec![
-        series("Container CPU", 8, "percentunit")
-            .about("The ten containers using the most CPU, in shares of one core; throttled time per second on the right.")
-            .q(format!("topk(10, sum by (name) ({}))", rate("container_cpu_usage_seconds_total", "")), "{{name}}")
-            .q(format!("topk(10, sum by (name) ({}))", rate("container_cpu_cfs_throttled_seconds_total", "")), "throttled {{name}}")
-            .right_axis_matching("throttled.*", "percentunit"),
-        series("Container memory", 8, "bytes")
-            .about("Working set (what the kernel would not reclaim first) of the ten largest containers, and their limits.")
-            .q(format!("topk(10, sum by (name) ({}))", sel("container_memory_working_set_bytes", "")), "{{name}}")
-            .q(format!("sum by (name) ({})", sel("container_spec_memory_limit_bytes", "")), "limit {{name}}"),
-        series("Container I/O", 8, "Bps")
-            .q(format!("topk(10, sum by (name) ({}))", rate("container_fs_reads_bytes_total", "")), "read {{name}}")
-            .q(format!("topk(10, sum by (name) ({}))", rate("container_fs_writes_bytes_total", "")), "written {{name}}"),
-    ]);
+    l.line(
+        8,
+        vec![
+            shared("container_cpu", 8),
+            shared("container_memory", 8),
+            series("Container I/O", 8, "Bps")
+                .q(
+                    format!(
+                        "topk(10, sum by (name) ({}))",
+                        rate("container_fs_reads_bytes_total", "")
+                    ),
+                    "read {{name}}",
+                )
+                .q(
+                    format!(
+                        "topk(10, sum by (name) ({}))",
+                        rate("container_fs_writes_bytes_total", "")
+                    ),
+                    "written {{name}}",
+                ),
+        ],
+    );
     l.row("zen-watcher process");
     l.line(
         8,
         vec![
-            series("CPU", 8, "percentunit").q(
-                format!(
-                    "rate({}[$__rate_interval])",
-                    sel("process_cpu_seconds_total", "")
-                ),
-                "share of a core",
-            ),
+            shared("process", 8),
             series("Memory", 8, "bytes")
                 .q(sel("process_resident_memory_bytes", ""), "resident")
                 .q(sel("process_virtual_memory_bytes", ""), "virtual"),

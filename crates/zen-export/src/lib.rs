@@ -10,6 +10,10 @@
 //! `zen_watcher_build_info` added. The only crate that knows the Prometheus text format; it
 //! knows nothing of where metrics are recorded.
 //!
+//! [`panels::PANELS`] declares the charts a person looks at, once, for the web dashboard and
+//! the generated Grafana dashboards; the exporter's [`Tap`] counts what they read a second time,
+//! so the daemon's history reads it without rendering.
+//!
 //! The exporter, and with it the collectors' readings (zen-collect), is behind the `exporter`
 //! feature: the pure crates and the generators use the catalog alone and build no collector.
 
@@ -17,7 +21,12 @@ pub mod catalog;
 #[cfg(feature = "exporter")]
 mod exporter;
 pub mod grafana;
+pub mod panels;
+#[cfg(feature = "exporter")]
+mod tap;
 
 pub use catalog::{CATALOG, Kind, Metric, Scope};
 #[cfg(feature = "exporter")]
 pub use exporter::{Exporter, ExporterError, recorder};
+#[cfg(feature = "exporter")]
+pub use tap::{Tap, Tapped};

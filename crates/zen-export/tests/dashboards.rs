@@ -207,3 +207,42 @@ fn the_performance_dashboard_has_the_seven_rows_of_the_design() {
         assert!(json.contains(threshold), "latency threshold {threshold}");
     }
 }
+
+#[test]
+fn every_page_panel_is_on_one_dashboard_as_the_page_draws_it() {
+    let all = dashboards();
+    for p in zen_export::panels::PANELS {
+        let found: Vec<&Value> = all
+            .iter()
+            .flat_map(|d| panels(&d.json))
+            .filter(|g| g["title"] == p.title)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "panel {:?} on {} dashboards",
+            p.title,
+            found.len()
+        );
+        let g = found[0];
+        assert_eq!(g["fieldConfig"]["defaults"]["unit"], p.unit, "{}", p.title);
+        assert_eq!(g["description"], p.about, "{}", p.title);
+        let exprs: Vec<&str> = g["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["expr"].as_str().unwrap())
+            .collect();
+        let lines: Vec<String> = p.lines.iter().map(|l| l.promql()).collect();
+        assert_eq!(exprs, lines, "{}", p.title);
+        let steps: Vec<f64> = g["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .map(|s| s["value"].as_f64().unwrap())
+            .collect();
+        let want: Vec<f64> = p.thresholds.iter().map(|(v, _)| *v).collect();
+        assert_eq!(steps, want, "{}", p.title);
+    }
+}

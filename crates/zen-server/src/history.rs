@@ -3,12 +3,11 @@
 //! that read it — `GET /api/v1/meta` (series, tiers, server time), `GET /api/v1/query`, and
 //! `GET /api/v1/stream`, Server-Sent Events of each second as it is recorded.
 //!
-//! Series are named as Prometheus names them (`node_cpu_seconds_total{cpu="0",mode="user"}`);
-//! counters are kept as rates per second. The pipeline's own counts are
-//! `zen_watcher_pipeline_events_total{outcome=…}`.
+//! The series are the lines of zen-export's panels, reduced each second from the exporter's
+//! readings (`node_cpu_seconds_total{mode="user"}`, `…_seconds:p95{stage="total"}`); counters
+//! are kept as rates per second.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
@@ -19,56 +18,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use zen_collect::collection::Sample;
+use zen_export::Exporter;
+use zen_export::panels::{self, PANELS, Reducer, Stored};
 use zen_history::{History, Kind, Query, SeriesId, TIERS};
-use zen_pipeline::Pipeline;
 
 use crate::{ApiError, AppState, Json};
 
 /// The history the recorder writes and the routes read.
 pub type Shared = Arc<Mutex<History>>;
 
-/// The collectors' series recorded, by metric name: every label set of each.
-const HOST: [(&str, Kind); 19] = [
-    ("node_cpu_seconds_total", Kind::Counter),
-    ("node_load1", Kind::Gauge),
-    ("node_memory_MemTotal_bytes", Kind::Gauge),
-    ("node_memory_MemAvailable_bytes", Kind::Gauge),
-    ("node_memory_SwapTotal_bytes", Kind::Gauge),
-    ("node_memory_SwapFree_bytes", Kind::Gauge),
-    ("node_disk_read_bytes_total", Kind::Counter),
-    ("node_disk_written_bytes_total", Kind::Counter),
-    ("node_disk_reads_completed_total", Kind::Counter),
-    ("node_disk_writes_completed_total", Kind::Counter),
-    ("node_disk_io_time_seconds_total", Kind::Counter),
-    ("node_network_receive_bytes_total", Kind::Counter),
-    ("node_network_transmit_bytes_total", Kind::Counter),
-    ("node_pressure_cpu_waiting_seconds_total", Kind::Counter),
-    ("node_pressure_memory_waiting_seconds_total", Kind::Counter),
-    ("node_pressure_io_waiting_seconds_total", Kind::Counter),
-    ("container_cpu_usage_seconds_total", Kind::Counter),
-    ("container_memory_working_set_bytes", Kind::Gauge),
-    ("process_resident_memory_bytes", Kind::Gauge),
-];
-
 /// The wall clock in whole seconds since 1970.
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Writes `name{k="v",…}`, the series' name in the history, into `out`.
-fn series_name(out: &mut String, name: &str, labels: &[(&str, &str)]) {
-    out.clear();
-    out.push_str(name);
-    for (i, (k, v)) in labels.iter().enumerate() {
-        out.push_str(if i == 0 { "{" } else { "," });
-        let _ = write!(out, "{k}=\"{v}\"");
-    }
-    if !labels.is_empty() {
-        out.push('}');
-    }
 }
 
 /// The thread recording the history once a second, until dropped; dropping it writes what the
@@ -81,17 +44,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn start(
-        history: Shared,
-        pipeline: Arc<Pipeline>,
-        host: Option<Arc<Mutex<Sample>>>,
-    ) -> std::io::Result<Recorder> {
+    /// Starts recording what the panels read from `exporter`'s readings.
+    pub fn start(history: Shared, exporter: Arc<Exporter>) -> std::io::Result<Recorder> {
         let (stop, stopped) = mpsc::channel();
         let thread = {
             let history = history.clone();
             std::thread::Builder::new()
                 .name("zen-history".to_owned())
-                .spawn(move || record(&history, &pipeline, host.as_deref(), &stopped))?
+                .spawn(move || record(&history, &exporter, &stopped))?
         };
         Ok(Recorder {
             stop: Some(stop),
@@ -119,20 +79,18 @@ impl Drop for Recorder {
 #[derive(Default)]
 struct Seconds {
     ids: HashMap<String, SeriesId>,
-    name: String,
     values: Vec<(SeriesId, f64)>,
 }
 
 impl Seconds {
-    /// Adds a value of the series `name{labels}`, registering it the first time.
-    fn add(&mut self, h: &mut History, name: &str, labels: &[(&str, &str)], kind: Kind, v: f64) {
-        series_name(&mut self.name, name, labels);
-        let id = match self.ids.get(self.name.as_str()) {
+    /// Adds a value of the series `name`, registering it the first time.
+    fn add(&mut self, h: &mut History, name: &str, kind: Kind, v: f64) {
+        let id = match self.ids.get(name) {
             Some(id) => *id,
-            None => match h.series(&self.name, kind) {
-                Ok(id) => *self.ids.entry(self.name.clone()).or_insert(id),
+            None => match h.series(name, kind) {
+                Ok(id) => *self.ids.entry(name.to_owned()).or_insert(id),
                 Err(e) => {
-                    tracing::warn!(error = %e, series = self.name, "a series is not recorded");
+                    tracing::warn!(error = %e, series = name, "a series is not recorded");
                     return;
                 }
             },
@@ -141,14 +99,10 @@ impl Seconds {
     }
 }
 
-/// The recorder's loop: a sample at each wall-clock second, until `stop` closes.
-fn record(
-    history: &Mutex<History>,
-    pipeline: &Pipeline,
-    host: Option<&Mutex<Sample>>,
-    stop: &mpsc::Receiver<()>,
-) {
+/// The recorder's loop: the panels' series at each wall-clock second, until `stop` closes.
+fn record(history: &Mutex<History>, exporter: &Exporter, stop: &mpsc::Receiver<()>) {
     let mut seconds = Seconds::default();
+    let mut reducer = Reducer::default();
     loop {
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -160,34 +114,20 @@ fn record(
             _ => return,
         }
         let second = now();
-        let c = pipeline.counts();
+        exporter.readings(&mut |name, labels, reading| {
+            if reducer.wants(name) {
+                reducer.add(name, labels, reading);
+            }
+        });
         let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
         seconds.values.clear();
-        for (outcome, n) in [
-            ("received", c.received),
-            ("written", c.written),
-            ("filtered", c.filtered),
-            ("deduplicated", c.deduplicated),
-            ("dead_lettered", c.dead_lettered),
-        ] {
-            let labels = [("outcome", outcome)];
-            let name = "zen_watcher_pipeline_events_total";
-            seconds.add(&mut h, name, &labels, Kind::Counter, n as f64);
-        }
-        for (name, n) in [
-            ("zen_watcher_pipeline_rejected_total", c.rejected_full),
-            ("zen_watcher_pipeline_parse_errors_total", c.parse_errors),
-        ] {
-            seconds.add(&mut h, name, &[], Kind::Counter, n as f64);
-        }
-        if let Some(host) = host {
-            let sample = host.lock().unwrap_or_else(PoisonError::into_inner);
-            sample.visit(&mut |name: &str, labels: &[(&str, &str)], v: f64| {
-                if let Some((_, kind)) = HOST.iter().find(|(n, _)| *n == name) {
-                    seconds.add(&mut h, name, labels, *kind, v);
-                }
-            });
-        }
+        reducer.finish(&mut |name, stored, v| {
+            let kind = match stored {
+                Stored::Counter => Kind::Counter,
+                Stored::Gauge => Kind::Gauge,
+            };
+            seconds.add(&mut h, name, kind, v);
+        });
         if let Err(e) = h.record(second, &seconds.values) {
             tracing::debug!(error = %e, "a second was not recorded");
         }
@@ -203,7 +143,8 @@ fn history_of(s: &AppState) -> Result<&Shared, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the history is not kept"))
 }
 
-/// `GET /api/v1/meta`: the series recorded, the tiers and the server's time.
+/// `GET /api/v1/meta`: the panels with the series each draws (and its legend), every series
+/// recorded, the tiers and the server's time.
 pub(crate) async fn meta(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let h = history_of(&s)?
         .lock()
@@ -213,9 +154,27 @@ pub(crate) async fn meta(State(s): State<Arc<AppState>>) -> Result<Json<Value>, 
         .iter()
         .map(|t| json!({ "step_seconds": t.step, "retention_seconds": t.retention }))
         .collect();
-    Ok(Json(
-        json!({ "now": now(), "tiers": tiers, "series": series }),
-    ))
+    let panels: Vec<Value> = PANELS
+        .iter()
+        .map(|p| {
+            let members: Vec<Value> = panels::members(p, &series)
+                .into_iter()
+                .map(|(name, legend)| json!({ "name": name, "legend": legend }))
+                .collect();
+            let thresholds: Vec<Value> = p
+                .thresholds
+                .iter()
+                .map(|(value, colour)| json!({ "value": value, "colour": colour }))
+                .collect();
+            json!({
+                "id": p.id, "section": p.section.name(), "title": p.title, "about": p.about,
+                "unit": p.unit, "base": p.base, "thresholds": thresholds, "series": members,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "now": now(), "tiers": tiers, "panels": panels, "series": series,
+    })))
 }
 
 /// A time of a query: seconds since 1970, or at most 0 for seconds before `now`.

@@ -102,13 +102,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     let history = open_history(&config.data_dir.join("history"));
     let recorder = history
         .clone()
-        .map(|h| {
-            zen_server::history::Recorder::start(
-                h,
-                pipeline.clone(),
-                collection.as_ref().map(|c| c.latest()),
-            )
-        })
+        .map(|h| zen_server::history::Recorder::start(h, exporter.clone()))
         .transpose()
         .context("starting the history recorder")?;
     let draining = Arc::new(AtomicBool::new(false));

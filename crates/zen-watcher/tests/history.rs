@@ -11,7 +11,7 @@ use serde_json::Value;
 mod common;
 use common::{get, post, start};
 
-const RECEIVED: &str = r#"zen_watcher_pipeline_events_total{outcome="received"}"#;
+const RECEIVED: &str = "zen_watcher_events_total";
 
 /// `text` as a query-string value.
 fn encoded(text: &str) -> String {
