@@ -8,6 +8,7 @@
 //! are kept as rates per second.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use zen_export::Exporter;
 use zen_export::panels::{self, PANELS, Reducer, Stored};
-use zen_history::{History, Kind, Query, SeriesId, TIERS};
+use zen_history::{Frame, History, Kind, Query, SeriesId, TIERS};
 
 use crate::{ApiError, AppState, Json};
 
@@ -28,7 +29,7 @@ use crate::{ApiError, AppState, Json};
 pub type Shared = Arc<Mutex<History>>;
 
 /// The wall clock in whole seconds since 1970.
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -137,7 +138,7 @@ fn record(history: &Mutex<History>, exporter: &Exporter, stop: &mpsc::Receiver<(
     }
 }
 
-fn history_of(s: &AppState) -> Result<&Shared, ApiError> {
+pub(crate) fn history_of(s: &AppState) -> Result<&Shared, ApiError> {
     s.history
         .as_ref()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the history is not kept"))
@@ -178,13 +179,89 @@ pub(crate) async fn meta(State(s): State<Arc<AppState>>) -> Result<Json<Value>, 
 }
 
 /// A time of a query: seconds since 1970, or at most 0 for seconds before `now`.
-fn time(text: &str, name: &str, now: i64) -> Result<i64, ApiError> {
+pub(crate) fn time(text: &str, name: &str, now: i64) -> Result<i64, ApiError> {
     let t: i64 = text.parse().map_err(|_| {
         ApiError::bad(format!(
             "{name}: expected seconds (since 1970, or before now when negative), got {text:?}"
         ))
     })?;
     Ok(if t <= 0 { now + t } else { t })
+}
+
+/// What a query of the history asks for: `series=NAME` (repeated; none means every series),
+/// `from`, `to` ([`time`]), `points`, and for an export `format`.
+struct Range {
+    names: Vec<String>,
+    from: i64,
+    to: i64,
+    points: usize,
+    format: Option<String>,
+}
+
+impl Range {
+    /// Reads the query string: `from` defaults to an hour ago, `to` to now, `points` to 1,000.
+    fn parse(raw: Option<String>, now: i64, with_format: bool) -> Result<Range, ApiError> {
+        let mut r = Range {
+            names: Vec::new(),
+            from: now - 3_600,
+            to: now,
+            points: 1_000,
+            format: None,
+        };
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            match &*k {
+                "series" => r.names.push(v.into_owned()),
+                "from" => r.from = time(&v, "from", now)?,
+                "to" => r.to = time(&v, "to", now)?,
+                "points" => {
+                    r.points = v.parse().map_err(|_| {
+                        ApiError::bad(format!("points: expected a number, got {v:?}"))
+                    })?;
+                }
+                "format" if with_format => r.format = Some(v.into_owned()),
+                other => {
+                    let expected = if with_format {
+                        "format, series, from, to, points"
+                    } else {
+                        "series, from, to, points"
+                    };
+                    return Err(ApiError::bad(format!(
+                        "unknown parameter {other:?}: expected {expected}"
+                    )));
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// The frame of the range, with the names of its series (every series when none named).
+    async fn frame(self, s: &AppState, now: i64) -> Result<(Vec<String>, Frame), ApiError> {
+        let history = history_of(s)?.clone();
+        crate::blocking(move || {
+            let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
+            let (names, ids) = ids_of(&h, &self.names)?;
+            let frame = h
+                .query(
+                    &Query {
+                        series: &ids,
+                        from: self.from,
+                        to: self.to,
+                        points: self.points,
+                    },
+                    now,
+                )
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            Ok::<_, ApiError>((names, frame))
+        })
+        .await?
+    }
+}
+
+/// A column of values as JSON: `null` where there is none.
+fn column(v: &[f64]) -> Vec<Value> {
+    v.iter()
+        .map(|x| if x.is_finite() { json!(x) } else { Value::Null })
+        .collect()
 }
 
 /// `GET /api/v1/query?series=NAME&series=…&from=-3600&to=0&points=N`: columnar points of the
@@ -194,62 +271,95 @@ pub(crate) async fn query(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let now = now();
-    let (mut names, mut from, mut to, mut points) = (Vec::new(), now - 3_600, now, 1_000);
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        match &*k {
-            "series" => names.push(v.into_owned()),
-            "from" => from = time(&v, "from", now)?,
-            "to" => to = time(&v, "to", now)?,
-            "points" => {
-                points = v
-                    .parse()
-                    .map_err(|_| ApiError::bad(format!("points: expected a number, got {v:?}")))?;
-            }
-            other => {
-                return Err(ApiError::bad(format!(
-                    "unknown parameter {other:?}: expected series, from, to, points"
-                )));
-            }
-        }
-    }
-    if names.is_empty() {
+    let range = Range::parse(raw, now, false)?;
+    if range.names.is_empty() {
         return Err(ApiError::bad("series: at least one (see /api/v1/meta)"));
     }
-    let history = history_of(&s)?.clone();
-    let frame = crate::blocking(move || {
-        let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
-        let (names, ids) = ids_of(&h, &names)?;
-        let frame = h
-            .query(
-                &Query {
-                    series: &ids,
-                    from,
-                    to,
-                    points,
-                },
-                now,
-            )
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        Ok::<_, ApiError>((names, frame))
-    })
-    .await??;
-    let (names, frame) = frame;
-    let column = |v: &[f64]| -> Vec<Value> {
-        v.iter()
-            .map(|x| if x.is_finite() { json!(x) } else { Value::Null })
-            .collect()
-    };
+    let (names, frame) = range.frame(&s, now).await?;
+    Ok(Json(columns(&names, &frame)))
+}
+
+/// A frame as `/api/v1/query` answers it.
+fn columns(names: &[String], frame: &Frame) -> Value {
     let series: Vec<Value> = names
         .iter()
         .zip(&frame.series)
         .map(|(n, p)| json!({ "name": n, "avg": column(&p.avg), "min": column(&p.min), "max": column(&p.max) }))
         .collect();
-    Ok(Json(json!({
+    json!({
         "tier_step": frame.tier_step,
         "step": frame.step,
         "times": frame.times,
         "series": series,
-    })))
+    })
+}
+
+/// A field of CSV (RFC 4180): quoted when it holds a comma, a quote or a line break.
+fn csv_field(out: &mut String, text: &str) {
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// `GET /api/v1/export?format=csv|json&series=…&from=…&to=…&points=…`: the range as a file to
+/// download. CSV: a header `timestamp,<series…>`, then one row per step, the time in RFC 3339
+/// (UTC) and each series' average over the step (empty where there is none). JSON: what
+/// `/api/v1/query` answers. Every series when none is named.
+pub(crate) async fn export(
+    State(s): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let now = now();
+    let range = Range::parse(raw, now, true)?;
+    let format = range.format.clone().unwrap_or_else(|| "csv".to_owned());
+    if format != "csv" && format != "json" {
+        return Err(ApiError::bad(format!(
+            "format: expected csv or json, got {format:?}"
+        )));
+    }
+    let (names, frame) = range.frame(&s, now).await?;
+    let stamp = jiff::Timestamp::from_second(now).map_or_else(
+        |_| now.to_string(),
+        |t| t.strftime("%Y%m%dT%H%M%SZ").to_string(),
+    );
+    let file = format!("attachment; filename=\"zen-watcher-{stamp}.{format}\"");
+    let (kind, body) = if format == "csv" {
+        let mut out = String::from("timestamp");
+        for n in &names {
+            out.push(',');
+            csv_field(&mut out, n);
+        }
+        out.push('\n');
+        for (i, t) in frame.times.iter().enumerate() {
+            match jiff::Timestamp::from_second(*t) {
+                Ok(t) => write!(out, "{t}"),
+                Err(_) => write!(out, "{t}"),
+            }
+            .unwrap_or_default();
+            for p in &frame.series {
+                out.push(',');
+                if let Some(v) = p.avg.get(i).filter(|v| v.is_finite()) {
+                    let _ = write!(out, "{v}");
+                }
+            }
+            out.push('\n');
+        }
+        ("text/csv; charset=utf-8", out)
+    } else {
+        ("application/json", columns(&names, &frame).to_string())
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, kind.to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// Seconds a new stream starts with, when it does not resume one.

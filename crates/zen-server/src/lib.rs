@@ -28,6 +28,8 @@
 //! zen-model's, processing zen-pipeline's, storage zen-store's, history zen-history's.
 
 pub mod history;
+mod page;
+mod report;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -145,9 +147,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/meta", get(history::meta))
         .route("/api/v1/query", get(history::query))
         .route("/api/v1/stream", get(history::stream))
+        .route("/api/v1/export", get(history::export))
+        .route("/api/v1/report", get(report::report))
+        .route("/api/v1/top", get(top))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()
+        .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .merge(protected)
@@ -769,6 +776,54 @@ async fn list(
         next: page.next,
     })
     .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopParams {
+    by: String,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/top?by=rule|namespace&from=…&to=…&limit=N`: the rules (with their source) or
+/// namespaces with the most Observations last seen in the range (the last hour by default;
+/// times as `/api/v1/query` takes them), most first; at most 100.
+async fn top(
+    State(s): State<Arc<AppState>>,
+    params: Result<Query<TopParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params?;
+    let by = match p.by.as_str() {
+        "rule" => zen_store::TopBy::Rule,
+        "namespace" => zen_store::TopBy::Namespace,
+        other => {
+            return Err(ApiError::bad(format!(
+                "by: expected rule or namespace, got {other:?}"
+            )));
+        }
+    };
+    let now = history::now();
+    let from = p
+        .from
+        .as_deref()
+        .map_or(Ok(now - 3_600), |t| history::time(t, "from", now))?;
+    let to =
+        p.to.as_deref()
+            .map_or(Ok(now), |t| history::time(t, "to", now))?;
+    let stamp = |t: i64, name: &str| {
+        zen_model::Timestamp::from_second(t).map_err(|e| ApiError::bad(format!("{name}: {e}")))
+    };
+    let (since, until) = (stamp(from, "from")?, stamp(to, "to")?);
+    let limit = p.limit.unwrap_or(10);
+    let store = s.store.clone();
+    let items = blocking(move || store.top(by, since, until, limit)).await??;
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|t| json!({ "source": t.source, "key": t.key, "observations": t.observations }))
+        .collect();
+    Ok(Json(json!({ "from": from, "to": to, "items": items })).into_response())
 }
 
 async fn one(

@@ -199,7 +199,7 @@ mod sink;
 
 use checkpoint::{Checkpointer, Commits};
 pub use dead_letters::{DEAD_LETTER_EVENTS, DeadLetterCounts, StoredDeadLetter};
-pub use query::{Page, Query, Store, StoreCounts, Stored};
+pub use query::{Page, Query, Store, StoreCounts, Stored, Top, TopBy};
 pub use retention::{PURGE_CHUNK, Retention};
 use schema::{MIGRATIONS, connect};
 pub use sink::SqliteSink;

@@ -253,3 +253,66 @@ impl Store {
         })
     }
 }
+
+/// What [`Store::top`] ranks Observations by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopBy {
+    /// The source and its rule, check or vulnerability id.
+    Rule,
+    /// The namespace (empty for cluster-scoped findings).
+    Namespace,
+}
+
+/// One line of [`Store::top`]: the key (`source` and `rule`, or `namespace`) and how many
+/// Observations have it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Top {
+    pub source: Option<String>,
+    pub key: String,
+    pub observations: u64,
+}
+
+impl Store {
+    /// The `limit` (at most 100) rules or namespaces with the most Observations last seen in
+    /// `[since, until)`, most first.
+    pub fn top(
+        &self,
+        by: TopBy,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Top>, StoreError> {
+        let started = Instant::now();
+        let (select, group) = match by {
+            TopBy::Rule => ("o.source, COALESCE(o.rule_id, '')", "o.source, o.rule_id"),
+            TopBy::Namespace => ("NULL, COALESCE(o.namespace, '')", "o.namespace"),
+        };
+        let sql = format!(
+            concat!(
+                "SELECT {select}, COUNT(*) FROM ",
+                observations!(),
+                " WHERE ",
+                last_seen!(),
+                " >= ?1 AND ",
+                last_seen!(),
+                " < ?2 GROUP BY {group} ORDER BY 3 DESC, 2 LIMIT ?3"
+            ),
+            select = select,
+            group = group
+        );
+        let top = self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let args = (nanos(since), nanos(until), limit.min(100) as i64);
+            let rows = stmt.query_map(args, |r| {
+                Ok(Top {
+                    source: r.get(0)?,
+                    key: r.get(1)?,
+                    observations: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        });
+        self.timings.list.record(started.elapsed().as_secs_f64());
+        top
+    }
+}

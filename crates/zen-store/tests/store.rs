@@ -702,3 +702,49 @@ fn rows_and_the_counts_of_their_duplicates_go_in_one_call() {
         counted_from_rows(&path)
     );
 }
+
+#[test]
+fn top_ranks_rules_and_namespaces_of_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let events = events();
+    write(&mut sink, "x", &events).unwrap();
+    let (since, until) = (seconds_from_now(-86_400 * 3_650), after_now());
+    let rules = store.top(zen_store::TopBy::Rule, since, until, 3).unwrap();
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert!(
+        rules
+            .windows(2)
+            .all(|w| w[0].observations >= w[1].observations)
+    );
+    let all: u64 = store
+        .top(zen_store::TopBy::Rule, since, until, 100)
+        .unwrap()
+        .iter()
+        .map(|t| t.observations)
+        .sum();
+    assert_eq!(
+        all,
+        events.len() as u64,
+        "every Observation is counted once"
+    );
+    let namespaces = store
+        .top(zen_store::TopBy::Namespace, since, until, 10)
+        .unwrap();
+    assert!(
+        namespaces
+            .iter()
+            .any(|t| t.key == "shop" && t.source.is_none()),
+        "{namespaces:?}"
+    );
+    // Nothing was last seen in a range that ended before it was written.
+    let before = store
+        .top(
+            zen_store::TopBy::Rule,
+            since,
+            seconds_from_now(-86_400 * 3_000),
+            10,
+        )
+        .unwrap();
+    assert!(before.is_empty(), "{before:?}");
+}
