@@ -188,6 +188,16 @@ function makeChart(p) {
   };
   p.chart = new uPlot(opts, p.data, host);
   host.dataset.points = String(p.data[0].length);
+  // A finger on a chart moves its cursor (and so every chart's): the values there show.
+  const over = p.chart.over;
+  const touch = (e) => {
+    const t = e.touches[0];
+    if (!t) return;
+    const r = over.getBoundingClientRect();
+    p.chart.setCursor({ left: t.clientX - r.left, top: t.clientY - r.top });
+  };
+  over.addEventListener('touchstart', touch, { passive: true });
+  over.addEventListener('touchmove', touch, { passive: true });
 }
 
 /** A drag on a chart shows that span on every chart: the range becomes custom. */
@@ -252,7 +262,9 @@ function setData(p, data) {
   const width = data.length;
   if (!p.chart || p.chart.series.length !== width) makeChart(p);
   else p.chart.setData(data);
+  // For people reading the DOM (and the browser tests): what the chart holds.
   host.dataset.points = String(data[0].length);
+  host.dataset.first = String(data[0][0] ?? '');
   host.dataset.last = String(data[0][data[0].length - 1] ?? '');
 }
 
@@ -445,7 +457,13 @@ function onSecond(names, tick, id) {
   if (!live) return;
   if (id != null) state.lastId = Number(id);
   const t = tick.t;
-  if (live.times.length && t <= live.times[live.times.length - 1]) return;
+  const last = live.times.length ? live.times[live.times.length - 1] : t - 1;
+  if (t <= last) return;
+  // A second the recorder missed is a gap in the lines, not a shorter time axis.
+  for (let gap = last + 1; gap < t && t - gap < LIVE_SECONDS; gap++) {
+    live.times.push(gap);
+    for (const col of live.columns.values()) col.push(null);
+  }
   live.times.push(t);
   const values = new Map(names.map((n, i) => [n, tick.values[i]]));
   for (const [n, col] of live.columns) col.push(values.get(n) ?? null);

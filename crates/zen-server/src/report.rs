@@ -58,10 +58,18 @@ fn format(unit: &str, v: f64) -> String {
     if !v.is_finite() {
         return "–".to_owned();
     }
+    // Three significant digits, trailing zeros dropped.
     let sig = |v: f64| {
-        let s = format!("{v:.3}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_owned()
+        if v == 0.0 {
+            return "0".to_owned();
+        }
+        let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 9) as usize;
+        let s = format!("{v:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
     };
     let scaled = |v: f64, base: f64, units: &[&str]| {
         let mut v = v;
@@ -141,9 +149,7 @@ fn chart(out: &mut String, p: &Panel, legends: &[String], frame: &Frame, from: i
             .max(*t * 1.1)
             .min(if hi > 0.0 { hi * 3.0 } else { *t * 1.1 });
     }
-    if hi <= 0.0 {
-        hi = 1.0;
-    }
+    hi = nice(hi);
     let span = (to - from).max(1) as f64;
     let x = |t: i64| LEFT + (t - from) as f64 / span * PW;
     let y = |v: f64| TOP + PH - (v / hi).clamp(0.0, 1.0) * PH;
@@ -222,6 +228,20 @@ fn chart(out: &mut String, p: &Panel, legends: &[String], frame: &Frame, from: i
         );
     }
     out.push_str("</p>");
+}
+
+/// The smallest of 1, 2 or 5 times a power of ten at or above `v` (1 for nothing above 0): the
+/// top of a chart's axis.
+fn nice(v: f64) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return 1.0;
+    }
+    let power = 10_f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|top| *top >= v * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power)
 }
 
 /// A table of series summaries in `unit`.
@@ -507,6 +527,9 @@ mod tests {
         assert_eq!(format("ops", 1500.0), "1.5 k/s");
         assert_eq!(format("percentunit", 0.25), "25 %");
         assert_eq!(format("none", f64::NAN), "–");
+        assert_eq!(format("ops", 3.692), "3.69/s");
+        assert_eq!(format("s", 0.199_005), "199 ms");
+        assert_eq!((nice(3.692), nice(199.0), nice(0.0), nice(0.07)), (5.0, 200.0, 1.0, 0.1));
     }
 
     #[test]

@@ -52,6 +52,48 @@ enum Command {
     /// What no sink could write, kept in the store's dead-letter table.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Write a performance report of a range as one self-contained HTML file, asked of the
+    /// running daemon (at the configured `listen` address, with its token):
+    /// `zen-watcher report --from -24h > report.html`.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReportArgs {
+    /// Start of the range: before now (`-24h`, `-90m`, `-3600`), or seconds since 1970.
+    #[arg(long, default_value = "-24h", allow_hyphen_values = true, value_parser = parse_when)]
+    from: i64,
+    /// End of the range, as `--from`; `0` or `now` is now.
+    #[arg(long, default_value = "now", allow_hyphen_values = true, value_parser = parse_when)]
+    to: i64,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// A time as the history API takes it: seconds since 1970, or at most 0 for seconds before now.
+/// `-24h`, `-90m`, `-30s`, `-7d` and `now` are read too.
+fn parse_when(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if text == "now" {
+        return Ok(0);
+    }
+    if let Ok(n) = text.parse::<i64>() {
+        return Ok(n);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<i64>() {
+        Ok(n) if scale > 0 && n <= 0 => Ok(n * scale),
+        _ => Err(format!(
+            "expected seconds since 1970, `now`, or a time before now like -24h, -90m, -30s, -7d; got {text:?}"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +217,13 @@ fn main() -> ExitCode {
         Some(Command::DeadLetters(DeadLettersCommand::Replay(args))) => {
             args.load().and_then(|(c, _)| replay_dead_letters(&c))
         }
+        Some(Command::Report(args)) => args.run.load().and_then(|(c, _)| {
+            let path = format!("/api/v1/report?from={}&to={}", args.from, args.to);
+            let (url, status, body) = ask_daemon(&c, "GET", &path)?;
+            anyhow::ensure!(status.is_success(), "{url} answered {status}: {body}");
+            print!("{body}");
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,
@@ -185,29 +234,50 @@ fn main() -> ExitCode {
     }
 }
 
-fn replay_dead_letters(c: &config::DaemonConfig) -> Result<ExitCode> {
+/// Asks the running daemon (at the configured `listen` address, with its token) for `path`:
+/// the URL, the answer's status and its body.
+fn ask_daemon(
+    c: &config::DaemonConfig,
+    method: &str,
+    path: &str,
+) -> Result<(String, ureq::http::StatusCode, String)> {
     let mut addr = c.listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let url = format!("http://{addr}/api/v1/dead-letters/replay");
+    let url = format!("http://{addr}{path}");
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build(),
     );
-    let mut request = agent.post(&url);
-    if let Some(token) = &c.token {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    let mut response = request
-        .send_empty()
-        .with_context(|| format!("asking the daemon at {url}"))?;
+    let auth = c.token.as_ref().map(|t| format!("Bearer {t}"));
+    let sent = if method == "POST" {
+        let mut request = agent.post(&url);
+        if let Some(a) = &auth {
+            request = request.header("Authorization", a);
+        }
+        request.send_empty()
+    } else {
+        let mut request = agent.get(&url);
+        if let Some(a) = &auth {
+            request = request.header("Authorization", a);
+        }
+        request.call()
+    };
+    let mut response = sent.with_context(|| format!("asking the daemon at {url}"))?;
     let status = response.status();
     let body = response
         .body_mut()
+        .with_config()
+        .limit(64 << 20)
         .read_to_string()
         .with_context(|| format!("reading the answer of {url}"))?;
+    Ok((url, status, body))
+}
+
+fn replay_dead_letters(c: &config::DaemonConfig) -> Result<ExitCode> {
+    let (url, status, body) = ask_daemon(c, "POST", "/api/v1/dead-letters/replay")?;
     println!("{body}");
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
     let left = serde_json::from_str::<serde_json::Value>(&body)
