@@ -146,12 +146,13 @@ test('a breached threshold shows pending, then firing, and clears after recovery
   const row = 'tr[data-rule="ZenWatcherHighMemoryUsage"]';
   await until('the rule is listed', () => page.$(row));
   const state = () => page.$eval(`${row} [data-state]`, (el) => el.dataset.state);
-  // The daemon uses more than 0 % of its memory limit: breached, and pending for 5 s.
+  // The daemon uses more than 0 % of its memory limit: breached, and pending for 12 s (the
+  // table is read every 5 s).
   await page.fill(`${row} input[name="threshold"]`, '0');
-  await page.fill(`${row} input[name="for"]`, '5s');
+  await page.fill(`${row} input[name="for"]`, '12s');
   await page.click(`${row} button`);
   await until('pending', async () => (await state()) === 'pending');
-  await until('firing', async () => (await state()) === 'firing');
+  await until('firing', async () => (await state()) === 'firing', 30000);
   assert.ok(Number(await page.textContent('#firing')) >= 1);
   await page.fill(`${row} input[name="threshold"]`, '90');
   await page.fill(`${row} input[name="for"]`, '3m');
@@ -168,6 +169,14 @@ test('the 24 h range reads the 10 s tier, CSV and PNG download, and the report p
 
   await page.click('button[data-range="3600"]');
   await until('1 s tier', async () => (await attr(page, '#panel-throughput .chart', 'tierStep')) === '1');
+  // The day before, overlaid: a second line for every line.
+  const lines = () => page.$$eval('#panel-cpu .u-legend .u-series', (rows) => rows.length - 1);
+  const alone = await lines();
+  await page.check('#compare');
+  await until('the day before overlaid', async () => (await lines()) === 2 * alone);
+  assert.ok(await page.$eval('#panel-cpu .u-legend', (l) => l.textContent.includes('(day before)')));
+  await page.uncheck('#compare');
+  await until('the overlay removed', async () => (await lines()) === alone);
   await page.click('#export summary');
   const [json] = await Promise.all([page.waitForEvent('download'), page.click('button[data-export="json"]')]);
   const frame = JSON.parse(readFileSync(await json.path(), 'utf8'));

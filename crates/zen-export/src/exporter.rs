@@ -125,7 +125,7 @@ impl Exporter {
     }
 
     /// The panels' readings: the tapped metrics, then the collectors' latest sample.
-    pub fn readings(&self, f: &mut dyn FnMut(&str, &[(&str, &str)], crate::panels::Reading<'_>)) {
+    pub fn readings(&self, f: &mut crate::panels::ReadingVisitor<'_>) {
         self.tap.visit(f);
         if let Some(collected) = &self.collected
             && let Ok(sample) = collected.lock()

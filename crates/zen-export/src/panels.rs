@@ -9,8 +9,12 @@
 //! a second, from the daemon's own readings, into history series named by [`Line`]
 //! (`metric:p95{stage="total"}`). The reduction is pure: readings in, values out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
+
+/// The reducer's maps: looked up for every reading, every second, by short keys the daemon
+/// makes itself, so a fast hash rather than one that resists chosen keys.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::catalog::{self, Kind};
 
@@ -165,12 +169,16 @@ pub const PANELS: &[Panel] = &[
     Panel {
         id: "stages",
         section: Section::Pipeline,
-        title: "P95 by stage",
-        about: "Per-event time in each stage: normalize, process (filter, dedup, batch), sink, and total.",
+        title: "Latency by stage",
+        about: "P50, P95 and P99 of the per-event time in each stage: normalize, process (filter, dedup, batch), sink, and total.",
         unit: "s",
         base: "green",
         thresholds: LATENCY_STEPS,
-        lines: &[line(LATENCY, Quantile(0.95), &["stage"], "{stage}")],
+        lines: &[
+            line(LATENCY, Quantile(0.5), &["stage"], "{stage} P50"),
+            line(LATENCY, Quantile(0.95), &["stage"], "{stage} P95"),
+            line(LATENCY, Quantile(0.99), &["stage"], "{stage} P99"),
+        ],
     },
     Panel {
         id: "queue",
@@ -568,14 +576,17 @@ impl Line {
     /// The history series of the line for a sample with `labels`, written into `out`:
     /// `metric[:pNN|/other]{labels}`, the labels being its `only` equalities and its `by` labels.
     fn series(&self, labels: &[(&str, &str)], out: &mut String) {
+        // Pushed piece by piece: this runs for every reading, every second.
         out.clear();
         out.push_str(self.metric);
         match self.take {
             Quantile(q) => {
-                let _ = write!(out, ":p{}", (q * 100.0).round());
+                out.push_str(":p");
+                let _ = write!(out, "{}", (q * 100.0).round());
             }
             Per(other) => {
-                let _ = write!(out, "/{other}");
+                out.push('/');
+                out.push_str(other);
             }
             Rate | Value => {}
         }
@@ -592,7 +603,10 @@ impl Line {
         for (k, v) in eq.chain(by) {
             out.push(if first { '{' } else { ',' });
             first = false;
-            let _ = write!(out, "{k}=\"{v}\"");
+            out.push_str(k);
+            out.push_str("=\"");
+            out.push_str(v);
+            out.push('"');
         }
         if !first {
             out.push('}');
@@ -685,7 +699,7 @@ fn parse_labels(name: &str) -> Option<Vec<(&str, String)>> {
 pub fn members<'n>(p: &Panel, names: &[&'n str]) -> Vec<(&'n str, String)> {
     let mut out = Vec::new();
     for l in p.lines {
-        for n in names {
+        for n in names.iter().filter(|n| n.starts_with(l.metric)) {
             if let Some(legend) = l.legend_of(n) {
                 out.push((*n, legend));
             }
@@ -703,6 +717,9 @@ pub enum Reading<'a> {
     Buckets(&'a [f64], &'a [u64]),
 }
 
+/// What readings are handed to: `(metric, labels, reading)`.
+pub type ReadingVisitor<'a> = dyn FnMut(&str, &[(&str, &str)], Reading<'_>) + 'a;
+
 /// How the history keeps a series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -712,14 +729,19 @@ pub enum Stored {
     Gauge,
 }
 
-/// One series' sum over the samples of one second.
+/// One series' sum over the samples of one second, and what the second before ended with.
 #[derive(Debug)]
 struct Sum {
     line: usize,
+    /// Whether a reading came this second.
+    seen: bool,
     value: f64,
     other: f64,
     buckets: Vec<u64>,
     bounds: &'static [f64],
+    /// The cumulative counts the last second ended with: `[value, other]` for a ratio, the
+    /// buckets for a quantile; empty before the first.
+    before: Vec<f64>,
 }
 
 /// Reduces one second's readings to the panels' series; keeps what the next second's
@@ -728,17 +750,49 @@ struct Sum {
 pub struct Reducer {
     lines: Vec<&'static Line>,
     /// Line indices by the metric they read, and whether as the `Per` denominator.
-    by_metric: HashMap<&'static str, Vec<(usize, bool)>>,
-    sums: BTreeMap<String, Sum>,
-    /// The cumulative counts the last second ended with, by series.
-    before: HashMap<String, Vec<f64>>,
+    by_metric: Map<&'static str, Vec<(usize, bool)>>,
+    /// The metric of the last reading and its lines: readings come metric by metric, so most
+    /// find their lines without a lookup.
+    last: (String, Vec<(usize, bool)>),
+    /// Every series met, with its name; kept from second to second, so a second allocates
+    /// nothing once every series is known.
+    sums: Vec<(String, Sum)>,
+    /// Where each series is in `sums`, by name.
+    index: Map<String, usize>,
+    /// By line: the place in `sums` of its one series, for lines whose series does not depend
+    /// on a reading's labels (no `by`): found without making its name or hashing it.
+    fixed: Vec<Option<usize>>,
     name: String,
+}
+
+impl Reducer {
+    /// The place in `sums` of the series `name` of line `line`, made the first time.
+    fn slot(&mut self, line: usize, name: &str) -> usize {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        let i = self.sums.len();
+        self.sums.push((
+            name.to_owned(),
+            Sum {
+                line,
+                seen: false,
+                value: 0.0,
+                other: 0.0,
+                buckets: Vec::new(),
+                bounds: &[],
+                before: Vec::new(),
+            },
+        ));
+        self.index.insert(name.to_owned(), i);
+        i
+    }
 }
 
 impl Default for Reducer {
     fn default() -> Self {
         let lines: Vec<&'static Line> = PANELS.iter().flat_map(|p| p.lines).collect();
-        let mut by_metric: HashMap<&'static str, Vec<(usize, bool)>> = HashMap::new();
+        let mut by_metric: Map<&'static str, Vec<(usize, bool)>> = Map::default();
         for (i, l) in lines.iter().enumerate() {
             // Lines drawn by two panels are one series: reduce each once.
             if lines[..i].contains(l) {
@@ -749,43 +803,62 @@ impl Default for Reducer {
                 by_metric.entry(other).or_default().push((i, true));
             }
         }
-        Reducer {
+        let mut r = Reducer {
+            fixed: vec![None; lines.len()],
             lines,
             by_metric,
-            sums: BTreeMap::new(),
-            before: HashMap::new(),
+            last: (String::new(), Vec::new()),
+            sums: Vec::new(),
+            index: Map::default(),
             name: String::new(),
+        };
+        for i in 0..r.lines.len() {
+            let line = r.lines[i];
+            if line.by.is_empty() {
+                let mut name = String::new();
+                line.series(&[], &mut name);
+                r.fixed[i] = Some(r.slot(i, &name));
+            }
         }
+        r
     }
 }
 
 impl Reducer {
-    /// Whether any panel reads `metric`.
-    pub fn wants(&self, metric: &str) -> bool {
-        self.by_metric.contains_key(metric)
-    }
-
     /// Adds a reading of `metric{labels}` to the second being reduced.
     pub fn add(&mut self, metric: &str, labels: &[(&str, &str)], reading: Reading<'_>) {
-        let Some(lines) = self.by_metric.get(metric) else {
-            return;
-        };
-        for &(i, denominator) in lines {
+        if self.last.0 != metric {
+            self.last.0.clear();
+            self.last.0.push_str(metric);
+            self.last.1.clear();
+            if let Some(lines) = self.by_metric.get(metric) {
+                self.last.1.extend_from_slice(lines);
+            }
+        }
+        // Taken for the loop, and put back: `slot` needs the reducer.
+        let lines = std::mem::take(&mut self.last.1);
+        for &(i, denominator) in &lines {
             let line = self.lines[i];
             if !line.matches(labels) {
                 continue;
             }
-            line.series(labels, &mut self.name);
-            let sum = match self.sums.get_mut(self.name.as_str()) {
-                Some(s) => s,
-                None => self.sums.entry(self.name.clone()).or_insert(Sum {
-                    line: i,
-                    value: 0.0,
-                    other: 0.0,
-                    buckets: Vec::new(),
-                    bounds: &[],
-                }),
+            let slot = match self.fixed[i] {
+                Some(slot) => slot,
+                None => {
+                    let mut name = std::mem::take(&mut self.name);
+                    line.series(labels, &mut name);
+                    let slot = self.slot(i, &name);
+                    self.name = name;
+                    slot
+                }
             };
+            let sum = &mut self.sums[slot].1;
+            if !sum.seen {
+                sum.seen = true;
+                sum.value = 0.0;
+                sum.other = 0.0;
+                sum.buckets.iter_mut().for_each(|b| *b = 0);
+            }
             match reading {
                 Reading::Number(v) if denominator => sum.other += v,
                 Reading::Number(v) => sum.value += v,
@@ -793,7 +866,9 @@ impl Reducer {
                     if sum.buckets.len() != counts.len() {
                         sum.buckets = vec![0; counts.len()];
                     }
-                    sum.bounds = catalog::find(metric).map_or(&[][..], |m| m.buckets);
+                    if sum.bounds.is_empty() {
+                        sum.bounds = catalog::find(metric).map_or(&[][..], |m| m.buckets);
+                    }
                     debug_assert_eq!(sum.bounds, bounds);
                     for (b, c) in sum.buckets.iter_mut().zip(counts) {
                         *b += c;
@@ -801,39 +876,47 @@ impl Reducer {
                 }
             }
         }
+        self.last.1 = lines;
     }
 
-    /// The second's series, each with how the history keeps it, in name order; quantiles and
-    /// ratios only for series with observations in the second. Clears the sums.
+    /// The second's series, each with how the history keeps it; quantiles and ratios only for
+    /// series with observations in the second. A series with no reading this second is left
+    /// out.
     pub fn finish(&mut self, out: &mut dyn FnMut(&str, Stored, f64)) {
-        for (name, sum) in std::mem::take(&mut self.sums) {
+        for (name, sum) in &mut self.sums {
+            let name = name.as_str();
+            if !std::mem::take(&mut sum.seen) {
+                continue;
+            }
             let line = self.lines[sum.line];
             match line.take {
-                Rate => out(&name, Stored::Counter, sum.value),
-                Value => out(&name, Stored::Gauge, sum.value),
+                Rate => out(name, Stored::Counter, sum.value),
+                Value => out(name, Stored::Gauge, sum.value),
                 Per(_) => {
-                    let now = vec![sum.value, sum.other];
-                    if let Some(b) = self.before.insert(name.clone(), now)
-                        && let [v, o] = b[..]
-                    {
+                    if let [v, o] = sum.before[..] {
                         let (dv, d_o) = (sum.value - v, sum.other - o);
                         if d_o > 0.0 && dv >= 0.0 {
-                            out(&name, Stored::Gauge, dv / d_o);
+                            out(name, Stored::Gauge, dv / d_o);
                         }
                     }
+                    sum.before.clear();
+                    sum.before.extend([sum.value, sum.other]);
                 }
                 Quantile(q) => {
                     // A histogram is tapped from zero as it is registered, and read every
                     // second: what one holds when first seen was observed since the last read.
-                    let now: Vec<f64> = sum.buckets.iter().map(|c| *c as f64).collect();
-                    let b = self
-                        .before
-                        .insert(name.clone(), now.clone())
-                        .filter(|b| b.len() == now.len())
-                        .unwrap_or_else(|| vec![0.0; now.len()]);
-                    let delta: Vec<f64> = now.iter().zip(&b).map(|(n, b)| n - b).collect();
-                    if let Some(v) = quantile(q, sum.bounds, &delta) {
-                        out(&name, Stored::Gauge, v);
+                    if sum.before.len() != sum.buckets.len() {
+                        sum.before = vec![0.0; sum.buckets.len()];
+                    }
+                    for (b, n) in sum.before.iter_mut().zip(&sum.buckets) {
+                        *b = *n as f64 - *b;
+                    }
+                    // `before` holds the deltas now; then the counts, for the next second.
+                    if let Some(v) = quantile(q, sum.bounds, &sum.before) {
+                        out(name, Stored::Gauge, v);
+                    }
+                    for (b, n) in sum.before.iter_mut().zip(&sum.buckets) {
+                        *b = *n as f64;
                     }
                 }
             }
@@ -953,6 +1036,7 @@ mod tests {
             r.add(LATENCY, &labels, Reading::Buckets(bounds, buckets));
             let mut out = Vec::new();
             r.finish(&mut |n, s, v| out.push((n.to_owned(), s, v)));
+            out.sort_by(|a, b| a.0.cmp(&b.0));
             out
         };
         let first = second(&mut r, &buckets, 10.0, 100.0);

@@ -14,7 +14,7 @@ use metrics::{
 use metrics_exporter_prometheus::PrometheusRecorder;
 
 use crate::catalog;
-use crate::panels::Reading;
+use crate::panels::{Reading, ReadingVisitor};
 
 /// Counts per bucket of a histogram: `bounds` upper edges, then one above them all.
 #[derive(Debug)]
@@ -77,7 +77,7 @@ impl Tap {
     }
 
     /// Every reading tapped, as `(metric, labels, reading)`.
-    pub fn visit(&self, f: &mut dyn FnMut(&str, &[(&str, &str)], Reading<'_>)) {
+    pub fn visit(&self, f: &mut ReadingVisitor<'_>) {
         let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
         let mut labels: Vec<(&str, &str)> = Vec::new();
         let mut counts: Vec<u64> = Vec::new();

@@ -20,6 +20,7 @@ const state = {
   lastId: null,
   sort: 'cpu',
   timers: [],
+  feedStale: false,          // events arrived since the feed was last read
 };
 
 // ---------------------------------------------------------------- API
@@ -374,7 +375,7 @@ async function load() {
   }));
   for (const p of state.panels.values()) if (!p.names.length) setData(p, [[]]);
   if (mine !== loading) return;
-  refreshTables();
+  refreshAll();
   if (state.range.kind === 'live') startStream(from);
   else setStatus(`showing ${new Date(from * 1000).toLocaleString()} – ${new Date(to * 1000).toLocaleString()}`, 'paused');
 }
@@ -471,6 +472,8 @@ function onSecond(names, tick, id) {
     live.times.shift();
     for (const col of live.columns.values()) col.shift();
   }
+  // New events: the feed has something to show.
+  if (tick.values.some((v, i) => v > 0 && names[i] === 'zen_watcher_events_total')) state.feedStale = true;
   if (!state.paused) drawLive();
   liveStatus();
 }
@@ -752,6 +755,11 @@ async function refreshTables() {
   components(slos);
   overview();
   containers();
+}
+
+/** Everything but the charts, on a range change. */
+function refreshAll() {
+  refreshTables();
   refreshFeed();
   refreshTops();
 }
@@ -854,12 +862,21 @@ async function start() {
     return;
   }
   await load();
-  // New series (a new source, device or container) appear within a few seconds.
-  state.timers.push(setInterval(async () => {
+  // What each open page costs the daemon is a budget (docs/benchmarks.md): the charts come
+  // by the stream; the rest is asked for only as often as it can change, and not at all
+  // while the page is hidden.
+  const every = (ms, f) => state.timers.push(setInterval(() => { if (!document.hidden) f(); }, ms));
+  // New series (a new source, device or container) appear within 15 s.
+  every(15000, async () => {
     try { if (await refreshMeta()) load(); } catch { /* shown by the stream's status */ }
-  }, 5000));
-  state.timers.push(setInterval(refreshTables, 2000));
-  state.timers.push(setInterval(() => { if (state.range.kind === 'last') load(); }, 30000));
+  });
+  every(5000, refreshTables);
+  every(2000, () => {
+    if (!state.feedStale) return;
+    state.feedStale = false;
+    refreshFeed();
+  });
+  every(30000, () => { refreshFeed(); refreshTops(); if (state.range.kind === 'last') load(); });
 }
 
 // A module runs once the document is parsed, after the deferred chart library.

@@ -115,11 +115,7 @@ fn record(history: &Mutex<History>, exporter: &Exporter, stop: &mpsc::Receiver<(
             _ => return,
         }
         let second = now();
-        exporter.readings(&mut |name, labels, reading| {
-            if reducer.wants(name) {
-                reducer.add(name, labels, reading);
-            }
-        });
+        exporter.readings(&mut |name, labels, reading| reducer.add(name, labels, reading));
         let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
         seconds.values.clear();
         reducer.finish(&mut |name, stored, v| {

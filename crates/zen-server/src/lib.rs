@@ -789,7 +789,8 @@ struct TopParams {
 
 /// `GET /api/v1/top?by=rule|namespace&from=…&to=…&limit=N`: the rules (with their source) or
 /// namespaces with the most Observations last seen in the range (the last hour by default;
-/// times as `/api/v1/query` takes them), most first; at most 100.
+/// times as `/api/v1/query` takes them, `to` through the end of its second), most first; at
+/// most 100.
 async fn top(
     State(s): State<Arc<AppState>>,
     params: Result<Query<TopParams>, QueryRejection>,
@@ -815,7 +816,8 @@ async fn top(
     let stamp = |t: i64, name: &str| {
         zen_model::Timestamp::from_second(t).map_err(|e| ApiError::bad(format!("{name}: {e}")))
     };
-    let (since, until) = (stamp(from, "from")?, stamp(to, "to")?);
+    // Through the end of the second `to` names: what was seen a moment ago is in.
+    let (since, until) = (stamp(from, "from")?, stamp(to + 1, "to")?);
     let limit = p.limit.unwrap_or(10);
     let store = s.store.clone();
     let items = blocking(move || store.top(by, since, until, limit)).await??;

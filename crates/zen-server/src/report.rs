@@ -321,7 +321,8 @@ pub(crate) async fn report(
             }
         }
         let since = zen_model::Timestamp::from_second(from).unwrap_or_default();
-        let until = zen_model::Timestamp::from_second(to).unwrap_or_default();
+        // Through the end of the second `to` names.
+        let until = zen_model::Timestamp::from_second(to + 1).unwrap_or_default();
         Ok(Gathered {
             charts,
             rules: store.top(TopBy::Rule, since, until, 15)?,
@@ -462,11 +463,7 @@ fn render(
         |t| {
             vec![
                 t.source.clone().unwrap_or_default(),
-                if t.key.is_empty() {
-                    "(none)".to_owned()
-                } else {
-                    t.key.clone()
-                },
+                key_or(t, "(none)"),
                 t.observations.to_string(),
             ]
         },
@@ -476,19 +473,19 @@ fn render(
         &mut out,
         &["Namespace", "Observations"],
         &g.namespaces,
-        |t| {
-            vec![
-                if t.key.is_empty() {
-                    "(cluster)".to_owned()
-                } else {
-                    t.key.clone()
-                },
-                t.observations.to_string(),
-            ]
-        },
+        |t| vec![key_or(t, "(cluster)"), t.observations.to_string()],
     );
     out.push_str("</body></html>\n");
     out
+}
+
+/// The key of a top line, or `empty` for the empty key (no rule id, a cluster-scoped finding).
+fn key_or(t: &Top, empty: &str) -> String {
+    if t.key.is_empty() {
+        empty.to_owned()
+    } else {
+        t.key.clone()
+    }
 }
 
 fn top_table(out: &mut String, heads: &[&str], rows: &[Top], cells: impl Fn(&Top) -> Vec<String>) {
@@ -529,7 +526,10 @@ mod tests {
         assert_eq!(format("none", f64::NAN), "–");
         assert_eq!(format("ops", 3.692), "3.69/s");
         assert_eq!(format("s", 0.199_005), "199 ms");
-        assert_eq!((nice(3.692), nice(199.0), nice(0.0), nice(0.07)), (5.0, 200.0, 1.0, 0.1));
+        assert_eq!(
+            (nice(3.692), nice(199.0), nice(0.0), nice(0.07)),
+            (5.0, 200.0, 1.0, 0.1)
+        );
     }
 
     #[test]

@@ -17,11 +17,9 @@ use common::{external, start};
 
 #[test]
 fn the_page_works_in_a_real_browser() {
-    let (Some(chromium), Some(node), Some(_)) = (
-        external("chromium"),
-        external("node"),
-        external("pdftoppm"),
-    ) else {
+    let (Some(chromium), Some(node), Some(_)) =
+        (external("chromium"), external("node"), external("pdftoppm"))
+    else {
         return;
     };
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
@@ -30,7 +28,9 @@ fn the_page_works_in_a_real_browser() {
             std::env::var("ZEN_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
             "playwright-core is required (ZEN_REQUIRE_EXTERNAL=1): run `npm ci` in tests/browser"
         );
-        eprintln!("\n*** SKIPPED: tests/browser has no node_modules (npm ci); this test proves nothing here ***\n");
+        eprintln!(
+            "\n*** SKIPPED: tests/browser has no node_modules (npm ci); this test proves nothing here ***\n"
+        );
         return;
     }
     let open_dir = tempfile::tempdir().unwrap();
@@ -59,5 +59,8 @@ fn the_page_works_in_a_real_browser() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}\n{stderr}\nscreenshots in {}", shots.display());
-    assert!(out.status.success(), "the browser suite failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the browser suite failed:\n{stdout}\n{stderr}"
+    );
 }

@@ -208,3 +208,133 @@ fn streams_backfill_then_tick_resume_without_a_gap_and_end_at_shutdown() {
     let mut child = child;
     assert!(child.wait().unwrap().success());
 }
+
+/// The raw answer to `GET path` with extra header lines: status line and headers, and body.
+fn raw_get(addr: std::net::SocketAddr, path: &str, headers: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[test]
+fn the_page_export_report_and_top_through_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, logs) = start(dir.path(), &[]);
+    std::thread::spawn(move || logs.for_each(drop));
+
+    // The page: its files with an ETag and a policy that allows no inline script.
+    let (head, body) = raw_get(addr, "/", "");
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(body.contains("assets/app.js"), "{body}");
+    let csp = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-security-policy: "))
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .to_owned();
+    let (head, body) = raw_get(addr, "/", &format!("If-None-Match: {etag}\r\n"));
+    assert!(head.starts_with("http/1.0 304"), "{head}");
+    assert!(body.is_empty());
+    let (head, _) = raw_get(addr, "/assets/uPlot.iife.min.js", "");
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert_eq!(get(addr, "/assets/nope.js").0, 404);
+
+    // A finding whose rule and namespace are markup, and seconds of history.
+    let hostile =
+        r#"{"title":"t","severity":"high","namespace":"<ns>","rule":"<script>x</script>"}"#;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert_eq!(
+            post(addr, "/api/v1/ingest/generic?ack=commit", hostile),
+            200
+        );
+        if get(addr, "/api/v1/meta").1.contains("node_load1") && recorded(addr, -60, 0).len() >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no three seconds recorded in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // CSV: `timestamp,<series…>`, a row per step, names quoted as RFC 4180 asks.
+    let path = format!(
+        "/api/v1/export?format=csv&series=node_load1&series={}&from=-30&to=0",
+        encoded(r#"zen_watcher_events_total{severity="high"}"#)
+    );
+    let (head, csv) = raw_get(addr, &path, "");
+    assert!(head.contains("content-type: text/csv"), "{head}");
+    assert!(head.contains("content-disposition: attachment"), "{head}");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(r#"timestamp,node_load1,"zen_watcher_events_total{severity=""high""}""#)
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 31, "{csv}");
+    assert!(rows.iter().all(|r| r.split(',').count() == 3), "{csv}");
+    assert!(
+        rows[0].starts_with("20") && rows[0].contains('T'),
+        "{}",
+        rows[0]
+    );
+    let (head, json) = raw_get(
+        addr,
+        "/api/v1/export?format=json&series=node_load1&from=-30",
+        "",
+    );
+    assert!(head.contains("application/json"), "{head}");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["series"][0]["name"], "node_load1");
+    let (code, body) = get(addr, "/api/v1/export?format=xml");
+    assert_eq!(code, 400);
+    assert!(body.contains("csv or json"), "{body}");
+
+    // Top rules and namespaces of the range.
+    let (code, top) = get(addr, "/api/v1/top?by=namespace&from=-3600");
+    assert_eq!(code, 200, "{top}");
+    let top: Value = serde_json::from_str(&top).unwrap();
+    assert_eq!(top["items"][0]["key"], "<ns>");
+    assert_eq!(get(addr, "/api/v1/top?by=colour").0, 400);
+
+    // The report: self-contained, every text escaped.
+    let (head, report) = raw_get(addr, "/api/v1/report?from=-600", "");
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(
+        report.contains("&lt;script&gt;x&lt;/script&gt;"),
+        "escaped rule"
+    );
+    assert!(!report.contains("<script"), "no script at all");
+    assert!(report.contains("<svg") && report.contains("SLO attainment"));
+    assert_eq!(get(addr, "/api/v1/report?from=0&to=-60").0, 400);
+
+    // The same report from the command line.
+    let out = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
+        .args(["report", "--from", "-10m", "--listen", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        printed.starts_with("<!doctype html>") && printed.contains("&lt;ns&gt;"),
+        "{printed}"
+    );
+    stop(child);
+}
