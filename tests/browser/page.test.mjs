@@ -170,13 +170,13 @@ test('the 24 h range reads the 10 s tier, CSV and PNG download, and the report p
   await page.click('button[data-range="3600"]');
   await until('1 s tier', async () => (await attr(page, '#panel-throughput .chart', 'tierStep')) === '1');
   // The day before, overlaid: a second line for every line.
-  const lines = () => page.$$eval('#panel-cpu .u-legend .u-series', (rows) => rows.length - 1);
-  const alone = await lines();
+  const legendRows = () => page.$$eval('#panel-cpu .u-legend .u-series', (rows) => rows.length - 1);
+  const alone = await legendRows();
   await page.check('#compare');
-  await until('the day before overlaid', async () => (await lines()) === 2 * alone);
+  await until('the day before overlaid', async () => (await legendRows()) === 2 * alone);
   assert.ok(await page.$eval('#panel-cpu .u-legend', (l) => l.textContent.includes('(day before)')));
   await page.uncheck('#compare');
-  await until('the overlay removed', async () => (await lines()) === alone);
+  await until('the overlay removed', async () => (await legendRows()) === alone);
   await page.click('#export summary');
   const [json] = await Promise.all([page.waitForEvent('download'), page.click('button[data-export="json"]')]);
   const frame = JSON.parse(readFileSync(await json.path(), 'utf8'));
