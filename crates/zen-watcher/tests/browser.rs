@@ -43,7 +43,7 @@ fn the_page_works_in_a_real_browser() {
     std::thread::spawn(move || logs.for_each(drop));
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../browser");
     let out = Command::new(node)
-        .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+        .args(["--test", "--test-reporter=spec"])
         .arg("page.test.mjs")
         .current_dir(&suite)
         .env("ZEN_URL", format!("http://{addr}"))
