@@ -91,6 +91,8 @@ test('every panel with series has data within 5 s and advances once a second', a
   await page.waitForTimeout(3200);
   const later = Number(await attr(page, '#panel-throughput .chart', 'last'));
   assert.ok(later - before >= 2 && later - before <= 4, `advanced ${later - before} s in 3.2 s`);
+  // The advisor's forecasts: memory and the queue, at least, from the first pass.
+  await until('forecasts listed', async () => (await page.$$('#forecasts tbody tr')).length >= 2);
   const health = await page.textContent('#health');
   assert.match(health, /^\d+$/);
   await page.screenshot({ path: join(SHOTS, 'desktop.png'), fullPage: true });

@@ -690,6 +690,38 @@ pub const CATALOG: &[Metric] = &[
         "How fast an SLO spends its error budget over a window: error ratio / budget (1 spends it exactly in the period; 0 without traffic).",
     ),
     m(
+        "zen_watcher_forecast_exhaustion_seconds",
+        Gauge,
+        "seconds",
+        &["resource"],
+        "The advisor's forecast of the seconds until a resource runs out at its recent pace (`memory`, `queue`, `filesystem:<mountpoint>`, `error_budget:<slo>`): NaN without enough data, +Inf when steady.",
+    ),
+    m(
+        "zen_watcher_anomaly_score",
+        Gauge,
+        "score",
+        &["panel"],
+        "How unusual the most unusual series of a dashboard panel is now, in robust standard deviations from its last hour; above 7 is an anomaly. NaN before an hour of data.",
+    ),
+    initial(
+        m(
+            "zen_watcher_recommendations_open",
+            Gauge,
+            "recommendations",
+            &["kind"],
+            "The advisor's recommendations new or acknowledged, by kind.",
+        ),
+        &[
+            &["batch_age"],
+            &["batch_size"],
+            &["queue"],
+            &["replica"],
+            &["retention"],
+            &["disk"],
+            &["exhaustion"],
+        ],
+    ),
+    m(
         "zen_watcher_slo_error_budget_remaining_ratio",
         Gauge,
         "ratio",

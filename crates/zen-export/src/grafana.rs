@@ -616,12 +616,13 @@ fn host() -> Layout {
     );
     l.row("Filesystems and interfaces");
     l.line(8, vec![
-        series("Filesystem space used", 8, "percentunit")
+        shared("filesystems", 6),
+        series("Filesystem space used", 6, "percentunit")
             .about("Share of each filesystem's space that non-root users can no longer use.")
             .q(format!("1 - {} / {}", sel("node_filesystem_avail_bytes", ""), sel("node_filesystem_size_bytes", "")), "{{mountpoint}}"),
-        series("Inodes used", 8, "percentunit")
+        series("Inodes used", 6, "percentunit")
             .q(format!("1 - {} / {}", sel("node_filesystem_files_free", ""), sel("node_filesystem_files", "")), "{{mountpoint}}"),
-        series("Interfaces up", 8, "short")
+        series("Interfaces up", 6, "short")
             .about("1 while an interface's operational state is up; filesystems that failed to answer (device_error) on the right.")
             .q(sel("node_network_up", ""), "{{device}}")
             .q(format!("sum({})", sel("node_filesystem_device_error", "")), "filesystems failing")

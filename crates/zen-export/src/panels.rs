@@ -493,6 +493,21 @@ pub const PANELS: &[Panel] = &[
         ],
     },
     Panel {
+        id: "filesystems",
+        section: Section::Host,
+        title: "Filesystem space free",
+        about: "Bytes each filesystem can still give to non-root users; the advisor forecasts when each runs out.",
+        unit: "bytes",
+        base: "green",
+        thresholds: &[],
+        lines: &[line(
+            "node_filesystem_avail_bytes",
+            Value,
+            &["mountpoint"],
+            "{mountpoint}",
+        )],
+    },
+    Panel {
         id: "container_cpu",
         section: Section::Containers,
         title: "Container CPU",

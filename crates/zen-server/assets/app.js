@@ -21,6 +21,7 @@ const state = {
   sort: 'cpu',
   timers: [],
   feedStale: false,          // events arrived since the feed was last read
+  insights: null,            // the advisor's last pass
 };
 
 // ---------------------------------------------------------------- API
@@ -134,12 +135,28 @@ matchMedia('(prefers-color-scheme: dark)').addEventListener('change', (e) => {
 
 // ---------------------------------------------------------------- charts
 
-/** Draws a panel's thresholds as dashed horizontal lines. */
+/** Draws a panel's thresholds as dashed horizontal lines, and a regression the advisor found
+ *  in one of its series as a dashed vertical line where it began. */
 function thresholdsPlugin(def) {
   return {
     hooks: {
       draw: [(u) => {
         const { ctx, bbox } = u;
+        const mine = new Set(def.series.map((s) => s.name));
+        for (const r of state.insights?.regressions || []) {
+          if (!mine.has(r.series)) continue;
+          const x = u.valToPos(r.change.at, 'x', true);
+          if (!Number.isFinite(x) || x < bbox.left || x > bbox.left + bbox.width) continue;
+          ctx.save();
+          ctx.strokeStyle = css('--warn');
+          ctx.setLineDash([2, 3]);
+          ctx.lineWidth = 2 * devicePixelRatio;
+          ctx.beginPath();
+          ctx.moveTo(x, bbox.top);
+          ctx.lineTo(x, bbox.top + bbox.height);
+          ctx.stroke();
+          ctx.restore();
+        }
         for (const t of def.thresholds) {
           const y = u.valToPos(t.value, 'y', true);
           if (!Number.isFinite(y) || y < bbox.top || y > bbox.top + bbox.height) continue;
@@ -749,6 +766,77 @@ async function refreshTops() {
   }
 }
 
+function duration(s) {
+  if (s == null || !Number.isFinite(s)) return 'never';
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 2 * 86400) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} days`;
+}
+
+async function refreshInsights() {
+  let found;
+  try { found = await json('api/v1/insights'); } catch { return; }
+  state.insights = found;
+  const recs = $('#recommendations tbody');
+  recs.replaceChildren();
+  for (const r of found.recommendations) {
+    const tr = document.createElement('tr');
+    tr.dataset.recommendation = r.id;
+    cell(tr, r.severity, r.severity === 'critical' ? 'bad' : 'warn');
+    const what = cell(tr, r.summary);
+    what.title = r.evidence.map((e) => `${e.what}: ${si(e.value)}`).join('\n');
+    cell(tr, r.action.kind === 'setting' ? `${r.action.key}: ${r.action.value}` : r.action.text);
+    cell(tr, r.effect);
+    const td = cell(tr, r.state);
+    td.dataset.state = r.state;
+    for (const [label, to] of [['Acknowledge', 'acknowledged'], ['Applied', 'applied'], ['Dismiss', 'dismissed']]) {
+      if (r.state === to) continue;
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = label;
+      b.addEventListener('click', async () => {
+        await api(`api/v1/insights/recommendations/${encodeURIComponent(r.id)}`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ state: to }),
+        });
+        refreshInsights();
+      });
+      td.append(' ', b);
+    }
+    recs.append(tr);
+  }
+  if (!found.recommendations.length) {
+    const tr = document.createElement('tr');
+    cell(tr, '');
+    cell(tr, 'Nothing to change.');
+    recs.append(tr);
+  }
+  const fc = $('#forecasts tbody');
+  fc.replaceChildren();
+  for (const f of found.forecasts) {
+    const tr = document.createElement('tr');
+    cell(tr, f.resource);
+    const g = f.forecast;
+    const text = g.state === 'exhaustion' ? duration(g.seconds) : g.state === 'exhausted' ? 'now' : g.state === 'steady' ? 'not heading there' : 'not enough data yet';
+    cell(tr, text, g.state === 'exhausted' || (g.state === 'exhaustion' && g.seconds < 86400) ? 'bad' : '');
+    cell(tr, g.state === 'exhaustion' ? `${duration(g.low)} – ${duration(g.high)}` : '');
+    fc.append(tr);
+  }
+  const other = $('#findings-of-advisor tbody');
+  other.replaceChildren();
+  for (const r of found.regressions) {
+    const tr = document.createElement('tr');
+    cell(tr, 'regression', 'warn');
+    cell(tr, r.message);
+    other.append(tr);
+  }
+  for (const b of found.bottlenecks) {
+    const tr = document.createElement('tr');
+    cell(tr, b.what);
+    cell(tr, b.detail);
+    other.append(tr);
+  }
+}
+
 async function refreshTables() {
   const slos = await refreshSlos();
   await refreshAlerts();
@@ -760,6 +848,7 @@ async function refreshTables() {
 /** Everything but the charts, on a range change. */
 function refreshAll() {
   refreshTables();
+  refreshInsights();
   refreshFeed();
   refreshTops();
 }
@@ -871,6 +960,7 @@ async function start() {
     try { if (await refreshMeta()) load(); } catch { /* shown by the stream's status */ }
   });
   every(5000, refreshTables);
+  every(10000, refreshInsights);
   every(2000, () => {
     if (!state.feedStale) return;
     state.feedStale = false;

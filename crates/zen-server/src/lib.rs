@@ -28,6 +28,7 @@
 //! zen-model's, processing zen-pipeline's, storage zen-store's, history zen-history's.
 
 pub mod history;
+pub mod insights;
 mod page;
 mod report;
 
@@ -125,6 +126,8 @@ pub struct AppState {
     pub alerting: Option<Arc<zen_alerting::Alerting>>,
     /// The per-second history; without it `/api/v1/meta` and `/api/v1/query` answer 404.
     pub history: Option<history::Shared>,
+    /// The advisor's findings; without them `/api/v1/insights` answers 404.
+    pub insights: Option<insights::SharedInsights>,
 }
 
 /// The whole HTTP application.
@@ -150,6 +153,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/export", get(history::export))
         .route("/api/v1/report", get(report::report))
         .route("/api/v1/top", get(top))
+        .route("/api/v1/insights", get(insights::insights))
+        .route(
+            "/api/v1/insights/recommendations/{id}",
+            post(insights::recommendation),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()

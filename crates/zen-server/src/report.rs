@@ -332,7 +332,17 @@ pub(crate) async fn report(
     .await??;
     let slos = s.alerting.as_ref().map(|a| a.slos());
     let alerts = s.alerting.as_ref().map(|a| a.alerts());
-    let html = render(from, to, now, &gathered, slos.as_ref(), alerts.as_ref());
+    let insights = s.insights.as_ref().map(|i| {
+        let latest = i.lock().unwrap_or_else(PoisonError::into_inner);
+        serde_json::to_value(latest.insights()).unwrap_or(Value::Null)
+    });
+    let html = render(
+        from,
+        to,
+        now,
+        &gathered,
+        [slos.as_ref(), alerts.as_ref(), insights.as_ref()],
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
@@ -352,13 +362,13 @@ fn when(t: i64) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// The report; `slos`, `alerts` and `insights` as their routes answer them, when running.
 fn render(
     from: i64,
     to: i64,
     now: i64,
     g: &Gathered,
-    slos: Option<&Value>,
-    alerts: Option<&Value>,
+    [slos, alerts, insights]: [Option<&Value>; 3],
 ) -> String {
     let mut out = String::with_capacity(64 << 10);
     let _ = write!(
@@ -429,6 +439,8 @@ fn render(
         out.push_str("<p>No history was recorded in this range.</p>");
     }
 
+    insights_section(&mut out, insights);
+
     out.push_str("<h2>Alerts</h2>");
     let list: Vec<&Value> = alerts
         .and_then(|v| v["alerts"].as_array())
@@ -477,6 +489,89 @@ fn render(
     );
     out.push_str("</body></html>\n");
     out
+}
+
+/// The advisor's findings at the time of the report: recommendations, forecasts, regressions
+/// and bottlenecks.
+fn insights_section(out: &mut String, insights: Option<&Value>) {
+    out.push_str("<h2>Insights</h2>");
+    let Some(v) = insights else {
+        out.push_str("<p>The advisor is not running.</p>");
+        return;
+    };
+    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let text = |v: &Value| esc(v.as_str().unwrap_or(""));
+    let recs = list("recommendations");
+    if recs.is_empty() {
+        out.push_str("<p>No recommendation: nothing to change.</p>");
+    } else {
+        out.push_str("<h3>Recommendations</h3><table><thead><tr><th>Severity</th><th>Finding</th><th>Change</th><th>Expected effect</th><th>State</th></tr></thead><tbody>");
+        for r in &recs {
+            let action = match r["action"]["kind"].as_str() {
+                Some("setting") => format!(
+                    "{}: {}",
+                    r["action"]["key"].as_str().unwrap_or(""),
+                    r["action"]["value"].as_str().unwrap_or("")
+                ),
+                _ => r["action"]["text"].as_str().unwrap_or("").to_owned(),
+            };
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                text(&r["severity"]),
+                text(&r["summary"]),
+                esc(&action),
+                text(&r["effect"]),
+                text(&r["state"])
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    let forecasts = list("forecasts");
+    if !forecasts.is_empty() {
+        out.push_str("<h3>Forecasts</h3><table><thead><tr><th>Resource</th><th>Runs out in</th></tr></thead><tbody>");
+        for f in &forecasts {
+            let g = &f["forecast"];
+            let when = match g["state"].as_str() {
+                Some("exhaustion") => format!(
+                    "{} ({} to {})",
+                    format("s", g["seconds"].as_f64().unwrap_or(f64::NAN)),
+                    format("s", g["low"].as_f64().unwrap_or(f64::NAN)),
+                    g["high"]
+                        .as_f64()
+                        .map_or("never".to_owned(), |h| format("s", h))
+                ),
+                Some("exhausted") => "now".to_owned(),
+                Some("steady") => "not heading there".to_owned(),
+                _ => "not enough data yet".to_owned(),
+            };
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                text(&f["resource"]),
+                esc(&when)
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    let found: Vec<String> = list("regressions")
+        .iter()
+        .map(|r| r["message"].as_str().unwrap_or("").to_owned())
+        .chain(list("bottlenecks").iter().map(|b| {
+            format!(
+                "{}: {}",
+                b["what"].as_str().unwrap_or(""),
+                b["detail"].as_str().unwrap_or("")
+            )
+        }))
+        .collect();
+    if !found.is_empty() {
+        out.push_str("<h3>Regressions and bottlenecks</h3><ul>");
+        for f in found {
+            let _ = write!(out, "<li>{}</li>", esc(&f));
+        }
+        out.push_str("</ul>");
+    }
 }
 
 /// The key of a top line, or `empty` for the empty key (no rule id, a cluster-scoped finding).

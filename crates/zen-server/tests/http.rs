@@ -37,6 +37,7 @@ fn harness(config: ServerConfig, pipeline: PipelineConfig, sink: Option<Box<dyn 
         exporter: None,
         alerting: None,
         history: None,
+        insights: None,
     };
     Harness { state, _dir: dir }
 }

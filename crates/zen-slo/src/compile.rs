@@ -70,6 +70,7 @@ pub(crate) enum CExpr {
     },
     ErrorRatio(CSli, Window),
     Max(usize),
+    Min(usize),
     MaxRatio(usize, usize),
     Div(Box<CExpr>, Box<CExpr>),
     Predict {
@@ -192,6 +193,7 @@ impl Builder {
             },
             Expr::ErrorRatio { sli, window } => CExpr::ErrorRatio(self.sli(sli, *window)?, *window),
             Expr::Max(s) => CExpr::Max(self.track(Kind::Gauge, s, Window::default())?),
+            Expr::Min(s) => CExpr::Min(self.track(Kind::Gauge, s, Window::default())?),
             Expr::MaxRatio { num, den } => CExpr::MaxRatio(
                 self.track(Kind::Gauge, num, Window::default())?,
                 self.track(Kind::Gauge, den, Window::default())?,
@@ -219,7 +221,7 @@ pub(crate) fn reach(e: &Expr) -> Window {
         }
         Expr::ErrorRatio { window, .. } | Expr::PredictLinear { window, .. } => *window,
         Expr::Div(a, b) => reach(a).max(reach(b)),
-        Expr::Max(_) | Expr::MaxRatio { .. } | Expr::Absent(_) => Window::minutes(5),
+        Expr::Max(_) | Expr::Min(_) | Expr::MaxRatio { .. } | Expr::Absent(_) => Window::minutes(5),
     }
 }
 

@@ -266,6 +266,15 @@ pub fn rules() -> Vec<Rule> {
             "Memory on course to reach its limit within 7 days",
             "A straight line through the last 6 hours of memory use reaches 100 % of the limit within 7 days.",
         ),
+        rule(
+            "ZenWatcherResourceExhaustionSoon",
+            Expr::Min(gauge("zen_watcher_forecast_exhaustion_seconds")),
+            Some((Cmp::Below, 86_400.0)),
+            Window::minutes(10),
+            Warning,
+            "A resource runs out within 24 hours",
+            "The advisor forecasts that a resource (memory, the queue, a filesystem, an SLO's error budget) runs out within 24 hours at its recent pace; see /api/v1/insights for which, the trend behind it and what to change.",
+        ),
         absent,
     ]
 }

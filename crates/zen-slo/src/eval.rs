@@ -324,6 +324,7 @@ impl Engine {
             }
             CExpr::ErrorRatio(sli, window) => self.error_ratio(*sli, *window, t),
             CExpr::Max(i) => self.gauges(*i, t).map(|(_, v)| v).reduce(f64::max),
+            CExpr::Min(i) => self.gauges(*i, t).map(|(_, v)| v).reduce(f64::min),
             CExpr::MaxRatio(num, den) => {
                 let dens: Map<u64, f64> = self.gauges(*den, t).collect();
                 self.gauges(*num, t)

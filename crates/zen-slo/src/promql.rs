@@ -121,6 +121,7 @@ pub fn expr(e: &Expr) -> String {
         }
         Expr::ErrorRatio { sli, window } => error_ratio(sli, *window),
         Expr::Max(s) => format!("max({})", selector(s, &[])),
+        Expr::Min(s) => format!("min({})", selector(s, &[])),
         Expr::MaxRatio { num, den } => {
             format!("max({} / ({} > 0))", selector(num, &[]), selector(den, &[]))
         }

@@ -273,7 +273,7 @@ fn threshold(
     let (series, holds_from, off, resolves_at): (Vec<Series>, usize, usize, usize) = match &rule
         .expr
     {
-        Expr::Max(gauge) => {
+        Expr::Max(gauge) | Expr::Min(gauge) => {
             let (ok, bad) = match op {
                 Cmp::Above => (th - 40.0, th + 5.0),
                 Cmp::Below => (th + 40.0, th - 30.0),

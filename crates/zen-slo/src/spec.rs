@@ -323,6 +323,8 @@ pub enum Expr {
     ErrorRatio { sli: Sli, window: Window },
     /// The largest value of a gauge.
     Max(Selector),
+    /// The smallest value of a gauge (NaN values count only when all are).
+    Min(Selector),
     /// The largest ratio of two gauges with the same labels (`queue_depth / queue_capacity`).
     MaxRatio { num: Selector, den: Selector },
     /// `a / b`, no data when `b` is not positive.

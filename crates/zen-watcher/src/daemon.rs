@@ -105,6 +105,27 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         .map(|h| zen_server::history::Recorder::start(h, exporter.clone()))
         .transpose()
         .context("starting the history recorder")?;
+    let insights: Option<zen_server::insights::SharedInsights> =
+        history.as_ref().map(|_| Arc::default());
+    let advising = match (&history, &insights) {
+        (Some(h), Some(latest)) => Some(
+            zen_server::insights::Advising::start(
+                h.clone(),
+                zen_server::insights::Settings {
+                    max_batch_size: config.pipeline.max_batch_size,
+                    max_batch_age: config.pipeline.max_batch_age.0,
+                    queue_capacity: config.pipeline.queue_capacity,
+                    retention: config.retention.0,
+                    data_dir: config.data_dir.clone(),
+                    kubernetes: false,
+                    latency_objective: std::time::Duration::from_millis(100),
+                },
+                latest.clone(),
+            )
+            .context("starting the advisor")?,
+        ),
+        _ => None,
+    };
     let draining = Arc::new(AtomicBool::new(false));
     let state = AppState {
         pipeline: pipeline.clone(),
@@ -114,6 +135,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         exporter: Some(exporter.clone()),
         alerting: None,
         history,
+        insights,
     };
 
     let nice = config.intake_nice;
@@ -177,6 +199,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     runtime.shutdown_timeout(Duration::from_secs(1));
 
     // Its last seconds written (and its hold on the pipeline let go) before the drain.
+    drop(advising);
     drop(recorder);
     let grace = config.grace_period.0;
     let Some(pipeline) = Arc::into_inner(pipeline) else {

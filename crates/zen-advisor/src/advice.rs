@@ -1,0 +1,581 @@
+//! One pass of the advisor: the input the daemon gathers, the insights it gets back, and the
+//! recommendations, whose state (new, acknowledged, applied, dismissed) a person moves and the
+//! advisor keeps from pass to pass.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::detect::{Anomaly, Change, Regression, anomaly};
+use crate::forecast::{Forecast, Limit, exhaustion};
+use crate::{Series, Trend, trend};
+
+/// A resource forecast to exhaustion: its name (`filesystem:/var`, `memory`, `queue`,
+/// `error_budget:…`), its series over the last day, and its limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Resource<'a> {
+    pub name: &'a str,
+    pub series: Series<'a>,
+    pub limit: Limit,
+}
+
+/// What the daemon knows now that the recommendations and bottlenecks weigh: readings (NaN or
+/// `None` when unknown) and the settings a recommendation would change.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facts {
+    /// P95 of the per-event time by stage (`normalize`, `process`, `sink`), and from receipt
+    /// to commit (`total`), in seconds.
+    pub stage_p95: Vec<(String, f64)>,
+    /// The latency objective: P95 from receipt to commit under this many seconds.
+    pub latency_objective: f64,
+    /// Events read per second, lately.
+    pub events_per_second: f64,
+    /// The submissions queue's depth over its capacity.
+    pub queue_fill: Option<f64>,
+    /// P95 of one commit of the sink, in seconds.
+    pub commit_p95: Option<f64>,
+    /// Shares of time some task waited on CPU, memory and IO (PSI), 0–1.
+    pub pressure: [Option<f64>; 3],
+    /// The daemon's CPU and memory, in percent of its limit.
+    pub cpu_percent: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub max_batch_size: usize,
+    /// Seconds.
+    pub max_batch_age: f64,
+    pub queue_capacity: usize,
+    /// How long Observations are kept, in seconds; the filesystem that holds them.
+    pub retention: f64,
+    pub data_filesystem: Option<String>,
+    /// Running in Kubernetes, where one more replica is the way to more CPU.
+    pub kubernetes: bool,
+}
+
+/// Where a recommendation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    New,
+    Acknowledged,
+    Applied,
+    Dismissed,
+}
+
+/// What a recommendation asks for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Action {
+    /// A configuration key (as `zen-watcher config print` names it) and the value to give it.
+    Setting { key: String, value: String },
+    /// Something a person does.
+    Step { text: String },
+}
+
+/// One recommendation: see the module docs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendation {
+    /// Stable from pass to pass while its cause lasts: the kind and what it is about.
+    pub id: String,
+    pub kind: &'static str,
+    pub severity: &'static str,
+    pub summary: String,
+    /// The readings behind it.
+    pub evidence: Vec<Evidence>,
+    pub action: Action,
+    pub effect: String,
+    pub state: State,
+}
+
+/// A reading behind a recommendation: what, and its value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub what: String,
+    pub value: f64,
+}
+
+/// One entry of the ranked bottlenecks: what, its share or value, and why it ranks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bottleneck {
+    pub what: String,
+    pub value: f64,
+    pub detail: String,
+}
+
+/// A series' trend over the hour.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendOf {
+    pub series: String,
+    pub hour: Trend,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastOf {
+    pub resource: String,
+    pub limit: Limit,
+    pub forecast: Forecast,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegressionOf {
+    pub series: String,
+    pub change: Change,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyOf {
+    pub series: String,
+    pub anomaly: Anomaly,
+}
+
+/// Everything one pass found.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Insights {
+    pub at: i64,
+    pub trends: Vec<TrendOf>,
+    pub forecasts: Vec<ForecastOf>,
+    pub regressions: Vec<RegressionOf>,
+    /// Every series scored, most unusual first.
+    pub anomalies: Vec<AnomalyOf>,
+    pub bottlenecks: Vec<Bottleneck>,
+    pub recommendations: Vec<Recommendation>,
+}
+
+/// What the advisor is given each pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub now: i64,
+    /// Series to trend and score, over the last hour.
+    pub recent: &'a [(&'a str, Series<'a>)],
+    /// Series watched for regressions (latency percentiles, CPU per event, error rates), over
+    /// the last hour.
+    pub watched: &'a [(&'a str, Series<'a>)],
+    pub resources: &'a [Resource<'a>],
+    pub facts: &'a Facts,
+}
+
+/// A forecast under this many seconds is critical.
+pub const SOON: f64 = 86_400.0;
+
+/// Keeps the recommendations' states between passes; see the module docs.
+#[derive(Debug, Default)]
+pub struct Advisor {
+    states: BTreeMap<String, State>,
+    points: Vec<(f64, f64)>,
+    scratch: Vec<f64>,
+    pub regression: Regression,
+}
+
+/// The id of no recommendation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no recommendation {0:?} (see /api/v1/insights)")]
+pub struct Unknown(pub String);
+
+impl Advisor {
+    /// One pass over `input`.
+    pub fn pass(&mut self, input: &Input<'_>) -> Insights {
+        let mut out = Insights {
+            at: input.now,
+            ..Insights::default()
+        };
+        for (name, s) in input.recent {
+            if let Some(t) = trend(*s, &mut self.points, &mut self.scratch) {
+                out.trends.push(TrendOf {
+                    series: (*name).to_owned(),
+                    hour: t,
+                });
+            }
+            if let Some(a) = anomaly(*s, 60, &mut self.scratch) {
+                out.anomalies.push(AnomalyOf {
+                    series: (*name).to_owned(),
+                    anomaly: a,
+                });
+            }
+        }
+        out.anomalies
+            .sort_by(|a, b| b.anomaly.score.total_cmp(&a.anomaly.score));
+        for (name, s) in input.watched {
+            if let Some(change) = self.regression.find(*s, &mut self.scratch) {
+                let at = jiff::Timestamp::from_second(change.at)
+                    .map(|t| t.strftime("%H:%M:%S UTC").to_string())
+                    .unwrap_or_default();
+                out.regressions.push(RegressionOf {
+                    series: (*name).to_owned(),
+                    message: format!(
+                        "{name} {} {:.0} % since {at}",
+                        if change.ratio > 0.0 { "up" } else { "down" },
+                        change.ratio.abs() * 100.0
+                    ),
+                    change,
+                });
+            }
+        }
+        for r in input.resources {
+            let f = exhaustion(
+                r.series,
+                r.limit,
+                input.now,
+                1_800,
+                &mut self.points,
+                &mut self.scratch,
+            );
+            out.forecasts.push(ForecastOf {
+                resource: r.name.to_owned(),
+                limit: r.limit,
+                forecast: f,
+            });
+        }
+        out.bottlenecks = bottlenecks(input.facts);
+        let mut recs = recommend(input.facts, &out.forecasts);
+        for r in &mut recs {
+            r.state = *self.states.entry(r.id.clone()).or_insert(State::New);
+        }
+        // A recommendation whose cause is gone is forgotten, with its state.
+        self.states.retain(|id, _| recs.iter().any(|r| &r.id == id));
+        out.recommendations = recs;
+        out
+    }
+
+    /// Moves the recommendation `id` to `state`.
+    pub fn set_state(&mut self, id: &str, state: State) -> Result<(), Unknown> {
+        match self.states.get_mut(id) {
+            Some(s) => {
+                *s = state;
+                Ok(())
+            }
+            None => Err(Unknown(id.to_owned())),
+        }
+    }
+}
+
+fn stage(facts: &Facts, name: &str) -> Option<f64> {
+    facts
+        .stage_p95
+        .iter()
+        .find(|(s, _)| s == name)
+        .map(|(_, v)| *v)
+        .filter(|v| v.is_finite())
+}
+
+/// The ranked bottlenecks: the stage that dominates the per-event time, the host's pressure,
+/// a filling queue, and commits that dominate latency — largest first.
+pub fn bottlenecks(facts: &Facts) -> Vec<Bottleneck> {
+    let mut out = Vec::new();
+    let stages: Vec<(&str, f64)> = ["normalize", "process", "sink"]
+        .into_iter()
+        .filter_map(|s| stage(facts, s).map(|v| (s, v)))
+        .collect();
+    let sum: f64 = stages.iter().map(|(_, v)| v).sum();
+    if sum > 0.0 {
+        for (s, v) in &stages {
+            out.push(Bottleneck {
+                what: format!("stage {s}"),
+                value: v / sum,
+                detail: format!(
+                    "{:.0} % of the per-event time in the stages (P95 {:.3} ms of {:.3} ms)",
+                    v / sum * 100.0,
+                    v * 1e3,
+                    sum * 1e3
+                ),
+            });
+        }
+    }
+    for (i, what) in ["CPU", "memory", "IO"].into_iter().enumerate() {
+        if let Some(p) = facts.pressure[i].filter(|p| *p >= 0.05) {
+            out.push(Bottleneck {
+                what: format!("host {what}"),
+                value: p,
+                detail: format!("some task waited on {what} {:.0} % of the time", p * 100.0),
+            });
+        }
+    }
+    if let Some(fill) = facts.queue_fill.filter(|f| *f >= 0.5) {
+        out.push(Bottleneck {
+            what: "queue".to_owned(),
+            value: fill,
+            detail: format!("the submissions queue is {:.0} % full", fill * 100.0),
+        });
+    }
+    if let (Some(commit), Some(total)) = (facts.commit_p95, stage(facts, "total"))
+        && total > 0.0
+        && commit / total >= 0.5
+    {
+        out.push(Bottleneck {
+            what: "commits".to_owned(),
+            value: commit / total,
+            detail: format!(
+                "one commit (P95 {:.1} ms) is {:.0} % of receipt to commit (P95 {:.1} ms)",
+                commit * 1e3,
+                commit / total * 100.0,
+                total * 1e3
+            ),
+        });
+    }
+    out.sort_by(|a, b| b.value.total_cmp(&a.value));
+    out
+}
+
+fn rec(
+    id: String,
+    kind: &'static str,
+    severity: &'static str,
+    summary: String,
+    evidence: Vec<(String, f64)>,
+    action: Action,
+    effect: String,
+) -> Recommendation {
+    Recommendation {
+        id,
+        kind,
+        severity,
+        summary,
+        evidence: evidence
+            .into_iter()
+            .map(|(what, value)| Evidence { what, value })
+            .collect(),
+        action,
+        effect,
+        state: State::New,
+    }
+}
+
+fn setting(key: &str, value: String) -> Action {
+    Action::Setting {
+        key: key.to_owned(),
+        value,
+    }
+}
+
+/// The recommendations the facts and forecasts support.
+pub fn recommend(facts: &Facts, forecasts: &[ForecastOf]) -> Vec<Recommendation> {
+    let mut out = Vec::new();
+    let total = stage(facts, "total");
+    let objective = facts.latency_objective;
+    let fill_rate = facts.max_batch_size as f64 / facts.max_batch_age.max(1e-3);
+    if let Some(p95) = total.filter(|p| *p > objective && objective > 0.0) {
+        if facts.events_per_second < fill_rate && facts.max_batch_age * 1.5 >= p95 * 0.5 {
+            // Batches age out rather than fill: events wait for the age.
+            let age = (objective / 4.0).max(0.01);
+            out.push(rec(
+                "batch-age".to_owned(),
+                "batch_age",
+                "warning",
+                format!(
+                    "Events wait for their batch to age out: at {:.1} events/s a batch of {} never fills, and P95 from receipt to commit is {:.0} ms against the {:.0} ms objective.",
+                    facts.events_per_second,
+                    facts.max_batch_size,
+                    p95 * 1e3,
+                    objective * 1e3
+                ),
+                vec![
+                    ("P95 receipt to commit (s)".to_owned(), p95),
+                    ("events per second".to_owned(), facts.events_per_second),
+                    ("pipeline.max_batch_age (s)".to_owned(), facts.max_batch_age),
+                ],
+                setting("pipeline.max_batch_age", format!("{}ms", (age * 1e3).round())),
+                format!(
+                    "P95 down by about {:.0} ms; a few more, smaller commits at this rate.",
+                    (facts.max_batch_age - age) * 1e3
+                ),
+            ));
+        } else if stage(facts, "sink").is_some_and(|s| s / p95 >= 0.5) {
+            let size = (facts.max_batch_size * 2).min(1_000);
+            out.push(rec(
+                "batch-size".to_owned(),
+                "batch_size",
+                "warning",
+                format!(
+                    "Commits dominate: the sink's share of the per-event time is high and P95 is {:.0} ms against the {:.0} ms objective.",
+                    p95 * 1e3,
+                    objective * 1e3
+                ),
+                vec![
+                    ("P95 receipt to commit (s)".to_owned(), p95),
+                    ("P95 sink stage (s)".to_owned(), stage(facts, "sink").unwrap_or(f64::NAN)),
+                    ("pipeline.max_batch_size".to_owned(), facts.max_batch_size as f64),
+                ],
+                setting("pipeline.max_batch_size", size.to_string()),
+                "Fewer, larger commits: less time per event in the sink.".to_owned(),
+            ));
+        }
+    }
+    if let Some(fill) = facts.queue_fill.filter(|f| *f >= 0.8) {
+        let (action, effect) = if facts.kubernetes {
+            (
+                Action::Step {
+                    text: "Run one more replica (the Deployment's replicas + 1).".to_owned(),
+                },
+                "The load shared by one more daemon.".to_owned(),
+            )
+        } else {
+            (
+                setting(
+                    "pipeline.queue_capacity",
+                    (facts.queue_capacity * 2).to_string(),
+                ),
+                "Bursts absorbed instead of answered with 429.".to_owned(),
+            )
+        };
+        out.push(rec(
+            "queue-capacity".to_owned(),
+            "queue",
+            "warning",
+            format!(
+                "The submissions queue is {:.0} % full: ingestion is about to answer 429.",
+                fill * 100.0
+            ),
+            vec![("queue fill".to_owned(), fill)],
+            action,
+            effect,
+        ));
+    }
+    if facts.kubernetes && facts.cpu_percent.is_some_and(|c| c >= 80.0) {
+        out.push(rec(
+            "replica".to_owned(),
+            "replica",
+            "warning",
+            "The daemon uses most of its CPU limit.".to_owned(),
+            vec![(
+                "CPU, % of the limit".to_owned(),
+                facts.cpu_percent.unwrap_or(f64::NAN),
+            )],
+            Action::Step {
+                text: "Run one more replica (the Deployment's replicas + 1).".to_owned(),
+            },
+            "Each replica takes a share of the sources.".to_owned(),
+        ));
+    }
+    for f in forecasts {
+        let Some(seconds) = f.forecast.seconds() else {
+            continue;
+        };
+        let hours = seconds / 3_600.0;
+        let severity = if seconds < SOON {
+            "critical"
+        } else {
+            "warning"
+        };
+        let evidence = vec![(format!("{} exhausted in (s)", f.resource), seconds)];
+        let data = facts.data_filesystem.as_deref();
+        if let Some(fs) = f.resource.strip_prefix("filesystem:") {
+            if Some(fs) == data && seconds < facts.retention {
+                let days = (seconds / 2.0 / 86_400.0).floor().max(1.0);
+                out.push(rec(
+                    format!("retention:{fs}"),
+                    "retention",
+                    severity,
+                    format!("{fs} fills in {hours:.1} h, before Observations age out ({:.0} days kept).", facts.retention / 86_400.0),
+                    evidence,
+                    setting("retention", format!("{days}d")),
+                    "Old Observations purged before the disk fills.".to_owned(),
+                ));
+            } else if seconds < 7.0 * 86_400.0 {
+                out.push(rec(
+                    format!("disk:{fs}"),
+                    "disk",
+                    severity,
+                    format!("{fs} fills in {hours:.1} h at its pace of the last hours."),
+                    evidence,
+                    Action::Step {
+                        text: format!("Free or grow {fs}."),
+                    },
+                    "No writes refused for want of space.".to_owned(),
+                ));
+            }
+        } else if seconds < 7.0 * 86_400.0 {
+            out.push(rec(
+                format!("exhaustion:{}", f.resource),
+                "exhaustion",
+                severity,
+                format!("{} runs out in {hours:.1} h at its pace of the last hours.", f.resource),
+                evidence,
+                Action::Step {
+                    text: format!("Find what drives {} (the trend, the regressions and the bottlenecks) before it runs out.", f.resource),
+                },
+                "Nothing runs out.".to_owned(),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> Facts {
+        Facts {
+            stage_p95: vec![
+                ("normalize".to_owned(), 0.0002),
+                ("process".to_owned(), 0.0001),
+                ("sink".to_owned(), 0.002),
+                ("total".to_owned(), 0.19),
+            ],
+            latency_objective: 0.1,
+            events_per_second: 2.0,
+            queue_fill: Some(0.0),
+            commit_p95: Some(0.002),
+            pressure: [Some(0.0), Some(0.0), Some(0.12)],
+            max_batch_size: 15,
+            max_batch_age: 0.1,
+            queue_capacity: 10_000,
+            retention: 30.0 * 86_400.0,
+            data_filesystem: Some("/".to_owned()),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn slow_commits_at_a_low_rate_recommend_a_shorter_batch_age() {
+        let recs = recommend(&facts(), &[]);
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        assert_eq!(recs[0].id, "batch-age");
+        assert_eq!(
+            recs[0].action,
+            Action::Setting {
+                key: "pipeline.max_batch_age".to_owned(),
+                value: "25ms".to_owned()
+            }
+        );
+        let b = bottlenecks(&facts());
+        assert_eq!(b[0].what, "stage sink", "{b:?}");
+        assert!(b.iter().any(|x| x.what == "host IO"));
+    }
+
+    #[test]
+    fn a_disk_filling_before_retention_recommends_less_retention_and_states_are_kept() {
+        let mut advisor = Advisor::default();
+        let free: Vec<f64> = (0..600).map(|m| 1e9 - f64::from(m) * 1e6).collect();
+        let resources = [Resource {
+            name: "filesystem:/",
+            series: Series {
+                start: 0,
+                step: 60,
+                values: &free,
+            },
+            limit: Limit::FallsTo(0.0),
+        }];
+        let mut f = facts();
+        f.stage_p95.clear();
+        let input = Input {
+            now: 600 * 60,
+            recent: &[],
+            watched: &[],
+            resources: &resources,
+            facts: &f,
+        };
+        let insights = advisor.pass(&input);
+        let r = &insights.recommendations[0];
+        assert_eq!(r.id, "retention:/");
+        assert_eq!(r.severity, "critical", "{r:?}");
+        assert_eq!(r.state, State::New);
+        assert_eq!(
+            advisor.set_state("retention:/", State::Acknowledged),
+            Ok(())
+        );
+        assert_eq!(
+            advisor.pass(&input).recommendations[0].state,
+            State::Acknowledged
+        );
+        assert!(advisor.set_state("nope", State::Dismissed).is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! The advisor in the daemon: a thread that every [`EVERY`] reads the history into zen-advisor —
+//! the panels' series over the last hour (trends, anomalies, regressions of latency percentiles
+//! and error rates), memory, the queue, each filesystem and each SLO's error budget over the
+//! last day (forecasts), and the latest readings with the settings (bottlenecks and
+//! recommendations) — and publishes what it finds as metrics and at `GET /api/v1/insights`.
+//! `POST /api/v1/insights/recommendations/{id}` moves a recommendation's state.
+
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zen_advisor::advice::Input;
+use zen_advisor::{Advisor, Facts, Insights, Limit, Resource, Series};
+use zen_export::panels::{self, PANELS};
+use zen_history::{History, Query};
+
+use crate::history::{Shared, now};
+use crate::{ApiError, AppState, Json};
+
+/// How often the advisor looks.
+pub const EVERY: Duration = Duration::from_secs(10);
+
+/// The kinds of recommendation, each counted in `zen_watcher_recommendations_open{kind}`.
+pub const KINDS: [&str; 7] = [
+    "batch_age",
+    "batch_size",
+    "queue",
+    "replica",
+    "retention",
+    "disk",
+    "exhaustion",
+];
+
+/// The settings the recommendations weigh, and where the data is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub max_batch_size: usize,
+    pub max_batch_age: Duration,
+    pub queue_capacity: usize,
+    pub retention: Duration,
+    /// The data directory: the filesystem that holds it is the one retention protects.
+    pub data_dir: std::path::PathBuf,
+    pub kubernetes: bool,
+    /// P95 from receipt to commit should be under this.
+    pub latency_objective: Duration,
+}
+
+/// The advisor and what its last pass found.
+#[derive(Debug, Default)]
+pub struct Latest {
+    advisor: Advisor,
+    insights: Insights,
+}
+
+impl Latest {
+    /// What the last pass found.
+    pub fn insights(&self) -> &Insights {
+        &self.insights
+    }
+}
+
+pub type SharedInsights = Arc<Mutex<Latest>>;
+
+/// The advisor's thread, until dropped.
+#[derive(Debug)]
+pub struct Advising {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Advising {
+    /// Starts the thread: a pass at once, then one every [`EVERY`].
+    pub fn start(
+        history: Shared,
+        settings: Settings,
+        latest: SharedInsights,
+    ) -> std::io::Result<Advising> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("zen-advisor".to_owned())
+            .spawn(move || {
+                let data_dir = std::fs::canonicalize(&settings.data_dir)
+                    .unwrap_or_else(|_| settings.data_dir.clone());
+                loop {
+                    let found = {
+                        let mut l = latest.lock().unwrap_or_else(PoisonError::into_inner);
+                        let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
+                        pass(&mut h, &mut l.advisor, &settings, &data_dir, now())
+                    };
+                    publish(&found);
+                    latest
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insights = found;
+                    match stopped.recv_timeout(EVERY) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            })?;
+        Ok(Advising {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Advising {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The mount point that holds `dir`, of those the collectors read (`mounts`): the longest
+/// that is a prefix of it.
+fn data_filesystem<'m>(dir: &std::path::Path, mounts: &[&'m str]) -> Option<&'m str> {
+    mounts
+        .iter()
+        .filter(|m| dir.starts_with(m))
+        .max_by_key(|m| m.len())
+        .copied()
+}
+
+/// The label value of `key` in a series name `metric{…key="v"…}`.
+fn label<'n>(name: &'n str, key: &str) -> Option<&'n str> {
+    let start = name.find(&format!("{key}=\""))? + key.len() + 2;
+    let len = name[start..].find('"')?;
+    Some(&name[start..start + len])
+}
+
+/// The median of the last `n` values of a column that have one (NaN when none).
+fn recent_median(values: &[f64], n: usize) -> f64 {
+    let mut v: Vec<f64> = values
+        .iter()
+        .rev()
+        .filter(|x| x.is_finite())
+        .take(n)
+        .copied()
+        .collect();
+    zen_advisor::stats::median(&mut v)
+}
+
+/// One pass: reads the history, asks the advisor.
+fn pass(
+    h: &mut History,
+    advisor: &mut Advisor,
+    settings: &Settings,
+    data_dir: &std::path::Path,
+    now: i64,
+) -> Insights {
+    let names: Vec<String> = h.names().map(|(_, n)| n.to_owned()).collect();
+    let mounts: Vec<&str> = names
+        .iter()
+        .filter(|n| n.starts_with("node_filesystem_avail_bytes{"))
+        .filter_map(|n| label(n, "mountpoint"))
+        .collect();
+    let data_filesystem = data_filesystem(data_dir, &mounts).map(str::to_owned);
+    let ids: Vec<_> = names.iter().filter_map(|n| h.find(n)).collect();
+    let hour = h
+        .query(
+            &Query {
+                series: &ids,
+                from: now - 3_600,
+                to: now,
+                points: 360,
+            },
+            now,
+        )
+        .ok();
+    let column = |name: &str| -> Option<&[f64]> {
+        let i = names.iter().position(|n| n == name)?;
+        hour.as_ref().map(|f| f.series[i].avg.as_slice())
+    };
+    let last = |name: &str, n: usize| column(name).map_or(f64::NAN, |c| recent_median(c, n));
+    let opt = |v: f64| v.is_finite().then_some(v);
+
+    // The resources forecast, over the last day.
+    let mut wanted: Vec<(String, usize, Limit)> = Vec::new();
+    let capacity = last(r#"zen_watcher_queue_capacity{queue="submissions"}"#, 1);
+    for (i, n) in names.iter().enumerate() {
+        let resource = if n == "node_memory_MemAvailable_bytes" {
+            Some(("memory".to_owned(), Limit::FallsTo(0.0)))
+        } else if n == r#"zen_watcher_queue_depth{queue="submissions"}"# && capacity > 0.0 {
+            Some(("queue".to_owned(), Limit::RisesTo(capacity)))
+        } else if n.starts_with("node_filesystem_avail_bytes{") {
+            label(n, "mountpoint").map(|m| (format!("filesystem:{m}"), Limit::FallsTo(0.0)))
+        } else if n.starts_with("zen_watcher_slo_error_budget_remaining_ratio{") {
+            label(n, "slo").map(|s| (format!("error_budget:{s}"), Limit::FallsTo(0.0)))
+        } else {
+            None
+        };
+        if let Some((name, limit)) = resource {
+            wanted.push((name, i, limit));
+        }
+    }
+    let day_ids: Vec<_> = wanted.iter().map(|(_, i, _)| ids[*i]).collect();
+    let day = h
+        .query(
+            &Query {
+                series: &day_ids,
+                from: now - 86_400,
+                to: now,
+                points: 1_440,
+            },
+            now,
+        )
+        .ok();
+    let resources: Vec<Resource<'_>> = match &day {
+        Some(f) => wanted
+            .iter()
+            .zip(&f.series)
+            .map(|((name, _, limit), p)| Resource {
+                name,
+                series: Series {
+                    start: f.times.first().copied().unwrap_or(now),
+                    step: f.step,
+                    values: &p.avg,
+                },
+                limit: *limit,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+
+    let recent: Vec<(&str, Series<'_>)> = match &hour {
+        Some(f) => names
+            .iter()
+            .zip(&f.series)
+            .map(|(n, p)| {
+                let s = Series {
+                    start: f.times.first().copied().unwrap_or(now),
+                    step: f.step,
+                    values: &p.avg,
+                };
+                (n.as_str(), s)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let watched: Vec<(&str, Series<'_>)> = recent
+        .iter()
+        .filter(|(n, _)| n.contains(":p") || n.starts_with("zen_watcher_errors_total"))
+        .copied()
+        .collect();
+    let stage = |s: &str| {
+        last(
+            &format!(r#"zen_watcher_event_processing_duration_seconds:p95{{stage="{s}"}}"#),
+            30,
+        )
+    };
+    let facts = Facts {
+        stage_p95: ["normalize", "process", "sink", "total"]
+            .into_iter()
+            .map(|s| (s.to_owned(), stage(s)))
+            .collect(),
+        latency_objective: settings.latency_objective.as_secs_f64(),
+        events_per_second: last("zen_watcher_events_total", 30),
+        queue_fill: opt(last(r#"zen_watcher_queue_depth{queue="submissions"}"#, 1) / capacity),
+        commit_p95: opt(last(
+            "zen_watcher_batch_processing_duration_seconds:p95",
+            30,
+        )),
+        pressure: [
+            "node_pressure_cpu_waiting_seconds_total",
+            "node_pressure_memory_waiting_seconds_total",
+            "node_pressure_io_waiting_seconds_total",
+        ]
+        .map(|n| opt(last(n, 30))),
+        cpu_percent: opt(last("zen_watcher_cpu_usage_percent", 6)),
+        memory_percent: opt(last("zen_watcher_memory_usage_percent", 6)),
+        max_batch_size: settings.max_batch_size,
+        max_batch_age: settings.max_batch_age.as_secs_f64(),
+        queue_capacity: settings.queue_capacity,
+        retention: settings.retention.as_secs_f64(),
+        data_filesystem,
+        kubernetes: settings.kubernetes,
+    };
+    advisor.pass(&Input {
+        now,
+        recent: &recent,
+        watched: &watched,
+        resources: &resources,
+        facts: &facts,
+    })
+}
+
+/// The pass's metrics: time to exhaustion by resource (NaN: no forecast; +Inf: steady), the
+/// highest anomaly score of each panel's series, and open recommendations by kind. Memory and
+/// the queue are always published, so their series exist before their first forecast.
+fn publish(found: &Insights) {
+    for always in ["memory", "queue"] {
+        if !found.forecasts.iter().any(|f| f.resource == always) {
+            metrics::gauge!("zen_watcher_forecast_exhaustion_seconds", "resource" => always)
+                .set(f64::NAN);
+        }
+    }
+    for f in &found.forecasts {
+        let v = match f.forecast {
+            zen_advisor::Forecast::NotEnoughData { .. } => f64::NAN,
+            zen_advisor::Forecast::Steady { .. } => f64::INFINITY,
+            zen_advisor::Forecast::Exhausted => 0.0,
+            zen_advisor::Forecast::Exhaustion { seconds, .. } => seconds,
+        };
+        metrics::gauge!("zen_watcher_forecast_exhaustion_seconds", "resource" => f.resource.clone())
+            .set(v);
+    }
+    let scored: Vec<&str> = found.anomalies.iter().map(|a| a.series.as_str()).collect();
+    for p in PANELS {
+        let top = panels::members(p, &scored)
+            .iter()
+            .filter_map(|(n, _)| found.anomalies.iter().find(|a| a.series == *n))
+            .map(|a| a.anomaly.score)
+            .fold(f64::NAN, f64::max);
+        metrics::gauge!("zen_watcher_anomaly_score", "panel" => p.id).set(top);
+    }
+    for kind in KINDS {
+        let open = found
+            .recommendations
+            .iter()
+            .filter(|r| r.kind == kind)
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    zen_advisor::State::New | zen_advisor::State::Acknowledged
+                )
+            })
+            .count();
+        metrics::gauge!("zen_watcher_recommendations_open", "kind" => kind).set(open as f64);
+    }
+}
+
+fn latest_of(s: &AppState) -> Result<&SharedInsights, ApiError> {
+    s.insights
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the advisor is not running"))
+}
+
+/// `GET /api/v1/insights`: what the advisor's last pass found.
+pub(crate) async fn insights(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let latest = latest_of(&s)?
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let body = serde_json::to_value(&latest.insights)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Move {
+    state: zen_advisor::State,
+}
+
+/// `POST /api/v1/insights/recommendations/{id}` with `{"state": "acknowledged" | "applied" |
+/// "dismissed" | "new"}`.
+pub(crate) async fn recommendation(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<axum::Json<Move>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let axum::Json(m) = body.map_err(|e| ApiError::bad(e.body_text()))?;
+    let mut latest = latest_of(&s)?
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    latest
+        .advisor
+        .set_state(&id, m.state)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    let mut shown = Value::Null;
+    if let Some(r) = latest
+        .insights
+        .recommendations
+        .iter_mut()
+        .find(|r| r.id == id)
+    {
+        r.state = m.state;
+        shown = serde_json::to_value(&*r).unwrap_or(Value::Null);
+    }
+    tracing::info!(recommendation = %id, state = ?m.state, "recommendation moved");
+    Ok(Json(json!({ "recommendation": shown })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_the_data_filesystem_are_found() {
+        let name = r#"node_filesystem_avail_bytes{device="vda",mountpoint="/var/lib"}"#;
+        assert_eq!(label(name, "mountpoint"), Some("/var/lib"));
+        assert_eq!(label(name, "slo"), None);
+        let mounts = ["/", "/var/lib", "/var"];
+        let at = |dir: &str| data_filesystem(std::path::Path::new(dir), &mounts);
+        assert_eq!(at("/var/lib/zen"), Some("/var/lib"));
+        assert_eq!(at("/home"), Some("/"));
+        assert_eq!(recent_median(&[1.0, f64::NAN, 3.0, 5.0], 2), 4.0);
+    }
+}

@@ -1,0 +1,183 @@
+//! The advisor through the daemon: a history written beforehand with a filesystem filling, a
+//! latency percentile stepping up 25 % and events trickling in at two a second is read by the
+//! daemon at start; `/api/v1/insights` shows the forecast, the regression and the
+//! recommendation that names the fix, the metrics show the forecast, and a recommendation's
+//! state moves.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use zen_history::{History, Kind};
+
+mod common;
+use common::{get, start};
+
+const FS: &str = r#"node_filesystem_avail_bytes{mountpoint="/zen-test"}"#;
+const P95: &str = r#"zen_watcher_event_processing_duration_seconds:p95{stage="total"}"#;
+
+/// `text` as a request body, posted; the status and body.
+fn post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, answer.split_once("\r\n\r\n").unwrap().1.to_owned())
+}
+
+#[test]
+fn the_advisor_forecasts_finds_the_regression_and_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Two hours, a second apart, ending now: 500 GB free, losing 2 MB a second (about three
+    // days left); P95 at 150 ms, 180 ms for the last 10 minutes; two events a second.
+    let (start_at, hours) = (now - 7_200, 7_200);
+    {
+        let (mut h, _) = History::open(&dir.path().join("history"), start_at).unwrap();
+        let fs = h.series(FS, Kind::Gauge).unwrap();
+        let p95 = h.series(P95, Kind::Gauge).unwrap();
+        let events = h.series("zen_watcher_events_total", Kind::Counter).unwrap();
+        for i in 0..hours {
+            let t = start_at + i;
+            let wobble = ((i * 7_919) % 101) as f64 / 100.0 - 0.5;
+            let latency = if i >= hours - 600 { 0.180 } else { 0.150 } * (1.0 + 0.02 * wobble);
+            h.record(
+                t,
+                &[
+                    (fs, 500e9 - 2e6 * i as f64 + 1e6 * wobble),
+                    (p95, latency),
+                    (events, 2.0 * i as f64),
+                ],
+            )
+            .unwrap();
+        }
+        h.close().unwrap();
+    }
+    let (child, addr, logs) = start(dir.path(), &[]);
+    std::thread::spawn(move || logs.for_each(drop));
+    let mut child = child;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let insights: Value = loop {
+        let (code, body) = get(addr, "/api/v1/insights");
+        assert_eq!(code, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["forecasts"].as_array().is_some_and(|f| !f.is_empty()) {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pass with forecasts in 30 s: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+
+    // The forecast: about 250,000 s left, within 10 %.
+    let fs = insights["forecasts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["resource"] == "filesystem:/zen-test")
+        .unwrap_or_else(|| panic!("no forecast of the filesystem: {insights}"));
+    let truth = (500e9 - 2e6 * hours as f64) / 2e6;
+    let seconds = fs["forecast"]["seconds"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{fs}"));
+    assert!((seconds / truth - 1.0).abs() < 0.1, "{seconds} vs {truth}");
+    assert_eq!(fs["forecast"]["state"], "exhaustion");
+
+    // The regression, with when it began.
+    let reg = insights["regressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["series"] == P95)
+        .unwrap_or_else(|| panic!("no regression of P95: {insights}"));
+    let ratio = reg["change"]["ratio"].as_f64().unwrap();
+    assert!((ratio - 0.2).abs() < 0.05, "{reg}");
+    let at = reg["change"]["at"].as_i64().unwrap();
+    assert!(
+        (at - (now - 600)).abs() <= 60,
+        "began at {at}, not {}",
+        now - 600
+    );
+    assert!(
+        reg["message"].as_str().unwrap().contains("up 20 %"),
+        "{reg}"
+    );
+
+    // The fix: events wait for their batch to age out.
+    let rec = insights["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "batch-age")
+        .unwrap_or_else(|| panic!("no batch-age recommendation: {insights}"));
+    assert_eq!(rec["action"]["key"], "pipeline.max_batch_age");
+    assert_eq!(rec["state"], "new");
+    assert!(!rec["evidence"].as_array().unwrap().is_empty());
+
+    // Its state moves, and stays moved; an unknown one or a bad state is refused.
+    let (code, body) = post_json(
+        addr,
+        "/api/v1/insights/recommendations/batch-age",
+        r#"{"state":"acknowledged"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, body) = get(addr, "/api/v1/insights");
+    assert!(body.contains(r#""state":"acknowledged""#), "{body}");
+    let (code, _) = post_json(
+        addr,
+        "/api/v1/insights/recommendations/nope",
+        r#"{"state":"dismissed"}"#,
+    );
+    assert_eq!(code, 404);
+    let (code, body) = post_json(
+        addr,
+        "/api/v1/insights/recommendations/batch-age",
+        r#"{"state":"done"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+
+    // The report has them too.
+    let (code, report) = get(addr, "/api/v1/report?from=-3600");
+    assert_eq!(code, 200);
+    assert!(report.contains("<h2>Insights</h2>"), "{report}");
+    assert!(report.contains("pipeline.max_batch_age: 25ms"), "{report}");
+    assert!(
+        report.contains(
+            "zen_watcher_event_processing_duration_seconds:p95{stage=&quot;total&quot;} up 20 %"
+        ),
+        "{report}"
+    );
+
+    // The metrics.
+    let (_, text) = get(addr, "/metrics");
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                r#"zen_watcher_forecast_exhaustion_seconds{resource="filesystem:/zen-test"}"#,
+            )
+        })
+        .unwrap_or_else(|| panic!("{text}"));
+    let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((v / truth - 1.0).abs() < 0.1, "{line}");
+    assert!(
+        text.contains(r#"zen_watcher_recommendations_open{kind="batch_age"} 1"#),
+        "{text}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
