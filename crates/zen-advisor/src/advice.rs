@@ -377,20 +377,27 @@ pub fn recommend(facts: &Facts, forecasts: &[ForecastOf]) -> Vec<Recommendation>
                     (facts.max_batch_age - age) * 1e3
                 ),
             ));
-        } else if stage(facts, "sink").is_some_and(|s| s / p95 >= 0.5) {
+        } else if facts.events_per_second >= fill_rate
+            && (facts.commit_p95.is_some_and(|c| c >= 0.5 * p95)
+                || facts.queue_fill.is_some_and(|f| f >= 0.5))
+        {
+            // Batches fill, and wait for the sink: commits dominate.
             let size = (facts.max_batch_size * 2).min(1_000);
             out.push(rec(
                 "batch-size".to_owned(),
                 "batch_size",
                 "warning",
                 format!(
-                    "Commits dominate: the sink's share of the per-event time is high and P95 is {:.0} ms against the {:.0} ms objective.",
+                    "Commits dominate: batches of {} fill at {:.0} events/s and wait for the sink; P95 is {:.0} ms against the {:.0} ms objective.",
+                    facts.max_batch_size,
+                    facts.events_per_second,
                     p95 * 1e3,
                     objective * 1e3
                 ),
                 vec![
                     ("P95 receipt to commit (s)".to_owned(), p95),
-                    ("P95 sink stage (s)".to_owned(), stage(facts, "sink").unwrap_or(f64::NAN)),
+                    ("P95 of a commit (s)".to_owned(), facts.commit_p95.unwrap_or(f64::NAN)),
+                    ("queue fill".to_owned(), facts.queue_fill.unwrap_or(f64::NAN)),
                     ("pipeline.max_batch_size".to_owned(), facts.max_batch_size as f64),
                 ],
                 setting("pipeline.max_batch_size", size.to_string()),

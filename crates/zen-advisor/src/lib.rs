@@ -11,10 +11,12 @@ pub mod advice;
 pub mod detect;
 pub mod forecast;
 pub mod stats;
+pub mod tune;
 
 pub use advice::{Advisor, Facts, Insights, Recommendation, Resource, State};
 pub use detect::{ANOMALY, Anomaly, Change, Regression, anomaly};
 pub use forecast::{Forecast, Limit, exhaustion};
+pub use tune::{Bounds, Knob, Observed, Tuner};
 
 use serde::Serialize;
 

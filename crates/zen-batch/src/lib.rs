@@ -239,6 +239,13 @@ impl<T: Prioritized> Batcher<T> {
         &self.config
     }
 
+    /// Batches of `max_size` events (at least 1) and `max_age` from now on: open batches keep
+    /// their events and flush by the new rules at the next push or poll.
+    pub fn retune(&mut self, max_size: usize, max_age: Duration) {
+        self.config.max_size = max_size.max(1);
+        self.config.max_age = max_age;
+    }
+
     /// Closes the open batch at `i`.
     fn take(&mut self, now: Instant, i: usize, reason: FlushReason) -> Batch<T> {
         let open = self.open.remove(i);

@@ -722,6 +722,13 @@ pub const CATALOG: &[Metric] = &[
         ],
     ),
     m(
+        "zen_watcher_tuning_changes_total",
+        Counter,
+        "changes",
+        &["knob", "outcome"],
+        "Changes the advisor's tuner made to a pipeline setting (`advisor.auto_apply`), by outcome: applied, kept, reverted, undone.",
+    ),
+    m(
         "zen_watcher_slo_error_budget_remaining_ratio",
         Gauge,
         "ratio",

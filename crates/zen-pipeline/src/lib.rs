@@ -141,6 +141,20 @@ fn build_processor(config: &PipelineConfig) -> (Processor, Arc<stats::Stats>) {
     )
 }
 
+/// The settings that may change while the pipeline runs (the advisor's tuner moves them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    pub max_batch_size: usize,
+    pub max_batch_age: Duration,
+}
+
+/// What the processing thread is told besides submissions: fingerprints to forget (their
+/// batch was dead-lettered) and new [`Tuning`]s.
+struct Controls {
+    forget: Receiver<Vec<zen_model::Fingerprint>>,
+    tunes: Receiver<Tuning>,
+}
+
 /// The running pipeline; see the crate docs.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -154,6 +168,9 @@ pub struct Pipeline {
     normalize_stage: std::sync::Mutex<timing::StageTimer>,
     dead_letters: Receiver<DeadLetter>,
     deadline: Arc<OnceLock<Instant>>,
+    /// Bounded by the tuner: one change at a time, minutes apart.
+    tunes: Sender<Tuning>,
+    tuning: std::sync::Mutex<Tuning>,
 }
 
 impl Pipeline {
@@ -192,6 +209,11 @@ impl Pipeline {
         let taken = room.clone();
         // Bounded by the dead letters: one message a dead-lettered batch.
         let (forget_tx, forget_rx) = unbounded();
+        let (tunes_tx, tunes_rx) = unbounded();
+        let tuning = Tuning {
+            max_batch_size: config.batch.batch.max_size,
+            max_batch_age: config.batch.batch.max_age,
+        };
         let mut secondaries = Vec::new();
         for (i, other) in others.into_iter().enumerate() {
             let (tx, rx) = bounded::<sink::Job>(64);
@@ -217,7 +239,10 @@ impl Pipeline {
             process_loop(
                 processor,
                 &chunk_rx,
-                &forget_rx,
+                &Controls {
+                    forget: forget_rx,
+                    tunes: tunes_rx,
+                },
                 &sinks,
                 &taken,
                 flush_every,
@@ -245,6 +270,8 @@ impl Pipeline {
             normalize_stage: std::sync::Mutex::new(timing::StageTimer::new("normalize")),
             dead_letters: dead_rx,
             deadline,
+            tunes: tunes_tx,
+            tuning: std::sync::Mutex::new(tuning),
         })
     }
 
@@ -351,6 +378,29 @@ impl Pipeline {
         }
     }
 
+    /// The batch size and age in force (or about to be: the processing thread takes a change
+    /// at its next wake, within `max_batch_age` or the next event).
+    pub fn tuning(&self) -> Tuning {
+        *self
+            .tuning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Batches of `t.max_batch_size` events (at least 1) and `t.max_batch_age` from now on.
+    pub fn tune(&self, t: Tuning) {
+        let t = Tuning {
+            max_batch_size: t.max_batch_size.max(1),
+            ..t
+        };
+        *self
+            .tuning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = t;
+        // The processing thread is gone only at shutdown, when no batch matters any more.
+        let _ = self.tunes.send(t);
+    }
+
     /// Batches the sink would not take; read them to keep them (the hand-off is bounded).
     pub fn dead_letters(&self) -> &Receiver<DeadLetter> {
         &self.dead_letters
@@ -406,7 +456,7 @@ impl Sinks {
 fn process_loop(
     mut processor: Processor,
     rx: &Receiver<Submission>,
-    forget: &Receiver<Vec<zen_model::Fingerprint>>,
+    controls: &Controls,
     tx: &Sinks,
     room: &room::Room,
     flush_every: Duration,
@@ -420,8 +470,11 @@ fn process_loop(
             .next_deadline()
             .map_or(next_flush, |d| d.min(next_flush));
         let received = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
-        for fingerprints in forget.try_iter() {
+        for fingerprints in controls.forget.try_iter() {
             processor.forget(&fingerprints);
+        }
+        for t in controls.tunes.try_iter() {
+            processor.retune(t.max_batch_size, t.max_batch_age);
         }
         let now = Instant::now();
         match received {

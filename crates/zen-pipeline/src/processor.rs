@@ -379,6 +379,13 @@ impl Processor {
         }
     }
 
+    /// Batches of `max_size` events and `max_age` from now on (see [`Batcher::retune`]).
+    pub fn retune(&mut self, max_size: usize, max_age: std::time::Duration) {
+        if let Some(b) = &mut self.batcher {
+            b.retune(max_size, max_age);
+        }
+    }
+
     /// When [`Processor::poll`] should next run, if a batch is open.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.batcher.as_ref().and_then(Batcher::next_deadline)

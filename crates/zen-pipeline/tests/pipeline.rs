@@ -584,3 +584,35 @@ fn a_dead_lettered_finding_seen_again_is_written_not_counted_on_nothing() {
     assert_eq!((c.written, c.deduplicated, c.dead_lettered), (1, 0, 1));
     assert_eq!(sink.written.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn a_retuned_batch_age_and_size_apply_to_open_and_later_batches() {
+    let sink = Recording::default();
+    let mut config = PipelineConfig::default();
+    config.batch.batch.max_age = Duration::from_secs(3_600);
+    config.batch.batch.max_size = 1_000;
+    let p = start(config, sink.clone());
+    p.try_submit(Submission::now(events(3, 3))).unwrap();
+    // An hour's age and room for a thousand: nothing is written.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.written.lock().unwrap().is_empty());
+    p.tune(zen_pipeline::Tuning {
+        max_batch_size: 2,
+        max_batch_age: Duration::from_millis(5),
+    });
+    assert_eq!(p.tuning().max_batch_size, 2);
+    // The change is taken at the thread's next wake: the next submission (a duplicate here,
+    // folded, so only the three are written).
+    p.try_submit(Submission::now(events(1, 1))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.written.lock().unwrap().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the open batch was not flushed by the new rules"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p.shutdown(soon());
+    let sizes = sink.write_sizes.lock().unwrap();
+    assert_eq!(sizes.iter().sum::<usize>(), 3, "{sizes:?}");
+}

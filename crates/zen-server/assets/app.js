@@ -810,6 +810,30 @@ async function refreshInsights() {
     cell(tr, 'Nothing to change.');
     recs.append(tr);
   }
+  const tuned = $('#tuning tbody');
+  tuned.replaceChildren();
+  const changes = found.tuning?.changes || [];
+  $('#tuning').hidden = !found.tuning?.auto_apply;
+  for (const c of [...changes].reverse()) {
+    const tr = document.createElement('tr');
+    cell(tr, new Date(c.at * 1000).toLocaleString());
+    cell(tr, c.knob === 'batch_age' ? 'pipeline.max_batch_age' : 'pipeline.max_batch_size');
+    const unit = c.knob === 'batch_age' ? (v) => format('s', v) : (v) => String(v);
+    cell(tr, `${unit(c.from)} → ${unit(c.to)}`);
+    cell(tr, `${format('s', c.before.p95)} → ${c.after ? format('s', c.after.p95) : '…'}`);
+    const td = cell(tr, c.outcome);
+    if (c.outcome === 'trying' || c.outcome === 'kept') {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = 'Undo';
+      b.addEventListener('click', async () => {
+        await api(`api/v1/insights/tuning/${c.id}/undo`, { method: 'POST' });
+        refreshInsights();
+      });
+      td.append(' ', b);
+    }
+    tuned.append(tr);
+  }
   const fc = $('#forecasts tbody');
   fc.replaceChildren();
   for (const f of found.forecasts) {

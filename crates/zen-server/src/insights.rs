@@ -3,7 +3,10 @@
 //! and error rates), memory, the queue, each filesystem and each SLO's error budget over the
 //! last day (forecasts), and the latest readings with the settings (bottlenecks and
 //! recommendations) — and publishes what it finds as metrics and at `GET /api/v1/insights`.
-//! `POST /api/v1/insights/recommendations/{id}` moves a recommendation's state.
+//! `POST /api/v1/insights/recommendations/{id}` moves a recommendation's state. With
+//! `advisor.auto_apply`, its tuner moves the allowed pipeline settings as the recommendations
+//! say, keeps what helps and reverts what does not (`zen_advisor::tune`);
+//! `POST /api/v1/insights/tuning/{id}/undo` reverts a change.
 
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
@@ -14,15 +17,14 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use zen_advisor::advice::Input;
-use zen_advisor::{Advisor, Facts, Insights, Limit, Resource, Series};
+use zen_advisor::tune::{Change, Move, Outcome};
+use zen_advisor::{Advisor, Facts, Insights, Knob, Limit, Observed, Resource, Series, Tuner};
 use zen_export::panels::{self, PANELS};
 use zen_history::{History, Query};
+use zen_pipeline::Pipeline;
 
 use crate::history::{Shared, now};
 use crate::{ApiError, AppState, Json};
-
-/// How often the advisor looks.
-pub const EVERY: Duration = Duration::from_secs(10);
 
 /// The kinds of recommendation, each counted in `zen_watcher_recommendations_open{kind}`.
 pub const KINDS: [&str; 7] = [
@@ -35,11 +37,10 @@ pub const KINDS: [&str; 7] = [
     "exhaustion",
 ];
 
-/// The settings the recommendations weigh, and where the data is kept.
+/// The settings the recommendations weigh, where the data is kept, and how often to look.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    pub max_batch_size: usize,
-    pub max_batch_age: Duration,
+    pub interval: Duration,
     pub queue_capacity: usize,
     pub retention: Duration,
     /// The data directory: the filesystem that holds it is the one retention protects.
@@ -49,11 +50,22 @@ pub struct Settings {
     pub latency_objective: Duration,
 }
 
-/// The advisor and what its last pass found.
+/// The advisor and what its last pass found, and the tuner when one may change settings.
 #[derive(Debug, Default)]
 pub struct Latest {
     advisor: Advisor,
     insights: Insights,
+    tuner: Option<Tuner>,
+}
+
+impl Latest {
+    /// With a tuner that changes the settings it allows.
+    pub fn tuning(tuner: Tuner) -> Latest {
+        Latest {
+            tuner: Some(tuner),
+            ..Latest::default()
+        }
+    }
 }
 
 impl Latest {
@@ -73,9 +85,10 @@ pub struct Advising {
 }
 
 impl Advising {
-    /// Starts the thread: a pass at once, then one every [`EVERY`].
+    /// Starts the thread: a pass at once, then one every `settings.interval`.
     pub fn start(
         history: Shared,
+        pipeline: Arc<Pipeline>,
         settings: Settings,
         latest: SharedInsights,
     ) -> std::io::Result<Advising> {
@@ -86,17 +99,40 @@ impl Advising {
                 let data_dir = std::fs::canonicalize(&settings.data_dir)
                     .unwrap_or_else(|_| settings.data_dir.clone());
                 loop {
-                    let found = {
-                        let mut l = latest.lock().unwrap_or_else(PoisonError::into_inner);
-                        let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
-                        pass(&mut h, &mut l.advisor, &settings, &data_dir, now())
-                    };
+                    let now = now();
+                    let mut l = latest.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
+                    let found = pass(&mut h, &mut l.advisor, &pipeline, &settings, &data_dir, now);
+                    let latest_l = &mut *l;
+                    if let Some(tuner) = &mut latest_l.tuner {
+                        // Judged on what came after the change only.
+                        let seen = observe(&mut h, now, tuner.settle().clamp(2, 60));
+                        let before = tuner.changes().last().map(|c| (c.id, c.outcome));
+                        let current = pipeline.tuning();
+                        let value = |k: Knob| match k {
+                            Knob::BatchAge => current.max_batch_age.as_secs_f64(),
+                            Knob::BatchSize => current.max_batch_size as f64,
+                        };
+                        let moved = tuner.step(now, &found.recommendations, &value, seen);
+                        if let Some(m) = moved {
+                            apply(&pipeline, m);
+                        }
+                        if let Some(c) = tuner.changes().last()
+                            && before != Some((c.id, c.outcome))
+                        {
+                            count(c);
+                            if c.outcome == Outcome::Trying {
+                                let _ = latest_l
+                                    .advisor
+                                    .set_state(&c.recommendation, zen_advisor::State::Applied);
+                            }
+                        }
+                    }
+                    drop(h);
                     publish(&found);
-                    latest
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insights = found;
-                    match stopped.recv_timeout(EVERY) {
+                    latest_l.insights = found;
+                    drop(l);
+                    match stopped.recv_timeout(settings.interval) {
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
                         _ => return,
                     }
@@ -147,10 +183,72 @@ fn recent_median(values: &[f64], n: usize) -> f64 {
     zen_advisor::stats::median(&mut v)
 }
 
+/// Moves a pipeline setting.
+fn apply(pipeline: &Pipeline, m: Move) {
+    let mut t = pipeline.tuning();
+    match m.knob {
+        Knob::BatchAge => t.max_batch_age = Duration::from_secs_f64(m.value.max(0.0)),
+        Knob::BatchSize => t.max_batch_size = m.value.round().max(1.0) as usize,
+    }
+    pipeline.tune(t);
+}
+
+/// Logs and counts a change's new outcome.
+fn count(c: &Change) {
+    let knob = match c.knob {
+        Knob::BatchAge => "batch_age",
+        Knob::BatchSize => "batch_size",
+    };
+    let outcome = match c.outcome {
+        Outcome::Trying => "applied",
+        Outcome::Kept => "kept",
+        Outcome::Reverted => "reverted",
+        Outcome::Undone => "undone",
+    };
+    metrics::counter!("zen_watcher_tuning_changes_total", "knob" => knob, "outcome" => outcome)
+        .increment(1);
+    tracing::info!(change = c.id, knob, from = c.from, to = c.to, outcome, before = ?c.before, after = ?c.after, "tuning");
+}
+
+/// What a change is judged by, over the last `window` seconds at 1 s: P95 from receipt to
+/// commit, and the daemon's CPU (share of its limit) per event a second.
+fn observe(h: &mut History, now: i64, window: i64) -> Observed {
+    let names = [
+        r#"zen_watcher_event_processing_duration_seconds:p95{stage="total"}"#,
+        "zen_watcher_cpu_usage_percent",
+        "zen_watcher_events_total",
+    ];
+    let ids: Vec<_> = names.iter().filter_map(|n| h.find(n)).collect();
+    let none = Observed {
+        p95: f64::NAN,
+        cpu_per_event: f64::NAN,
+    };
+    if ids.len() != names.len() {
+        return none;
+    }
+    let Ok(f) = h.query(
+        &Query {
+            series: &ids,
+            from: now - window,
+            to: now,
+            points: zen_history::MAX_POINTS,
+        },
+        now,
+    ) else {
+        return none;
+    };
+    let m = |i: usize| recent_median(&f.series[i].avg, window as usize);
+    Observed {
+        p95: m(0),
+        cpu_per_event: m(1) / m(2),
+    }
+}
+
 /// One pass: reads the history, asks the advisor.
 fn pass(
     h: &mut History,
     advisor: &mut Advisor,
+    pipeline: &Pipeline,
     settings: &Settings,
     data_dir: &std::path::Path,
     now: i64,
@@ -275,8 +373,8 @@ fn pass(
         .map(|n| opt(last(n, 30))),
         cpu_percent: opt(last("zen_watcher_cpu_usage_percent", 6)),
         memory_percent: opt(last("zen_watcher_memory_usage_percent", 6)),
-        max_batch_size: settings.max_batch_size,
-        max_batch_age: settings.max_batch_age.as_secs_f64(),
+        max_batch_size: pipeline.tuning().max_batch_size,
+        max_batch_age: pipeline.tuning().max_batch_age.as_secs_f64(),
         queue_capacity: settings.queue_capacity,
         retention: settings.retention.as_secs_f64(),
         data_filesystem,
@@ -342,19 +440,51 @@ fn latest_of(s: &AppState) -> Result<&SharedInsights, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the advisor is not running"))
 }
 
-/// `GET /api/v1/insights`: what the advisor's last pass found.
+/// `GET /api/v1/insights`: what the advisor's last pass found, and `tuning`: whether it may
+/// change settings, the batch size and age in force, and its changes.
 pub(crate) async fn insights(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let latest = latest_of(&s)?
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let body = serde_json::to_value(&latest.insights)
+    let mut body = serde_json::to_value(&latest.insights)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let t = s.pipeline.tuning();
+    body["tuning"] = json!({
+        "auto_apply": latest.tuner.is_some(),
+        "max_batch_size": t.max_batch_size,
+        "max_batch_age_seconds": t.max_batch_age.as_secs_f64(),
+        "changes": latest.tuner.as_ref().map_or(&[][..], Tuner::changes),
+    });
     Ok(Json(body))
+}
+
+/// `POST /api/v1/insights/tuning/{id}/undo`: reverts a change of the tuner.
+pub(crate) async fn undo(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let mut latest = latest_of(&s)?
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let tuner = latest.tuner.as_mut().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the advisor changes no setting (advisor.auto_apply)",
+        )
+    })?;
+    let back = tuner
+        .undo(id, now())
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    apply(&s.pipeline, back);
+    if let Some(c) = tuner.changes().iter().find(|c| c.id == id) {
+        count(c);
+    }
+    Ok(Json(json!({ "undone": id })))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Move {
+pub(crate) struct MoveTo {
     state: zen_advisor::State,
 }
 
@@ -363,7 +493,7 @@ pub(crate) struct Move {
 pub(crate) async fn recommendation(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
-    body: Result<axum::Json<Move>, axum::extract::rejection::JsonRejection>,
+    body: Result<axum::Json<MoveTo>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let axum::Json(m) = body.map_err(|e| ApiError::bad(e.body_text()))?;
     let mut latest = latest_of(&s)?

@@ -158,6 +158,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/insights/recommendations/{id}",
             post(insights::recommendation),
         )
+        .route("/api/v1/insights/tuning/{id}/undo", post(insights::undo))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(limit));
     Router::new()

@@ -160,6 +160,79 @@ pub(crate) struct DaemonConfig {
     pub(crate) sources: NormalizeConfig,
     pub(crate) collect: CollectSection,
     pub(crate) alerting: AlertingSection,
+    pub(crate) advisor: AdvisorSection,
+}
+
+/// The advisor, and what it may change by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct AdvisorSection {
+    /// How often it looks: at least 1s.
+    pub(crate) interval: Human,
+    /// The settings it may move as its recommendations say (`batch_age`, `batch_size`);
+    /// none by default.
+    pub(crate) auto_apply: Vec<zen_advisor::Knob>,
+    /// How long a change runs before it is judged (kept or reverted).
+    pub(crate) settle: Human,
+    /// How long a setting is left alone after a change was reverted or undone.
+    pub(crate) hold: Human,
+    /// The bounds it moves `pipeline.max_batch_age` within.
+    pub(crate) batch_age: [Human; 2],
+    /// The bounds it moves `pipeline.max_batch_size` within.
+    pub(crate) batch_size: [usize; 2],
+}
+
+impl Default for AdvisorSection {
+    fn default() -> Self {
+        AdvisorSection {
+            interval: Human(Duration::from_secs(10)),
+            auto_apply: Vec::new(),
+            settle: Human(Duration::from_secs(120)),
+            hold: Human(Duration::from_secs(1_800)),
+            batch_age: [
+                Human(Duration::from_millis(5)),
+                Human(Duration::from_secs(1)),
+            ],
+            batch_size: [1, 1_000],
+        }
+    }
+}
+
+impl AdvisorSection {
+    /// The tuner, with the allowed knobs and their bounds.
+    pub(crate) fn tuner(&self) -> zen_advisor::Tuner {
+        let bounds = |k| match k {
+            zen_advisor::Knob::BatchAge => zen_advisor::Bounds {
+                min: self.batch_age[0].0.as_secs_f64(),
+                max: self.batch_age[1].0.as_secs_f64(),
+            },
+            zen_advisor::Knob::BatchSize => zen_advisor::Bounds {
+                min: self.batch_size[0] as f64,
+                max: self.batch_size[1] as f64,
+            },
+        };
+        zen_advisor::Tuner::new(
+            self.auto_apply.iter().map(|k| (*k, bounds(*k))).collect(),
+            self.settle.0.as_secs() as i64,
+            self.hold.0.as_secs() as i64,
+        )
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.interval.0 < Duration::from_secs(1) {
+            bail!(
+                "advisor.interval: expected at least 1s, found {}",
+                self.interval
+            );
+        }
+        if self.batch_age[0].0 > self.batch_age[1].0 || self.batch_size[0] > self.batch_size[1] {
+            bail!("advisor.batch_age, advisor.batch_size: expected [lowest, highest]");
+        }
+        if self.batch_size[0] == 0 {
+            bail!("advisor.batch_size: expected at least 1 as the lowest");
+        }
+        Ok(())
+    }
 }
 
 /// SLO evaluation and alerts.
@@ -374,6 +447,7 @@ impl Default for DaemonConfig {
             sources: NormalizeConfig::default(),
             collect: CollectSection::default(),
             alerting: AlertingSection::default(),
+            advisor: AdvisorSection::default(),
         }
     }
 }
@@ -498,6 +572,7 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     c.server().validate()?;
     c.collect.settings()?;
     c.alerting.engine()?;
+    c.advisor.validate()?;
     c.alerting
         .settings(String::new())
         .validate()

@@ -105,15 +105,21 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         .map(|h| zen_server::history::Recorder::start(h, exporter.clone()))
         .transpose()
         .context("starting the history recorder")?;
-    let insights: Option<zen_server::insights::SharedInsights> =
-        history.as_ref().map(|_| Arc::default());
+    let insights: Option<zen_server::insights::SharedInsights> = history.as_ref().map(|_| {
+        let latest = if config.advisor.auto_apply.is_empty() {
+            zen_server::insights::Latest::default()
+        } else {
+            zen_server::insights::Latest::tuning(config.advisor.tuner())
+        };
+        Arc::new(std::sync::Mutex::new(latest))
+    });
     let advising = match (&history, &insights) {
         (Some(h), Some(latest)) => Some(
             zen_server::insights::Advising::start(
                 h.clone(),
+                pipeline.clone(),
                 zen_server::insights::Settings {
-                    max_batch_size: config.pipeline.max_batch_size,
-                    max_batch_age: config.pipeline.max_batch_age.0,
+                    interval: config.advisor.interval.0,
                     queue_capacity: config.pipeline.queue_capacity,
                     retention: config.retention.0,
                     data_dir: config.data_dir.clone(),

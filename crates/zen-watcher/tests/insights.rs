@@ -181,3 +181,82 @@ fn the_advisor_forecasts_finds_the_regression_and_names_the_fix() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[test]
+fn the_tuner_shortens_a_batch_age_that_hurts_keeps_it_and_undoes_it_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zen.yaml");
+    std::fs::write(
+        &config,
+        "pipeline:\n  max_batch_age: 300ms\nadvisor:\n  interval: 1s\n  auto_apply: [batch_age]\n  settle: 8s\n  hold: 1h\n",
+    )
+    .unwrap();
+    let (mut child, addr, logs) =
+        common::start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    std::thread::spawn(move || logs.for_each(drop));
+    // Eight new findings a second: batches of 15 never fill, each waits its 300 ms.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0_u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let body = format!(r#"{{"title":"finding {i}","severity":"low","rule":"r{i}"}}"#);
+                common::try_post(addr, "/api/v1/ingest/generic", &body);
+                std::thread::sleep(Duration::from_millis(125));
+            }
+        })
+    };
+    let tuning = |addr| -> Value {
+        let (_, body) = get(addr, "/api/v1/insights");
+        serde_json::from_str::<Value>(&body).unwrap()["tuning"].clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let kept = loop {
+        let t = tuning(addr);
+        if t["changes"][0]["outcome"] == "kept" {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no change kept in 90 s: {t}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let change = &kept["changes"][0];
+    assert_eq!(change["knob"], "batch_age");
+    assert_eq!(
+        (change["from"].as_f64(), change["to"].as_f64()),
+        (Some(0.3), Some(0.025))
+    );
+    assert_eq!(kept["max_batch_age_seconds"].as_f64(), Some(0.025));
+    let (before, after) = (
+        change["before"]["p95"].as_f64().unwrap(),
+        change["after"]["p95"].as_f64().unwrap(),
+    );
+    assert!(
+        after < 0.1 && after < before * 0.5,
+        "P95 {before} → {after}"
+    );
+    let (_, text) = get(addr, "/metrics");
+    assert!(
+        text.contains(r#"zen_watcher_tuning_changes_total{knob="batch_age",outcome="kept"} 1"#),
+        "{text}"
+    );
+
+    // Undone on request: back to 300 ms, and left alone (held an hour).
+    let (code, body) = post_json(addr, "/api/v1/insights/tuning/1/undo", "");
+    assert_eq!(code, 200, "{body}");
+    let t = tuning(addr);
+    assert_eq!(t["max_batch_age_seconds"].as_f64(), Some(0.3));
+    assert_eq!(t["changes"][0]["outcome"], "undone");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        tuning(addr)["changes"].as_array().map(Vec::len),
+        Some(1),
+        "held"
+    );
+    assert_eq!(post_json(addr, "/api/v1/insights/tuning/1/undo", "").0, 404);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+}
