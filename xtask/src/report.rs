@@ -322,7 +322,7 @@ enum Bound {
 }
 
 /// The targets the issues set, with the figures that answer them.
-const TARGETS: [Target; 19] = {
+const TARGETS: [Target; 20] = {
     use Bound::{AtLeast, AtMost};
     const EVENTS: (&str, &str) = ("throughput", "events/s");
     const TIME: (&str, &str) = ("time", "ns");
@@ -431,6 +431,13 @@ const TARGETS: [Target; 19] = {
             "query 20 series over 30 days",
             TIME,
             AtMost(50e6),
+        ),
+        t(
+            "zen-advisor",
+            "advisor",
+            "pass over 300 series",
+            TIME,
+            AtMost(5e6),
         ),
         t("collect", "collectors", "host, every 1s", CPU, AtMost(0.02)),
         t(

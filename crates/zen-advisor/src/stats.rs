@@ -65,16 +65,27 @@ pub fn robust_line(points: &[(f64, f64)], scratch: &mut Vec<f64>) -> Option<Fit>
     if m < 3 {
         return None;
     }
-    scratch.sort_unstable_by(f64::total_cmp);
-    let slope = if m % 2 == 1 {
-        scratch[m / 2]
-    } else {
-        (scratch[m / 2 - 1] + scratch[m / 2]) / 2.0
-    };
+    // Three selections rather than a sort: the median and the interval's two ranks.
     let spread = 0.98 * (m as f64).sqrt();
     let lo = ((m as f64 / 2.0 - spread).floor().max(0.0)) as usize;
     let hi = ((m as f64 / 2.0 + spread).ceil() as usize).min(m - 1);
-    let (low, high) = (scratch[lo], scratch[hi]);
+    let (below, mid, above) = scratch.select_nth_unstable_by(m / 2, f64::total_cmp);
+    let mid = *mid;
+    let slope = if m % 2 == 1 {
+        mid
+    } else {
+        (below.iter().copied().fold(f64::NEG_INFINITY, f64::max) + mid) / 2.0
+    };
+    let low = if lo < m / 2 {
+        *below.select_nth_unstable_by(lo, f64::total_cmp).1
+    } else {
+        mid
+    };
+    let high = if hi > m / 2 {
+        *above.select_nth_unstable_by(hi - m / 2 - 1, f64::total_cmp).1
+    } else {
+        mid
+    };
     scratch.clear();
     scratch.extend(points.iter().map(|(t, v)| v - slope * t));
     let intercept = median(scratch);
