@@ -40,6 +40,19 @@ fn pass(c: &mut Criterion) {
         })
         .collect();
     let watched = recent[..20].to_vec();
+    // A day earlier, 10 % lower.
+    let earlier: Vec<Vec<f64>> = hour
+        .iter()
+        .map(|v| v.iter().map(|x| x / 1.1).collect())
+        .collect();
+    let day_before: Vec<Series<'_>> = earlier
+        .iter()
+        .map(|v| Series {
+            start: now - 86_400 - 3_600,
+            step: 10,
+            values: v,
+        })
+        .collect();
     let resources: Vec<Resource<'_>> = day
         .iter()
         .zip(&names)
@@ -64,6 +77,8 @@ fn pass(c: &mut Criterion) {
     let input = Input {
         now,
         recent: &recent,
+        day_before: &day_before,
+        week_before: &[],
         watched: &watched,
         resources: &resources,
         facts: &facts,

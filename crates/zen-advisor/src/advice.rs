@@ -105,6 +105,10 @@ pub struct Bottleneck {
 pub struct TrendOf {
     pub series: String,
     pub hour: Trend,
+    /// The hour's median against the same hour a day and a week earlier (`now / then − 1`),
+    /// when those were kept.
+    pub vs_day: Option<f64>,
+    pub vs_week: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -146,6 +150,9 @@ pub struct Input<'a> {
     pub now: i64,
     /// Series to trend and score, over the last hour.
     pub recent: &'a [(&'a str, Series<'a>)],
+    /// The same hour a day and a week earlier, in `recent`'s order (empty when not kept).
+    pub day_before: &'a [Series<'a>],
+    pub week_before: &'a [Series<'a>],
     /// Series watched for regressions (latency percentiles, CPU per event, error rates), over
     /// the last hour.
     pub watched: &'a [(&'a str, Series<'a>)],
@@ -177,11 +184,19 @@ impl Advisor {
             at: input.now,
             ..Insights::default()
         };
-        for (name, s) in input.recent {
+        for (i, (name, s)) in input.recent.iter().enumerate() {
             if let Some(t) = trend(*s, &mut self.points, &mut self.scratch) {
+                let mut vs = |earlier: &[Series<'_>]| {
+                    earlier
+                        .get(i)
+                        .and_then(|e| crate::change(*s, *e, &mut self.scratch))
+                };
+                let (vs_day, vs_week) = (vs(input.day_before), vs(input.week_before));
                 out.trends.push(TrendOf {
                     series: (*name).to_owned(),
                     hour: t,
+                    vs_day,
+                    vs_week,
                 });
             }
             if let Some(a) = anomaly(*s, 60, &mut self.scratch) {
@@ -566,6 +581,8 @@ mod tests {
         let input = Input {
             now: 600 * 60,
             recent: &[],
+            day_before: &[],
+            week_before: &[],
             watched: &[],
             resources: &resources,
             facts: &f,

@@ -81,3 +81,44 @@ pub fn change(now: Series<'_>, before: Series<'_>, scratch: &mut Vec<f64>) -> Op
     let b = stats::median(scratch);
     (a.is_finite() && b.is_finite() && b.abs() > f64::EPSILON).then(|| a / b - 1.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trend_is_per_hour_and_a_change_is_against_the_earlier_range() {
+        let now: Vec<f64> = (0..360).map(|i| 100.0 + 0.01 * f64::from(i)).collect();
+        let s = Series {
+            start: 0,
+            step: 10,
+            values: &now,
+        };
+        let t = trend(s, &mut Vec::new(), &mut Vec::new()).unwrap_or_else(|| panic!("a trend"));
+        // 0.01 every 10 s is 3.6 an hour.
+        assert!(
+            (t.per_hour - 3.6).abs() < 1e-9 && t.low <= t.per_hour && t.high >= t.per_hour,
+            "{t:?}"
+        );
+        let before: Vec<f64> = now.iter().map(|v| v / 1.25).collect();
+        let e = Series {
+            start: -86_400,
+            step: 10,
+            values: &before,
+        };
+        let up = change(s, e, &mut Vec::new()).unwrap_or(f64::NAN);
+        assert!((up - 0.25).abs() < 1e-9, "{up}");
+        let nothing = [f64::NAN; 4];
+        assert_eq!(
+            change(
+                s,
+                Series {
+                    values: &nothing,
+                    ..e
+                },
+                &mut Vec::new()
+            ),
+            None
+        );
+    }
+}

@@ -82,7 +82,9 @@ pub fn robust_line(points: &[(f64, f64)], scratch: &mut Vec<f64>) -> Option<Fit>
         mid
     };
     let high = if hi > m / 2 {
-        *above.select_nth_unstable_by(hi - m / 2 - 1, f64::total_cmp).1
+        *above
+            .select_nth_unstable_by(hi - m / 2 - 1, f64::total_cmp)
+            .1
     } else {
         mid
     };

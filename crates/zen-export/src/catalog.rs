@@ -721,12 +721,24 @@ pub const CATALOG: &[Metric] = &[
             &["exhaustion"],
         ],
     ),
-    m(
-        "zen_watcher_tuning_changes_total",
-        Counter,
-        "changes",
-        &["knob", "outcome"],
-        "Changes the advisor's tuner made to a pipeline setting (`advisor.auto_apply`), by outcome: applied, kept, reverted, undone.",
+    initial(
+        m(
+            "zen_watcher_tuning_changes_total",
+            Counter,
+            "changes",
+            &["knob", "outcome"],
+            "Changes the advisor's tuner made to a pipeline setting (`advisor.auto_apply`), by outcome: applied, kept, reverted, undone.",
+        ),
+        &[
+            &["batch_age", "applied"],
+            &["batch_age", "kept"],
+            &["batch_age", "reverted"],
+            &["batch_age", "undone"],
+            &["batch_size", "applied"],
+            &["batch_size", "kept"],
+            &["batch_size", "reverted"],
+            &["batch_size", "undone"],
+        ],
     ),
     m(
         "zen_watcher_slo_error_budget_remaining_ratio",

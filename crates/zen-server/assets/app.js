@@ -248,9 +248,12 @@ function panelElement(def) {
   const about = document.createElement('p');
   about.className = 'about';
   about.textContent = def.about;
+  const forecast = document.createElement('p');
+  forecast.className = 'forecast';
+  forecast.hidden = true;
   const chart = document.createElement('div');
   chart.className = 'chart';
-  el.append(head, about, chart);
+  el.append(head, about, forecast, chart);
   return el;
 }
 
@@ -716,6 +719,8 @@ async function refreshFeed() {
   for (const [k, v] of new FormData($('#feed-filter'))) if (v) q.set(k, v);
   let page;
   try { page = await json(`api/v1/observations?${q}`); } catch { return; }
+  // Not under the feet of someone moving through it with the keyboard.
+  if ($('#feed tbody').contains(document.activeElement)) return;
   const body = $('#feed tbody');
   body.replaceChildren();
   for (const o of page.items) {
@@ -844,6 +849,24 @@ async function refreshInsights() {
     cell(tr, text, g.state === 'exhausted' || (g.state === 'exhaustion' && g.seconds < 86400) ? 'bad' : '');
     cell(tr, g.state === 'exhaustion' ? `${duration(g.low)} – ${duration(g.high)}` : '');
     fc.append(tr);
+  }
+  // Each panel that draws a forecast resource says when it runs out.
+  const panelOf = (resource) => resource === 'memory' ? 'memory' : resource === 'queue' ? 'queue'
+    : resource.startsWith('filesystem:') ? 'filesystems' : resource.startsWith('error_budget:') ? 'budget' : null;
+  const notes = new Map();
+  for (const f of found.forecasts) {
+    const id = panelOf(f.resource);
+    const g = f.forecast;
+    if (!id || (g.state !== 'exhaustion' && g.state !== 'exhausted')) continue;
+    const text = g.state === 'exhausted' ? `${f.resource}: exhausted now`
+      : `${f.resource}: runs out in ${duration(g.seconds)} (${duration(g.low)} – ${duration(g.high)})`;
+    notes.set(id, [...(notes.get(id) || []), text]);
+  }
+  for (const [id, p] of state.panels) {
+    const note = $('.forecast', p.el);
+    const lines = notes.get(id);
+    note.hidden = !lines;
+    note.textContent = lines ? `Forecast: ${lines.join('; ')}` : '';
   }
   const other = $('#findings-of-advisor tbody');
   other.replaceChildren();

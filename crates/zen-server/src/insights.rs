@@ -1,7 +1,7 @@
 //! The advisor in the daemon: a thread that every [`EVERY`] reads the history into zen-advisor —
 //! the panels' series over the last hour (trends, anomalies, regressions of latency percentiles
 //! and error rates), memory, the queue, each filesystem and each SLO's error budget over the
-//! last day (forecasts), and the latest readings with the settings (bottlenecks and
+//! last three days (forecasts), and the latest readings with the settings (bottlenecks and
 //! recommendations) — and publishes what it finds as metrics and at `GET /api/v1/insights`.
 //! `POST /api/v1/insights/recommendations/{id}` moves a recommendation's state. With
 //! `advisor.auto_apply`, its tuner moves the allowed pipeline settings as the recommendations
@@ -244,6 +244,20 @@ fn observe(h: &mut History, now: i64, window: i64) -> Observed {
     }
 }
 
+/// The series of a frame of the past (none when it could not be read).
+fn earlier(f: &Option<zen_history::Frame>, now: i64) -> Vec<Series<'_>> {
+    f.as_ref().map_or_else(Vec::new, |f| {
+        f.series
+            .iter()
+            .map(|p| Series {
+                start: f.times.first().copied().unwrap_or(now),
+                step: f.step,
+                values: &p.avg,
+            })
+            .collect()
+    })
+}
+
 /// One pass: reads the history, asks the advisor.
 fn pass(
     h: &mut History,
@@ -272,6 +286,20 @@ fn pass(
             now,
         )
         .ok();
+    // The same hour a day and a week earlier, for the trends' comparison.
+    let mut back = |ago: i64| {
+        h.query(
+            &Query {
+                series: &ids,
+                from: now - ago - 3_600,
+                to: now - ago,
+                points: 360,
+            },
+            now,
+        )
+        .ok()
+    };
+    let (day_before, week_before) = (back(86_400), back(7 * 86_400));
     let column = |name: &str| -> Option<&[f64]> {
         let i = names.iter().position(|n| n == name)?;
         hour.as_ref().map(|f| f.series[i].avg.as_slice())
@@ -279,7 +307,8 @@ fn pass(
     let last = |name: &str, n: usize| column(name).map_or(f64::NAN, |c| recent_median(c, n));
     let opt = |v: f64| v.is_finite().then_some(v);
 
-    // The resources forecast, over the last day.
+    // The resources forecast, over the last three days at a minute (their daily pattern is
+    // forecast from two days on).
     let mut wanted: Vec<(String, usize, Limit)> = Vec::new();
     let capacity = last(r#"zen_watcher_queue_capacity{queue="submissions"}"#, 1);
     for (i, n) in names.iter().enumerate() {
@@ -303,9 +332,9 @@ fn pass(
         .query(
             &Query {
                 series: &day_ids,
-                from: now - 86_400,
+                from: now - 3 * 86_400,
                 to: now,
-                points: 1_440,
+                points: 4_320,
             },
             now,
         )
@@ -383,6 +412,8 @@ fn pass(
     advisor.pass(&Input {
         now,
         recent: &recent,
+        day_before: &earlier(&day_before, now),
+        week_before: &earlier(&week_before, now),
         watched: &watched,
         resources: &resources,
         facts: &facts,

@@ -752,6 +752,10 @@ mod tests {
             check("alerting:\n  interval: 100ms\n")
                 .contains("alerting.interval: expected at least 1s")
         );
+        let knob = check("advisor:\n  auto_apply: [batch_colour]\n");
+        assert!(knob.contains("unknown variant `batch_colour`"), "{knob}");
+        assert!(check("advisor:\n  batch_age: [1s, 5ms]\n").contains("expected [lowest, highest]"));
+        assert!(check("advisor:\n  interval: 10ms\n").contains("advisor.interval"));
         assert!(
             check("filter:\n  global:\n    expression: 'severity >'\n")
                 .contains("line 1, column 11: expected a value")
