@@ -164,12 +164,26 @@ pub struct Input<'a> {
 pub const SOON: f64 = 86_400.0;
 
 /// Keeps the recommendations' states between passes; see the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Advisor {
     states: BTreeMap<String, State>,
     points: Vec<(f64, f64)>,
     scratch: Vec<f64>,
     pub regression: Regression,
+    /// Seconds of history a forecast needs (half an hour by default).
+    pub forecast_after: i64,
+}
+
+impl Default for Advisor {
+    fn default() -> Self {
+        Advisor {
+            states: BTreeMap::new(),
+            points: Vec::new(),
+            scratch: Vec::new(),
+            regression: Regression::default(),
+            forecast_after: 1_800,
+        }
+    }
 }
 
 /// The id of no recommendation.
@@ -229,7 +243,7 @@ impl Advisor {
                 r.series,
                 r.limit,
                 input.now,
-                1_800,
+                self.forecast_after,
                 &mut self.points,
                 &mut self.scratch,
             );

@@ -41,6 +41,8 @@ pub const KINDS: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub interval: Duration,
+    /// How much history a forecast needs.
+    pub forecast_after: Duration,
     pub queue_capacity: usize,
     pub retention: Duration,
     /// The data directory: the filesystem that holds it is the one retention protects.
@@ -169,6 +171,11 @@ fn label<'n>(name: &'n str, key: &str) -> Option<&'n str> {
     let start = name.find(&format!("{key}=\""))? + key.len() + 2;
     let len = name[start..].find('"')?;
     Some(&name[start..start + len])
+}
+
+/// How many values a column has.
+fn known(values: &[f64]) -> usize {
+    values.iter().filter(|v| v.is_finite()).count()
 }
 
 /// The median of the last `n` values of a column that have one (NaN when none).
@@ -328,17 +335,22 @@ fn pass(
         }
     }
     let day_ids: Vec<_> = wanted.iter().map(|(_, i, _)| ids[*i]).collect();
-    let day = h
-        .query(
+    let mut days = |from: i64, points: usize| {
+        h.query(
             &Query {
                 series: &day_ids,
-                from: now - 3 * 86_400,
+                from,
                 to: now,
-                points: 4_320,
+                points,
             },
             now,
         )
-        .ok();
+        .ok()
+    };
+    // A young history has few minutes: its last hour at 10 s then.
+    let day = days(now - 3 * 86_400, 4_320)
+        .filter(|f| f.times.len() >= 60 && f.series.iter().any(|p| known(&p.avg) >= 60))
+        .or_else(|| days(now - 3_600, 360));
     let resources: Vec<Resource<'_>> = match &day {
         Some(f) => wanted
             .iter()
@@ -409,6 +421,7 @@ fn pass(
         data_filesystem,
         kubernetes: settings.kubernetes,
     };
+    advisor.forecast_after = settings.forecast_after.as_secs() as i64;
     advisor.pass(&Input {
         now,
         recent: &recent,

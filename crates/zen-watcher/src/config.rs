@@ -169,6 +169,8 @@ pub(crate) struct DaemonConfig {
 pub(crate) struct AdvisorSection {
     /// How often it looks: at least 1s.
     pub(crate) interval: Human,
+    /// How much history a forecast needs before it says anything.
+    pub(crate) forecast_after: Human,
     /// The settings it may move as its recommendations say (`batch_age`, `batch_size`);
     /// none by default.
     pub(crate) auto_apply: Vec<zen_advisor::Knob>,
@@ -186,6 +188,7 @@ impl Default for AdvisorSection {
     fn default() -> Self {
         AdvisorSection {
             interval: Human(Duration::from_secs(10)),
+            forecast_after: Human(Duration::from_secs(1_800)),
             auto_apply: Vec::new(),
             settle: Human(Duration::from_secs(120)),
             hold: Human(Duration::from_secs(1_800)),

@@ -120,6 +120,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
                 pipeline.clone(),
                 zen_server::insights::Settings {
                     interval: config.advisor.interval.0,
+                    forecast_after: config.advisor.forecast_after.0,
                     queue_capacity: config.pipeline.queue_capacity,
                     retention: config.retention.0,
                     data_dir: config.data_dir.clone(),

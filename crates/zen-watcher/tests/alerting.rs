@@ -11,11 +11,13 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, answers_ok, external, free_port, get, put, start_with};
+use common::{
+    KillOnDrop, am_alerts, external, free_port, get, put, start_alertmanager, start_with,
+};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -171,17 +173,6 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-fn am_alerts(am: SocketAddr) -> Vec<Value> {
-    let (status, body) = get(am, "/api/v2/alerts");
-    if status != 200 {
-        return Vec::new();
-    }
-    serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-}
-
 /// A counter's value in an exposition.
 fn counter(metrics: &str, series: &str) -> f64 {
     metrics
@@ -199,35 +190,10 @@ fn memory_alert(alerts: &[Value]) -> Option<&Value> {
 
 #[test]
 fn an_alert_reaches_alertmanager_and_resolves_there() {
-    let Some(alertmanager) = external("prometheus-alertmanager") else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_am, am_addr)) = start_alertmanager(dir.path()) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let am_port = free_port();
-    std::fs::write(
-        dir.path().join("am.yaml"),
-        "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n- name: none\n",
-    )
-    .unwrap();
-    let _am = KillOnDrop(
-        Command::new(alertmanager)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("am.yaml").display()
-            ))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let am_addr: SocketAddr = format!("127.0.0.1:{am_port}").parse().unwrap();
-    eventually("Alertmanager to start", || answers_ok(am_addr, "/-/ready"));
 
     let (hook, received) = webhook(0);
     let config = dir.path().join("zen.yaml");

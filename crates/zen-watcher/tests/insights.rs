@@ -260,3 +260,117 @@ fn the_tuner_shortens_a_batch_age_that_hurts_keeps_it_and_undoes_it_on_request()
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// A tmpfs of its own, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_filling_disk_is_forecast_recommended_against_and_alerted_to_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_am, am)) = common::start_alertmanager(dir.path()) else {
+        return;
+    };
+    // The data directory on 48 MB of its own, which the load below fills.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var("ZEN_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "mounting a tmpfs needs root (ZEN_REQUIRE_EXTERNAL=1; .ci/run runs as root)"
+        );
+        eprintln!(
+            "\n*** SKIPPED: cannot mount a tmpfs (not root); this test proves nothing here ***\n"
+        );
+        return;
+    }
+    let _tmpfs = Tmpfs(data.clone());
+    let mount = data.canonicalize().unwrap().display().to_string();
+    let config = dir.path().join("zen.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "collect:\n  filesystem_interval: 10s\nadvisor:\n  interval: 1s\n  forecast_after: 30s\nalerting:\n  interval: 1s\n  resend_every: 2s\n  alertmanagers: [\"http://{am}\"]\n  rules:\n    ZenWatcherResourceExhaustionSoon: {{for: 2s}}\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, addr, logs) =
+        common::start_with(&data, &[], &["--config", config.to_str().unwrap()]);
+    std::thread::spawn(move || logs.for_each(drop));
+    // About 300 KB a second of new findings, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let filler = "x".repeat(3_000);
+            let mut i = 0_u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let body = format!(
+                    r#"{{"title":"finding {i}","message":"{filler}","severity":"low","rule":"r{i}"}}"#
+                );
+                common::try_post(addr, "/api/v1/ingest/generic", &body);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let resource = format!("filesystem:{mount}");
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let insights = loop {
+        let (_, body) = get(addr, "/api/v1/insights");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let forecast = v["forecasts"].as_array().and_then(|f| {
+            f.iter()
+                .find(|f| f["resource"] == resource.as_str())
+                .cloned()
+        });
+        let recommended = v["recommendations"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["id"] == format!("retention:{mount}")));
+        if forecast.is_some_and(|f| f["forecast"]["state"] == "exhaustion") && recommended {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no forecast and recommendation for {mount} in 150 s: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let rec = insights["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == format!("retention:{mount}"))
+        .unwrap();
+    assert_eq!(rec["action"]["key"], "retention", "{rec}");
+    assert_eq!(rec["severity"], "critical", "fills within a day: {rec}");
+    // The alert reaches Alertmanager.
+    let until = Instant::now() + Duration::from_secs(60);
+    while !common::am_alerts(am)
+        .iter()
+        .any(|a| a["labels"]["alertname"] == "ZenWatcherResourceExhaustionSoon")
+    {
+        assert!(
+            Instant::now() < until,
+            "ZenWatcherResourceExhaustionSoon never reached Alertmanager"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+}

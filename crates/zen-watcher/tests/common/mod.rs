@@ -217,6 +217,51 @@ pub(crate) fn short_load(addr: SocketAddr) {
 /// A child process killed when dropped, so a failing test leaves nothing running.
 pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 
+/// A real Alertmanager on a free loopback port, with its data in `dir`, once ready; `None`
+/// (said loudly) when it is not installed.
+pub(crate) fn start_alertmanager(dir: &Path) -> Option<(KillOnDrop, SocketAddr)> {
+    let alertmanager = external("prometheus-alertmanager")?;
+    let port = free_port();
+    std::fs::write(
+        dir.join("am.yaml"),
+        "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n- name: none\n",
+    )
+    .unwrap();
+    let am = KillOnDrop(
+        Command::new(alertmanager)
+            .arg(format!("--config.file={}", dir.join("am.yaml").display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while !answers_ok(addr, "/-/ready") {
+        assert!(
+            std::time::Instant::now() < until,
+            "Alertmanager did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Some((am, addr))
+}
+
+/// The alerts Alertmanager holds (none while it cannot answer).
+pub(crate) fn am_alerts(am: SocketAddr) -> Vec<Value> {
+    let (status, body) = get(am, "/api/v2/alerts");
+    if status != 200 {
+        return Vec::new();
+    }
+    serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
