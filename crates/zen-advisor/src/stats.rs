@@ -1,6 +1,6 @@
-//! Robust statistics on small slices: medians, the median absolute deviation, a robust line
-//! (the median of paired slopes, with a distribution-free interval) and the least-squares line
-//! Prometheus' `predict_linear` fits.
+//! Robust statistics on small slices: medians, the median absolute deviation, and a robust
+//! line (the median of paired slopes, with a distribution-free interval) — on a straight line,
+//! the line Prometheus' `predict_linear` fits too.
 
 /// The median of `v` (reordered); NaN when empty.
 pub fn median(v: &mut [f64]) -> f64 {
@@ -99,37 +99,6 @@ pub fn robust_line(points: &[(f64, f64)], scratch: &mut Vec<f64>) -> Option<Fit>
     })
 }
 
-/// The least-squares line through `points`, with times taken relative to `at` as Prometheus
-/// does: `predict_linear(v[range], h)` evaluated at `at` is `ols(points, at).at(h)`. `None`
-/// with fewer than 2 points or no spread in time.
-pub fn ols(points: &[(f64, f64)], at: f64) -> Option<Fit> {
-    if points.len() < 2 {
-        return None;
-    }
-    let n = points.len() as f64;
-    let (mut sx, mut sy, mut sxy, mut sxx) = (0.0, 0.0, 0.0, 0.0);
-    for (t, v) in points {
-        let x = t - at;
-        sx += x;
-        sy += v;
-        sxy += x * v;
-        sxx += x * x;
-    }
-    let cov = sxy - sx * sy / n;
-    let var = sxx - sx * sx / n;
-    if var <= 0.0 {
-        return None;
-    }
-    let slope = cov / var;
-    let intercept = sy / n - slope * sx / n;
-    Some(Fit {
-        slope,
-        intercept,
-        low: slope,
-        high: slope,
-    })
-}
-
 /// Deterministic noise for tests and benchmarks: a 64-bit LCG and Box–Muller.
 #[derive(Debug, Clone)]
 pub struct Noise(u64);
@@ -172,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn a_robust_line_ignores_wild_points_and_ols_is_least_squares() {
+    fn a_robust_line_ignores_wild_points() {
         let mut points: Vec<(f64, f64)> =
             (0..100).map(|i| (i as f64, 5.0 + 2.0 * i as f64)).collect();
         for i in (0..100).step_by(7) {
@@ -186,8 +155,6 @@ mod tests {
         );
         assert!(fit.low <= 2.0 && fit.high >= 2.0);
         let exact: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, 1.0 + 0.5 * i as f64)).collect();
-        let ols = ols(&exact, 9.0).unwrap_or_else(|| panic!("a fit"));
-        assert!((ols.slope - 0.5).abs() < 1e-12 && (ols.at(0.0) - 5.5).abs() < 1e-12);
         assert!(robust_line(&exact[..5], &mut s).is_none());
     }
 
