@@ -859,14 +859,25 @@ async function refreshInsights() {
     const g = f.forecast;
     if (!id || (g.state !== 'exhaustion' && g.state !== 'exhausted')) continue;
     const text = g.state === 'exhausted' ? `${f.resource}: exhausted now`
-      : `${f.resource}: runs out in ${duration(g.seconds)} (${duration(g.low)} – ${duration(g.high)})`;
+      : `${f.resource} runs out in ${duration(g.seconds)} (${duration(g.low)} – ${duration(g.high)})`;
     notes.set(id, [...(notes.get(id) || []), text]);
+  }
+  // And each panel with a series unusual now (a robust score above 7) says which.
+  const scores = new Map(found.anomalies.map((a) => [a.series, a.anomaly]));
+  for (const [id, p] of state.panels) {
+    for (const s of p.names) {
+      const a = scores.get(s.name);
+      if (a && a.score > 7) {
+        const text = `${s.legend} unusual (${a.score.toFixed(0)} σ; ${(a.rate * 100).toFixed(0)} % of the last 60 points)`;
+        notes.set(id, [...(notes.get(id) || []), text]);
+      }
+    }
   }
   for (const [id, p] of state.panels) {
     const note = $('.forecast', p.el);
     const lines = notes.get(id);
     note.hidden = !lines;
-    note.textContent = lines ? `Forecast: ${lines.join('; ')}` : '';
+    note.textContent = lines ? lines.join('; ') : '';
   }
   const other = $('#findings-of-advisor tbody');
   other.replaceChildren();
