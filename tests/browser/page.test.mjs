@@ -171,7 +171,8 @@ test('a breached threshold shows pending, then firing, and clears after recovery
 test('the 24 h range reads the 10 s tier, CSV and PNG download, and the report prints to PDF', async () => {
   const page = await open();
   await page.click('button[data-range="86400"]');
-  await until('10 s tier', async () => (await attr(page, '#panel-throughput .chart', 'tierStep')) === '10');
+  // A day of every panel, read by a debug build beside the load: given time.
+  await until('10 s tier', async () => (await attr(page, '#panel-throughput .chart', 'tierStep')) === '10', 30000);
   assert.ok(Number(await attr(page, '#panel-throughput .chart', 'points')) > 0);
 
   await page.click('button[data-range="3600"]');
@@ -279,7 +280,7 @@ test('on a phone: one column, no horizontal scroll, a touch shows values; keyboa
     await page.focus('#feed tbody tr');
     await page.keyboard.press('Enter');
     return page.$eval('#observation', (d) => d.open);
-  });
+  }, 30000);
   await page.keyboard.press('Escape');
 
   // The theme toggle is remembered.

@@ -289,7 +289,12 @@ function setData(p, data) {
   host.dataset.last = String(data[0][data[0].length - 1] ?? '');
 }
 
+// Charts follow the page's width (not its height, which the tables and notes change).
+let pageWidth = 0;
 new ResizeObserver(() => {
+  const width = document.body.clientWidth;
+  if (width === pageWidth) return;
+  pageWidth = width;
   for (const p of state.panels.values()) if (p.chart) p.chart.setSize({ width: chartWidth($('.chart', p.el)), height: 220 });
 }).observe(document.body);
 

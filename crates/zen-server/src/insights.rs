@@ -20,7 +20,7 @@ use zen_advisor::advice::Input;
 use zen_advisor::tune::{Change, Move, Outcome};
 use zen_advisor::{Advisor, Facts, Insights, Knob, Limit, Observed, Resource, Series, Tuner};
 use zen_export::panels::{self, PANELS};
-use zen_history::{History, Query};
+use zen_history::{History, Query, SeriesId};
 use zen_pipeline::Pipeline;
 
 use crate::history::{Shared, now};
@@ -103,12 +103,18 @@ impl Advising {
                 loop {
                     let now = now();
                     let mut l = latest.lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
-                    let found = pass(&mut h, &mut l.advisor, &pipeline, &settings, &data_dir, now);
+                    let found = pass(
+                        &history,
+                        &mut l.advisor,
+                        &pipeline,
+                        &settings,
+                        &data_dir,
+                        now,
+                    );
                     let latest_l = &mut *l;
                     if let Some(tuner) = &mut latest_l.tuner {
                         // Judged on what came after the change only.
-                        let seen = observe(&mut h, now, tuner.settle().clamp(2, 60));
+                        let seen = observe(&history, now, tuner.settle().clamp(2, 60));
                         let before = tuner.changes().last().map(|c| (c.id, c.outcome));
                         let current = pipeline.tuning();
                         let value = |k: Knob| match k {
@@ -130,7 +136,6 @@ impl Advising {
                             }
                         }
                     }
-                    drop(h);
                     publish(&found);
                     latest_l.insights = found;
                     drop(l);
@@ -219,7 +224,8 @@ fn count(c: &Change) {
 
 /// What a change is judged by, over the last `window` seconds at 1 s: P95 from receipt to
 /// commit, and the daemon's CPU (share of its limit) per event a second.
-fn observe(h: &mut History, now: i64, window: i64) -> Observed {
+fn observe(history: &Mutex<History>, now: i64, window: i64) -> Observed {
+    let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
     let names = [
         r#"zen_watcher_event_processing_duration_seconds:p95{stage="total"}"#,
         "zen_watcher_cpu_usage_percent",
@@ -267,44 +273,48 @@ fn earlier(f: &Option<zen_history::Frame>, now: i64) -> Vec<Series<'_>> {
 
 /// One pass: reads the history, asks the advisor.
 fn pass(
-    h: &mut History,
+    history: &Mutex<History>,
     advisor: &mut Advisor,
     pipeline: &Pipeline,
     settings: &Settings,
     data_dir: &std::path::Path,
     now: i64,
 ) -> Insights {
-    let names: Vec<String> = h.names().map(|(_, n)| n.to_owned()).collect();
+    // The history is locked for each read only: the recorder and the page's queries wait
+    // for no computation.
+    let query = |series: &[SeriesId], from: i64, points: usize| {
+        let q = Query {
+            series,
+            from,
+            to: now,
+            points,
+        };
+        let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
+        h.query(&q, now).ok()
+    };
+    let (names, ids) = {
+        let h = history.lock().unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<String> = h.names().map(|(_, n)| n.to_owned()).collect();
+        let ids: Vec<SeriesId> = names.iter().filter_map(|n| h.find(n)).collect();
+        (names, ids)
+    };
     let mounts: Vec<&str> = names
         .iter()
         .filter(|n| n.starts_with("node_filesystem_avail_bytes{"))
         .filter_map(|n| label(n, "mountpoint"))
         .collect();
     let data_filesystem = data_filesystem(data_dir, &mounts).map(str::to_owned);
-    let ids: Vec<_> = names.iter().filter_map(|n| h.find(n)).collect();
-    let hour = h
-        .query(
-            &Query {
-                series: &ids,
-                from: now - 3_600,
-                to: now,
-                points: 360,
-            },
-            now,
-        )
-        .ok();
+    let hour = query(&ids, now - 3_600, 360);
     // The same hour a day and a week earlier, for the trends' comparison.
-    let mut back = |ago: i64| {
-        h.query(
-            &Query {
-                series: &ids,
-                from: now - ago - 3_600,
-                to: now - ago,
-                points: 360,
-            },
-            now,
-        )
-        .ok()
+    let back = |ago: i64| {
+        let q = Query {
+            series: &ids,
+            from: now - ago - 3_600,
+            to: now - ago,
+            points: 360,
+        };
+        let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
+        h.query(&q, now).ok()
     };
     let (day_before, week_before) = (back(86_400), back(7 * 86_400));
     let column = |name: &str| -> Option<&[f64]> {
@@ -335,18 +345,7 @@ fn pass(
         }
     }
     let day_ids: Vec<_> = wanted.iter().map(|(_, i, _)| ids[*i]).collect();
-    let mut days = |from: i64, points: usize| {
-        h.query(
-            &Query {
-                series: &day_ids,
-                from,
-                to: now,
-                points,
-            },
-            now,
-        )
-        .ok()
-    };
+    let days = |from: i64, points: usize| query(&day_ids, from, points);
     // A young history has few minutes: its last hour at 10 s then.
     let day = days(now - 3 * 86_400, 4_320)
         .filter(|f| f.times.len() >= 60 && f.series.iter().any(|p| known(&p.avg) >= 60))
