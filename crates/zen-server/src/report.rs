@@ -267,7 +267,7 @@ struct Gathered {
     namespaces: Vec<Top>,
 }
 
-const STYLE: &str = "body{font:13px/1.4 system-ui,sans-serif;color:#1d1f23;max-width:60rem;margin:1.5rem auto;padding:0 1rem}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem;border-bottom:1px solid #ddd}h3{font-size:.95rem;margin:1rem 0 .3rem}table{border-collapse:collapse;width:100%;margin:.4rem 0}th,td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #e5e5e5;overflow-wrap:anywhere}.legend{font-size:11px;margin:.2rem 0 .8rem}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}.meta{color:#555}.chart{break-inside:avoid;page-break-inside:avoid}@media print{body{margin:0;max-width:none}h2{break-after:avoid}}@page{size:A4;margin:14mm}";
+const STYLE: &str = "body{font:13px/1.4 system-ui,sans-serif;color:#1d1f23;max-width:60rem;margin:1.5rem auto;padding:0 1rem}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem;border-bottom:1px solid #ddd}h3{font-size:.95rem;margin:1rem 0 .3rem}table{border-collapse:collapse;width:100%;margin:.4rem 0}th,td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #e5e5e5;overflow-wrap:break-word}.legend{font-size:11px;margin:.2rem 0 .8rem}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}.meta{color:#555}.chart{break-inside:avoid;page-break-inside:avoid}@media print{body{margin:0;max-width:none}h2{break-after:avoid}}@page{size:A4;margin:14mm}";
 
 /// `GET /api/v1/report?from=-86400&to=0`: see the module docs.
 pub(crate) async fn report(
