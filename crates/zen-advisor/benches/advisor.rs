@@ -79,6 +79,7 @@ fn pass(c: &mut Criterion) {
         recent: &recent,
         day_before: &day_before,
         week_before: &[],
+        events: &[],
         watched: &watched,
         resources: &resources,
         facts: &facts,

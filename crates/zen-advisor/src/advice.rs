@@ -3,6 +3,7 @@
 //! advisor keeps from pass to pass.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -123,7 +124,20 @@ pub struct RegressionOf {
     pub series: String,
     pub change: Change,
     pub message: String,
+    /// The daemon's own event that coincides with the change, if one does.
+    pub near: Option<Event>,
 }
+
+/// Something the daemon did that may explain a change: it started (a version), a setting was
+/// changed, the tuner moved one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub at: i64,
+    pub what: String,
+}
+
+/// A change begun this many seconds from an event is tied to it.
+pub const NEAR: i64 = 120;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnomalyOf {
@@ -156,6 +170,8 @@ pub struct Input<'a> {
     /// Series watched for regressions (latency percentiles, CPU per event, error rates), over
     /// the last hour.
     pub watched: &'a [(&'a str, Series<'a>)],
+    /// The daemon's own events, to tie regressions to.
+    pub events: &'a [Event],
     pub resources: &'a [Resource<'a>],
     pub facts: &'a Facts,
 }
@@ -227,14 +243,25 @@ impl Advisor {
                 let at = jiff::Timestamp::from_second(change.at)
                     .map(|t| t.strftime("%H:%M:%S UTC").to_string())
                     .unwrap_or_default();
+                let near = input
+                    .events
+                    .iter()
+                    .filter(|e| (e.at - change.at).abs() <= NEAR)
+                    .min_by_key(|e| (e.at - change.at).abs())
+                    .cloned();
+                let mut message = format!(
+                    "{name} {} {:.0} % since {at}",
+                    if change.ratio > 0.0 { "up" } else { "down" },
+                    change.ratio.abs() * 100.0
+                );
+                if let Some(e) = &near {
+                    let _ = write!(message, ", when {}", e.what);
+                }
                 out.regressions.push(RegressionOf {
                     series: (*name).to_owned(),
-                    message: format!(
-                        "{name} {} {:.0} % since {at}",
-                        if change.ratio > 0.0 { "up" } else { "down" },
-                        change.ratio.abs() * 100.0
-                    ),
                     change,
+                    message,
+                    near,
                 });
             }
         }
@@ -578,6 +605,49 @@ mod tests {
     }
 
     #[test]
+    fn a_regression_is_tied_to_the_daemons_event_near_it() {
+        // P95 50 ms for 240 points, then 80 ms for 30, a point each 10 s from 0.
+        let values: Vec<f64> = (0..270)
+            .map(|i| if i < 240 { 0.05 } else { 0.08 } * (1.0 + 0.01 * f64::from(i % 7)))
+            .collect();
+        let s = Series {
+            start: 0,
+            step: 10,
+            values: &values,
+        };
+        let events = [
+            Event {
+                at: 1_000,
+                what: "zen-watcher 0.0.0 started".to_owned(),
+            },
+            Event {
+                at: 2_390,
+                what: "the tuner set pipeline.max_batch_size to 30".to_owned(),
+            },
+        ];
+        let f = facts();
+        let input = Input {
+            now: 2_700,
+            recent: &[],
+            day_before: &[],
+            week_before: &[],
+            watched: &[("p95", s)],
+            events: &events,
+            resources: &[],
+            facts: &f,
+        };
+        let found = Advisor::default().pass(&input);
+        let r = &found.regressions[0];
+        assert_eq!(r.near.as_ref().map(|e| e.at), Some(2_390), "{r:?}");
+        assert!(
+            r.message
+                .ends_with("when the tuner set pipeline.max_batch_size to 30"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
     fn a_disk_filling_before_retention_recommends_less_retention_and_states_are_kept() {
         let mut advisor = Advisor::default();
         let free: Vec<f64> = (0..600).map(|m| 1e9 - f64::from(m) * 1e6).collect();
@@ -597,6 +667,7 @@ mod tests {
             recent: &[],
             day_before: &[],
             week_before: &[],
+            events: &[],
             watched: &[],
             resources: &resources,
             facts: &f,

@@ -16,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use zen_advisor::advice::Event;
 use zen_advisor::advice::Input;
 use zen_advisor::tune::{Change, Move, Outcome};
 use zen_advisor::{Advisor, Facts, Insights, Knob, Limit, Observed, Resource, Series, Tuner};
@@ -100,15 +101,28 @@ impl Advising {
             .spawn(move || {
                 let data_dir = std::fs::canonicalize(&settings.data_dir)
                     .unwrap_or_else(|_| settings.data_dir.clone());
+                let started = Event {
+                    at: now(),
+                    what: format!("zen-watcher {} started", env!("CARGO_PKG_VERSION")),
+                };
                 loop {
                     let now = now();
                     let mut l = latest.lock().unwrap_or_else(PoisonError::into_inner);
+                    // The daemon's own events, that a regression may be tied to.
+                    let mut events = vec![started.clone()];
+                    if let Some(t) = &l.tuner {
+                        events.extend(t.changes().iter().map(|c| Event {
+                            at: c.at,
+                            what: format!("the tuner set {} to {}", c.knob.key(), c.to),
+                        }));
+                    }
                     let found = pass(
                         &history,
                         &mut l.advisor,
                         &pipeline,
                         &settings,
                         &data_dir,
+                        &events,
                         now,
                     );
                     let latest_l = &mut *l;
@@ -278,6 +292,7 @@ fn pass(
     pipeline: &Pipeline,
     settings: &Settings,
     data_dir: &std::path::Path,
+    events: &[Event],
     now: i64,
 ) -> Insights {
     // The history is locked for each read only: the recorder and the page's queries wait
@@ -427,6 +442,7 @@ fn pass(
         day_before: &earlier(&day_before, now),
         week_before: &earlier(&week_before, now),
         watched: &watched,
+        events,
         resources: &resources,
         facts: &facts,
     })
