@@ -381,9 +381,7 @@ async function fetchPanel(p, from, to) {
     const index = new Map(before.times.map((t, i) => [t + DAY, i]));
     for (const s of before.series) data.push(frame.times.map((t) => { const i = index.get(t); return i == null ? null : s.avg[i]; }));
   }
-  p.tierStep = frame.tier_step;
-  $('.chart', p.el).dataset.tierStep = String(frame.tier_step);
-  return data;
+  return { data, tierStep: frame.tier_step };
 }
 
 let loading = 0;
@@ -394,8 +392,12 @@ async function load() {
   const { from, to } = bounds();
   await Promise.all([...state.panels.values()].filter((p) => p.names.length).map(async (p) => {
     try {
-      const data = await fetchPanel(p, from, to);
-      if (mine === loading) setData(p, data);
+      const { data, tierStep } = await fetchPanel(p, from, to);
+      // Only the latest load draws: an earlier one answering late must not undo it.
+      if (mine === loading) {
+        $('.chart', p.el).dataset.tierStep = String(tierStep);
+        setData(p, data);
+      }
     } catch (e) { if (!(e instanceof Unauthorized)) console.warn(p.def.id, e.message); }
   }));
   for (const p of state.panels.values()) if (!p.names.length) setData(p, [[]]);
