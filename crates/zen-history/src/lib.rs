@@ -56,6 +56,9 @@ pub const TIERS: [Tier; 3] = [
     },
 ];
 
+/// Seconds by which a range may start before a tier's retention and still be read from it.
+pub const LATE: i64 = 60;
+
 /// How a series' recorded values are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -632,11 +635,13 @@ impl History {
     }
 
     /// The tier a range starting at `from` is read from, as of `now`: the finest that still
-    /// holds it.
+    /// holds it. A range may start up to [`LATE`] seconds before a tier's retention: a client
+    /// asks for "the last 24 hours" a moment before the daemon reads them, and every tier keeps
+    /// at least a block (more than `LATE`) past its retention.
     pub fn tier_for(from: i64, now: i64) -> usize {
         TIERS
             .iter()
-            .position(|t| from >= now - t.retention)
+            .position(|t| from >= now - t.retention - LATE)
             .unwrap_or(TIERS.len() - 1)
     }
 

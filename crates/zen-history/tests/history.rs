@@ -158,6 +158,23 @@ fn rollups_keep_average_minimum_and_maximum() {
     assert_eq!(f.series[0].max[spike], 500.0);
 }
 
+#[test]
+fn a_range_asked_a_moment_late_is_read_from_the_tier_it_was_meant_for() {
+    // A page computes "the last 24 hours" a second or two before the daemon reads them.
+    let now = T0 + 100_000;
+    for (range, tier) in [(3_600, 0), (86_400, 1)] {
+        assert_eq!(History::tier_for(now - range, now), tier);
+        assert_eq!(
+            History::tier_for(now - range - zen_history::LATE, now),
+            tier
+        );
+        assert_eq!(
+            History::tier_for(now - range - zen_history::LATE - 1, now),
+            tier + 1
+        );
+    }
+}
+
 fn fill(h: &mut History, series: &[SeriesId], from: i64, to: i64) {
     for t in from..to {
         let values: Vec<_> = series
