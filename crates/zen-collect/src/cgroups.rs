@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::host::{Pressure, parse_pressure};
-use crate::limits::parse_memory_max;
+use crate::limits::{parse_cpu_quota, parse_memory_max};
 use crate::{CollectError, Source};
 
 /// What a cgroup's path says it is.
@@ -229,6 +229,9 @@ pub struct Container {
     pub cfs_periods: Option<u64>,
     pub cfs_throttled_periods: Option<u64>,
     pub cfs_throttled_seconds: Option<f64>,
+    /// The CPU limit as CFS quota and period, in microseconds (cAdvisor's
+    /// `container_spec_cpu_quota` and `_period`); `None` when unlimited.
+    pub cpu_quota: Option<(u64, u64)>,
     pub memory_usage_bytes: Option<u64>,
     /// Usage less inactive file pages (what the kernel would not reclaim first), as cAdvisor.
     pub memory_working_set_bytes: Option<u64>,
@@ -323,7 +326,8 @@ const USER_HZ: f64 = 100.0;
 struct Files {
     container: Container,
     v2: bool,
-    /// v2: cpu.stat; v1: cpuacct.usage, cpuacct.stat, cpu.stat.
+    /// v2: cpu.stat, cpu.max; v1: cpuacct.usage, cpuacct.stat, cpu.stat, cpu.cfs_quota_us,
+    /// cpu.cfs_period_us.
     cpu: Vec<Source>,
     /// v2: memory.current, memory.stat, memory.swap.current, memory.max, memory.events;
     /// v1: memory.usage_in_bytes, memory.stat, memory.limit_in_bytes, memory.oom_control.
@@ -360,7 +364,7 @@ impl Files {
                 Files {
                     container,
                     v2: true,
-                    cpu: open_all(Some(&dir), &["cpu.stat"]),
+                    cpu: open_all(Some(&dir), &["cpu.stat", "cpu.max"]),
                     memory: open_all(
                         Some(&dir),
                         &[
@@ -389,7 +393,10 @@ impl Files {
                     dir(Controller::Cpuacct).as_deref(),
                     &["cpuacct.usage", "cpuacct.stat"],
                 );
-                cpu.extend(open_all(dir(Controller::Cpu).as_deref(), &["cpu.stat"]));
+                cpu.extend(open_all(
+                    dir(Controller::Cpu).as_deref(),
+                    &["cpu.stat", "cpu.cfs_quota_us", "cpu.cfs_period_us"],
+                ));
                 Files {
                     container,
                     v2: false,
@@ -450,6 +457,9 @@ impl Files {
                 c.cfs_throttled_periods = keyed(buf, "nr_throttled");
                 c.cfs_throttled_seconds = us("throttled_usec");
             }
+            c.cpu_quota = get(&mut self.cpu[1], buf)
+                .then(|| parse_cpu_quota(buf))
+                .flatten();
             let m = &mut self.memory;
             c.memory_usage_bytes = get(&mut m[0], buf).then(|| single(buf)).flatten();
             let mut inactive = None;
@@ -487,6 +497,15 @@ impl Files {
                 c.cfs_throttled_periods = keyed(buf, "nr_throttled");
                 c.cfs_throttled_seconds = keyed(buf, "throttled_time").map(|ns| ns as f64 / 1e9);
             }
+            // -1 is no quota; a quota without a readable period is no limit either.
+            let quota = get(&mut self.cpu[3], buf)
+                .then(|| buf.trim().parse::<i64>().ok())
+                .flatten();
+            let period = get(&mut self.cpu[4], buf).then(|| single(buf)).flatten();
+            c.cpu_quota = match (quota, period) {
+                (Some(q), Some(p)) if q > 0 && p > 0 => Some((q as u64, p)),
+                _ => None,
+            };
             let m = &mut self.memory;
             c.memory_usage_bytes = get(&mut m[0], buf).then(|| single(buf)).flatten();
             let mut inactive = None;

@@ -401,7 +401,7 @@ fn visit_containers(containers: &[Container], skipped: usize, out: &mut Visitor<
         ]
     }
     type Field = (&'static str, fn(&Container) -> Option<f64>);
-    let fields: [Field; 15] = [
+    let fields: [Field; 17] = [
         ("container_cpu_usage_seconds_total", |c| c.cpu_usage_seconds),
         ("container_cpu_user_seconds_total", |c| c.cpu_user_seconds),
         ("container_cpu_system_seconds_total", |c| {
@@ -430,6 +430,12 @@ fn visit_containers(containers: &[Container], skipped: usize, out: &mut Visitor<
         }),
         ("container_memory_swap", |c| {
             c.memory_swap_bytes.map(|v| v as f64)
+        }),
+        ("container_spec_cpu_quota", |c| {
+            c.cpu_quota.map(|q| q.0 as f64)
+        }),
+        ("container_spec_cpu_period", |c| {
+            c.cpu_quota.map(|q| q.1 as f64)
         }),
         ("container_spec_memory_limit_bytes", |c| {
             c.memory_limit_bytes.map(|v| v as f64)

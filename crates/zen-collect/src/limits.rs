@@ -40,12 +40,17 @@ pub fn parse_self_cgroup(text: &str) -> SelfCgroup {
     out
 }
 
+/// A v2 `cpu.max` (`"50000 100000"`) as quota and period in microseconds; `"max …"` is none.
+pub fn parse_cpu_quota(text: &str) -> Option<(u64, u64)> {
+    let mut f = text.split_ascii_whitespace();
+    let quota: u64 = f.next()?.parse().ok()?;
+    let period: u64 = f.next()?.parse().ok()?;
+    (quota > 0 && period > 0).then_some((quota, period))
+}
+
 /// Cores allowed by a v2 `cpu.max` (`"50000 100000"` is half a core; `"max …"` is none).
 pub fn parse_cpu_max(text: &str) -> Option<f64> {
-    let mut f = text.split_ascii_whitespace();
-    let quota: f64 = f.next()?.parse().ok()?;
-    let period: f64 = f.next()?.parse().ok()?;
-    (quota > 0.0 && period > 0.0).then(|| quota / period)
+    parse_cpu_quota(text).map(|(q, p)| q as f64 / p as f64)
 }
 
 /// Bytes allowed by a v2 `memory.max` or v1 `memory.limit_in_bytes` (`max` or a v1 huge value

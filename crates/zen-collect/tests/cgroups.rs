@@ -175,6 +175,11 @@ fn cgroup_v2_files_give_cadvisors_figures() {
     assert_eq!(c.cfs_periods, Some(1200));
     assert_eq!(c.cfs_throttled_periods, Some(37));
     assert_eq!(c.cfs_throttled_seconds, Some(0.845));
+    assert_eq!(
+        c.cpu_quota,
+        Some((150_000, 100_000)),
+        "a limit of 1.5 cores"
+    );
     assert_eq!(c.memory_usage_bytes, Some(104_857_600));
     assert_eq!(c.memory_working_set_bytes, Some(104_857_600 - 20_971_520));
     assert_eq!(c.memory_rss_bytes, Some(62_914_560));
@@ -212,6 +217,7 @@ fn cgroup_v2_files_give_cadvisors_figures() {
     let nginx = &got[1];
     assert_eq!(nginx.identity.name, "nginx.service");
     assert_eq!(nginx.memory_limit_bytes, None);
+    assert_eq!(nginx.cpu_quota, None, "max is no limit");
     assert_eq!(nginx.threads_max, None);
     assert!(nginx.io.is_empty());
     assert_eq!(nginx.pressure, [None; 3]);
@@ -230,6 +236,7 @@ fn cgroup_v1_files_give_the_same_figures() {
     assert_eq!(c.cfs_periods, Some(500));
     assert_eq!(c.cfs_throttled_periods, Some(20));
     assert_eq!(c.cfs_throttled_seconds, Some(1.5));
+    assert_eq!(c.cpu_quota, Some((50_000, 100_000)));
     assert_eq!(c.memory_usage_bytes, Some(73_400_320));
     assert_eq!(c.memory_working_set_bytes, Some(73_400_320 - 10_485_760));
     assert_eq!(c.memory_rss_bytes, Some(52_428_800));
@@ -254,6 +261,7 @@ fn cgroup_v1_files_give_the_same_figures() {
     let k = &got[1];
     assert_eq!(k.identity.pod_uid.as_deref(), Some(POD));
     assert_eq!(k.memory_limit_bytes, None, "v1's huge value is no limit");
+    assert_eq!(k.cpu_quota, None, "a quota of -1 is no limit");
 }
 
 #[test]

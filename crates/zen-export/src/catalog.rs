@@ -531,6 +531,20 @@ pub const CATALOG: &[Metric] = &[
         "Container swap usage in bytes.",
     ),
     m(
+        "container_spec_cpu_quota",
+        Gauge,
+        "microseconds",
+        &["id", "name", "runtime", "pod_uid"],
+        "CPU quota of the container per period (cpu.max or cpu.cfs_quota_us; left out when unlimited).",
+    ),
+    m(
+        "container_spec_cpu_period",
+        Gauge,
+        "microseconds",
+        &["id", "name", "runtime", "pod_uid"],
+        "CPU period of the container's quota (left out when unlimited).",
+    ),
+    m(
         "container_spec_memory_limit_bytes",
         Gauge,
         "bytes",

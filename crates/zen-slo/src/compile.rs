@@ -4,8 +4,11 @@
 
 use crate::eval::Alert;
 use crate::history::{Accumulator, Compiled, Map, Ring};
+use std::collections::BTreeMap;
+
 use crate::spec::{
-    BURN_ALERT, Expr, HealthTerm, Labels, Rule, Selector, Sli, Spec, SpecError, Window, labels,
+    BURN_ALERT, Expr, HealthTerm, Labels, Rule, Selector, Sli, Spec, SpecError, Vector, Window,
+    labels,
 };
 
 /// What is kept of one selector's samples: counters and histogram buckets summed over their
@@ -26,6 +29,46 @@ pub(crate) enum Track {
         series: Map<u64, Gauge>,
         history: bool,
     },
+    /// A counter summed per group of series (the `by` labels' values).
+    CounterBy {
+        by: Vec<String>,
+        groups: Map<u64, CounterGroup>,
+    },
+    /// A gauge's series per group; the group's value is their sum.
+    GaugeBy {
+        by: Vec<String>,
+        groups: Map<u64, GaugeGroup>,
+    },
+}
+
+/// One group of a counter read per group.
+#[derive(Debug)]
+pub(crate) struct CounterGroup {
+    pub(crate) labels: Labels,
+    pub(crate) acc: Accumulator,
+    pub(crate) touched: bool,
+    pub(crate) ring: Ring<f64>,
+}
+
+/// One group of a gauge read per group: each series' latest sample.
+#[derive(Debug)]
+pub(crate) struct GaugeGroup {
+    pub(crate) labels: Labels,
+    pub(crate) series: Map<u64, (i64, f64)>,
+}
+
+/// A sample's group among those told apart by `by`: its key, and the labels it carries (the
+/// `by` labels that are not empty, as PromQL's `sum by` keeps them).
+pub(crate) fn group(by: &[String], labels: &[(&str, &str)]) -> (u64, Labels) {
+    let kept: Labels = by
+        .iter()
+        .filter_map(|b| {
+            let v = labels.iter().find(|(k, _)| k == b).map_or("", |(_, v)| v);
+            (!v.is_empty()).then(|| (b.clone(), v.to_owned()))
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = kept.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    (crate::history::key(&pairs, ""), kept)
 }
 
 /// One gauge series: its latest sample and, when a forecast reads it, its history.
@@ -42,6 +85,8 @@ pub(crate) enum Kind {
     Buckets,
     Gauge,
     GaugeHistory,
+    CounterBy,
+    GaugeBy,
 }
 
 /// A selector and the track of what it matched.
@@ -79,6 +124,18 @@ pub(crate) enum CExpr {
         horizon: Window,
     },
     Absent(usize),
+    Per(CVector),
+}
+
+/// A [`Vector`] with its leaves resolved to tracks.
+#[derive(Debug, Clone)]
+pub(crate) enum CVector {
+    Rate(usize, Window),
+    Increase(usize, Window),
+    Gauge(usize),
+    Add(Box<CVector>, Box<CVector>),
+    Div(Box<CVector>, Box<CVector>),
+    OneMinus(Box<CVector>),
 }
 
 #[derive(Debug)]
@@ -100,8 +157,45 @@ pub(crate) struct Definition {
     pub(crate) name: String,
     pub(crate) labels: Labels,
     pub(crate) annotations: Labels,
+    /// The alerts it raised, by group (one, keyed 0, for an expression with a single value).
+    pub(crate) instances: BTreeMap<u64, Instance>,
+}
+
+/// One alert of a definition and the state of its `keep_firing_for`.
+#[derive(Debug, Default)]
+pub(crate) struct Instance {
     pub(crate) alert: Option<Alert>,
     pub(crate) keep_firing_since: Option<i64>,
+}
+
+/// `text` with each `{{ $labels.name }}` replaced by the label's value, as Prometheus'
+/// templates do for these (the only template the spec's annotations use).
+pub(crate) fn render(text: &str, labels: &Labels) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("{{") {
+        out.push_str(&rest[..at]);
+        let Some(end) = rest[at..].find("}}") else {
+            rest = &rest[at..];
+            break;
+        };
+        let inner = rest[at + 2..at + end].trim();
+        match inner.strip_prefix("$labels.") {
+            Some(name) => out.push_str(labels.get(name).map_or("", String::as_str)),
+            None => out.push_str(&rest[at..at + end + 2]),
+        }
+        rest = &rest[at + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `$labels.name` a text's templates read.
+pub(crate) fn templated(text: &str) -> Vec<&str> {
+    text.split("{{")
+        .skip(1)
+        .filter_map(|t| t.split("}}").next()?.trim().strip_prefix("$labels."))
+        .collect()
 }
 
 /// The tracks an engine reads, built while compiling the spec.
@@ -114,7 +208,22 @@ pub(crate) struct Builder {
 impl Builder {
     /// The track of `sel`, read up to `reach` back.
     fn track(&mut self, kind: Kind, sel: &Selector, reach: Window) -> Result<usize, SpecError> {
-        let key = (kind, crate::promql::selector(sel, &[]));
+        self.track_by(kind, sel, reach, &[])
+    }
+
+    /// The track of `sel`, per group of the `by` labels for the grouped kinds.
+    fn track_by(
+        &mut self,
+        kind: Kind,
+        sel: &Selector,
+        reach: Window,
+        by: &[String],
+    ) -> Result<usize, SpecError> {
+        let mut name = crate::promql::selector(sel, &[]);
+        if !by.is_empty() {
+            name = format!("{name} by ({})", by.join(", "));
+        }
+        let key = (kind, name);
         if let Some(&i) = self.index.get(&key) {
             self.slots[i].reach = self.slots[i].reach.max(reach);
             return Ok(i);
@@ -137,6 +246,14 @@ impl Builder {
             Kind::Gauge | Kind::GaugeHistory => Track::Gauge {
                 series: Map::default(),
                 history: kind == Kind::GaugeHistory,
+            },
+            Kind::CounterBy => Track::CounterBy {
+                by: by.to_vec(),
+                groups: Map::default(),
+            },
+            Kind::GaugeBy => Track::GaugeBy {
+                by: by.to_vec(),
+                groups: Map::default(),
             },
         };
         self.slots.push(Slot {
@@ -209,6 +326,30 @@ impl Builder {
                 horizon: *horizon,
             },
             Expr::Absent(s) => CExpr::Absent(self.track(Kind::Gauge, s, Window::default())?),
+            Expr::Per { by, vector } => CExpr::Per(self.vector(vector, by)?),
+        })
+    }
+
+    fn vector(&mut self, v: &Vector, by: &[String]) -> Result<CVector, SpecError> {
+        Ok(match v {
+            Vector::Rate { counter, window } => CVector::Rate(
+                self.track_by(Kind::CounterBy, counter, *window, by)?,
+                *window,
+            ),
+            Vector::Increase { counter, window } => CVector::Increase(
+                self.track_by(Kind::CounterBy, counter, *window, by)?,
+                *window,
+            ),
+            Vector::Gauge(g) => {
+                CVector::Gauge(self.track_by(Kind::GaugeBy, g, Window::default(), by)?)
+            }
+            Vector::Add(a, b) => {
+                CVector::Add(Box::new(self.vector(a, by)?), Box::new(self.vector(b, by)?))
+            }
+            Vector::Div(a, b) => {
+                CVector::Div(Box::new(self.vector(a, by)?), Box::new(self.vector(b, by)?))
+            }
+            Vector::OneMinus(a) => CVector::OneMinus(Box::new(self.vector(a, by)?)),
         })
     }
 }
@@ -222,6 +363,7 @@ pub(crate) fn reach(e: &Expr) -> Window {
         Expr::ErrorRatio { window, .. } | Expr::PredictLinear { window, .. } => *window,
         Expr::Div(a, b) => reach(a).max(reach(b)),
         Expr::Max(_) | Expr::Min(_) | Expr::MaxRatio { .. } | Expr::Absent(_) => Window::minutes(5),
+        Expr::Per { vector, .. } => vector.reach(),
     }
 }
 
@@ -279,8 +421,7 @@ pub(crate) fn compile(spec: &Spec) -> Result<Program, SpecError> {
                 name: BURN_ALERT.to_owned(),
                 labels: burn_labels(slo, tier),
                 annotations: burn_annotations(slo, tier),
-                alert: None,
-                keep_firing_since: None,
+                instances: BTreeMap::new(),
             });
         }
     }
@@ -307,8 +448,7 @@ pub(crate) fn rule_definition(ri: usize, r: &Rule) -> Definition {
             ("description", &r.description),
             ("runbook_url", &r.runbook),
         ]),
-        alert: None,
-        keep_firing_since: None,
+        instances: BTreeMap::new(),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The SLOs and alert rules zen-watcher ships: the performance design's targets and its alert
 //! catalogue (P1 critical, P2 warning, P3 info).
 
+use std::ops::{Add as _, Div as _};
+
 use crate::spec::{
-    Cmp, Expr, HealthTerm, RUNBOOKS, Rule, Selector, Severity, Sli, Slo, Spec, Tier, Window,
+    Cmp, Expr, HealthTerm, RUNBOOKS, Rule, Selector, Severity, Sli, Slo, Spec, Tier, Vector, Window,
 };
 
 const PROCESSING: &str = "zen_watcher_event_processing_duration_seconds";
@@ -276,6 +278,173 @@ pub fn rules() -> Vec<Rule> {
             "The advisor forecasts that a resource (memory, the queue, a filesystem, an SLO's error budget) runs out within 24 hours at its recent pace; see /api/v1/insights for which, the trend behind it and what to change.",
         ),
         absent,
+    ]
+    .into_iter()
+    .chain(host_rules())
+    .collect()
+}
+
+/// A rule with one alert per group of `by` labels.
+#[allow(clippy::too_many_arguments)]
+fn per(
+    name: &str,
+    by: &[&str],
+    vector: Vector,
+    threshold: f64,
+    for_: Window,
+    severity: Severity,
+    summary: &str,
+    description: &str,
+) -> Rule {
+    let expr = Expr::Per {
+        by: by.iter().map(|b| (*b).to_owned()).collect(),
+        vector,
+    };
+    rule(
+        name,
+        expr,
+        Some((Cmp::Above, threshold)),
+        for_,
+        severity,
+        summary,
+        description,
+    )
+}
+
+/// The host and container alert catalogue of the performance design: one alert per host, disk,
+/// interface or container, over node_exporter's and cAdvisor's metric names (which zen-watcher
+/// exports), so the same rules serve those exporters' series too.
+pub fn host_rules() -> Vec<Rule> {
+    use Severity::{Critical, Warning};
+    let five = Window::minutes(5);
+    let rate = |m: &str| Vector::rate(Selector::new(m), five);
+    let host = ["instance"];
+    let device = ["instance", "device"];
+    let container = ["instance", "id", "name"];
+    vec![
+        per(
+            "ZenWatcherHostCpuHigh",
+            &host,
+            Vector::rate(
+                Selector::new("node_cpu_seconds_total").re("mode", "idle|iowait"),
+                five,
+            )
+            .div(Vector::gauge(Selector::new("zen_watcher_host_cpus")))
+            .one_minus(),
+            0.8,
+            five,
+            Warning,
+            "Host CPU above 80 %",
+            "The host's CPUs have been more than 80 % busy (not idle or waiting for IO), over 5 minutes, for 5 minutes.",
+        ),
+        per(
+            "ZenWatcherHostMemoryHigh",
+            &host,
+            Vector::gauge(Selector::new("node_memory_MemAvailable_bytes"))
+                .div(Vector::gauge(Selector::new("node_memory_MemTotal_bytes")))
+                .one_minus(),
+            0.85,
+            five,
+            Warning,
+            "Host memory above 85 %",
+            "Less than 15 % of the host's memory has been available (MemAvailable) for 5 minutes.",
+        ),
+        per(
+            "ZenWatcherHostDiskIopsHigh",
+            &device,
+            rate("node_disk_reads_completed_total").add(rate("node_disk_writes_completed_total")),
+            1000.0,
+            Window::minutes(10),
+            Warning,
+            "Disk {{ $labels.device }} above 1,000 IOPS",
+            "Disk {{ $labels.device }} has completed more than 1,000 reads and writes a second, over 5 minutes, for 10 minutes.",
+        ),
+        per(
+            "ZenWatcherHostDiskLatencyHigh",
+            &device,
+            rate("node_disk_read_time_seconds_total")
+                .add(rate("node_disk_write_time_seconds_total"))
+                .div(
+                    rate("node_disk_reads_completed_total")
+                        .add(rate("node_disk_writes_completed_total")),
+                ),
+            0.1,
+            Window::minutes(10),
+            Warning,
+            "Disk {{ $labels.device }} IO slower than 100 ms",
+            "Reads and writes on disk {{ $labels.device }} have taken more than 100 ms on average, over 5 minutes, for 10 minutes.",
+        ),
+        per(
+            "ZenWatcherHostNetworkErrors",
+            &device,
+            rate("node_network_receive_errs_total")
+                .add(rate("node_network_transmit_errs_total"))
+                .div(
+                    rate("node_network_receive_packets_total")
+                        .add(rate("node_network_transmit_packets_total")),
+                ),
+            0.01,
+            five,
+            Warning,
+            "Network errors on {{ $labels.device }} above 1 %",
+            "More than 1 % of the packets received and sent on {{ $labels.device }} have failed, over 5 minutes, for 5 minutes.",
+        ),
+        per(
+            "ZenWatcherHostNetworkBandwidthHigh",
+            &device,
+            rate("node_network_receive_bytes_total").add(rate("node_network_transmit_bytes_total")),
+            100e6,
+            Window::minutes(10),
+            Warning,
+            "Interface {{ $labels.device }} above 100 MB/s",
+            "Interface {{ $labels.device }} has carried more than 100 MB a second, received and sent, over 5 minutes, for 10 minutes.",
+        ),
+        per(
+            "ZenWatcherContainerCpuHigh",
+            &container,
+            rate("container_cpu_usage_seconds_total").div(
+                Vector::gauge(Selector::new("container_spec_cpu_quota"))
+                    .div(Vector::gauge(Selector::new("container_spec_cpu_period"))),
+            ),
+            0.7,
+            Window::minutes(10),
+            Warning,
+            "Container {{ $labels.name }} above 70 % of its CPU limit",
+            "Container {{ $labels.name }} ({{ $labels.id }}) has used more than 70 % of its CPU limit, over 5 minutes, for 10 minutes.",
+        ),
+        per(
+            "ZenWatcherContainerMemoryHigh",
+            &container,
+            Vector::gauge(Selector::new("container_memory_working_set_bytes")).div(Vector::gauge(
+                Selector::new("container_spec_memory_limit_bytes"),
+            )),
+            0.75,
+            five,
+            Warning,
+            "Container {{ $labels.name }} above 75 % of its memory limit",
+            "The working set of container {{ $labels.name }} ({{ $labels.id }}) has been above 75 % of its memory limit for 5 minutes.",
+        ),
+        per(
+            "ZenWatcherContainerOomKilled",
+            &container,
+            Vector::increase(Selector::new("container_oom_events_total"), five),
+            0.0,
+            Window::default(),
+            Critical,
+            "Container {{ $labels.name }} was OOM-killed",
+            "The kernel killed a process of container {{ $labels.name }} ({{ $labels.id }}) for want of memory in the last 5 minutes.",
+        ),
+        per(
+            "ZenWatcherContainerCpuThrottled",
+            &container,
+            rate("container_cpu_cfs_throttled_periods_total")
+                .div(rate("container_cpu_cfs_periods_total")),
+            0.25,
+            Window::minutes(15),
+            Warning,
+            "Container {{ $labels.name }} CPU-throttled in over 25 % of periods",
+            "Container {{ $labels.name }} ({{ $labels.id }}) has been throttled by its CPU limit in more than 25 % of its scheduling periods, over 5 minutes, for 15 minutes.",
+        ),
     ]
 }
 

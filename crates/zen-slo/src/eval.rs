@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compile::{
-    CExpr, CHealth, CSli, Definition, Gauge, Program, Source, Track, compile, rule_definition,
+    CExpr, CHealth, CSli, CVector, CounterGroup, Gauge, GaugeGroup, Instance, Program, Source,
+    Track, compile, group, render, rule_definition,
 };
 use crate::history::{
     self, Accumulator, LOOKBACK_MS, Map, Retention, Ring, bucket_rates, parse_bound,
@@ -195,6 +196,28 @@ impl Engine {
                         g.ring.push(t, value, &self.retention, keep(slot.reach));
                     }
                 }
+                Track::CounterBy { by, groups } => {
+                    let (k, labels_of_group) = group(by, labels);
+                    let g = groups.entry(k).or_insert_with(|| CounterGroup {
+                        labels: labels_of_group,
+                        acc: Accumulator::default(),
+                        touched: false,
+                        ring: Ring::new(),
+                    });
+                    g.acc.add(history::key(labels, ""), value, t);
+                    g.touched = true;
+                }
+                Track::GaugeBy { by, groups } => {
+                    let (k, labels_of_group) = group(by, labels);
+                    groups
+                        .entry(k)
+                        .or_insert_with(|| GaugeGroup {
+                            labels: labels_of_group,
+                            series: Map::default(),
+                        })
+                        .series
+                        .insert(history::key(labels, ""), (t, value));
+                }
             }
         }
     }
@@ -206,29 +229,145 @@ impl Engine {
             .map(|i| self.slo_status(i, t))
             .collect();
         for d in 0..self.program.definitions.len() {
-            let value = match self.program.definitions[d].source {
-                Source::Burn { slo, tier } => self.burning(slo, tier, t),
-                Source::Rule(r) => {
-                    match (
-                        self.value(&self.program.rules[r], t),
-                        self.spec.rules[r].condition,
-                    ) {
-                        (Some(v), Some((op, th))) => op.holds(v, th).then_some(v),
-                        (v, None) => v,
-                        (None, Some(_)) => None,
-                    }
-                }
-            };
-            let (for_, keep) = match self.program.definitions[d].source {
-                Source::Burn { .. } => (0, 0),
+            let (values, for_, keep) = match self.program.definitions[d].source {
+                Source::Burn { slo, tier } => (
+                    self.burning(slo, tier, t)
+                        .map(|v| (0, v))
+                        .into_iter()
+                        .collect(),
+                    0,
+                    0,
+                ),
                 Source::Rule(r) => {
                     let rule = &self.spec.rules[r];
-                    (rule.for_.millis(), rule.keep_firing_for.millis())
+                    let values: Map<u64, f64> = match &self.program.rules[r] {
+                        CExpr::Per(v) => self.vector(v, t),
+                        e => self.value(e, t).map(|v| (0, v)).into_iter().collect(),
+                    };
+                    let values = values
+                        .into_iter()
+                        .filter(|(_, v)| rule.condition.is_none_or(|(op, th)| op.holds(*v, th)))
+                        .collect();
+                    (values, rule.for_.millis(), rule.keep_firing_for.millis())
                 }
             };
-            step(&mut self.program.definitions[d], value, t, for_, keep);
+            self.step_all(d, values, t, for_, keep);
         }
         self.score = self.health_score(t);
+    }
+
+    /// One evaluation of every alert of definition `d`: `values` holds the groups whose
+    /// condition holds, with their values.
+    fn step_all(&mut self, d: usize, values: Map<u64, f64>, t: i64, for_: i64, keep: i64) {
+        let mut groups: Vec<u64> = values.keys().copied().collect();
+        let def = &self.program.definitions[d];
+        groups.extend(def.instances.keys().filter(|k| !values.contains_key(k)));
+        groups.sort_unstable();
+        for g in groups {
+            let mut instance = self.program.definitions[d]
+                .instances
+                .remove(&g)
+                .unwrap_or_default();
+            let new = || {
+                let def = &self.program.definitions[d];
+                let mut labels = def.labels.clone();
+                let mut annotations = def.annotations.clone();
+                if let Some(group) = (g != 0).then(|| self.group_labels(d, g)).flatten() {
+                    labels.extend(group.clone());
+                    for v in annotations.values_mut() {
+                        *v = render(v, &group);
+                    }
+                }
+                (def.name.clone(), labels, annotations)
+            };
+            step(&mut instance, new, values.get(&g).copied(), t, for_, keep);
+            if instance.alert.is_some() {
+                self.program.definitions[d].instances.insert(g, instance);
+            }
+        }
+    }
+
+    /// The labels of group `g` of the per-group rule behind definition `d`.
+    fn group_labels(&self, d: usize, g: u64) -> Option<Labels> {
+        let Source::Rule(r) = self.program.definitions[d].source else {
+            return None;
+        };
+        let CExpr::Per(v) = &self.program.rules[r] else {
+            return None;
+        };
+        let mut stack = vec![v];
+        while let Some(v) = stack.pop() {
+            match v {
+                CVector::Rate(i, _) | CVector::Increase(i, _) | CVector::Gauge(i) => {
+                    match &self.program.slots[*i].track {
+                        Track::CounterBy { groups, .. } => {
+                            if let Some(c) = groups.get(&g) {
+                                return Some(c.labels.clone());
+                            }
+                        }
+                        Track::GaugeBy { groups, .. } => {
+                            if let Some(c) = groups.get(&g) {
+                                return Some(c.labels.clone());
+                            }
+                        }
+                        _ => unreachable_track(),
+                    }
+                }
+                CVector::Add(a, b) | CVector::Div(a, b) => stack.extend([a.as_ref(), b.as_ref()]),
+                CVector::OneMinus(a) => stack.push(a),
+            }
+        }
+        None
+    }
+
+    /// A per-group expression's value for each group that has one.
+    fn vector(&self, v: &CVector, t: i64) -> Map<u64, f64> {
+        let both = |a: &CVector, b: &CVector, f: &dyn Fn(f64, f64) -> Option<f64>| {
+            let b = self.vector(b, t);
+            self.vector(a, t)
+                .into_iter()
+                .filter_map(|(k, a)| Some((k, f(a, *b.get(&k)?)?)))
+                .collect()
+        };
+        let rates = |i: usize, w: Window| -> Map<u64, f64> {
+            let Track::CounterBy { groups, .. } = &self.program.slots[i].track else {
+                unreachable_track()
+            };
+            groups
+                .iter()
+                .filter_map(|(k, g)| Some((*k, history::rate(&g.ring, t - w.millis(), t)?)))
+                .collect()
+        };
+        match v {
+            CVector::Rate(i, w) => rates(*i, *w),
+            CVector::Increase(i, w) => rates(*i, *w)
+                .into_iter()
+                .map(|(k, r)| (k, r * w.as_secs() as f64))
+                .collect(),
+            CVector::Gauge(i) => {
+                let Track::GaugeBy { groups, .. } = &self.program.slots[*i].track else {
+                    unreachable_track()
+                };
+                groups
+                    .iter()
+                    .filter_map(|(k, g)| {
+                        let live = g
+                            .series
+                            .values()
+                            .filter(|(seen, _)| *seen >= t - LOOKBACK_MS && *seen <= t);
+                        let (n, sum) = live.fold((0, 0.0), |(n, s), (_, v)| (n + 1, s + v));
+                        (n > 0).then_some((*k, sum))
+                    })
+                    .collect()
+            }
+            CVector::Add(a, b) => both(a, b, &|a, b| Some(a + b)),
+            CVector::Div(a, b) => both(a, b, &|a, b| (b > 0.0).then(|| a / b)),
+            CVector::OneMinus(a) => self
+                .vector(a, t)
+                .into_iter()
+                .map(|(k, v)| (k, 1.0 - v))
+                .collect(),
+        }
     }
 
     fn commit(&mut self, t: i64) {
@@ -257,6 +396,21 @@ impl Engine {
                 }
                 Track::Gauge { series, .. } => {
                     series.retain(|_, g| g.latest.0 >= t - keep.max(LOOKBACK_MS));
+                }
+                Track::CounterBy { groups, .. } => {
+                    for g in groups.values_mut() {
+                        if std::mem::take(&mut g.touched) {
+                            g.ring.push(t, g.acc.total, &r, keep);
+                        }
+                        g.acc.forget_before(t - LOOKBACK_MS);
+                    }
+                    groups.retain(|_, g| g.ring.newest().is_some_and(|(at, _)| *at >= t - keep));
+                }
+                Track::GaugeBy { groups, .. } => {
+                    for g in groups.values_mut() {
+                        g.series.retain(|_, (seen, _)| *seen >= t - LOOKBACK_MS);
+                    }
+                    groups.retain(|_, g| !g.series.is_empty());
                 }
             }
         }
@@ -353,6 +507,8 @@ impl Engine {
                     .reduce(f64::max)
             }
             CExpr::Absent(i) => self.gauges(*i, t).next().is_none().then_some(1.0),
+            // The largest over groups, where one value is asked for.
+            CExpr::Per(v) => self.vector(v, t).into_values().reduce(f64::max),
         }
     }
 
@@ -397,7 +553,9 @@ impl Engine {
             self.program.definitions.iter().any(|d| {
                 matches!(d.source, Source::Burn { slo, tier }
                     if slo == i && self.spec.slos[i].tiers[tier].kind == kind)
-                    && d.alert.as_ref().is_some_and(|a| a.state == State::Firing)
+                    && d.instances
+                        .values()
+                        .any(|i| i.alert.as_ref().is_some_and(|a| a.state == State::Firing))
             })
         };
         let state = if firing(crate::spec::TierKind::Page) {
@@ -469,7 +627,7 @@ impl Engine {
         self.program
             .definitions
             .iter()
-            .filter_map(|d| d.alert.as_ref())
+            .flat_map(|d| d.instances.values().filter_map(|i| i.alert.as_ref()))
     }
 
     /// The health score, 0–100: 100 × the product of the spec's terms (see [`HealthTerm`]).
@@ -533,8 +691,8 @@ impl Engine {
                 .find(|d| matches!(d.source, Source::Rule(i) if i == ri));
             if let Some(d) = d {
                 d.labels = rule_definition(ri, r).labels;
-                if let Some(a) = &mut d.alert {
-                    a.labels = d.labels.clone();
+                for a in d.instances.values_mut().filter_map(|i| i.alert.as_mut()) {
+                    a.labels.extend(d.labels.clone());
                 }
             }
         }
@@ -554,18 +712,26 @@ fn unreachable_track() -> ! {
 }
 
 /// One evaluation of an alert, as Prometheus' alerting rule does it (2.42, with
-/// `keep_firing_for`).
-fn step(d: &mut Definition, value: Option<f64>, t: i64, for_: i64, keep: i64) {
+/// `keep_firing_for`); `new` gives the alert's name, labels and annotations should it start.
+fn step(
+    d: &mut Instance,
+    new: impl FnOnce() -> (String, Labels, Labels),
+    value: Option<f64>,
+    t: i64,
+    for_: i64,
+    keep: i64,
+) {
     match value {
         Some(v) => {
             d.keep_firing_since = None;
             match &mut d.alert {
                 Some(a) if a.state != State::Resolved => a.value = v,
                 slot => {
+                    let (name, labels, annotations) = new();
                     *slot = Some(Alert {
-                        name: d.name.clone(),
-                        labels: d.labels.clone(),
-                        annotations: d.annotations.clone(),
+                        name,
+                        labels,
+                        annotations,
                         state: State::Pending,
                         value: v,
                         active_at: t,

@@ -79,6 +79,11 @@ impl<V: Clone> Ring<V> {
             .chain(self.fine.range(f0..f1.max(f0)))
     }
 
+    /// The newest sample held.
+    pub(crate) fn newest(&self) -> Option<&(i64, V)> {
+        self.fine.back().or(self.coarse.back())
+    }
+
     /// The oldest sample held.
     pub(crate) fn oldest(&self) -> Option<&(i64, V)> {
         match (self.coarse.front(), self.fine.front()) {

@@ -1,10 +1,11 @@
-//! The spec as PromQL. Every expression aggregates to one series without labels, and none can
+//! The spec as PromQL. Every expression aggregates to one series without labels (or, for a
+//! per-group one, to one series per group, with the group's labels), and none can
 //! produce NaN or infinity: a ratio's denominator is filtered with `> 0`, so that no traffic gives
 //! no sample (no data) instead of `0 / 0`.
 
 use std::fmt::Write as _;
 
-use crate::spec::{Expr, MatchOp, Selector, Sli, Slo, Tier, Window, exact};
+use crate::spec::{Expr, MatchOp, Selector, Sli, Slo, Tier, Vector, Window, exact};
 
 /// A number as the rules print it: exact to 12 significant digits, no float artefacts.
 pub fn number(x: f64) -> String {
@@ -136,6 +137,32 @@ pub fn expr(e: &Expr) -> String {
             horizon.as_secs()
         ),
         Expr::Absent(s) => format!("absent({})", selector(s, &[])),
+        Expr::Per { by, vector: v } => self::vector(v, &by.join(", ")),
+    }
+}
+
+/// A per-group expression: each leaf summed `by` the group's labels; a binary operator's
+/// sides in parentheses when they are themselves binary.
+fn vector(v: &Vector, by: &str) -> String {
+    let side = |v: &Vector| match v {
+        Vector::Add(..) | Vector::Div(..) | Vector::OneMinus(_) => format!("({})", vector(v, by)),
+        _ => vector(v, by),
+    };
+    match v {
+        Vector::Rate { counter, window } => {
+            format!(
+                "sum by ({by}) (rate({}))",
+                range(counter, &[], *window, None)
+            )
+        }
+        Vector::Increase { counter, window } => format!(
+            "sum by ({by}) (increase({}))",
+            range(counter, &[], *window, None)
+        ),
+        Vector::Gauge(g) => format!("sum by ({by}) ({})", selector(g, &[])),
+        Vector::Add(a, b) => format!("{} + {}", side(a), side(b)),
+        Vector::Div(a, b) => format!("{} / ({} > 0)", side(a), side(b)),
+        Vector::OneMinus(a) => format!("1 - {}", side(a)),
     }
 }
 

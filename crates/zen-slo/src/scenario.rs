@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use crate::eval::{Engine, State};
 use crate::history::Retention;
 use crate::spec::{
-    BURN_ALERT, Cmp, Expr, Labels, MatchOp, Rule, Selector, Sli, Slo, Spec, Tier, TierKind, Window,
+    BURN_ALERT, Cmp, Expr, Labels, MatchOp, Rule, Selector, Sli, Slo, Spec, Tier, TierKind, Vector,
+    Window,
 };
 
 /// One input series: a value per step, `None` for no sample.
@@ -85,11 +86,17 @@ fn counter(increments: &[f64]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// A label value that `regex` matches (or not, with `matching` false), from a few usual ones.
+/// A label value that `regex` matches (or not, with `matching` false): one of a few usual
+/// values, or the regex's first alternative when it is a plain word.
 fn example(regex: &str, matching: bool) -> String {
     let re = regex::Regex::new(&format!("^(?:{regex})$")).ok();
+    let word = regex
+        .split('|')
+        .next()
+        .filter(|w| w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     ["500", "503", "202", "200", "error", "ok"]
         .into_iter()
+        .chain(word)
         .find(|c| re.as_ref().is_some_and(|r| r.is_match(c)) == matching)
         .unwrap_or("x")
         .to_owned()
@@ -263,6 +270,9 @@ fn threshold(
     rule: &Rule,
     buckets: &dyn Fn(&str) -> Option<Vec<f64>>,
 ) -> Option<Scenario> {
+    if let Expr::Per { by, vector } = &rule.expr {
+        return per_group(spec, rule, by, vector);
+    }
     let step = Window::minutes(match &rule.expr {
         Expr::Div(..) | Expr::PredictLinear { .. } => 5,
         _ => 1,
@@ -440,7 +450,8 @@ fn threshold(
         }
         Expr::Quantile {
             offset: Some(_), ..
-        } => return None,
+        }
+        | Expr::Per { .. } => return None,
     };
     let mut all = series;
     all.push(build_info());
@@ -460,6 +471,118 @@ fn threshold(
         }
         .filled(),
     )
+}
+
+/// A per-group expression's steady value when leaf `i` is `levels[i]`: a counter's rate per
+/// second, a gauge's value.
+fn steady(v: &Vector, levels: &mut impl Iterator<Item = f64>) -> Option<f64> {
+    Some(match v {
+        Vector::Rate { .. } | Vector::Gauge(_) => levels.next()?,
+        Vector::Increase { window, .. } => levels.next()? * window.as_secs() as f64,
+        Vector::Add(a, b) => {
+            let (a, b) = (steady(a, levels), steady(b, levels));
+            a? + b?
+        }
+        Vector::Div(a, b) => {
+            let (a, b) = (steady(a, levels), steady(b, levels));
+            let b = b.filter(|b| *b > 0.0);
+            a? / b?
+        }
+        Vector::OneMinus(a) => 1.0 - steady(a, levels)?,
+    })
+}
+
+/// Whether each leaf, left to right, is a counter.
+fn counter_leaves(v: &Vector, out: &mut Vec<bool>) {
+    match v {
+        Vector::Rate { .. } | Vector::Increase { .. } => out.push(true),
+        Vector::Gauge(_) => out.push(false),
+        Vector::Add(a, b) | Vector::Div(a, b) => {
+            counter_leaves(a, out);
+            counter_leaves(b, out);
+        }
+        Vector::OneMinus(a) => counter_leaves(a, out),
+    }
+}
+
+/// A per-group rule's scenario: two groups, every leaf at one per second (or one), but one leaf
+/// scaled so that the condition does not hold; in the second group, for a while, scaled so that
+/// it does. The first group never alerts; the second fires and resolves, at steps worked out
+/// by the replay and checked against Prometheus by promtool.
+fn per_group(spec: &Spec, rule: &Rule, by: &[String], vector: &Vector) -> Option<Scenario> {
+    const SCALES: [f64; 11] = [1.0, 0.0, 0.01, 0.1, 0.5, 2.0, 10.0, 100.0, 1e4, 1e6, 1e9];
+    let step = Window::minutes(1);
+    let leaves = vector.leaves();
+    let (op, th) = rule.condition?;
+    let holds = |leaf: usize, k: f64| {
+        let mut levels = (0..leaves.len()).map(|i| if i == leaf { k } else { 1.0 });
+        steady(vector, &mut levels).is_some_and(|v| op.holds(v, th))
+    };
+    let (leaf, ok, bad) = (0..leaves.len()).find_map(|leaf| {
+        let ok = SCALES.into_iter().find(|k| !holds(leaf, *k))?;
+        let bad = SCALES.into_iter().find(|k| holds(leaf, *k))?;
+        Some((leaf, ok, bad))
+    })?;
+    let w = (vector.reach().as_secs() / step.as_secs()) as usize;
+    let for_steps = (rule.for_.as_secs() / step.as_secs()) as usize;
+    let on = 10;
+    let off = on + w + for_steps + 5;
+    let n = off + 3 * w + 5;
+    let mut counter_leaf = Vec::new();
+    counter_leaves(vector, &mut counter_leaf);
+    let mut series_out = Vec::new();
+    for (name, burst) in [("one", false), ("two", true)] {
+        for (i, sel) in leaves.iter().enumerate() {
+            let mut labels = labels_of(sel);
+            labels.extend(by.iter().map(|b| (b.clone(), name.to_owned())));
+            let level: Vec<f64> = (0..n)
+                .map(|t| match i == leaf {
+                    false => 1.0,
+                    true if burst && t > on && t <= off => bad,
+                    true => ok,
+                })
+                .collect();
+            let values = if counter_leaf[i] {
+                let per_step: Vec<f64> = level.iter().map(|l| l * step.as_secs() as f64).collect();
+                counter(&per_step)
+            } else {
+                level.into_iter().map(Some).collect()
+            };
+            series_out.push(series(&sel.metric, &labels, values));
+        }
+    }
+    let mut names: Vec<(&String, &Vec<(String, String)>)> =
+        series_out.iter().map(|s| (&s.metric, &s.labels)).collect();
+    names.sort();
+    names.dedup();
+    if names.len() != series_out.len() {
+        // Two leaves read the same series: a scenario would need them to differ.
+        return None;
+    }
+    series_out.push(build_info());
+    let mut sc = Scenario {
+        name: rule.name.clone(),
+        target: rule.name.clone(),
+        target_labels: by.iter().map(|b| (b.clone(), "two".to_owned())).collect(),
+        step,
+        series: series_out,
+        expected: Expected {
+            quiet_until: on + 1,
+            fires_at: 0,
+            resolves_at: 0,
+        },
+        spec: spec.clone(),
+    }
+    .filled();
+    let timeline = sc.replay();
+    let at = |from: usize, state: &str| {
+        (from..n).find(|&i| sc.target_state(&timeline, i) == Some(state))
+    };
+    let fires_at = at(0, "firing")?;
+    let resolves_at = at(fires_at, "resolved")?;
+    sc.expected.fires_at = fires_at;
+    sc.expected.resolves_at = resolves_at;
+    Some(sc)
 }
 
 /// Every scenario of `spec`, by test file: burn-rate pages (1-minute steps), tickets (5-minute

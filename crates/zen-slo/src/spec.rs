@@ -338,6 +338,82 @@ pub enum Expr {
     },
     /// 1 when no series of the selector has a sample in the last five minutes.
     Absent(Selector),
+    /// One value per group of series, the groups told apart by the `by` labels: a rule on it
+    /// raises one alert per group that meets its condition, carrying the group's labels (one
+    /// per disk, interface or container).
+    Per { by: Vec<String>, vector: Vector },
+}
+
+/// A value per group of series (see [`Expr::Per`]): every leaf sums its series by the group's
+/// labels, and the operators pair the groups both sides have.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Vector {
+    /// `sum by (…) (rate(counter[window]))`.
+    Rate { counter: Selector, window: Window },
+    /// `sum by (…) (increase(counter[window]))`.
+    Increase { counter: Selector, window: Window },
+    /// `sum by (…) (gauge)`.
+    Gauge(Selector),
+    /// `a + b`.
+    Add(Box<Vector>, Box<Vector>),
+    /// `a / (b > 0)`: no value for a group where `b` is not positive.
+    Div(Box<Vector>, Box<Vector>),
+    /// `1 - a`.
+    OneMinus(Box<Vector>),
+}
+
+impl std::ops::Add for Vector {
+    type Output = Vector;
+    fn add(self, other: Vector) -> Vector {
+        Vector::Add(Box::new(self), Box::new(other))
+    }
+}
+
+impl std::ops::Div for Vector {
+    type Output = Vector;
+    fn div(self, other: Vector) -> Vector {
+        Vector::Div(Box::new(self), Box::new(other))
+    }
+}
+
+impl Vector {
+    pub fn rate(counter: Selector, window: Window) -> Vector {
+        Vector::Rate { counter, window }
+    }
+    pub fn increase(counter: Selector, window: Window) -> Vector {
+        Vector::Increase { counter, window }
+    }
+    pub fn gauge(gauge: Selector) -> Vector {
+        Vector::Gauge(gauge)
+    }
+    pub fn one_minus(self) -> Vector {
+        Vector::OneMinus(Box::new(self))
+    }
+
+    /// The leaves' selectors, left to right.
+    pub fn leaves(&self) -> Vec<&Selector> {
+        match self {
+            Vector::Rate { counter: s, .. }
+            | Vector::Increase { counter: s, .. }
+            | Vector::Gauge(s) => vec![s],
+            Vector::Add(a, b) | Vector::Div(a, b) => {
+                let mut out = a.leaves();
+                out.extend(b.leaves());
+                out
+            }
+            Vector::OneMinus(a) => a.leaves(),
+        }
+    }
+
+    /// The longest range a leaf reads.
+    pub fn reach(&self) -> Window {
+        match self {
+            Vector::Rate { window, .. } | Vector::Increase { window, .. } => *window,
+            Vector::Gauge(_) => Window::minutes(5),
+            Vector::Add(a, b) | Vector::Div(a, b) => a.reach().max(b.reach()),
+            Vector::OneMinus(a) => a.reach(),
+        }
+    }
 }
 
 /// A threshold alert rule, with Prometheus' semantics: pending while the condition holds for
@@ -469,6 +545,31 @@ impl Spec {
             }
             if let Some((_, t)) = r.condition {
                 check_threshold(&r.name, t)?;
+            }
+            let by: &[String] = match &r.expr {
+                Expr::Per { by, .. } => by,
+                _ => &[],
+            };
+            if matches!(r.expr, Expr::Per { .. }) && (by.is_empty() || r.condition.is_none()) {
+                return Err(SpecError::Rule {
+                    rule: r.name.clone(),
+                    message: "a per-group rule needs the labels of its groups and a threshold"
+                        .into(),
+                });
+            }
+            for text in [&r.summary, &r.description] {
+                if let Some(l) = crate::compile::templated(text)
+                    .into_iter()
+                    .find(|l| !by.iter().any(|b| b == l))
+                {
+                    return Err(SpecError::Rule {
+                        rule: r.name.clone(),
+                        message: format!(
+                            "{{{{ $labels.{l} }}}}: {l} is not a label of the rule's groups ({})",
+                            by.join(", ")
+                        ),
+                    });
+                }
             }
         }
         Ok(())

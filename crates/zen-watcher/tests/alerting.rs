@@ -371,3 +371,62 @@ fn notifications_are_retried_then_counted_as_failed() {
     );
     assert_eq!(bodies[0], bodies[1], "a retry sends the same batch");
 }
+
+#[test]
+fn a_host_rule_raises_one_alert_per_interface_in_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_am, am_addr)) = start_alertmanager(dir.path()) else {
+        return;
+    };
+    // Every interface's traffic is over a threshold of -1: one alert each, at once.
+    let config = dir.path().join("zen.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "alerting:\n  interval: 1s\n  alertmanagers: [\"http://{am_addr}\"]\n  rules:\n    ZenWatcherHostNetworkBandwidthHigh: {{threshold: -1, for: 0s}}\n"
+        ),
+    )
+    .unwrap();
+    let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    let _daemon = KillOnDrop(daemon);
+    std::thread::spawn(move || logs.for_each(drop));
+    let (_, metrics) = get(addr, "/metrics");
+    let devices: std::collections::BTreeSet<String> = metrics
+        .lines()
+        .filter(|l| l.starts_with("node_network_receive_bytes_total{"))
+        .filter_map(|l| Some(l.split("device=\"").nth(1)?.split('"').next()?.to_owned()))
+        .collect();
+    assert!(!devices.is_empty(), "no interface collected");
+    let bandwidth = |alerts: &[Value]| -> std::collections::BTreeSet<String> {
+        alerts
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "ZenWatcherHostNetworkBandwidthHigh")
+            .filter_map(|a| Some(a["labels"]["device"].as_str()?.to_owned()))
+            .collect()
+    };
+    eventually("an alert per interface in Alertmanager", || {
+        devices.is_subset(&bandwidth(&am_alerts(am_addr)))
+    });
+    for a in am_alerts(am_addr)
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == "ZenWatcherHostNetworkBandwidthHigh")
+    {
+        let device = a["labels"]["device"].as_str().unwrap();
+        assert_eq!(
+            a["annotations"]["summary"],
+            format!("Interface {device} above 100 MB/s"),
+            "the template filled in with the alert's own labels"
+        );
+        assert_eq!(a["labels"]["severity"], "warning");
+    }
+    // The daemon's own view: the same alerts, each with its device.
+    let (_, body) = get(addr, "/api/v1/alerts");
+    let own: Value = serde_json::from_str(&body).unwrap();
+    let listed = own["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["name"] == "ZenWatcherHostNetworkBandwidthHigh")
+        .count();
+    assert!(listed >= devices.len(), "{body}");
+}
