@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crate::host::{Pressure, parse_pressure};
+use crate::host::{Matches, NetDev, Pressure, parse_net_dev, parse_pressure};
 use crate::limits::{parse_cpu_quota, parse_memory_max};
 use crate::{CollectError, Source};
 
@@ -246,7 +246,14 @@ pub struct Container {
     pub threads_max: Option<u64>,
     /// cpu, memory, io.
     pub pressure: [Option<Pressure>; 3],
+    /// The interfaces of the container's own network namespace (none when it shares the
+    /// host's), from `/proc/<pid>/net/dev` of a process in it; loopback, veth and docker
+    /// bridges left out, as cAdvisor leaves them.
+    pub network: Vec<NetDev>,
 }
+
+/// Interfaces cAdvisor leaves out of a container's network figures.
+const IGNORED_INTERFACES: &str = "^(lo|veth|docker)";
 
 /// `key value` lines (`cpu.stat`, `memory.stat`, `memory.events`, `memory.oom_control`,
 /// `cpuacct.stat`): the value of `key`.
@@ -338,6 +345,12 @@ struct Files {
     pids: Vec<Source>,
     /// v2 only: cpu.pressure, memory.pressure, io.pressure.
     pressure: Vec<Source>,
+    /// The cgroup's `cgroup.procs`: where a process of the container is found.
+    procs: Option<PathBuf>,
+    /// `<proc>/<pid>/net/dev` of a process in the container, when it has its own network
+    /// namespace; found again at the next discovery once that process is gone.
+    net: Option<Source>,
+    net_names: Matches,
 }
 
 /// Opens `names` under `dir`; none under a controller that is not mounted (they read as
@@ -381,6 +394,9 @@ impl Files {
                         Some(&dir),
                         &["cpu.pressure", "memory.pressure", "io.pressure"],
                     ),
+                    procs: Some(dir.join("cgroup.procs")),
+                    net: None,
+                    net_names: ignored_interfaces(),
                 }
             }
             Layout::V1(dirs) => {
@@ -422,6 +438,11 @@ impl Files {
                         &["pids.current", "pids.max"],
                     ),
                     pressure: Vec::new(),
+                    procs: dir(Controller::Cpu)
+                        .or_else(|| dir(Controller::Memory))
+                        .map(|d| d.join("cgroup.procs")),
+                    net: None,
+                    net_names: ignored_interfaces(),
                 }
             }
         }
@@ -530,8 +551,46 @@ impl Files {
         }
         c.threads = get(&mut self.pids[0], buf).then(|| single(buf)).flatten();
         c.threads_max = get(&mut self.pids[1], buf).then(|| single(buf)).flatten();
+        // The process read through may be gone: then none until the next discovery finds
+        // another, and no error (containers' processes come and go).
+        let net = self.net.as_mut().map(|n| n.read(buf));
+        if !matches!(net, Some(Ok(true)))
+            || parse_net_dev(buf, &mut self.net_names, &mut c.network).is_none()
+        {
+            self.net = None;
+            c.network.clear();
+        }
         !gone
     }
+
+    /// Looks for the container's own network namespace when none is read: through the first
+    /// process of `cgroup.procs`, if its namespace is not `host`'s.
+    fn find_network(&mut self, proc_root: &Path, host: Option<&Path>) {
+        if self.net.is_some() {
+            return;
+        }
+        let Some(text) = self
+            .procs
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        else {
+            return;
+        };
+        let Some(pid) = text.lines().next().map(str::trim).filter(|p| !p.is_empty()) else {
+            return;
+        };
+        let ns = std::fs::read_link(proc_root.join(pid).join("ns/net")).ok();
+        if ns.is_some() && ns.as_deref() != host {
+            self.net = Some(Source::open(proc_root, &format!("{pid}/net/dev")));
+        }
+    }
+}
+
+fn ignored_interfaces() -> Matches {
+    static IGNORED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(IGNORED_INTERFACES).expect("a constant pattern")
+    });
+    Matches::new(IGNORED.clone())
 }
 
 fn working_set(usage: Option<u64>, inactive_file: Option<u64>) -> Option<u64> {
@@ -546,16 +605,23 @@ pub struct ContainerReader {
     /// `major:minor` → device name, from `<proc>/diskstats` at each [`ContainerReader::watch`].
     devices: HashMap<String, String>,
     proc_root: PathBuf,
+    /// The host's network namespace (of PID 1, or of this process when that is not
+    /// readable): containers in it have no network figures of their own.
+    host_netns: Option<PathBuf>,
     buf: String,
 }
 
 impl ContainerReader {
     pub fn new(layout: Layout, proc_root: &Path) -> ContainerReader {
+        let host_netns = std::fs::read_link(proc_root.join("1/ns/net"))
+            .or_else(|_| std::fs::read_link(proc_root.join("self/ns/net")))
+            .ok();
         ContainerReader {
             layout,
             files: Vec::new(),
             devices: HashMap::new(),
             proc_root: proc_root.to_owned(),
+            host_netns,
             buf: String::with_capacity(4096),
         }
     }
@@ -579,6 +645,9 @@ impl ContainerReader {
                     .unwrap_or_else(|| Files::open(&self.layout, p))
             })
             .collect();
+        for f in &mut self.files {
+            f.find_network(&self.proc_root, self.host_netns.as_deref());
+        }
         self.devices = std::fs::read_to_string(self.proc_root.join("diskstats"))
             .map(|t| parse_device_names(&t))
             .unwrap_or_default();

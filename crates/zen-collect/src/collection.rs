@@ -468,6 +468,25 @@ fn visit_containers(containers: &[Container], skipped: usize, out: &mut Visitor<
             }
         }
     }
+    // cAdvisor's names for the columns of net/dev it exports: bytes, packets, errs, drop.
+    let net_fields = [
+        ("bytes", 0),
+        ("packets", 1),
+        ("errors", 2),
+        ("packets_dropped", 3),
+    ];
+    for (direction, receive) in [("receive", true), ("transmit", false)] {
+        for (what, column) in net_fields {
+            let name = format!("container_network_{direction}_{what}_total");
+            for c in containers {
+                let [a, b, d, e] = labels(c);
+                for n in &c.network {
+                    let v = if receive { n.receive } else { n.transmit }[column];
+                    out(&name, &[a, b, d, e, ("interface", &n.device)], v as f64);
+                }
+            }
+        }
+    }
     for (r, resource) in ["cpu", "memory", "io"].iter().enumerate() {
         for (kind, stalled) in [("waiting", false), ("stalled", true)] {
             let name = format!("container_pressure_{resource}_{kind}_seconds_total");

@@ -213,11 +213,20 @@ fn cgroup_v2_files_give_cadvisors_figures() {
         ]
     );
 
-    // Unlimited is no limit; files a cgroup lacks are none.
+    // Its own network namespace (through a process of cgroup.procs), loopback left out.
+    assert_eq!(c.network.len(), 1, "{:?}", c.network);
+    let eth0 = &c.network[0];
+    assert_eq!(eth0.device, "eth0");
+    assert_eq!(eth0.receive[..4], [1_048_576, 2048, 3, 5]);
+    assert_eq!(eth0.transmit[..4], [524_288, 1024, 1, 2]);
+
+    // Unlimited is no limit; files a cgroup lacks are none; the host's network is not the
+    // container's.
     let nginx = &got[1];
     assert_eq!(nginx.identity.name, "nginx.service");
     assert_eq!(nginx.memory_limit_bytes, None);
     assert_eq!(nginx.cpu_quota, None, "max is no limit");
+    assert!(nginx.network.is_empty(), "in PID 1's namespace");
     assert_eq!(nginx.threads_max, None);
     assert!(nginx.io.is_empty());
     assert_eq!(nginx.pressure, [None; 3]);
@@ -301,17 +310,17 @@ impl Drop for RealCgroup {
     }
 }
 
-#[test]
-fn a_real_cgroup_with_a_busy_process_is_read_and_forgotten_when_removed() {
+/// A cgroup named `name` under the v1 controllers of this machine; `None` (skipped, or a
+/// failure under `ZEN_REQUIRE_EXTERNAL`) where that cannot be made.
+fn real_cgroup(name: &str) -> Option<(RealCgroup, &'static Path)> {
     let root = Path::new("/sys/fs/cgroup");
     let Layout::V1(_) = layout(root) else {
         eprintln!("SKIPPED: this host's cgroups are not v1/hybrid; the v2 fixtures cover v2");
-        return;
+        return None;
     };
-    let name = format!("zen-collect-test-{}", std::process::id());
     let mut cgroup = RealCgroup { dirs: Vec::new() };
     for controller in ["cpu", "cpuacct", "memory", "pids"] {
-        let dir = root.join(controller).join(&name);
+        let dir = root.join(controller).join(name);
         if let Err(e) = std::fs::create_dir(&dir) {
             let msg = format!(
                 "cannot create {}: {e} (tests must run as root)",
@@ -319,10 +328,19 @@ fn a_real_cgroup_with_a_busy_process_is_read_and_forgotten_when_removed() {
             );
             assert!(std::env::var_os("ZEN_REQUIRE_EXTERNAL").is_none(), "{msg}");
             eprintln!("SKIPPED: {msg}");
-            return;
+            return None;
         }
         cgroup.dirs.push(dir);
     }
+    Some((cgroup, root))
+}
+
+#[test]
+fn a_real_cgroup_with_a_busy_process_is_read_and_forgotten_when_removed() {
+    let name = format!("zen-collect-test-{}", std::process::id());
+    let Some((cgroup, root)) = real_cgroup(&name) else {
+        return;
+    };
     // A shell that joins the cgroup, then spins for a while.
     let mut busy = Command::new("sh")
         .arg("-c")
@@ -358,4 +376,65 @@ fn a_real_cgroup_with_a_busy_process_is_read_and_forgotten_when_removed() {
     drop(cgroup);
     assert!(reader.sample(&mut out).is_empty());
     assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_real_container_with_its_own_network_and_a_cpu_limit_is_read() {
+    let name = format!("zen-collect-net-{}", std::process::id());
+    let Some((_cgroup, root)) = real_cgroup(&name) else {
+        return;
+    };
+    let has = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has("unshare") || !has("ip") {
+        assert!(
+            std::env::var_os("ZEN_REQUIRE_EXTERNAL").is_none(),
+            "unshare and ip (util-linux, iproute2) are needed"
+        );
+        eprintln!("SKIPPED: unshare or ip missing");
+        return;
+    }
+    std::fs::write(
+        root.join("cpu").join(&name).join("cpu.cfs_quota_us"),
+        "50000",
+    )
+    .unwrap();
+    // A shell in a network namespace of its own, with an interface pair, that joins the cgroup.
+    let mut inside = Command::new("unshare")
+        .args(["-n", "sh", "-c"])
+        .arg(format!(
+            "ip link add eth0 type veth peer name eth1 && \
+             for c in cpu cpuacct memory pids; do echo $$ > {}/$c/{name}/cgroup.procs; done; \
+             exec sleep 20",
+            root.display()
+        ))
+        .spawn()
+        .unwrap();
+    let path = format!("/{name}");
+    let mut reader = ContainerReader::new(layout(root), Path::new("/proc"));
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Each discovery looks for the namespace again, as the daemon's does.
+    while Instant::now() < deadline {
+        reader.watch(std::slice::from_ref(&path));
+        assert!(reader.sample(&mut out).is_empty());
+        if out[0].network.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let c = &out[0];
+    let mut names: Vec<&str> = c.network.iter().map(|n| n.device.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["eth0", "eth1"], "loopback left out: {c:?}");
+    assert_eq!(c.cpu_quota, Some((50_000, 100_000)), "half a core");
+    let _ = inside.kill();
+    let _ = inside.wait();
+    // The process is gone: no network figures, and no error, until another is found.
+    assert!(reader.sample(&mut out).is_empty());
+    assert!(out.iter().all(|c| c.network.is_empty()), "{out:?}");
 }

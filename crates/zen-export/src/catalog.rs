@@ -601,6 +601,20 @@ pub const CATALOG: &[Metric] = &[
         "Cumulative count of writes completed.",
     ),
     m(
+        "container_network_receive_{}_total",
+        Counter,
+        "bytes or packets",
+        &["id", "name", "runtime", "pod_uid", "interface"],
+        "What the container's own network namespace received on each interface (bytes, packets, errors, packets_dropped); none for a container on the host's network.",
+    ),
+    m(
+        "container_network_transmit_{}_total",
+        Counter,
+        "bytes or packets",
+        &["id", "name", "runtime", "pod_uid", "interface"],
+        "What the container's own network namespace sent on each interface (bytes, packets, errors, packets_dropped).",
+    ),
+    m(
         "container_pressure_{}_seconds_total",
         Counter,
         "seconds",

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compile::{
-    CExpr, CHealth, CSli, CVector, CounterGroup, Gauge, GaugeGroup, Instance, Program, Source,
-    Track, compile, group, render, rule_definition,
+    CExpr, CHealth, CSli, CVector, CounterGroup, Definition, Gauge, GaugeGroup, Instance, Program,
+    Source, Track, compile, group, render, rule_definition,
 };
 use crate::history::{
     self, Accumulator, LOOKBACK_MS, Map, Retention, Ring, bucket_rates, parse_bound,
@@ -229,31 +229,53 @@ impl Engine {
             .map(|i| self.slo_status(i, t))
             .collect();
         for d in 0..self.program.definitions.len() {
-            let (values, for_, keep) = match self.program.definitions[d].source {
-                Source::Burn { slo, tier } => (
-                    self.burning(slo, tier, t)
-                        .map(|v| (0, v))
-                        .into_iter()
-                        .collect(),
-                    0,
-                    0,
-                ),
+            let holds = |v: &f64, rule: &crate::spec::Rule| {
+                rule.condition.is_none_or(|(op, th)| op.holds(*v, th))
+            };
+            match self.program.definitions[d].source {
+                Source::Burn { slo, tier } => {
+                    let value = self.burning(slo, tier, t);
+                    self.step_one(d, value, t, 0, 0);
+                }
                 Source::Rule(r) => {
                     let rule = &self.spec.rules[r];
-                    let values: Map<u64, f64> = match &self.program.rules[r] {
-                        CExpr::Per(v) => self.vector(v, t),
-                        e => self.value(e, t).map(|v| (0, v)).into_iter().collect(),
-                    };
-                    let values = values
-                        .into_iter()
-                        .filter(|(_, v)| rule.condition.is_none_or(|(op, th)| op.holds(*v, th)))
-                        .collect();
-                    (values, rule.for_.millis(), rule.keep_firing_for.millis())
+                    let (for_, keep) = (rule.for_.millis(), rule.keep_firing_for.millis());
+                    match &self.program.rules[r] {
+                        CExpr::Per(v) => {
+                            let mut values = self.vector(v, t);
+                            values.retain(|_, v| holds(v, rule));
+                            self.step_all(d, values, t, for_, keep);
+                        }
+                        e => {
+                            let value = self.value(e, t).filter(|v| holds(v, rule));
+                            self.step_one(d, value, t, for_, keep);
+                        }
+                    }
                 }
-            };
-            self.step_all(d, values, t, for_, keep);
+            }
         }
         self.score = self.health_score(t);
+    }
+
+    /// One evaluation of definition `d`'s one alert: `value` is `Some` while its condition
+    /// holds.
+    fn step_one(&mut self, d: usize, value: Option<f64>, t: i64, for_: i64, keep: i64) {
+        let Definition {
+            name,
+            labels,
+            annotations,
+            instances,
+            ..
+        } = &mut self.program.definitions[d];
+        if value.is_none() && instances.is_empty() {
+            return;
+        }
+        let instance = instances.entry(0).or_default();
+        let new = || (name.clone(), labels.clone(), annotations.clone());
+        step(instance, new, value, t, for_, keep);
+        if instance.alert.is_none() {
+            instances.clear();
+        }
     }
 
     /// One evaluation of every alert of definition `d`: `values` holds the groups whose
