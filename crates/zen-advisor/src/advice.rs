@@ -49,7 +49,26 @@ pub struct Facts {
     pub data_filesystem: Option<String>,
     /// Running in Kubernetes, where one more replica is the way to more CPU.
     pub kubernetes: bool,
+    /// The daemon's threads by name and the cores each used lately, most first.
+    pub threads: Vec<(String, f64)>,
+    /// Fingerprints the de-duplication forgot before their window ended, per second lately;
+    /// new Observations per second; the settings that bound it (entries, window in seconds).
+    pub dedup_evictions_per_second: Option<f64>,
+    pub new_observations_per_second: Option<f64>,
+    pub dedup_max_entries: usize,
+    pub dedup_window: f64,
+    /// Configuration lookups per second and the share the cache answered; its TTL, seconds.
+    pub cache_lookups_per_second: Option<f64>,
+    pub cache_hit_ratio: Option<f64>,
+    pub cache_ttl: f64,
+    /// Rules by their share of new Observations lately: source, rule, share, per second.
+    pub rules: Vec<(String, String, f64, f64)>,
+    /// Seconds between two readings of the host collectors.
+    pub collect_interval: f64,
 }
+
+/// The collector's thread, whose CPU the collection interval sets.
+pub const COLLECTOR_THREAD: &str = "zen-collect";
 
 /// Where a recommendation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -366,6 +385,20 @@ pub fn bottlenecks(facts: &Facts) -> Vec<Bottleneck> {
             ),
         });
     }
+    let daemon: f64 = facts.threads.iter().map(|(_, c)| c).sum();
+    for (name, cores) in &facts.threads {
+        if *cores >= 0.05 && daemon > 0.0 {
+            out.push(Bottleneck {
+                what: format!("thread {name}"),
+                value: cores / daemon,
+                detail: format!(
+                    "{:.0} % of a core, {:.0} % of the daemon's CPU",
+                    cores * 100.0,
+                    cores / daemon * 100.0
+                ),
+            });
+        }
+    }
     out.sort_by(|a, b| b.value.total_cmp(&a.value));
     out
 }
@@ -507,6 +540,7 @@ pub fn recommend(facts: &Facts, forecasts: &[ForecastOf]) -> Vec<Recommendation>
             "Each replica takes a share of the sources.".to_owned(),
         ));
     }
+    housekeeping(facts, &mut out);
     for f in forecasts {
         let Some(seconds) = f.forecast.seconds() else {
             continue;
@@ -559,6 +593,116 @@ pub fn recommend(facts: &Facts, forecasts: &[ForecastOf]) -> Vec<Recommendation>
         }
     }
     out
+}
+
+/// What the de-duplication, the configuration cache, the rules and the collectors say.
+fn housekeeping(facts: &Facts, out: &mut Vec<Recommendation>) {
+    if let Some(evictions) = facts.dedup_evictions_per_second.filter(|e| *e > 0.0) {
+        // Every fingerprint of a window held: what arrives in one, with room to spare.
+        let new = facts.new_observations_per_second.unwrap_or(0.0) + evictions;
+        let needed = (new * facts.dedup_window * 1.5).max(facts.dedup_max_entries as f64 * 2.0);
+        let entries = ((needed / 1_000.0).ceil() * 1_000.0) as u64;
+        out.push(rec(
+            "dedup-capacity".to_owned(),
+            "dedup",
+            "warning",
+            format!(
+                "De-duplication forgets {evictions:.1} fingerprints a second before their {:.0} s window ends: it holds {} and about {:.0} arrive in a window, so their repeats are stored as new Observations.",
+                facts.dedup_window,
+                facts.dedup_max_entries,
+                new * facts.dedup_window
+            ),
+            vec![
+                ("evictions per second".to_owned(), evictions),
+                ("new Observations per second".to_owned(), new),
+                ("pipeline.dedup_max_entries".to_owned(), facts.dedup_max_entries as f64),
+                ("pipeline.dedup_window (s)".to_owned(), facts.dedup_window),
+            ],
+            setting("pipeline.dedup_max_entries", entries.to_string()),
+            format!(
+                "Repeats within the window merged again; about {:.1} MB more memory at 40 bytes a fingerprint.",
+                (entries as f64 - facts.dedup_max_entries as f64) * 40.0 / 1e6
+            ),
+        ));
+    }
+    if let (Some(lookups), Some(hits)) = (facts.cache_lookups_per_second, facts.cache_hit_ratio)
+        && lookups >= 1.0
+        && hits < 0.9
+        && facts.cache_ttl > 0.0
+    {
+        let ttl = (facts.cache_ttl * 4.0).min(3_600.0);
+        out.push(rec(
+            "cache-ttl".to_owned(),
+            "cache",
+            "info",
+            format!(
+                "The configuration cache answers {:.0} % of {lookups:.0} lookups a second: its {:.0} s TTL expires entries that are asked for again.",
+                hits * 100.0,
+                facts.cache_ttl
+            ),
+            vec![
+                ("lookups per second".to_owned(), lookups),
+                ("hit ratio".to_owned(), hits),
+                ("pipeline.cache_ttl (s)".to_owned(), facts.cache_ttl),
+            ],
+            setting("pipeline.cache_ttl", format!("{ttl:.0}s")),
+            "Fewer loads of the configuration; a change still shows at once where a watch invalidates it, else within the TTL.".to_owned(),
+        ));
+    }
+    if facts.rules.len() >= 2 {
+        for (source, rule, share, rate) in &facts.rules {
+            if *share < 0.3 || *rate < 0.1 || rule.is_empty() {
+                continue;
+            }
+            out.push(rec(
+                format!("noisy-rule:{source}:{rule}"),
+                "noisy_rule",
+                "info",
+                format!(
+                    "{source} rule \"{rule}\" makes {:.0} % of the new Observations ({rate:.1} a second): a candidate for a filter if it is noise here.",
+                    share * 100.0
+                ),
+                vec![
+                    ("share of new Observations".to_owned(), *share),
+                    ("per second".to_owned(), *rate),
+                ],
+                Action::Step {
+                    text: format!(
+                        "If it is noise here, add \"{rule}\" to filter.sources.{source}.exclude_rules (or narrow it with filter.sources.{source}.expression)."
+                    ),
+                },
+                format!("{:.0} % fewer Observations to store and to read.", share * 100.0),
+            ));
+        }
+    }
+    if let Some((_, cores)) = facts
+        .threads
+        .iter()
+        .find(|(name, _)| name == COLLECTOR_THREAD)
+        && *cores >= 0.02
+        && facts.collect_interval > 0.0
+    {
+        let interval = facts.collect_interval * 2.0;
+        out.push(rec(
+            "collector-interval".to_owned(),
+            "collector_interval",
+            "info",
+            format!(
+                "The host and container collectors use {:.1} % of a core reading every {:.0} s.",
+                cores * 100.0,
+                facts.collect_interval
+            ),
+            vec![
+                ("collector CPU (cores)".to_owned(), *cores),
+                ("collect.interval (s)".to_owned(), facts.collect_interval),
+            ],
+            setting("collect.interval", format!("{interval:.0}s")),
+            format!(
+                "About half the collectors' CPU ({:.1} % of a core saved); host charts at {interval:.0} s.",
+                cores * 50.0
+            ),
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -686,5 +830,133 @@ mod tests {
             State::Acknowledged
         );
         assert!(advisor.set_state("nope", State::Dismissed).is_err());
+    }
+
+    /// Facts where nothing is wrong: every recommendation below is caused by one change.
+    fn quiet() -> Facts {
+        Facts {
+            stage_p95: vec![("total".to_owned(), 0.01)],
+            latency_objective: 0.1,
+            events_per_second: 100.0,
+            max_batch_size: 100,
+            max_batch_age: 0.1,
+            queue_capacity: 10_000,
+            retention: 30.0 * 86_400.0,
+            dedup_max_entries: 100_000,
+            dedup_window: 60.0,
+            cache_ttl: 30.0,
+            collect_interval: 1.0,
+            ..Facts::default()
+        }
+    }
+
+    fn only(facts: &Facts) -> Recommendation {
+        let recs = recommend(facts, &[]);
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        recs[0].clone()
+    }
+
+    #[test]
+    fn quiet_facts_recommend_nothing() {
+        assert_eq!(recommend(&quiet(), &[]), Vec::new());
+    }
+
+    #[test]
+    fn evictions_before_the_window_ends_ask_for_room_for_a_window() {
+        let f = Facts {
+            dedup_evictions_per_second: Some(500.0),
+            new_observations_per_second: Some(2_500.0),
+            ..quiet()
+        };
+        let r = only(&f);
+        assert_eq!((r.id.as_str(), r.kind), ("dedup-capacity", "dedup"));
+        // 3,000 a second over 60 s, and half as much again: 270,000.
+        assert_eq!(
+            r.action,
+            setting("pipeline.dedup_max_entries", "270000".to_owned())
+        );
+        assert!(
+            r.summary.contains("500.0 fingerprints a second"),
+            "{}",
+            r.summary
+        );
+        // Few evictions still ask for at least twice the room.
+        let f = Facts {
+            dedup_evictions_per_second: Some(0.1),
+            new_observations_per_second: Some(10.0),
+            ..quiet()
+        };
+        assert_eq!(
+            only(&f).action,
+            setting("pipeline.dedup_max_entries", "200000".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_cache_that_misses_asks_for_a_longer_ttl_and_one_that_hits_does_not() {
+        let missing = Facts {
+            cache_lookups_per_second: Some(50.0),
+            cache_hit_ratio: Some(0.6),
+            ..quiet()
+        };
+        let r = only(&missing);
+        assert_eq!(r.action, setting("pipeline.cache_ttl", "120s".to_owned()));
+        let hitting = Facts {
+            cache_hit_ratio: Some(0.99),
+            ..missing.clone()
+        };
+        assert!(recommend(&hitting, &[]).is_empty());
+        let idle = Facts {
+            cache_lookups_per_second: Some(0.2),
+            ..missing
+        };
+        assert!(recommend(&idle, &[]).is_empty(), "too few lookups to judge");
+    }
+
+    #[test]
+    fn a_rule_with_most_of_the_observations_is_a_filter_candidate() {
+        let f = Facts {
+            rules: vec![
+                (
+                    "falco".to_owned(),
+                    "Read sensitive file".to_owned(),
+                    0.7,
+                    7.0,
+                ),
+                ("trivy".to_owned(), "CVE-2024-1".to_owned(), 0.3, 0.05),
+            ],
+            ..quiet()
+        };
+        let r = only(&f);
+        assert_eq!(r.id, "noisy-rule:falco:Read sensitive file");
+        assert!(
+            matches!(&r.action, Action::Step { text } if text.contains("filter.sources.falco.exclude_rules")),
+            "{:?}",
+            r.action
+        );
+        // One rule alone is all there is, not noise among others.
+        let alone = Facts {
+            rules: f.rules[..1].to_vec(),
+            ..quiet()
+        };
+        assert!(recommend(&alone, &[]).is_empty());
+    }
+
+    #[test]
+    fn threads_rank_among_the_bottlenecks_and_a_costly_collector_asks_for_a_longer_interval() {
+        let f = Facts {
+            threads: vec![
+                ("zen-sink".to_owned(), 0.6),
+                ("zen-collect".to_owned(), 0.05),
+                ("zen-history".to_owned(), 0.01),
+            ],
+            ..quiet()
+        };
+        let b = bottlenecks(&f);
+        assert_eq!(b[0].what, "thread zen-sink");
+        assert!((b[0].value - 0.6 / 0.66).abs() < 1e-9);
+        assert!(b.iter().all(|b| b.what != "thread zen-history"), "{b:?}");
+        let r = only(&f);
+        assert_eq!(r.action, setting("collect.interval", "2s".to_owned()));
     }
 }

@@ -204,3 +204,75 @@ impl ProcessReader {
         })
     }
 }
+
+/// The calling process' CPU time by thread name (`comm`; threads of one name summed), from
+/// `<proc>/self/task/*/schedstat` (nanoseconds on a CPU). Each [`Threads::read`] adds what each
+/// thread ran since the one before, so a name's total only grows while its threads come and
+/// go; a thread that ends between two reads loses its last interval.
+#[derive(Debug)]
+pub struct Threads {
+    task_dir: PathBuf,
+    /// By thread id: its name and CPU time at the last read, in seconds.
+    seen: std::collections::HashMap<u32, (String, f64)>,
+    /// By name: CPU seconds so far.
+    totals: std::collections::BTreeMap<String, f64>,
+}
+
+/// The first field of a `schedstat` line: nanoseconds on a CPU, in seconds.
+pub fn parse_schedstat(text: &str) -> Option<f64> {
+    let ns: u64 = text.split_ascii_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+impl Threads {
+    pub fn new(proc_root: impl Into<PathBuf>) -> Threads {
+        Threads {
+            task_dir: proc_root.into().join("self/task"),
+            seen: std::collections::HashMap::new(),
+            totals: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// CPU seconds by thread name since the first read, threads of one name summed.
+    pub fn read(&mut self) -> Result<&std::collections::BTreeMap<String, f64>, CollectError> {
+        let entries = fs::read_dir(&self.task_dir).map_err(|source| CollectError::Io {
+            path: self.task_dir.clone(),
+            source,
+        })?;
+        let mut now = std::collections::HashMap::with_capacity(self.seen.len());
+        for entry in entries.flatten() {
+            let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // A thread that ended meanwhile has no files: skipped.
+            let Some(cpu) = fs::read_to_string(entry.path().join("schedstat"))
+                .ok()
+                .and_then(|t| parse_schedstat(&t))
+            else {
+                continue;
+            };
+            let name = match self.seen.remove(&tid) {
+                Some((name, before)) => {
+                    *self.totals.entry(name.clone()).or_default() += (cpu - before).max(0.0);
+                    name
+                }
+                None => {
+                    let Ok(comm) = fs::read_to_string(entry.path().join("comm")) else {
+                        continue;
+                    };
+                    let name = comm.trim_end().to_owned();
+                    // All it ran, since it started after the last read (or this is the first).
+                    *self.totals.entry(name.clone()).or_default() += cpu;
+                    name
+                }
+            };
+            now.insert(tid, (name, cpu));
+        }
+        self.seen = now;
+        Ok(&self.totals)
+    }
+}

@@ -93,3 +93,49 @@ fn without_limits_the_host_counts() {
         "no time passed: no NaN"
     );
 }
+
+#[test]
+fn a_busy_thread_is_found_by_its_name_with_its_cpu_time() {
+    let mut threads = zen_collect::process::Threads::new("/proc");
+    let before = threads
+        .read()
+        .unwrap()
+        .get("zen-test-spin")
+        .copied()
+        .unwrap_or(0.0);
+    // The thread spins until its own CPU clock says 200 ms, then waits to be read.
+    let (spun, read) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (spun_tx, spun_rx) = spun;
+    let (read_tx, read_rx) = read;
+    let spin = std::thread::Builder::new()
+        .name("zen-test-spin".into())
+        .spawn(move || {
+            let cpu = || {
+                let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+                t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+            };
+            let start = cpu();
+            while cpu() - start < 0.2 {
+                std::hint::black_box(start);
+            }
+            spun_tx.send(()).unwrap();
+            read_rx.recv().unwrap();
+        })
+        .unwrap();
+    spun_rx.recv().unwrap();
+    let after = threads.read().unwrap()["zen-test-spin"];
+    read_tx.send(()).unwrap();
+    spin.join().unwrap();
+    // 200 ms of its own CPU time, and what little it ran before and after spinning.
+    assert!(after - before >= 0.2, "{before} → {after}");
+    assert!(after - before < 0.3, "{before} → {after}");
+    let again = threads.read().unwrap()["zen-test-spin"];
+    assert!(
+        again >= after,
+        "a name's total never falls when its thread ends"
+    );
+    assert_eq!(
+        zen_collect::process::parse_schedstat("123456789 5 6\n"),
+        Some(0.123456789)
+    );
+}

@@ -237,6 +237,20 @@ pub const CATALOG: &[Metric] = &[
         &[&[]],
     ),
     m(
+        "zen_watcher_dedup_evictions_total",
+        Counter,
+        "fingerprints",
+        &[],
+        "Fingerprints the de-duplication forgot before their window ended, to stay within pipeline.dedup_max_entries: a repeat of one is stored as new.",
+    ),
+    m(
+        "zen_watcher_thread_cpu_seconds_total",
+        Counter,
+        "seconds",
+        &["thread"],
+        "CPU time of the daemon's threads by name (read every advisor.interval).",
+    ),
+    m(
         "zen_watcher_pipeline_efficiency_ratio",
         Gauge,
         "ratio",

@@ -136,6 +136,11 @@ impl Exporter {
         }
     }
 
+    /// The readings of the metrics the advisor reads besides the panels' ([`crate::tap::ADVISED`]).
+    pub fn advised(&self, f: &mut crate::panels::ReadingVisitor<'_>) {
+        self.tap.visit_advised(f);
+    }
+
     /// The text exposition of every metric, with the process' own figures read now.
     pub fn render(&self) -> String {
         let mut text = self.handle.render();

@@ -1,7 +1,8 @@
 //! A tap on the recorder: the metrics the panels read ([`crate::panels::metrics`]) are counted
 //! a second time as they are recorded — counters and gauges in an atomic, histograms in the
 //! catalog's buckets — so the history can read them every second without rendering `/metrics`
-//! (rendering costs milliseconds; reading the tap, microseconds).
+//! (rendering costs milliseconds; reading the tap, microseconds). The few more the advisor
+//! reads ([`ADVISED`]) are tapped apart, so the history's per-second visit never walks them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,11 +39,23 @@ struct Entry {
     cell: Cell,
 }
 
+/// The metrics the advisor reads besides the panels': the de-duplication's evictions, the
+/// configuration cache's hits and misses, and new Observations by rule.
+pub(crate) const ADVISED: [&str; 4] = [
+    "zen_watcher_dedup_evictions_total",
+    "zen_watcher_cache_hits_total",
+    "zen_watcher_cache_misses_total",
+    "zen_watcher_observations_by_rule_total",
+];
+
+/// The tapped cells: by key, the group (panels' or advised) and index; then each group's.
+type Cells = (HashMap<Key, (bool, usize)>, [Vec<Entry>; 2]);
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Tap {
     wanted: Vec<&'static str>,
-    cells: Mutex<(HashMap<Key, usize>, Vec<Entry>)>,
+    cells: Mutex<Cells>,
 }
 
 impl Tap {
@@ -53,18 +66,20 @@ impl Tap {
         }
     }
 
-    /// The cell of `key`, made the first time; `None` for metrics no panel reads.
+    /// The cell of `key`, made the first time; `None` for metrics nothing reads.
     fn cell(&self, key: &Key, make: impl FnOnce() -> Option<Cell>) -> Option<Cell> {
-        if !self.wanted.contains(&key.name()) {
+        let advised = ADVISED.contains(&key.name());
+        if !advised && !self.wanted.contains(&key.name()) {
             return None;
         }
         let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = cells.0.get(key) {
-            return Some(cells.1[*i].cell.clone());
+        if let Some((group, i)) = cells.0.get(key) {
+            return Some(cells.1[usize::from(*group)][*i].cell.clone());
         }
         let cell = make()?;
-        let i = cells.1.len();
-        cells.1.push(Entry {
+        let group = &mut cells.1[usize::from(advised)];
+        let i = group.len();
+        group.push(Entry {
             name: key.name().to_owned(),
             labels: key
                 .labels()
@@ -72,16 +87,25 @@ impl Tap {
                 .collect(),
             cell: cell.clone(),
         });
-        cells.0.insert(key.clone(), i);
+        cells.0.insert(key.clone(), (advised, i));
         Some(cell)
     }
 
-    /// Every reading tapped, as `(metric, labels, reading)`.
+    /// Every reading the panels read, as `(metric, labels, reading)`.
     pub fn visit(&self, f: &mut ReadingVisitor<'_>) {
+        self.visit_group(false, f);
+    }
+
+    /// Every reading of the [`ADVISED`] metrics.
+    pub fn visit_advised(&self, f: &mut ReadingVisitor<'_>) {
+        self.visit_group(true, f);
+    }
+
+    fn visit_group(&self, advised: bool, f: &mut ReadingVisitor<'_>) {
         let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
         let mut labels: Vec<(&str, &str)> = Vec::new();
         let mut counts: Vec<u64> = Vec::new();
-        for e in &cells.1 {
+        for e in &cells.1[usize::from(advised)] {
             labels.clear();
             labels.extend(e.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             match &e.cell {

@@ -179,6 +179,9 @@ struct Handles {
     received: Received,
     filtered: HashMap<(Source, DropReason), metrics::Counter>,
     duplicates: HashMap<Source, metrics::Counter>,
+    /// Fingerprints the deduper forgot early, and how many were counted so far.
+    evictions: metrics::Counter,
+    evictions_counted: u64,
 }
 
 impl Default for Handles {
@@ -187,6 +190,8 @@ impl Default for Handles {
             received: Received::new(),
             filtered: HashMap::new(),
             duplicates: HashMap::new(),
+            evictions: metrics::counter!("zen_watcher_dedup_evictions_total"),
+            evictions_counted: 0,
         }
     }
 }
@@ -506,6 +511,11 @@ impl Processor {
                 .entry(source.clone())
                 .or_insert_with(|| metrics::counter!("zen_watcher_events_deduplicated_total", "source" => source.into_owned()))
                 .increment(n);
+        }
+        let evicted = self.dedup.stats().evicted;
+        if evicted > h.evictions_counted {
+            h.evictions.increment(evicted - h.evictions_counted);
+            h.evictions_counted = evicted;
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::history::{Shared, now};
 use crate::{ApiError, AppState, Json};
 
 /// The kinds of recommendation, each counted in `zen_watcher_recommendations_open{kind}`.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 11] = [
     "batch_age",
     "batch_size",
     "queue",
@@ -36,6 +36,10 @@ pub const KINDS: [&str; 7] = [
     "retention",
     "disk",
     "exhaustion",
+    "dedup",
+    "cache",
+    "noisy_rule",
+    "collector_interval",
 ];
 
 /// The settings the recommendations weigh, where the data is kept, and how often to look.
@@ -51,6 +55,104 @@ pub struct Settings {
     pub kubernetes: bool,
     /// P95 from receipt to commit should be under this.
     pub latency_objective: Duration,
+    pub dedup_max_entries: usize,
+    pub dedup_window: Duration,
+    pub cache_ttl: Duration,
+    /// How often the host and container collectors read.
+    pub collect_interval: Duration,
+}
+
+/// What the advisor reads besides the history at each pass: the daemon's threads, and the
+/// counters [`zen_export::Exporter::advised`] gives, rated over up to the last hour (a snapshot at the
+/// first pass, then one every five minutes).
+#[derive(Debug)]
+struct Readings {
+    threads: zen_collect::process::Threads,
+    threads_before: Option<(i64, std::collections::BTreeMap<String, f64>)>,
+    snapshots: std::collections::VecDeque<(i64, std::collections::HashMap<String, f64>)>,
+}
+
+/// A pass's readings: cores by thread name since the pass before, most first; and counters
+/// per second, by series (`metric`, or `metric\x1fsource\x1frule` for rules).
+#[derive(Debug, Default)]
+struct Taken {
+    threads: Vec<(String, f64)>,
+    rates: Option<std::collections::HashMap<String, f64>>,
+}
+
+const RULES: &str = "zen_watcher_observations_by_rule_total";
+
+impl Readings {
+    fn new() -> Readings {
+        Readings {
+            threads: zen_collect::process::Threads::new("/proc"),
+            threads_before: None,
+            snapshots: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn take(&mut self, exporter: &zen_export::Exporter, now: i64) -> Taken {
+        let mut taken = Taken::default();
+        if let Ok(totals) = self.threads.read() {
+            for (name, total) in totals {
+                metrics::counter!("zen_watcher_thread_cpu_seconds_total", "thread" => name.clone())
+                    .absolute(*total as u64);
+            }
+            if let Some((then, before)) = &self.threads_before
+                && now > *then
+            {
+                taken.threads = totals
+                    .iter()
+                    .map(|(n, t)| {
+                        (
+                            n.clone(),
+                            (t - before.get(n).unwrap_or(&0.0)) / (now - then) as f64,
+                        )
+                    })
+                    .collect();
+                taken.threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+            }
+            self.threads_before = Some((now, totals.clone()));
+        }
+        let mut current: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+        exporter.advised(&mut |name, labels, reading| {
+            let zen_export::panels::Reading::Number(v) = reading else {
+                return;
+            };
+            let key = if name == RULES {
+                let get = |k: &str| labels.iter().find(|(l, _)| *l == k).map_or("", |(_, v)| *v);
+                format!("{name}\x1f{}\x1f{}", get("source"), get("rule"))
+            } else {
+                name.to_owned()
+            };
+            *current.entry(key).or_default() += v;
+        });
+        if let Some((then, old)) = self.snapshots.front()
+            && now > *then
+        {
+            let seconds = (now - then) as f64;
+            taken.rates = Some(
+                current
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            (v - old.get(k).unwrap_or(&0.0)).max(0.0) / seconds,
+                        )
+                    })
+                    .collect(),
+            );
+        }
+        if self.snapshots.back().is_none_or(|(t, _)| now - t >= 300) {
+            self.snapshots.push_back((now, current));
+        }
+        while self.snapshots.len() > 1
+            && self.snapshots.front().is_some_and(|(t, _)| now - t > 3_600)
+        {
+            self.snapshots.pop_front();
+        }
+        taken
+    }
 }
 
 /// The advisor and what its last pass found, and the tuner when one may change settings.
@@ -92,6 +194,7 @@ impl Advising {
     pub fn start(
         history: Shared,
         pipeline: Arc<Pipeline>,
+        exporter: Arc<zen_export::Exporter>,
         settings: Settings,
         latest: SharedInsights,
     ) -> std::io::Result<Advising> {
@@ -105,8 +208,10 @@ impl Advising {
                     at: now(),
                     what: format!("zen-watcher {} started", env!("CARGO_PKG_VERSION")),
                 };
+                let mut readings = Readings::new();
                 loop {
                     let now = now();
+                    let taken = readings.take(&exporter, now);
                     let mut l = latest.lock().unwrap_or_else(PoisonError::into_inner);
                     // The daemon's own events, that a regression may be tied to.
                     let mut events = vec![started.clone()];
@@ -123,6 +228,7 @@ impl Advising {
                         &settings,
                         &data_dir,
                         &events,
+                        &taken,
                         now,
                     );
                     let latest_l = &mut *l;
@@ -286,6 +392,7 @@ fn earlier(f: &Option<zen_history::Frame>, now: i64) -> Vec<Series<'_>> {
 }
 
 /// One pass: reads the history, asks the advisor.
+#[allow(clippy::too_many_arguments)]
 fn pass(
     history: &Mutex<History>,
     advisor: &mut Advisor,
@@ -293,6 +400,7 @@ fn pass(
     settings: &Settings,
     data_dir: &std::path::Path,
     events: &[Event],
+    taken: &Taken,
     now: i64,
 ) -> Insights {
     // The history is locked for each read only: the recorder and the page's queries wait
@@ -408,6 +516,30 @@ fn pass(
             30,
         )
     };
+    let rate = |name: &str| {
+        taken
+            .rates
+            .as_ref()
+            .map(|r| r.get(name).copied().unwrap_or(0.0))
+    };
+    let hits = rate("zen_watcher_cache_hits_total").unwrap_or(0.0);
+    let lookups = hits + rate("zen_watcher_cache_misses_total").unwrap_or(0.0);
+    let mut rules: Vec<(String, String, f64, f64)> = taken
+        .rates
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            let mut parts = k.strip_prefix(RULES)?.strip_prefix('\x1f')?.split('\x1f');
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned(), 0.0, *v))
+        })
+        .filter(|r| r.3 > 0.0)
+        .collect();
+    let observations: f64 = rules.iter().map(|r| r.3).sum();
+    for r in &mut rules {
+        r.2 = r.3 / observations;
+    }
+    rules.sort_by(|a, b| b.3.total_cmp(&a.3));
+    rules.truncate(10);
     let facts = Facts {
         stage_p95: ["normalize", "process", "sink", "total"]
             .into_iter()
@@ -434,6 +566,16 @@ fn pass(
         retention: settings.retention.as_secs_f64(),
         data_filesystem,
         kubernetes: settings.kubernetes,
+        threads: taken.threads.clone(),
+        dedup_evictions_per_second: rate("zen_watcher_dedup_evictions_total"),
+        new_observations_per_second: (!rules.is_empty()).then_some(observations),
+        dedup_max_entries: settings.dedup_max_entries,
+        dedup_window: settings.dedup_window.as_secs_f64(),
+        cache_lookups_per_second: (lookups > 0.0).then_some(lookups),
+        cache_hit_ratio: (lookups > 0.0).then(|| hits / lookups),
+        cache_ttl: settings.cache_ttl.as_secs_f64(),
+        rules,
+        collect_interval: settings.collect_interval.as_secs_f64(),
     };
     advisor.forecast_after = settings.forecast_after.as_secs() as i64;
     advisor.pass(&Input {

@@ -241,6 +241,11 @@ impl Engine {
                     let rule = &self.spec.rules[r];
                     let (for_, keep) = (rule.for_.millis(), rule.keep_firing_for.millis());
                     match &self.program.rules[r] {
+                        // Nothing read and nothing raised (no such disk, interface or
+                        // container on this host): nothing to evaluate.
+                        CExpr::Per(v)
+                            if self.program.definitions[d].instances.is_empty()
+                                && !self.has_groups(v) => {}
                         CExpr::Per(v) => {
                             let mut values = self.vector(v, t);
                             values.retain(|_, v| holds(v, rule));
@@ -340,6 +345,21 @@ impl Engine {
             }
         }
         None
+    }
+
+    /// Whether every leaf of a per-group expression has read a group.
+    fn has_groups(&self, v: &CVector) -> bool {
+        match v {
+            CVector::Rate(i, _) | CVector::Increase(i, _) | CVector::Gauge(i) => {
+                match &self.program.slots[*i].track {
+                    Track::CounterBy { groups, .. } => !groups.is_empty(),
+                    Track::GaugeBy { groups, .. } => !groups.is_empty(),
+                    _ => unreachable_track(),
+                }
+            }
+            CVector::Add(a, b) | CVector::Div(a, b) => self.has_groups(a) && self.has_groups(b),
+            CVector::OneMinus(a) => self.has_groups(a),
+        }
     }
 
     /// A per-group expression's value for each group that has one.

@@ -118,6 +118,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             zen_server::insights::Advising::start(
                 h.clone(),
                 pipeline.clone(),
+                exporter.clone(),
                 zen_server::insights::Settings {
                     interval: config.advisor.interval.0,
                     forecast_after: config.advisor.forecast_after.0,
@@ -126,6 +127,10 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
                     data_dir: config.data_dir.clone(),
                     kubernetes: false,
                     latency_objective: std::time::Duration::from_millis(100),
+                    dedup_max_entries: config.pipeline.dedup_max_entries,
+                    dedup_window: config.pipeline.dedup_window.0,
+                    cache_ttl: config.pipeline.cache_ttl.0,
+                    collect_interval: config.collect.interval.0,
                 },
                 latest.clone(),
             )

@@ -374,3 +374,64 @@ fn a_filling_disk_is_forecast_recommended_against_and_alerted_to_alertmanager() 
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[test]
+fn evictions_a_noisy_rule_and_the_threads_reach_the_advisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zen.yaml");
+    // Room for 20 fingerprints: the 200 findings below evict most before their minute ends.
+    std::fs::write(
+        &config,
+        "pipeline:\n  dedup_max_entries: 20\nadvisor:\n  interval: 1s\n",
+    )
+    .unwrap();
+    let (mut child, addr, logs) =
+        common::start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    std::thread::spawn(move || logs.for_each(drop));
+    // 200 findings of 200 namespaces (so 200 fingerprints), nine in ten of one rule.
+    let body: String = (0..200)
+        .map(|i| {
+            let rule = if i % 10 == 0 { format!("quiet-{i}") } else { "noisy".to_owned() };
+            format!(
+                "{{\"title\":\"finding {i}\",\"severity\":\"low\",\"rule\":\"{rule}\",\"namespace\":\"ns-{i}\"}}\n"
+            )
+        })
+        .collect();
+    let status = common::post(addr, "/api/v1/ingest/generic?ack=commit", &body);
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let recs = loop {
+        let (_, body) = get(addr, "/api/v1/insights");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let recs = v["recommendations"].as_array().cloned().unwrap_or_default();
+        let has = |id: &str| recs.iter().any(|r| r["id"] == id);
+        if has("dedup-capacity") && has("noisy-rule:generic:noisy") {
+            break recs;
+        }
+        assert!(Instant::now() < deadline, "not within 30 s: {body}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let dedup = recs.iter().find(|r| r["id"] == "dedup-capacity").unwrap();
+    assert_eq!(dedup["action"]["key"], "pipeline.dedup_max_entries");
+    let entries: u64 = dedup["action"]["value"].as_str().unwrap().parse().unwrap();
+    assert!(entries >= 1_000, "{dedup}");
+    let noisy = recs
+        .iter()
+        .find(|r| r["id"] == "noisy-rule:generic:noisy")
+        .unwrap();
+    let share = noisy["evidence"][0]["value"].as_f64().unwrap();
+    assert!((share - 0.9).abs() < 0.01, "{noisy}");
+    let (_, text) = get(addr, "/metrics");
+    let evictions = text
+        .lines()
+        .find(|l| l.starts_with("zen_watcher_dedup_evictions_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert_eq!(evictions, 180.0, "200 fingerprints through room for 20");
+    assert!(
+        text.contains(r#"zen_watcher_thread_cpu_seconds_total{thread="zen-collect"}"#),
+        "the threads' CPU published"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
