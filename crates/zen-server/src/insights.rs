@@ -467,6 +467,32 @@ fn pass(
             wanted.push((name, i, limit));
         }
     }
+    // A filesystem mounted twice (a bind mount) reads the same to the byte: forecast once,
+    // under its shortest mount point.
+    let same = |a: Option<&[f64]>, b: Option<&[f64]>| {
+        a.zip(b).is_some_and(|(a, b)| {
+            known(a) > 0
+                && a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+        })
+    };
+    wanted.sort_by_key(|(name, _, _)| match name.starts_with("filesystem:") {
+        true => (1, name.len()),
+        false => (0, 0),
+    });
+    let mut kept: Vec<(String, usize, Limit)> = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let twice = w.0.starts_with("filesystem:")
+            && kept.iter().any(|k| {
+                k.0.starts_with("filesystem:") && same(column(&names[k.1]), column(&names[w.1]))
+            });
+        if !twice {
+            kept.push(w);
+        }
+    }
+    let wanted = kept;
     let day_ids: Vec<_> = wanted.iter().map(|(_, i, _)| ids[*i]).collect();
     let days = |from: i64, points: usize| query(&day_ids, from, points);
     // A young history has few minutes: its last hour at 10 s then.

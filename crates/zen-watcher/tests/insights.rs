@@ -432,6 +432,46 @@ fn evictions_a_noisy_rule_and_the_threads_reach_the_advisor() {
         text.contains(r#"zen_watcher_thread_cpu_seconds_total{thread="zen-collect"}"#),
         "the threads' CPU published"
     );
+    // A filesystem mounted twice (a bind mount reads the same size and space to the byte)
+    // is forecast once.
+    let mut by_space: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("node_filesystem_avail_bytes{"))
+    {
+        let mount = l
+            .split("mountpoint=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let size = text
+            .lines()
+            .find(|s| {
+                s.starts_with("node_filesystem_size_bytes{")
+                    && s.contains(&format!("mountpoint=\"{mount}\""))
+            })
+            .and_then(|s| s.rsplit(' ').next())
+            .unwrap_or("");
+        let space = format!("{} {size}", l.rsplit(' ').next().unwrap());
+        by_space.entry(space).or_default().push(mount.to_owned());
+    }
+    let (_, body) = get(addr, "/api/v1/insights");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let forecast: Vec<&str> = v["forecasts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["resource"].as_str()?.strip_prefix("filesystem:"))
+        .collect();
+    for mounts in by_space.values().filter(|m| m.len() > 1) {
+        let n = mounts
+            .iter()
+            .filter(|m| forecast.contains(&m.as_str()))
+            .count();
+        assert!(n <= 1, "{mounts:?} forecast {n} times: {forecast:?}");
+    }
     child.kill().unwrap();
     let _ = child.wait();
 }
