@@ -161,7 +161,12 @@ pub struct Latest {
     advisor: Advisor,
     insights: Insights,
     tuner: Option<Tuner>,
+    /// Changes made through the API (alert rules, recommendations applied), newest last.
+    changes: Vec<Event>,
 }
+
+/// How many of the API's changes are kept as events.
+const CHANGES_KEPT: usize = 100;
 
 impl Latest {
     /// With a tuner that changes the settings it allows.
@@ -177,6 +182,15 @@ impl Latest {
     /// What the last pass found.
     pub fn insights(&self) -> &Insights {
         &self.insights
+    }
+
+    /// Notes a change of the configuration made at run time: a regression that begins near
+    /// it is tied to it.
+    pub fn changed(&mut self, what: String) {
+        if self.changes.len() == CHANGES_KEPT {
+            self.changes.remove(0);
+        }
+        self.changes.push(Event { at: now(), what });
     }
 }
 
@@ -215,6 +229,7 @@ impl Advising {
                     let mut l = latest.lock().unwrap_or_else(PoisonError::into_inner);
                     // The daemon's own events, that a regression may be tied to.
                     let mut events = vec![started.clone()];
+                    events.extend(l.changes.iter().cloned());
                     if let Some(t) = &l.tuner {
                         events.extend(t.changes().iter().map(|c| Event {
                             at: c.at,
@@ -667,8 +682,9 @@ fn latest_of(s: &AppState) -> Result<&SharedInsights, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "the advisor is not running"))
 }
 
-/// `GET /api/v1/insights`: what the advisor's last pass found, and `tuning`: whether it may
-/// change settings, the batch size and age in force, and its changes.
+/// `GET /api/v1/insights`: what the advisor's last pass found, `events`: the changes made
+/// through the API, and `tuning`: whether it may change settings, the batch size and age in
+/// force, and its changes.
 pub(crate) async fn insights(State(s): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let latest = latest_of(&s)?
         .lock()
@@ -676,6 +692,7 @@ pub(crate) async fn insights(State(s): State<Arc<AppState>>) -> Result<Json<Valu
     let mut body = serde_json::to_value(&latest.insights)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let t = s.pipeline.tuning();
+    body["events"] = json!(latest.changes);
     body["tuning"] = json!({
         "auto_apply": latest.tuner.is_some(),
         "max_batch_size": t.max_batch_size,
@@ -741,6 +758,9 @@ pub(crate) async fn recommendation(
         shown = serde_json::to_value(&*r).unwrap_or(Value::Null);
     }
     tracing::info!(recommendation = %id, state = ?m.state, "recommendation moved");
+    if m.state == zen_advisor::State::Applied {
+        latest.changed(format!("recommendation {id} applied"));
+    }
     Ok(Json(json!({ "recommendation": shown })))
 }
 

@@ -299,9 +299,20 @@ async fn change_rules(
     if changes.is_empty() {
         return Err(ApiError::bad("no rule to change"));
     }
-    a.change_rules(changes)
-        .map(Json)
-        .map_err(|e| ApiError::bad(e.to_string()))
+    let what: Vec<String> = changes
+        .iter()
+        .map(|(rule, c)| format!("{rule} {}", serde_json::to_string(c).unwrap_or_default()))
+        .collect();
+    let changed = a
+        .change_rules(changes)
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    if let Some(latest) = &s.insights {
+        latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .changed(format!("alert rules changed: {}", what.join(", ")));
+    }
+    Ok(Json(changed))
 }
 
 /// An error answer. Every error of the API has this one shape:

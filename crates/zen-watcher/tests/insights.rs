@@ -376,7 +376,7 @@ fn a_filling_disk_is_forecast_recommended_against_and_alerted_to_alertmanager() 
 }
 
 #[test]
-fn evictions_a_noisy_rule_and_the_threads_reach_the_advisor() {
+fn evictions_a_noisy_rule_the_threads_and_changes_reach_the_advisor() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("zen.yaml");
     // Room for 20 fingerprints: the 200 findings below evict most before their minute ends.
@@ -472,6 +472,20 @@ fn evictions_a_noisy_rule_and_the_threads_reach_the_advisor() {
             .count();
         assert!(n <= 1, "{mounts:?} forecast {n} times: {forecast:?}");
     }
+    // A change through the API is an event a regression can be tied to.
+    let (code, body) = common::put(
+        addr,
+        "/api/v1/alerts/rules",
+        r#"{"ZenWatcherHighMemoryUsage": {"threshold": 80}}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, body) = get(addr, "/api/v1/insights");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let what = v["events"][0]["what"].as_str().unwrap_or_default();
+    assert!(
+        what.starts_with("alert rules changed: ZenWatcherHighMemoryUsage") && what.contains("80"),
+        "{body}"
+    );
     child.kill().unwrap();
     let _ = child.wait();
 }
