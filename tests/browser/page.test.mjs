@@ -302,6 +302,17 @@ test('with a token, the page asks for it and its APIs need it', async () => {
   await page.fill('#login input[name="token"]', TOKEN);
   await page.click('#login button');
   await until('charts with the token', async () => Number(await attr(page, '#panel-cpu .chart', 'points')) > 0);
+  // This daemon's history (written before it started) has a filesystem filling: its forecast
+  // is drawn ahead of the data, and the panel says when it runs out.
+  await until('the forecast drawn ahead', async () => (await attr(page, '#panel-filesystems .chart', 'forecast')) === 'filesystem:/zen-test', 30000);
+  assert.match(await page.textContent('#panel-filesystems .forecast'), /filesystem:\/zen-test runs out in/);
+  const edges = await page.evaluate(() => {
+    const el = document.querySelector('#panel-filesystems .chart');
+    return { last: Number(el.dataset.last), now: Date.now() / 1000 };
+  });
+  assert.ok(edges.now - edges.last < 30, 'the data reaches now');
+  await page.locator('#panel-filesystems').scrollIntoViewIfNeeded();
+  await page.locator('#panel-filesystems').screenshot({ path: join(SHOTS, 'forecast.png') });
   // Expected: the 401s the page met before it had the token.
   problems.splice(0, problems.length, ...problems.filter((p) => !(p.startsWith(TOKEN_URL) && p.includes('401'))));
   await page.context().close();

@@ -135,12 +135,86 @@ matchMedia('(prefers-color-scheme: dark)').addEventListener('change', (e) => {
 
 // ---------------------------------------------------------------- charts
 
-/** Draws a panel's thresholds as dashed horizontal lines, and a regression the advisor found
- *  in one of its series as a dashed vertical line where it began. */
-function thresholdsPlugin(def) {
+/** The series a forecast resource is read from. */
+function forecastSeries(resource) {
+  if (resource === 'memory') return 'node_memory_MemAvailable_bytes';
+  if (resource === 'queue') return 'zen_watcher_queue_depth{queue="submissions"}';
+  if (resource.startsWith('filesystem:')) return `node_filesystem_avail_bytes{mountpoint="${resource.slice(11)}"}`;
+  return null;
+}
+
+/** The forecasts heading for their limit among a panel's series: the series' index and the
+ *  forecast. */
+function panelForecasts(p) {
+  const out = [];
+  for (const f of state.insights?.forecasts || []) {
+    if (f.forecast.state !== 'exhaustion') continue;
+    const i = p.names.findIndex((s) => s.name === forecastSeries(f.resource));
+    if (i >= 0) out.push({ i, f });
+  }
+  return out;
+}
+
+/** Seconds a chart shows ahead of its data: a quarter of its span when a forecast is drawn. */
+function ahead(p, min, max) {
+  return state.range.kind !== 'custom' && panelForecasts(p).length ? (max - min) / 4 : 0;
+}
+
+/** Draws a forecast ahead of the data: the trend's line from the last value, and the band
+ *  between the slowest and fastest paces of its interval, up to the limit. */
+function drawForecasts(u, p) {
+  const { ctx, bbox } = u;
+  const drawn = [];
+  for (const { i, f } of panelForecasts(p)) {
+    const xs = u.data[0];
+    const ys = u.data[i + 1];
+    let j = ys.length - 1;
+    while (j >= 0 && ys[j] == null) j--;
+    if (j < 0) continue;
+    const t0 = xs[j], v0 = ys[j];
+    const end = u.scales.x.max;
+    if (!(end > t0)) continue;
+    const limit = f.limit.value;
+    const g = f.forecast;
+    // The value at t on a pace that reaches the limit `secs` after t0 (never: flat).
+    const at = (secs, t) => (Number.isFinite(secs) && secs > 0 ? v0 + (limit - v0) * Math.min(1, (t - t0) / secs) : v0);
+    const x = (t) => u.valToPos(t, 'x', true);
+    const y = (v) => u.valToPos(v, 'y', true);
+    const steps = 24;
+    const points = (secs) => Array.from({ length: steps + 1 }, (_, k) => t0 + ((end - t0) * k) / steps).map((t) => [x(t), y(at(secs, t))]);
+    const fast = points(g.low), slow = points(g.high), line = points(g.seconds);
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+    ctx.clip();
+    ctx.fillStyle = css('--warn');
+    ctx.globalAlpha = 0.15;
+    ctx.beginPath();
+    fast.forEach(([px, py], k) => (k ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
+    for (const [px, py] of slow.reverse()) ctx.lineTo(px, py);
+    ctx.closePath();
+    ctx.fill();
+    ctx.globalAlpha = 1;
+    ctx.strokeStyle = css('--warn');
+    ctx.setLineDash([5, 3]);
+    ctx.lineWidth = 1.5 * devicePixelRatio;
+    ctx.beginPath();
+    line.forEach(([px, py], k) => (k ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
+    ctx.stroke();
+    ctx.restore();
+    drawn.push(f.resource);
+  }
+  $('.chart', p.el).dataset.forecast = drawn.join(' ');
+}
+
+/** Draws a panel's thresholds as dashed horizontal lines, a regression the advisor found in
+ *  one of its series as a dashed vertical line where it began, and its forecasts ahead. */
+function thresholdsPlugin(p) {
+  const { def } = p;
   return {
     hooks: {
       draw: [(u) => {
+        drawForecasts(u, p);
         const { ctx, bbox } = u;
         const mine = new Set(def.series.map((s) => s.name));
         for (const r of state.insights?.regressions || []) {
@@ -197,11 +271,11 @@ function makeChart(p) {
     width: chartWidth(host),
     height: 220,
     series,
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: (u, min, max) => [min, max + ahead(p, min, max)] } },
     axes: [axis, { ...axis, size: 70, values: (u, vals) => vals.map((v) => format(def.unit, v)) }],
     cursor: { sync: { key: 'zen', setSeries: false }, drag: { x: true, y: false } },
     legend: { live: true },
-    plugins: [thresholdsPlugin(def)],
+    plugins: [thresholdsPlugin(p)],
     hooks: { setSelect: [(u) => zoomed(u)] },
   };
   p.chart = new uPlot(opts, p.data, host);
@@ -789,6 +863,8 @@ async function refreshInsights() {
   let found;
   try { found = await json('api/v1/insights'); } catch { return; }
   state.insights = found;
+  // The forecasts move the charts' right edge: ranged again, redrawn.
+  for (const p of state.panels.values()) if (p.chart && p.data[0].length) p.chart.setData(p.data);
   const recs = $('#recommendations tbody');
   recs.replaceChildren();
   for (const r of found.recommendations) {

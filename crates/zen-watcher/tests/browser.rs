@@ -38,6 +38,12 @@ fn the_page_works_in_a_real_browser() {
     let fast = [("ZEN_ALERTING_INTERVAL", "1s")];
     let (mut open, addr, logs) = start(open_dir.path(), &fast);
     std::thread::spawn(move || logs.for_each(drop));
+    // The guarded daemon starts with two hours of a filesystem filling: its forecast shows.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    common::filling_history(token_dir.path(), now, 7_200);
     let token = "browser-suite-token";
     let (mut guarded, token_addr, logs) = start(token_dir.path(), &[("ZEN_TOKEN", token)]);
     std::thread::spawn(move || logs.for_each(drop));

@@ -9,13 +9,11 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use zen_history::{History, Kind};
 
 mod common;
 use common::{get, start};
 
-const FS: &str = r#"node_filesystem_avail_bytes{mountpoint="/zen-test"}"#;
-const P95: &str = r#"zen_watcher_event_processing_duration_seconds:p95{stage="total"}"#;
+use common::P95;
 
 /// `text` as a request body, posted; the status and body.
 fn post_json(addr: std::net::SocketAddr, path: &str, body: &str) -> (u16, String) {
@@ -41,30 +39,8 @@ fn the_advisor_forecasts_finds_the_regression_and_names_the_fix() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    // Two hours, a second apart, ending now: 500 GB free, losing 2 MB a second (about three
-    // days left); P95 at 150 ms, 180 ms for the last 10 minutes; two events a second.
-    let (start_at, hours) = (now - 7_200, 7_200);
-    {
-        let (mut h, _) = History::open(&dir.path().join("history"), start_at).unwrap();
-        let fs = h.series(FS, Kind::Gauge).unwrap();
-        let p95 = h.series(P95, Kind::Gauge).unwrap();
-        let events = h.series("zen_watcher_events_total", Kind::Counter).unwrap();
-        for i in 0..hours {
-            let t = start_at + i;
-            let wobble = ((i * 7_919) % 101) as f64 / 100.0 - 0.5;
-            let latency = if i >= hours - 600 { 0.180 } else { 0.150 } * (1.0 + 0.02 * wobble);
-            h.record(
-                t,
-                &[
-                    (fs, 500e9 - 2e6 * i as f64 + 1e6 * wobble),
-                    (p95, latency),
-                    (events, 2.0 * i as f64),
-                ],
-            )
-            .unwrap();
-        }
-        h.close().unwrap();
-    }
+    let hours = 7_200;
+    common::filling_history(dir.path(), now, hours);
     let (child, addr, logs) = start(dir.path(), &[]);
     std::thread::spawn(move || logs.for_each(drop));
     let mut child = child;
