@@ -441,7 +441,30 @@ pub fn recommend(facts: &Facts, forecasts: &[ForecastOf]) -> Vec<Recommendation>
     let objective = facts.latency_objective;
     let fill_rate = facts.max_batch_size as f64 / facts.max_batch_age.max(1e-3);
     if let Some(p95) = total.filter(|p| *p > objective && objective > 0.0) {
-        if facts.events_per_second < fill_rate && facts.max_batch_age * 1.5 >= p95 * 0.5 {
+        if let Some(commit) = facts.commit_p95.filter(|c| *c >= facts.max_batch_age) {
+            // A commit lasts longer than a batch gathers: batches queue for the sink, and
+            // shorter ones would only make more commits.
+            let age = (commit * 2.0).clamp(0.01, 10.0);
+            out.push(rec(
+                "sink-slow".to_owned(),
+                "sink",
+                "warning",
+                format!(
+                    "The sink is slow: a commit takes {:.0} ms (P95), longer than a batch gathers ({:.0} ms), so batches queue for it; P95 from receipt to commit is {:.0} ms against the {:.0} ms objective.",
+                    commit * 1e3,
+                    facts.max_batch_age * 1e3,
+                    p95 * 1e3,
+                    objective * 1e3
+                ),
+                vec![
+                    ("P95 of a commit (s)".to_owned(), commit),
+                    ("pipeline.max_batch_age (s)".to_owned(), facts.max_batch_age),
+                    ("P95 receipt to commit (s)".to_owned(), p95),
+                ],
+                setting("pipeline.max_batch_age", format!("{}ms", (age * 1e3).round())),
+                "Fewer, fuller commits for the same events. The cure for the cause is a faster disk (or more CPU) for the data directory: the bottlenecks say which it is short of.".to_owned(),
+            ));
+        } else if facts.events_per_second < fill_rate && facts.max_batch_age * 1.5 >= p95 * 0.5 {
             // Batches age out rather than fill: events wait for the age.
             let age = (objective / 4.0).max(0.01);
             out.push(rec(
@@ -958,5 +981,22 @@ mod tests {
         assert!(b.iter().all(|b| b.what != "thread zen-history"), "{b:?}");
         let r = only(&f);
         assert_eq!(r.action, setting("collect.interval", "2s".to_owned()));
+    }
+
+    #[test]
+    fn commits_longer_than_a_batch_gathers_name_the_slow_sink() {
+        let f = Facts {
+            stage_p95: vec![("total".to_owned(), 0.4), ("sink".to_owned(), 0.03)],
+            commit_p95: Some(0.2),
+            events_per_second: 50.0,
+            ..quiet()
+        };
+        let r = only(&f);
+        assert_eq!((r.id.as_str(), r.kind), ("sink-slow", "sink"));
+        assert_eq!(
+            r.action,
+            setting("pipeline.max_batch_age", "400ms".to_owned())
+        );
+        assert!(r.summary.contains("a commit takes 200 ms"), "{}", r.summary);
     }
 }

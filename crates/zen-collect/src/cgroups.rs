@@ -348,8 +348,10 @@ struct Files {
     /// The cgroup's `cgroup.procs`: where a process of the container is found.
     procs: Option<PathBuf>,
     /// `<proc>/<pid>/net/dev` of a process in the container, when it has its own network
-    /// namespace; found again at the next discovery once that process is gone.
-    net: Option<Source>,
+    /// namespace, and `<proc>/<pid>`; found again at the next discovery once that process is
+    /// gone (an open `net/dev` keeps reading its namespace after the process ends, and keeps
+    /// the namespace alive: it is closed then).
+    net: Option<(Source, PathBuf)>,
     net_names: Matches,
 }
 
@@ -553,7 +555,11 @@ impl Files {
         c.threads_max = get(&mut self.pids[1], buf).then(|| single(buf)).flatten();
         // The process read through may be gone: then none until the next discovery finds
         // another, and no error (containers' processes come and go).
-        let net = self.net.as_mut().map(|n| n.read(buf));
+        let net = self
+            .net
+            .as_mut()
+            .filter(|(_, process)| process.exists())
+            .map(|(n, _)| n.read(buf));
         if !matches!(net, Some(Ok(true)))
             || parse_net_dev(buf, &mut self.net_names, &mut c.network).is_none()
         {
@@ -581,7 +587,10 @@ impl Files {
         };
         let ns = std::fs::read_link(proc_root.join(pid).join("ns/net")).ok();
         if ns.is_some() && ns.as_deref() != host {
-            self.net = Some(Source::open(proc_root, &format!("{pid}/net/dev")));
+            self.net = Some((
+                Source::open(proc_root, &format!("{pid}/net/dev")),
+                proc_root.join(pid),
+            ));
         }
     }
 }

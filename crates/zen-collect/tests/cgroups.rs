@@ -384,13 +384,13 @@ fn a_real_container_with_its_own_network_and_a_cpu_limit_is_read() {
     let Some((_cgroup, root)) = real_cgroup(&name) else {
         return;
     };
-    let has = |program: &str| {
+    let has = |program: &str, version: &str| {
         Command::new(program)
-            .arg("--version")
+            .arg(version)
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !has("unshare") || !has("ip") {
+    if !has("unshare", "--version") || !has("ip", "-V") {
         assert!(
             std::env::var_os("ZEN_REQUIRE_EXTERNAL").is_none(),
             "unshare and ip (util-linux, iproute2) are needed"

@@ -28,8 +28,9 @@ use crate::history::{Shared, now};
 use crate::{ApiError, AppState, Json};
 
 /// The kinds of recommendation, each counted in `zen_watcher_recommendations_open{kind}`.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 12] = [
     "batch_age",
+    "sink",
     "batch_size",
     "queue",
     "replica",

@@ -292,29 +292,49 @@ pub(crate) fn full_config(dir: &Path) -> PathBuf {
 pub(crate) const FS: &str = r#"node_filesystem_avail_bytes{mountpoint="/zen-test"}"#;
 pub(crate) const P95: &str = r#"zen_watcher_event_processing_duration_seconds:p95{stage="total"}"#;
 
-/// Writes a history under `dir/history` of `seconds`, a second apart, ending `now`: the
-/// filesystem [`FS`] with 500 GB free losing 2 MB a second (about three days left at two
-/// hours); P95 at 150 ms, 180 ms for the last 10 minutes; two events a second.
-pub(crate) fn filling_history(dir: &Path, now: i64, seconds: i64) {
-    use zen_history::{History, Kind};
+/// A series to write: its name, its kind, its value at second `i`.
+pub(crate) type Written<'a> = (&'a str, zen_history::Kind, &'a dyn Fn(i64) -> f64);
+
+/// Writes a history under `dir/history` of `seconds`, a second apart, ending `now`.
+pub(crate) fn write_history(dir: &Path, now: i64, seconds: i64, series: &[Written<'_>]) {
     let start_at = now - seconds;
-    let (mut h, _) = History::open(&dir.join("history"), start_at).unwrap();
-    let fs = h.series(FS, Kind::Gauge).unwrap();
-    let p95 = h.series(P95, Kind::Gauge).unwrap();
-    let events = h.series("zen_watcher_events_total", Kind::Counter).unwrap();
+    let (mut h, _) = zen_history::History::open(&dir.join("history"), start_at).unwrap();
+    let ids: Vec<_> = series
+        .iter()
+        .map(|(name, kind, _)| h.series(name, *kind).unwrap())
+        .collect();
     for i in 0..seconds {
-        let t = start_at + i;
-        let wobble = ((i * 7_919) % 101) as f64 / 100.0 - 0.5;
-        let latency = if i >= seconds - 600 { 0.180 } else { 0.150 } * (1.0 + 0.02 * wobble);
-        h.record(
-            t,
-            &[
-                (fs, 500e9 - 2e6 * i as f64 + 1e6 * wobble),
-                (p95, latency),
-                (events, 2.0 * i as f64),
-            ],
-        )
-        .unwrap();
+        let values: Vec<_> = ids
+            .iter()
+            .zip(series)
+            .map(|(id, (_, _, f))| (*id, f(i)))
+            .collect();
+        h.record(start_at + i, &values).unwrap();
     }
     h.close().unwrap();
+}
+
+/// A wobble of ±0.5, the same for the same second.
+pub(crate) fn wobble(i: i64) -> f64 {
+    ((i * 7_919) % 101) as f64 / 100.0 - 0.5
+}
+
+/// Writes a history (see [`write_history`]) of `seconds` ending `now`: the filesystem [`FS`]
+/// with 500 GB free losing 2 MB a second (about three days left at two hours); P95 at 150 ms,
+/// 180 ms for the last 10 minutes; two events a second.
+pub(crate) fn filling_history(dir: &Path, now: i64, seconds: i64) {
+    use zen_history::Kind::{Counter, Gauge};
+    write_history(
+        dir,
+        now,
+        seconds,
+        &[
+            (FS, Gauge, &|i| 500e9 - 2e6 * i as f64 + 1e6 * wobble(i)),
+            (P95, Gauge, &|i| {
+                let level = if i >= seconds - 600 { 0.180 } else { 0.150 };
+                level * (1.0 + 0.02 * wobble(i))
+            }),
+            ("zen_watcher_events_total", Counter, &|i| 2.0 * i as f64),
+        ],
+    );
 }
