@@ -11,6 +11,11 @@
 //! `/proc/pressure/{cpu,memory,io}` (PSI, where the kernel has it), `/proc/sys/fs/file-nr`, TCP,
 //! UDP and IP counters of `/proc/net/{snmp,netstat,snmp6}` and socket counts of
 //! `/proc/net/sockstat{,6}`.
+//!
+//! Every sample reads the files a per-second chart draws; `loadavg` (which the kernel updates
+//! every 5 s) is read every [`LOAD_EVERY`]th sample and the counters nothing reads at 1 s
+//! ([`SLOW_FILES`]) every [`SLOW_EVERY`]th, their last values carried forward in between: they
+//! were two thirds of the time spent reading files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -736,6 +741,38 @@ pub struct HostReader {
     /// Whether `<proc>/net` is the daemon's own network namespace (`self/net`, as on a real
     /// `/proc`), which rtnetlink describes; not so for a tree of fixture files.
     own_namespace: bool,
+    /// Samples taken; the files of [`SLOW_FILES`] are read every [`SLOW_EVERY`]th, `loadavg`
+    /// every [`LOAD_EVERY`]th (the first sample reads them all), and what they gave is
+    /// carried forward in between.
+    samples: u64,
+    kept: Kept,
+}
+
+/// Files read at their own cadence: counters nothing reads at 1 s (`vmstat`, `net/snmp`,
+/// `net/netstat`, `net/snmp6`, `net/sockstat{,6}`) and `sys/fs/file-nr`, every this many
+/// samples (10 s at the default 1 s).
+pub const SLOW_EVERY: u64 = 10;
+/// `loadavg`, which the kernel updates every 5 s, every this many samples.
+pub const LOAD_EVERY: u64 = 5;
+/// See [`SLOW_EVERY`].
+pub const SLOW_FILES: [&str; 7] = [
+    "vmstat",
+    "net/snmp",
+    "net/netstat",
+    "net/snmp6",
+    "net/sockstat",
+    "net/sockstat6",
+    "sys/fs/file-nr",
+];
+
+/// What the files read at their own cadence gave last.
+#[derive(Debug, Default)]
+struct Kept {
+    load: [f64; 3],
+    vmstat: Vec<(String, u64)>,
+    filefd: Option<(u64, u64)>,
+    netstat: Vec<(String, f64)>,
+    sockstat: Vec<(String, f64)>,
 }
 
 impl HostReader {
@@ -768,6 +805,8 @@ impl HostReader {
             links_read: None,
             own_namespace: std::fs::read_link(proc_root.join("net"))
                 .is_ok_and(|target| target == Path::new("self/net")),
+            samples: 0,
+            kept: Kept::default(),
         }
     }
 
@@ -812,6 +851,9 @@ impl HostReader {
     /// the answer; the others are read all the same.
     pub fn sample(&mut self, sample: &mut HostSample) -> Vec<CollectError> {
         let mut errors = Vec::new();
+        let load_due = self.samples.is_multiple_of(LOAD_EVERY);
+        let slow_due = self.samples.is_multiple_of(SLOW_EVERY);
+        self.samples += 1;
         let buf = &mut self.buf;
         let mut part = |src: &mut Source,
                         errors: &mut Vec<CollectError>,
@@ -841,13 +883,18 @@ impl HostReader {
         ) {
             s.cpus.clear();
         }
-        if !part(
-            &mut self.loadavg,
-            &mut errors,
-            &mut |t| parse_loadavg(t).map(|l| s.load = l),
-            "not three load averages",
-        ) {
-            s.load = [0.0; 3];
+        if load_due {
+            if !part(
+                &mut self.loadavg,
+                &mut errors,
+                &mut |t| parse_loadavg(t).map(|l| s.load = l),
+                "not three load averages",
+            ) {
+                s.load = [0.0; 3];
+            }
+            self.kept.load = s.load;
+        } else {
+            s.load = self.kept.load;
         }
         if !part(
             &mut self.meminfo,
@@ -857,7 +904,9 @@ impl HostReader {
         ) {
             s.meminfo.clear();
         }
-        if !part(
+        if !slow_due {
+            s.vmstat.clone_from(&self.kept.vmstat);
+        } else if !part(
             &mut self.vmstat,
             &mut errors,
             &mut |t| parse_vmstat(t, &mut s.vmstat),
@@ -890,6 +939,13 @@ impl HostReader {
                 "no `some` line",
             );
             *slot = found;
+        }
+        if !slow_due {
+            s.filefd = self.kept.filefd;
+            s.netstat.clone_from(&self.kept.netstat);
+            s.sockstat.clone_from(&self.kept.sockstat);
+            s.links = self.links(&s.net, &mut errors);
+            return errors;
         }
         let mut filefd = None;
         part(
@@ -935,6 +991,10 @@ impl HostReader {
             );
         }
         s.sockstat.truncate(n);
+        self.kept.vmstat.clone_from(&s.vmstat);
+        self.kept.filefd = s.filefd;
+        self.kept.netstat.clone_from(&s.netstat);
+        self.kept.sockstat.clone_from(&s.sockstat);
         s.links = self.links(&s.net, &mut errors);
         errors
     }

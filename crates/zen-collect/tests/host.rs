@@ -334,3 +334,51 @@ fn interface_state_is_read_again_when_the_interfaces_change() {
     reader.sample(&mut sample);
     assert!(sample.net.is_empty() && sample.links.is_empty());
 }
+
+#[test]
+fn slow_files_are_read_at_their_cadence_and_carried_forward_between() {
+    use zen_collect::host::{LOAD_EVERY, SLOW_EVERY};
+    let proc = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(proc.path().join(name), text).unwrap();
+    let files = |faults: u64, load: f64, stat_ctxt: u64| {
+        write("vmstat", &format!("pgfault {faults}\n"));
+        write("loadavg", &format!("{load} 0.5 0.25 1/100 4242\n"));
+        write(
+            "stat",
+            &format!("cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 1 2 3 4 5 6 7 8 9 10\nctxt {stat_ctxt}\n"),
+        );
+    };
+    files(100, 1.0, 7);
+    let roots = Roots {
+        proc: proc.path().to_owned(),
+        ..Roots::default()
+    };
+    let mut reader = HostReader::new(&roots, excludes(), &Collectors::default());
+    let mut sample = HostSample::default();
+    let faults = |s: &HostSample| s.vmstat.iter().find(|(n, _)| n == "pgfault").map(|f| f.1);
+    reader.sample(&mut sample);
+    assert_eq!(
+        (faults(&sample), sample.load[0]),
+        (Some(100), 1.0),
+        "all read at first"
+    );
+    files(200, 2.0, 9);
+    // Into a sample of its own each time, as the collection's two alternate.
+    let mut other = HostSample::default();
+    for i in 1..=SLOW_EVERY {
+        let s = if i % 2 == 1 { &mut other } else { &mut sample };
+        reader.sample(s);
+        assert_eq!(
+            s.stat.context_switches, 9,
+            "the per-second files every sample"
+        );
+        let load = if i >= LOAD_EVERY { 2.0 } else { 1.0 };
+        assert_eq!(s.load[0], load, "sample {i}: loadavg every {LOAD_EVERY}");
+        let f = if i >= SLOW_EVERY { 200 } else { 100 };
+        assert_eq!(
+            faults(s),
+            Some(f),
+            "sample {i}: vmstat every {SLOW_EVERY}, kept between"
+        );
+    }
+}

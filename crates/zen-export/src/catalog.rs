@@ -1181,15 +1181,76 @@ pub const CATALOG: &[Metric] = &[
     ),
 ];
 
+/// How fresh a metric's value is: how often what it reports is read or computed, with the
+/// default settings. A scrape between two readings sees the last one.
+pub fn resolution(name: &str) -> &'static str {
+    const SLOW: &[&str] = &[
+        "node_vmstat_",
+        "node_netstat_",
+        "node_sockstat_",
+        "node_filefd_",
+    ];
+    const LINKS: &[&str] = &[
+        "node_network_up",
+        "node_network_mtu_bytes",
+        "node_network_speed_bytes",
+        "node_network_carrier",
+        "node_network_info",
+    ];
+    if SLOW.iter().any(|p| name.starts_with(p)) {
+        "10 s"
+    } else if name.starts_with("node_load") {
+        "5 s, as the kernel updates it"
+    } else if LINKS.contains(&name) {
+        "when the interfaces change, else 30 s"
+    } else if name.starts_with("node_filesystem_") {
+        "30 s (collect.filesystem_interval)"
+    } else if name == "zen_watcher_containers" {
+        "10 s (container discovery)"
+    } else if name.starts_with("zen_watcher_host_") {
+        "5 min (the inventory)"
+    } else if name.starts_with("node_")
+        || name.starts_with("container_")
+        || name == "zen_watcher_cpu_usage_percent"
+        || name == "zen_watcher_memory_usage_percent"
+    {
+        "1 s (collect.interval)"
+    } else if name.starts_with("process_") {
+        "each scrape"
+    } else if [
+        "zen_watcher_thread_cpu_seconds_total",
+        "zen_watcher_forecast_exhaustion_seconds",
+        "zen_watcher_anomaly_score",
+        "zen_watcher_recommendations_open",
+    ]
+    .contains(&name)
+    {
+        "10 s (advisor.interval)"
+    } else if [
+        "zen_watcher_health_score",
+        "zen_watcher_alerts_firing",
+        "zen_watcher_slo_burn_rate",
+        "zen_watcher_slo_error_budget_remaining_ratio",
+    ]
+    .contains(&name)
+    {
+        "10 s (alerting.interval)"
+    } else {
+        "as it happens"
+    }
+}
+
 /// The catalog as Markdown: `docs/metrics.md`.
 pub fn markdown() -> String {
     let mut out = String::from(
         "# Metrics\n\n\
          Generated from the catalog in `crates/zen-export/src/catalog.rs` by `cargo xtask gen`; do not edit.\n\
          Counters are in base units and end in `_total`; rates and percentages are the reader's to compute.\n\
-         Histograms have explicit buckets (never summaries) that include every SLO threshold.\n\n\
-         | Metric | Type | Unit | Labels | Seen | Description |\n\
-         |---|---|---|---|---|---|\n",
+         Histograms have explicit buckets (never summaries) that include every SLO threshold.\n\
+         \"Fresh\" is how often a value is read or computed with the default settings: a scrape between two\n\
+         readings sees the last one, so a rate over less than that span is not a rate.\n\n\
+         | Metric | Type | Unit | Labels | Seen | Fresh | Description |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     for m in CATALOG {
         let labels = m
@@ -1203,12 +1264,13 @@ pub fn markdown() -> String {
             Scope::Kubernetes => "on Kubernetes",
         };
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
             m.name,
             m.kind.as_str(),
             m.unit,
             labels,
             seen,
+            resolution(m.name),
             m.help
         ));
     }

@@ -170,3 +170,30 @@ fn promtool_finds_the_exposition_clean() {
         .collect();
     assert!(problems.is_empty(), "promtool check metrics:\n{report}");
 }
+
+#[test]
+fn the_documented_freshness_follows_the_collectors_cadence() {
+    use zen_collect::host::{LOAD_EVERY, SLOW_EVERY, SLOW_FILES};
+    use zen_export::catalog::resolution;
+    // At the default 1 s interval: one sample a second.
+    assert_eq!(resolution("node_vmstat_pgfault"), format!("{SLOW_EVERY} s"));
+    assert_eq!(
+        resolution("node_netstat_Tcp_InSegs"),
+        format!("{SLOW_EVERY} s")
+    );
+    assert_eq!(
+        resolution("node_sockstat_TCP_inuse"),
+        format!("{SLOW_EVERY} s")
+    );
+    assert_eq!(
+        resolution("node_filefd_allocated"),
+        format!("{SLOW_EVERY} s")
+    );
+    assert!(resolution("node_load1").starts_with(&format!("{LOAD_EVERY} s")));
+    assert_eq!(SLOW_FILES.len(), 7);
+    assert_eq!(
+        resolution("node_cpu_seconds_total"),
+        "1 s (collect.interval)"
+    );
+    assert_eq!(resolution("zen_watcher_events_total"), "as it happens");
+}
