@@ -100,6 +100,9 @@ pub struct Sample {
     /// The daemon's own CPU and memory use, percent of its limits (see [`crate::limits`]),
     /// from the second sample on.
     pub usage: Option<(f64, f64)>,
+    /// The daemon's threads' CPU seconds by name ([`crate::process::Threads`]), read with the
+    /// slow files (every [`crate::host::SLOW_EVERY`]th sample).
+    pub threads: Arc<Vec<(String, f64)>>,
 }
 
 /// What the slow thread hands over.
@@ -259,6 +262,9 @@ fn fast_loop(
     let mut containers = ContainerReader::new(layout(&settings.roots.cgroup), &settings.roots.proc);
     let mut next = Sample::default();
     let mut own = ProcessReader::new("/proc");
+    let mut threads = crate::process::Threads::new("/proc");
+    let mut thread_totals: Arc<Vec<(String, f64)>> = Arc::default();
+    let mut samples: u64 = 0;
     let mut limits = None;
     let cgroup_root: PathBuf = settings.roots.cgroup.clone();
     // The first percentage is the mean since the process started (at no CPU time).
@@ -272,6 +278,14 @@ fn fast_loop(
     });
     loop {
         let mut errors = host.sample(&mut next.host);
+        if samples.is_multiple_of(crate::host::SLOW_EVERY) {
+            match threads.read() {
+                Ok(t) => thread_totals = Arc::new(t.iter().map(|(n, v)| (n.clone(), *v)).collect()),
+                Err(e) => errors.push(e),
+            }
+        }
+        samples += 1;
+        next.threads = thread_totals.clone();
         if let Ok(mut s) = slow.lock() {
             if let Some((paths, skipped)) = s.containers.take() {
                 containers.watch(&paths);
@@ -329,6 +343,13 @@ impl Sample {
         if let Some((cpu, memory)) = self.usage {
             out("zen_watcher_cpu_usage_percent", &[], cpu);
             out("zen_watcher_memory_usage_percent", &[], memory);
+        }
+        for (name, seconds) in self.threads.iter() {
+            out(
+                "zen_watcher_thread_cpu_seconds_total",
+                &[("thread", name)],
+                *seconds,
+            );
         }
         visit_filesystems(&self.filesystems, out);
         visit_containers(&self.containers, self.containers_skipped, out);

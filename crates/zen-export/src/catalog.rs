@@ -248,7 +248,7 @@ pub const CATALOG: &[Metric] = &[
         Counter,
         "seconds",
         &["thread"],
-        "CPU time of the daemon's threads by name (read every advisor.interval).",
+        "CPU time of the daemon's threads by name, from /proc/self/task (threads of one name summed; kernel names are cut at 15 characters).",
     ),
     m(
         "zen_watcher_pipeline_efficiency_ratio",
@@ -1217,8 +1217,9 @@ pub fn resolution(name: &str) -> &'static str {
         "1 s (collect.interval)"
     } else if name.starts_with("process_") {
         "each scrape"
+    } else if name == "zen_watcher_thread_cpu_seconds_total" {
+        "10 s"
     } else if [
-        "zen_watcher_thread_cpu_seconds_total",
         "zen_watcher_forecast_exhaustion_seconds",
         "zen_watcher_anomaly_score",
         "zen_watcher_recommendations_open",

@@ -68,8 +68,9 @@ pub struct Settings {
 /// first pass, then one every five minutes).
 #[derive(Debug)]
 struct Readings {
-    threads: zen_collect::process::Threads,
     threads_before: Option<(i64, std::collections::BTreeMap<String, f64>)>,
+    /// Cores by thread name between the last two readings that differed.
+    threads_now: Vec<(String, f64)>,
     snapshots: std::collections::VecDeque<(i64, std::collections::HashMap<String, f64>)>,
 }
 
@@ -86,22 +87,28 @@ const RULES: &str = "zen_watcher_observations_by_rule_total";
 impl Readings {
     fn new() -> Readings {
         Readings {
-            threads: zen_collect::process::Threads::new("/proc"),
             threads_before: None,
+            threads_now: Vec::new(),
             snapshots: std::collections::VecDeque::new(),
         }
     }
 
     fn take(&mut self, exporter: &zen_export::Exporter, now: i64) -> Taken {
         let mut taken = Taken::default();
-        if let Ok(totals) = self.threads.read() {
-            for (name, total) in totals {
-                metrics::counter!("zen_watcher_thread_cpu_seconds_total", "thread" => name.clone())
-                    .absolute(*total as u64);
-            }
-            if let Some((then, before)) = &self.threads_before
-                && now > *then
+        // The collectors read the threads every 10 s: a pass that finds them unchanged keeps
+        // the rates of the one before.
+        let mut totals = std::collections::BTreeMap::new();
+        exporter.readings(&mut |name, labels, reading| {
+            if name == "zen_watcher_thread_cpu_seconds_total"
+                && let (zen_export::panels::Reading::Number(v), Some((_, thread))) =
+                    (reading, labels.iter().find(|(k, _)| *k == "thread"))
             {
+                totals.insert((*thread).to_owned(), v);
+            }
+        });
+        match &self.threads_before {
+            Some((_, before)) if *before == totals => taken.threads = self.threads_now.clone(),
+            Some((then, before)) if now > *then => {
                 taken.threads = totals
                     .iter()
                     .map(|(n, t)| {
@@ -112,8 +119,11 @@ impl Readings {
                     })
                     .collect();
                 taken.threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+                self.threads_now = taken.threads.clone();
+                self.threads_before = Some((now, totals));
             }
-            self.threads_before = Some((now, totals.clone()));
+            Some(_) => {}
+            None => self.threads_before = Some((now, totals)),
         }
         let mut current: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
         exporter.advised(&mut |name, labels, reading| {

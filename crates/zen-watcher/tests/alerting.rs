@@ -15,9 +15,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{
-    KillOnDrop, am_alerts, external, free_port, get, put, start_alertmanager, start_with,
-};
+use common::{KillOnDrop, am_alerts, external, free_port, get, put, start_alertmanager};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -196,17 +194,14 @@ fn an_alert_reaches_alertmanager_and_resolves_there() {
     };
 
     let (hook, received) = webhook(0);
-    let config = dir.path().join("zen.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let (daemon, addr) = common::start_configured(
+        dir.path(),
+        dir.path(),
+        &format!(
             "alerting:\n  interval: 1s\n  resend_every: 2s\n  alertmanagers: [\"http://{am_addr}\"]\n  webhook: http://{hook}/hook\n"
         ),
-    )
-    .unwrap();
-    let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    );
     let _daemon = KillOnDrop(daemon);
-    std::thread::spawn(move || logs.for_each(drop));
 
     // The shipped rules, and bad changes refused with the reason.
     let (status, body) = get(addr, "/api/v1/alerts/rules");
@@ -341,17 +336,14 @@ fn notifications_are_retried_then_counted_as_failed() {
     let dir = tempfile::tempdir().unwrap();
     let (hook, received) = webhook(1);
     let down = free_port();
-    let config = dir.path().join("zen.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let (daemon, addr) = common::start_configured(
+        dir.path(),
+        dir.path(),
+        &format!(
             "alerting:\n  interval: 1s\n  alertmanagers: [\"http://127.0.0.1:{down}\"]\n  webhook: http://{hook}/hook\n  rules:\n    ZenWatcherHighMemoryUsage: {{threshold: 0, for: 0s}}\n"
         ),
-    )
-    .unwrap();
-    let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    );
     let _daemon = KillOnDrop(daemon);
-    std::thread::spawn(move || logs.for_each(drop));
     eventually("a failure counted and a webhook retry delivered", || {
         let (_, metrics) = get(addr, "/metrics");
         let failed = counter(
@@ -379,17 +371,14 @@ fn a_host_rule_raises_one_alert_per_interface_in_alertmanager() {
         return;
     };
     // Every interface's traffic is over a threshold of -1: one alert each, at once.
-    let config = dir.path().join("zen.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let (daemon, addr) = common::start_configured(
+        dir.path(),
+        dir.path(),
+        &format!(
             "alerting:\n  interval: 1s\n  alertmanagers: [\"http://{am_addr}\"]\n  rules:\n    ZenWatcherHostNetworkBandwidthHigh: {{threshold: -1, for: 0s}}\n"
         ),
-    )
-    .unwrap();
-    let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
+    );
     let _daemon = KillOnDrop(daemon);
-    std::thread::spawn(move || logs.for_each(drop));
     let (_, metrics) = get(addr, "/metrics");
     let devices: std::collections::BTreeSet<String> = metrics
         .lines()

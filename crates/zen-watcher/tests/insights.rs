@@ -161,29 +161,15 @@ fn the_advisor_forecasts_finds_the_regression_and_names_the_fix() {
 #[test]
 fn the_tuner_shortens_a_batch_age_that_hurts_keeps_it_and_undoes_it_on_request() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("zen.yaml");
-    std::fs::write(
-        &config,
+    let (mut child, addr) = common::start_configured(
+        dir.path(),
+        dir.path(),
         "pipeline:\n  max_batch_age: 300ms\nadvisor:\n  interval: 1s\n  auto_apply: [batch_age]\n  settle: 8s\n  hold: 1h\n",
-    )
-    .unwrap();
-    let (mut child, addr, logs) =
-        common::start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
-    std::thread::spawn(move || logs.for_each(drop));
+    );
     // Eight new findings a second: batches of 15 never fill, each waits its 300 ms.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut i = 0_u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                let body = format!(r#"{{"title":"finding {i}","severity":"low","rule":"r{i}"}}"#);
-                common::try_post(addr, "/api/v1/ingest/generic", &body);
-                std::thread::sleep(Duration::from_millis(125));
-            }
-        })
-    };
+    let load = common::Load::start(addr, Duration::from_millis(125), |i| {
+        format!(r#"{{"title":"finding {i}","severity":"low","rule":"r{i}"}}"#)
+    });
     let tuning = |addr| -> Value {
         let (_, body) = get(addr, "/api/v1/insights");
         serde_json::from_str::<Value>(&body).unwrap()["tuning"].clone()
@@ -231,8 +217,7 @@ fn the_tuner_shortens_a_batch_age_that_hurts_keeps_it_and_undoes_it_on_request()
         "held"
     );
     assert_eq!(post_json(addr, "/api/v1/insights/tuning/1/undo", "").0, 404);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    load.join().unwrap();
+    drop(load);
     child.kill().unwrap();
     let _ = child.wait();
 }
@@ -275,34 +260,18 @@ fn a_filling_disk_is_forecast_recommended_against_and_alerted_to_alertmanager() 
     }
     let _tmpfs = Tmpfs(data.clone());
     let mount = data.canonicalize().unwrap().display().to_string();
-    let config = dir.path().join("zen.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let (mut child, addr) = common::start_configured(
+        dir.path(),
+        &data,
+        &format!(
             "collect:\n  filesystem_interval: 10s\nadvisor:\n  interval: 1s\n  forecast_after: 30s\nalerting:\n  interval: 1s\n  resend_every: 2s\n  alertmanagers: [\"http://{am}\"]\n  rules:\n    ZenWatcherResourceExhaustionSoon: {{for: 2s}}\n"
         ),
-    )
-    .unwrap();
-    let (mut child, addr, logs) =
-        common::start_with(&data, &[], &["--config", config.to_str().unwrap()]);
-    std::thread::spawn(move || logs.for_each(drop));
-    // About 300 KB a second of new findings, until told to stop.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let filler = "x".repeat(3_000);
-            let mut i = 0_u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                let body = format!(
-                    r#"{{"title":"finding {i}","message":"{filler}","severity":"low","rule":"r{i}"}}"#
-                );
-                common::try_post(addr, "/api/v1/ingest/generic", &body);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
+    );
+    // About 300 KB a second of new findings, until dropped.
+    let filler = "x".repeat(3_000);
+    let load = common::Load::start(addr, Duration::from_millis(10), move |i| {
+        format!(r#"{{"title":"finding {i}","message":"{filler}","severity":"low","rule":"r{i}"}}"#)
+    });
     let resource = format!("filesystem:{mount}");
     let deadline = Instant::now() + Duration::from_secs(150);
     let insights = loop {
@@ -345,8 +314,7 @@ fn a_filling_disk_is_forecast_recommended_against_and_alerted_to_alertmanager() 
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    load.join().unwrap();
+    drop(load);
     child.kill().unwrap();
     let _ = child.wait();
 }
@@ -354,16 +322,12 @@ fn a_filling_disk_is_forecast_recommended_against_and_alerted_to_alertmanager() 
 #[test]
 fn evictions_a_noisy_rule_the_threads_and_changes_reach_the_advisor() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("zen.yaml");
     // Room for 20 fingerprints: the 200 findings below evict most before their minute ends.
-    std::fs::write(
-        &config,
+    let (mut child, addr) = common::start_configured(
+        dir.path(),
+        dir.path(),
         "pipeline:\n  dedup_max_entries: 20\nadvisor:\n  interval: 1s\n",
-    )
-    .unwrap();
-    let (mut child, addr, logs) =
-        common::start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
-    std::thread::spawn(move || logs.for_each(drop));
+    );
     // 200 findings of 200 namespaces (so 200 fingerprints), nine in ten of one rule.
     let body: String = (0..200)
         .map(|i| {
@@ -538,37 +502,23 @@ fn a_slow_sink_is_found_named_alerted_and_tuned() {
             ],
         );
     }
-    let config = dir.path().join("zen.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let (mut child, addr) = common::start_configured(
+        dir.path(),
+        dir.path(),
+        &format!(
             "advisor:\n  interval: 1s\n  auto_apply: [batch_age]\n  settle: 20s\n  hold: 1h\nalerting:\n  interval: 1s\n  resend_every: 2s\n  alertmanagers: [\"http://{am}\"]\n  rules:\n    ZenWatcherPerformanceDegradation: {{threshold: 0.3, for: 20s}}\n"
         ),
-    )
-    .unwrap();
-    let (mut child, addr, logs) =
-        common::start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
-    std::thread::spawn(move || logs.for_each(drop));
+    );
     for tid in threads_named(child.id(), "zen-sink") {
         std::fs::write(group.join("tasks"), tid).unwrap();
     }
-    // Fifty new findings a second, until told to stop.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut i = 0_u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                let body = format!(
-                    r#"{{"title":"f {i}","severity":"low","rule":"r{}","namespace":"n{i}"}}"#,
-                    i % 50
-                );
-                common::try_post(addr, "/api/v1/ingest/generic", &body);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    // Fifty new findings a second, until dropped.
+    let load = common::Load::start(addr, Duration::from_millis(20), |i| {
+        format!(
+            r#"{{"title":"f {i}","severity":"low","rule":"r{}","namespace":"n{i}"}}"#,
+            i % 50
+        )
+    });
     // The regression needs half its window (30 points of 10 s) at the new level.
     let deadline = Instant::now() + Duration::from_secs(330);
     let insights = loop {
@@ -644,8 +594,7 @@ fn a_slow_sink_is_found_named_alerted_and_tuned() {
             .any(|a| a["labels"]["alertname"] == "ZenWatcherPerformanceDegradation"),
         "{alerts:?}"
     );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    load.join().unwrap();
+    drop(load);
     child.kill().unwrap();
     let _ = child.wait();
     drop(starved);

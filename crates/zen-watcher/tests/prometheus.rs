@@ -62,7 +62,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = full_config(dir.path());
+    let config = full_config(dir.path(), None);
     let (daemon, addr, logs) = start_with(dir.path(), &[], &["--config", config.to_str().unwrap()]);
     let _daemon = KillOnDrop(daemon);
     std::thread::spawn(move || logs.for_each(drop));

@@ -272,16 +272,31 @@ impl Drop for KillOnDrop {
 /// Writes `dir/zen.yaml` for tests that read everything the daemon emits: every filter outcome
 /// reachable (minimum severity `low`), and the collectors pointed at zen-collect's fixture trees
 /// for what this VM lacks — a NIC with a speed (`sys_root`) and cgroups with containers in them
-/// (`cgroup_root`; this host's v1 CPU hierarchy is empty) — with the top processes on.
-pub(crate) fn full_config(dir: &Path) -> PathBuf {
+/// (`cgroup_root`, a copy; this host's v1 CPU hierarchy is empty), the docker one's process `net`
+/// when given — with the top processes on.
+pub(crate) fn full_config(dir: &Path, net: Option<&NetnsProcess>) -> PathBuf {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../zen-collect/tests/data");
+    // The fixture containers, the docker one's process a real one when there is one with a
+    // network namespace of its own.
+    let cgroups = dir.join("cgroups");
+    copy_tree(&data.join("containers-v2"), &cgroups);
+    if let Some(p) = net {
+        for e in std::fs::read_dir(cgroups.join("system.slice"))
+            .unwrap()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with("docker-") {
+                std::fs::write(e.path().join("cgroup.procs"), format!("{}\n", p.pid())).unwrap();
+            }
+        }
+    }
     let config = dir.join("zen.yaml");
     std::fs::write(
         &config,
         format!(
             "filter:\n  global:\n    min_severity: low\nalerting:\n  interval: 1s\ncollect:\n  sys_root: {}\n  cgroup_root: {}\n  collectors:\n    processes: true\n",
             data.join("sys").display(),
-            data.join("containers-v2").display()
+            cgroups.display()
         ),
     )
     .unwrap();
@@ -337,4 +352,127 @@ pub(crate) fn filling_history(dir: &Path, now: i64, seconds: i64) {
             ("zen_watcher_events_total", Counter, &|i| 2.0 * i as f64),
         ],
     );
+}
+
+/// Writes `yaml` to `config_dir/zen.yaml` and starts the daemon on `data` with it, its logs
+/// drained by a thread.
+pub(crate) fn start_configured(
+    config_dir: &Path,
+    data: &Path,
+    yaml: &str,
+) -> (std::process::Child, SocketAddr) {
+    let config = config_dir.join("zen.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let (child, addr, logs) = start_with(data, &[], &["--config", config.to_str().unwrap()]);
+    std::thread::spawn(move || logs.for_each(drop));
+    (child, addr)
+}
+
+/// Findings posted to `/api/v1/ingest/generic` one at a time, `every` apart (`body` makes the
+/// `i`th), from a thread of its own until dropped.
+pub(crate) struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub(crate) fn start(
+        addr: SocketAddr,
+        every: Duration,
+        body: impl Fn(u64) -> String + Send + 'static,
+    ) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut i = 0_u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    try_post(addr, "/api/v1/ingest/generic", &body(i));
+                    std::thread::sleep(every);
+                }
+            })
+        };
+        Load {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A process in a network namespace of its own, with a veth pair (`eth0`, `eth1`), until
+/// dropped; `None` where it cannot be made (not root, no `unshare` or `ip`), which fails under
+/// `ZEN_REQUIRE_EXTERNAL=1`.
+pub(crate) struct NetnsProcess(std::process::Child);
+
+impl NetnsProcess {
+    pub(crate) fn start() -> Option<NetnsProcess> {
+        let child = Command::new("unshare")
+            .args(["-n", "sh", "-c"])
+            .arg("ip link add eth0 type veth peer name eth1 && exec sleep 120")
+            .spawn()
+            .ok();
+        let ready = |c: &std::process::Child| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                let dev = std::fs::read_to_string(format!("/proc/{}/net/dev", c.id()));
+                if dev.is_ok_and(|d| d.contains("eth0:")) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        };
+        match child {
+            Some(c) if ready(&c) => Some(NetnsProcess(c)),
+            other => {
+                if let Some(mut c) = other {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                assert!(
+                    std::env::var("ZEN_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+                    "a network namespace of its own needs root, unshare and ip"
+                );
+                eprintln!("\n*** SKIPPED: cannot make a network namespace ***\n");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for NetnsProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Copies the directory tree `from` to `to`.
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        let kind = e.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&e.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &target).unwrap();
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }
