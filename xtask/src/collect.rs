@@ -53,8 +53,10 @@ fn schedstat_seconds(path: &Path) -> f64 {
 }
 
 /// The host files the daemon's per-second thread reads (its containers' aside), from the
-/// daemon's own view: `net/*` and `statm` under `/proc/<pid>`, so in its network namespace.
-fn floor_files(pid: u32) -> Vec<String> {
+/// daemon's own view (`net/*` and `statm` under `/proc/<pid>`, so in its network namespace),
+/// each with how many rounds apart it reads it (`zen_collect::host`'s cadence).
+fn floor_files(pid: u32) -> Vec<(String, u64)> {
+    use zen_collect::host::{LOAD_EVERY, SLOW_EVERY, SLOW_FILES};
     let global = [
         "stat",
         "loadavg",
@@ -75,40 +77,49 @@ fn floor_files(pid: u32) -> Vec<String> {
         "net/sockstat6",
         "statm",
     ];
-    let global = global.iter().map(|f| format!("/proc/{f}"));
+    let every = |f: &str| match f {
+        "loadavg" => LOAD_EVERY,
+        f if SLOW_FILES.contains(&f) => SLOW_EVERY,
+        _ => 1,
+    };
+    let global = global.iter().map(|f| (format!("/proc/{f}"), every(f)));
     global
-        .chain(own.iter().map(|f| format!("/proc/{pid}/{f}")))
+        .chain(own.iter().map(|f| (format!("/proc/{pid}/{f}"), every(f))))
         .collect()
 }
 
-/// The floor: a thread that only reads `files` to their end every `interval`, kept open,
-/// nothing parsed or kept, until `stop`; answers its run time (schedstat) and rounds.
+/// The floor: a thread that only reads `files` to their end at their cadence, every
+/// `interval`, kept open, nothing parsed or kept, until `stop`; answers its run time
+/// (schedstat) and rounds.
 fn floor(
-    files: Vec<String>,
+    files: Vec<(String, u64)>,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Result<(f64, f64)>> {
     use std::os::unix::fs::FileExt;
     std::thread::spawn(move || {
-        let open: Vec<std::fs::File> = files
+        let open: Vec<(std::fs::File, u64)> = files
             .iter()
-            .map(|f| std::fs::File::open(f).with_context(|| f.clone()))
+            .map(|(f, every)| Ok((std::fs::File::open(f).with_context(|| f.clone())?, *every)))
             .collect::<Result<_>>()?;
         let run_time = || schedstat_seconds(Path::new("/proc/thread-self/schedstat"));
         let mut page = vec![0u8; 4096];
         let before = run_time();
-        let mut rounds = 0.0;
+        let mut rounds = 0_u64;
         while !stop.load(Ordering::Relaxed) {
-            for file in &open {
+            for (file, every) in &open {
+                if !rounds.is_multiple_of(*every) {
+                    continue;
+                }
                 let mut at = 0;
                 while let Ok(n @ 1..) = file.read_at(&mut page, at) {
                     at += n as u64;
                 }
             }
-            rounds += 1.0;
+            rounds += 1;
             std::thread::sleep(interval);
         }
-        Ok((run_time() - before, rounds))
+        Ok((run_time() - before, rounds as f64))
     })
 }
 
