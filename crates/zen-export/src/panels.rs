@@ -562,21 +562,24 @@ pub fn find(id: &str) -> Option<&'static Panel> {
 /// Every metric a panel reads, once each.
 pub fn metrics() -> Vec<&'static str> {
     let mut out: Vec<&str> = Vec::new();
-    for l in PANELS.iter().flat_map(|p| p.lines) {
-        let per = match l.take {
-            Per(other) => Some(other),
-            _ => None,
-        };
-        for m in std::iter::once(l.metric).chain(per) {
-            if !out.contains(&m) {
-                out.push(m);
-            }
+    for m in PANELS.iter().flat_map(|p| p.lines).flat_map(Line::metrics) {
+        if !out.contains(&m) {
+            out.push(m);
         }
     }
     out
 }
 
 impl Line {
+    /// The metrics the line reads: its own, and the denominator of a ratio.
+    fn metrics(&self) -> impl Iterator<Item = &'static str> {
+        let per = match self.take {
+            Per(other) => Some(other),
+            _ => None,
+        };
+        std::iter::once(self.metric).chain(per)
+    }
+
     /// Whether a sample with `labels` belongs to the line.
     fn matches(&self, labels: &[(&str, &str)]) -> bool {
         self.only.iter().all(|(k, want)| {
@@ -975,11 +978,7 @@ pub fn check() -> Result<(), String> {
         }
         ids.push(p.id);
         for l in p.lines {
-            let per = match l.take {
-                Per(other) => Some(other),
-                _ => None,
-            };
-            for m in std::iter::once(l.metric).chain(per) {
+            for m in l.metrics() {
                 let metric = catalog::find(m)
                     .ok_or_else(|| format!("panel {}: {m} is not in the catalog", p.id))?;
                 let ok = match (l.take, metric.kind) {
