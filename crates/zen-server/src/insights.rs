@@ -431,11 +431,11 @@ fn pass(
 ) -> Insights {
     // The history is locked for each read only: the recorder and the page's queries wait
     // for no computation.
-    let query = |series: &[SeriesId], from: i64, points: usize| {
+    let query = |series: &[SeriesId], from: i64, to: i64, points: usize| {
         let q = Query {
             series,
             from,
-            to: now,
+            to,
             points,
         };
         let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
@@ -453,18 +453,9 @@ fn pass(
         .filter_map(|n| label(n, "mountpoint"))
         .collect();
     let data_filesystem = data_filesystem(data_dir, &mounts).map(str::to_owned);
-    let hour = query(&ids, now - 3_600, 360);
+    let hour = query(&ids, now - 3_600, now, 360);
     // The same hour a day and a week earlier, for the trends' comparison.
-    let back = |ago: i64| {
-        let q = Query {
-            series: &ids,
-            from: now - ago - 3_600,
-            to: now - ago,
-            points: 360,
-        };
-        let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
-        h.query(&q, now).ok()
-    };
+    let back = |ago: i64| query(&ids, now - ago - 3_600, now - ago, 360);
     let (day_before, week_before) = (back(86_400), back(7 * 86_400));
     let column = |name: &str| -> Option<&[f64]> {
         let i = names.iter().position(|n| n == name)?;
@@ -520,7 +511,7 @@ fn pass(
     }
     let wanted = kept;
     let day_ids: Vec<_> = wanted.iter().map(|(_, i, _)| ids[*i]).collect();
-    let days = |from: i64, points: usize| query(&day_ids, from, points);
+    let days = |from: i64, points: usize| query(&day_ids, from, now, points);
     // A young history has few minutes: its last hour at 10 s then.
     let day = days(now - 3 * 86_400, 4_320)
         .filter(|f| f.times.len() >= 60 && f.series.iter().any(|p| known(&p.avg) >= 60))
