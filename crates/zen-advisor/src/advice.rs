@@ -65,6 +65,10 @@ pub struct Facts {
     pub rules: Vec<(String, String, f64, f64)>,
     /// Seconds between two readings of the host collectors.
     pub collect_interval: f64,
+    /// Ingestion requests refused with 429 per second lately, and how long a request waits
+    /// for room before that (`queue_wait`), in seconds.
+    pub rejected_per_second: Option<f64>,
+    pub queue_wait: f64,
 }
 
 /// The collector's thread, whose CPU the collection interval sets.
@@ -547,6 +551,26 @@ pub fn recommend(facts: &Facts, forecasts: &[ForecastOf]) -> Vec<Recommendation>
             effect,
         ));
     }
+    if let Some(rejected) = facts.rejected_per_second.filter(|r| *r >= 0.1)
+        && facts.queue_wait < 2.0
+    {
+        let wait = (facts.queue_wait * 4.0).clamp(0.25, 2.0);
+        out.push(rec(
+            "queue-wait".to_owned(),
+            "queue_wait",
+            "warning",
+            format!(
+                "Ingestion refuses {rejected:.1} requests a second with 429: the queue is full for moments, and a request waits only {:.0} ms for room.",
+                facts.queue_wait * 1e3
+            ),
+            vec![
+                ("requests refused per second".to_owned(), rejected),
+                ("queue_wait (s)".to_owned(), facts.queue_wait),
+            ],
+            setting("queue_wait", format!("{:.0}ms", wait * 1e3)),
+            "Senders wait for room instead of retrying: fewer refusals, slower answers while the queue is full.".to_owned(),
+        ));
+    }
     if facts.kubernetes && facts.cpu_percent.is_some_and(|c| c >= 80.0) {
         out.push(rec(
             "replica".to_owned(),
@@ -998,5 +1022,22 @@ mod tests {
             setting("pipeline.max_batch_age", "400ms".to_owned())
         );
         assert!(r.summary.contains("a commit takes 200 ms"), "{}", r.summary);
+    }
+
+    #[test]
+    fn refusals_ask_for_a_longer_queue_wait_up_to_two_seconds() {
+        let f = Facts {
+            rejected_per_second: Some(12.0),
+            queue_wait: 0.1,
+            ..quiet()
+        };
+        let r = only(&f);
+        assert_eq!((r.id.as_str(), r.kind), ("queue-wait", "queue_wait"));
+        assert_eq!(r.action, setting("queue_wait", "400ms".to_owned()));
+        let at_most = Facts {
+            queue_wait: 2.0,
+            ..f
+        };
+        assert!(recommend(&at_most, &[]).is_empty());
     }
 }

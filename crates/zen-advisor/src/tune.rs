@@ -1,7 +1,9 @@
 //! Self-tuning, opt-in: the settings a person allows (`advisor.auto_apply`) are moved as the
-//! recommendations say, within bounds, one change at a time. A change is kept only if the
-//! latency it targets improves (by a tenth at least) without the CPU spent per event growing by
-//! more than a quarter; otherwise it is reverted and that setting left alone for a while.
+//! recommendations say, within bounds, one change at a time. A change of the batches is kept
+//! only if the latency it targets improves (by a tenth at least) without the CPU spent per
+//! event growing by more than a quarter; a change of `queue_wait` only if the requests refused
+//! with 429 fall by half at least. Otherwise it is reverted and that setting left alone for a
+//! while.
 //! Every change is logged here with what was seen before and after, and can be undone.
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,8 @@ pub enum Knob {
     BatchAge,
     /// `pipeline.max_batch_size`, in events.
     BatchSize,
+    /// `queue_wait`: how long a request waits for room in a full queue before 429, in seconds.
+    QueueWait,
 }
 
 impl Knob {
@@ -24,6 +28,7 @@ impl Knob {
         match self {
             Knob::BatchAge => "pipeline.max_batch_age",
             Knob::BatchSize => "pipeline.max_batch_size",
+            Knob::QueueWait => "queue_wait",
         }
     }
 
@@ -31,7 +36,7 @@ impl Knob {
     pub fn parse(self, value: &str) -> Option<f64> {
         match self {
             Knob::BatchSize => value.parse::<u32>().ok().map(f64::from),
-            Knob::BatchAge => {
+            Knob::BatchAge | Knob::QueueWait => {
                 let (n, scale) = if let Some(ms) = value.strip_suffix("ms") {
                     (ms, 1e-3)
                 } else {
@@ -53,11 +58,13 @@ pub struct Bounds {
     pub max: f64,
 }
 
-/// What a change is judged by: P95 from receipt to commit, and CPU seconds per event.
+/// What a change is judged by: P95 from receipt to commit, CPU seconds per event, and
+/// ingestion requests refused with 429 per second.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Observed {
     pub p95: f64,
     pub cpu_per_event: f64,
+    pub rejected: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -156,10 +163,17 @@ impl Tuner {
                 return None;
             }
             c.after = Some(observed);
-            let faster = observed.p95 <= c.before.p95 * 0.9;
-            let thrifty = !(observed.cpu_per_event.is_finite() && c.before.cpu_per_event > 0.0)
-                || observed.cpu_per_event <= c.before.cpu_per_event * 1.25;
-            if faster && thrifty {
+            let better = match c.knob {
+                Knob::QueueWait => observed.rejected <= c.before.rejected * 0.5,
+                Knob::BatchAge | Knob::BatchSize => {
+                    let faster = observed.p95 <= c.before.p95 * 0.9;
+                    let thrifty = !(observed.cpu_per_event.is_finite()
+                        && c.before.cpu_per_event > 0.0)
+                        || observed.cpu_per_event <= c.before.cpu_per_event * 1.25;
+                    faster && thrifty
+                }
+            };
+            if better {
                 c.outcome = Outcome::Kept;
                 return None;
             }
@@ -277,6 +291,7 @@ mod tests {
                     10.0
                 },
                 cpu_per_event: (self.commit * 0.5) / per_batch + 1e-5,
+                rejected: 0.0,
             }
         }
         fn facts(&self) -> Facts {
@@ -298,12 +313,14 @@ mod tests {
             match m.knob {
                 Knob::BatchAge => self.age = m.value,
                 Knob::BatchSize => self.size = m.value,
+                Knob::QueueWait => unreachable!("the model has no queue wait"),
             }
         }
         fn current(&self, k: Knob) -> f64 {
             match k {
                 Knob::BatchAge => self.age,
                 Knob::BatchSize => self.size,
+                Knob::QueueWait => 0.0,
             }
         }
     }
@@ -435,5 +452,45 @@ mod tests {
         assert_eq!(Knob::BatchAge.parse("2m"), None);
         assert_eq!(Knob::BatchSize.parse("30"), Some(30.0));
         assert_eq!(Knob::BatchSize.parse("-1"), None);
+        assert_eq!(Knob::QueueWait.parse("250ms"), Some(0.25));
+    }
+
+    /// A full queue refusing `rejected` requests a second while it waits `wait` for room, and
+    /// the advice for it.
+    fn refusing(rejected: f64, wait: f64) -> (Observed, Vec<Recommendation>) {
+        let observed = Observed {
+            p95: 0.02,
+            cpu_per_event: 1e-5,
+            rejected,
+        };
+        let facts = Facts {
+            stage_p95: vec![("total".to_owned(), 0.02)],
+            latency_objective: 0.1,
+            rejected_per_second: Some(rejected),
+            queue_wait: wait,
+            ..Facts::default()
+        };
+        (observed, recommend(&facts, &[]))
+    }
+
+    #[test]
+    fn a_longer_queue_wait_is_kept_when_refusals_halve_and_reverted_when_not() {
+        let allowed = vec![(Knob::QueueWait, Bounds { min: 0.0, max: 2.0 })];
+        for (after, kept) in [(1.0, true), (15.0, false)] {
+            let mut t = Tuner::new(allowed.clone(), 60, 600);
+            let (before, recs) = refusing(20.0, 0.1);
+            let m = t.step(0, &recs, &|_| 0.1, before).unwrap();
+            assert_eq!((m.knob, m.value), (Knob::QueueWait, 0.4));
+            assert_eq!(t.step(30, &recs, &|_| 0.4, before), None, "settling");
+            let (seen, _) = refusing(after, 0.4);
+            let back = t.step(60, &[], &|_| 0.4, seen);
+            let outcome = t.changes()[0].outcome;
+            if kept {
+                assert_eq!((back, outcome), (None, Outcome::Kept));
+            } else {
+                assert_eq!(back.map(|m| m.value), Some(0.1));
+                assert_eq!(outcome, Outcome::Reverted);
+            }
+        }
     }
 }

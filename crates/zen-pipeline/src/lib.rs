@@ -171,6 +171,8 @@ pub struct Pipeline {
     /// Bounded by the tuner: one change at a time, minutes apart.
     tunes: Sender<Tuning>,
     tuning: std::sync::Mutex<Tuning>,
+    /// How long a submission may wait for room ([`Pipeline::queue_wait`]), in nanoseconds.
+    queue_wait: std::sync::atomic::AtomicU64,
 }
 
 impl Pipeline {
@@ -272,6 +274,7 @@ impl Pipeline {
             deadline,
             tunes: tunes_tx,
             tuning: std::sync::Mutex::new(tuning),
+            queue_wait: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -385,6 +388,18 @@ impl Pipeline {
             .tuning
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long a submission waits for room in a full queue before it is refused: the server's
+    /// `queue_wait`, which the advisor's tuner may move (0 until set).
+    pub fn queue_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.queue_wait.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    pub fn set_queue_wait(&self, wait: std::time::Duration) {
+        let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        self.queue_wait
+            .store(nanos, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Batches of `t.max_batch_size` events (at least 1) and `t.max_batch_age` from now on.

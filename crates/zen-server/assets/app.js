@@ -905,8 +905,9 @@ async function refreshInsights() {
   for (const c of [...changes].reverse()) {
     const tr = document.createElement('tr');
     cell(tr, new Date(c.at * 1000).toLocaleString());
-    cell(tr, c.knob === 'batch_age' ? 'pipeline.max_batch_age' : 'pipeline.max_batch_size');
-    const unit = c.knob === 'batch_age' ? (v) => format('s', v) : (v) => String(v);
+    const keys = { batch_age: 'pipeline.max_batch_age', batch_size: 'pipeline.max_batch_size', queue_wait: 'queue_wait' };
+    cell(tr, keys[c.knob] || c.knob);
+    const unit = c.knob === 'batch_size' ? (v) => String(v) : (v) => format('s', v);
     cell(tr, `${unit(c.from)} → ${unit(c.to)}`);
     cell(tr, `${format('s', c.before.p95)} → ${c.after ? format('s', c.after.p95) : '…'}`);
     const td = cell(tr, c.outcome);

@@ -28,7 +28,7 @@ use crate::history::{Shared, now};
 use crate::{ApiError, AppState, Json};
 
 /// The kinds of recommendation, each counted in `zen_watcher_recommendations_open{kind}`.
-pub const KINDS: [&str; 12] = [
+pub const KINDS: [&str; 13] = [
     "batch_age",
     "sink",
     "batch_size",
@@ -41,6 +41,7 @@ pub const KINDS: [&str; 12] = [
     "cache",
     "noisy_rule",
     "collector_interval",
+    "queue_wait",
 ];
 
 /// The settings the recommendations weigh, where the data is kept, and how often to look.
@@ -71,16 +72,22 @@ struct Readings {
     threads_before: Option<(i64, std::collections::BTreeMap<String, f64>)>,
     /// Cores by thread name between the last two readings that differed.
     threads_now: Vec<(String, f64)>,
+    /// Ingestion requests refused with 429 so far, at each pass of the last 15 minutes.
+    refused: std::collections::VecDeque<(i64, f64)>,
     snapshots: std::collections::VecDeque<(i64, std::collections::HashMap<String, f64>)>,
 }
 
-/// A pass's readings: cores by thread name since the pass before, most first; and counters
-/// per second, by series (`metric`, or `metric\x1fsource\x1frule` for rules).
+/// A pass's readings: cores by thread name since the pass before, most first; counters per
+/// second, by series (`metric`, or `metric\x1fsource\x1frule` for rules); and requests
+/// refused with 429 per second since the pass before.
 #[derive(Debug, Default)]
 struct Taken {
     threads: Vec<(String, f64)>,
     rates: Option<std::collections::HashMap<String, f64>>,
+    refused: Option<f64>,
 }
+
+const HTTP: &str = "zen_watcher_http_requests_total";
 
 const RULES: &str = "zen_watcher_observations_by_rule_total";
 
@@ -89,6 +96,7 @@ impl Readings {
         Readings {
             threads_before: None,
             threads_now: Vec::new(),
+            refused: std::collections::VecDeque::new(),
             snapshots: std::collections::VecDeque::new(),
         }
     }
@@ -130,14 +138,26 @@ impl Readings {
             let zen_export::panels::Reading::Number(v) = reading else {
                 return;
             };
+            let get = |k: &str| labels.iter().find(|(l, _)| *l == k).map_or("", |(_, v)| *v);
             let key = if name == RULES {
-                let get = |k: &str| labels.iter().find(|(l, _)| *l == k).map_or("", |(_, v)| *v);
                 format!("{name}\x1f{}\x1f{}", get("source"), get("rule"))
+            } else if name == HTTP && get("code") != "429" {
+                return;
             } else {
                 name.to_owned()
             };
             *current.entry(key).or_default() += v;
         });
+        let refused = current.get(HTTP).copied().unwrap_or(0.0);
+        if let Some((then, before)) = self.refused.back()
+            && now > *then
+        {
+            taken.refused = Some((refused - before).max(0.0) / (now - then) as f64);
+        }
+        self.refused.push_back((now, refused));
+        while self.refused.front().is_some_and(|(t, _)| now - t > 900) {
+            self.refused.pop_front();
+        }
         if let Some((then, old)) = self.snapshots.front()
             && now > *then
         {
@@ -163,6 +183,16 @@ impl Readings {
             self.snapshots.pop_front();
         }
         taken
+    }
+
+    /// Requests refused with 429 per second over the last `window` seconds (NaN with fewer
+    /// than two passes in it).
+    fn refused_over(&self, now: i64, window: i64) -> f64 {
+        let mut within = self.refused.iter().filter(|(t, _)| now - t <= window);
+        match (within.next(), self.refused.back()) {
+            (Some((t0, v0)), Some((t1, v1))) if t1 > t0 => (v1 - v0).max(0.0) / (t1 - t0) as f64,
+            _ => f64::NAN,
+        }
     }
 }
 
@@ -260,12 +290,16 @@ impl Advising {
                     let latest_l = &mut *l;
                     if let Some(tuner) = &mut latest_l.tuner {
                         // Judged on what came after the change only.
-                        let seen = observe(&history, now, tuner.settle().clamp(2, 60));
+                        let window = tuner.settle().clamp(2, 60);
+                        let mut seen = observe(&history, now, window);
+                        seen.rejected = readings.refused_over(now, window);
                         let before = tuner.changes().last().map(|c| (c.id, c.outcome));
                         let current = pipeline.tuning();
+                        let wait = pipeline.queue_wait().as_secs_f64();
                         let value = |k: Knob| match k {
                             Knob::BatchAge => current.max_batch_age.as_secs_f64(),
                             Knob::BatchSize => current.max_batch_size as f64,
+                            Knob::QueueWait => wait,
                         };
                         let moved = tuner.step(now, &found.recommendations, &value, seen);
                         if let Some(m) = moved {
@@ -347,6 +381,10 @@ fn apply(pipeline: &Pipeline, m: Move) {
     match m.knob {
         Knob::BatchAge => t.max_batch_age = Duration::from_secs_f64(m.value.max(0.0)),
         Knob::BatchSize => t.max_batch_size = m.value.round().max(1.0) as usize,
+        Knob::QueueWait => {
+            pipeline.set_queue_wait(Duration::from_secs_f64(m.value.clamp(0.0, 10.0)));
+            return;
+        }
     }
     pipeline.tune(t);
 }
@@ -356,6 +394,7 @@ fn count(c: &Change) {
     let knob = match c.knob {
         Knob::BatchAge => "batch_age",
         Knob::BatchSize => "batch_size",
+        Knob::QueueWait => "queue_wait",
     };
     let outcome = match c.outcome {
         Outcome::Trying => "applied",
@@ -369,7 +408,8 @@ fn count(c: &Change) {
 }
 
 /// What a change is judged by, over the last `window` seconds at 1 s: P95 from receipt to
-/// commit, and the daemon's CPU (share of its limit) per event a second.
+/// commit, and the daemon's CPU (share of its limit) per event a second (the requests refused
+/// are the caller's to fill in, from its readings).
 fn observe(history: &Mutex<History>, now: i64, window: i64) -> Observed {
     let mut h = history.lock().unwrap_or_else(PoisonError::into_inner);
     let names = [
@@ -381,6 +421,7 @@ fn observe(history: &Mutex<History>, now: i64, window: i64) -> Observed {
     let none = Observed {
         p95: f64::NAN,
         cpu_per_event: f64::NAN,
+        rejected: f64::NAN,
     };
     if ids.len() != names.len() {
         return none;
@@ -400,6 +441,7 @@ fn observe(history: &Mutex<History>, now: i64, window: i64) -> Observed {
     Observed {
         p95: m(0),
         cpu_per_event: m(1) / m(2),
+        rejected: f64::NAN,
     }
 }
 
@@ -619,6 +661,8 @@ fn pass(
         cache_ttl: settings.cache_ttl.as_secs_f64(),
         rules,
         collect_interval: settings.collect_interval.as_secs_f64(),
+        rejected_per_second: taken.refused,
+        queue_wait: pipeline.queue_wait().as_secs_f64(),
     };
     advisor.forecast_after = settings.forecast_after.as_secs() as i64;
     advisor.pass(&Input {
@@ -699,6 +743,7 @@ pub(crate) async fn insights(State(s): State<Arc<AppState>>) -> Result<Json<Valu
         "auto_apply": latest.tuner.is_some(),
         "max_batch_size": t.max_batch_size,
         "max_batch_age_seconds": t.max_batch_age.as_secs_f64(),
+        "queue_wait_seconds": s.pipeline.queue_wait().as_secs_f64(),
         "changes": latest.tuner.as_ref().map_or(&[][..], Tuner::changes),
     });
     Ok(Json(body))

@@ -134,6 +134,8 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     // Shared, not cloned: every extraction of `State` clones it, and seven `Arc`s cost about
     // 3 % of the daemon's perf samples under single-event requests.
+    // The configured wait, which the advisor's tuner may move from now on.
+    state.pipeline.set_queue_wait(state.config.queue_wait);
     let state = Arc::new(state);
     let limit = state.config.body_limit;
     let protected = Router::new()
@@ -658,7 +660,7 @@ async fn submit(
             let _ = committed_tx.send(outcome);
         }));
     }
-    match s.pipeline.submit(submission, s.config.queue_wait).await {
+    match s.pipeline.submit(submission, s.pipeline.queue_wait()).await {
         Ok(()) => {}
         Err(SubmitError::Full(_)) => {
             count_error("rate_limit", 1);

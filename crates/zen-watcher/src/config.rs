@@ -171,8 +171,8 @@ pub(crate) struct AdvisorSection {
     pub(crate) interval: Human,
     /// How much history a forecast needs before it says anything.
     pub(crate) forecast_after: Human,
-    /// The settings it may move as its recommendations say (`batch_age`, `batch_size`);
-    /// none by default.
+    /// The settings it may move as its recommendations say (`batch_age`, `batch_size`,
+    /// `queue_wait`); none by default.
     pub(crate) auto_apply: Vec<zen_advisor::Knob>,
     /// How long a change runs before it is judged (kept or reverted).
     pub(crate) settle: Human,
@@ -182,6 +182,8 @@ pub(crate) struct AdvisorSection {
     pub(crate) batch_age: [Human; 2],
     /// The bounds it moves `pipeline.max_batch_size` within.
     pub(crate) batch_size: [usize; 2],
+    /// The bounds it moves `queue_wait` within.
+    pub(crate) queue_wait: [Human; 2],
 }
 
 impl Default for AdvisorSection {
@@ -197,6 +199,7 @@ impl Default for AdvisorSection {
                 Human(Duration::from_secs(1)),
             ],
             batch_size: [1, 1_000],
+            queue_wait: [Human(Duration::ZERO), Human(Duration::from_secs(2))],
         }
     }
 }
@@ -212,6 +215,10 @@ impl AdvisorSection {
             zen_advisor::Knob::BatchSize => zen_advisor::Bounds {
                 min: self.batch_size[0] as f64,
                 max: self.batch_size[1] as f64,
+            },
+            zen_advisor::Knob::QueueWait => zen_advisor::Bounds {
+                min: self.queue_wait[0].0.as_secs_f64(),
+                max: self.queue_wait[1].0.as_secs_f64(),
             },
         };
         zen_advisor::Tuner::new(
@@ -230,6 +237,11 @@ impl AdvisorSection {
         }
         if self.batch_age[0].0 > self.batch_age[1].0 || self.batch_size[0] > self.batch_size[1] {
             bail!("advisor.batch_age, advisor.batch_size: expected [lowest, highest]");
+        }
+        if self.queue_wait[0].0 > self.queue_wait[1].0
+            || self.queue_wait[1].0 > Duration::from_secs(10)
+        {
+            bail!("advisor.queue_wait: expected [lowest, highest], at most 10s");
         }
         if self.batch_size[0] == 0 {
             bail!("advisor.batch_size: expected at least 1 as the lowest");

@@ -599,3 +599,71 @@ fn a_slow_sink_is_found_named_alerted_and_tuned() {
     let _ = child.wait();
     drop(starved);
 }
+
+#[test]
+fn refusals_raise_the_queue_wait_and_the_tuner_judges_it_by_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A queue of 100 events that refuses at once, and four senders of 40 events a request.
+    let (mut child, addr) = common::start_configured(
+        dir.path(),
+        dir.path(),
+        "queue_wait: 0ms\npipeline:\n  queue_capacity: 100\nadvisor:\n  interval: 1s\n  auto_apply: [queue_wait]\n  settle: 10s\n  hold: 1h\n",
+    );
+    let batch = |i: u64| -> String {
+        (0..40)
+            .map(|j| {
+                format!(
+                    "{{\"title\":\"f {i}-{j}\",\"severity\":\"low\",\"rule\":\"r\",\"namespace\":\"n{i}-{j}\"}}\n"
+                )
+            })
+            .collect()
+    };
+    let loads: Vec<common::Load> = (0..4)
+        .map(|_| common::Load::start(addr, Duration::from_millis(1), batch))
+        .collect();
+    let insights = |addr| -> Value {
+        let (_, body) = get(addr, "/api/v1/insights");
+        serde_json::from_str(&body).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let judged = loop {
+        let v = insights(addr);
+        let outcome = v["tuning"]["changes"][0]["outcome"].as_str().unwrap_or("");
+        if outcome == "kept" || outcome == "reverted" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no change judged in 120 s: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    drop(loads);
+    // The recommendation asked for it, and the tuner moved queue_wait as it said.
+    let change = &judged["tuning"]["changes"][0];
+    assert_eq!(change["knob"], "queue_wait", "{change}");
+    assert_eq!(change["recommendation"], "queue-wait", "{change}");
+    assert_eq!(
+        (change["from"].as_f64(), change["to"].as_f64()),
+        (Some(0.0), Some(0.25))
+    );
+    // Judged by the refusals: kept only when they fell by half.
+    let (before, after) = (
+        change["before"]["rejected"].as_f64().unwrap(),
+        change["after"]["rejected"].as_f64().unwrap(),
+    );
+    assert!(before > 0.0, "{change}");
+    let now = judged["tuning"]["queue_wait_seconds"].as_f64().unwrap();
+    if change["outcome"] == "kept" {
+        assert!(after <= before * 0.5, "{change}");
+        assert_eq!(now, 0.25);
+    } else {
+        assert!(after > before * 0.5, "{change}");
+        assert_eq!(now, 0.0);
+    }
+    println!("the tuner's change: {change}");
+    let (_, text) = get(addr, "/metrics");
+    assert!(
+        text.contains(r#"zen_watcher_tuning_changes_total{knob="queue_wait",outcome="applied"} 1"#),
+        "{text}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
