@@ -353,6 +353,9 @@ struct Files {
     /// the namespace alive: it is closed then).
     net: Option<(Source, PathBuf)>,
     net_names: Matches,
+    /// Samples read: the limits (`cpu.max`, `memory.max`, `pids.max` and their v1 twins) and
+    /// the OOM count are read every [`crate::host::SLOW_EVERY`]th, the first included.
+    samples: u64,
 }
 
 /// Opens `names` under `dir`; none under a controller that is not mounted (they read as
@@ -399,6 +402,7 @@ impl Files {
                     procs: Some(dir.join("cgroup.procs")),
                     net: None,
                     net_names: ignored_interfaces(),
+                    samples: 0,
                 }
             }
             Layout::V1(dirs) => {
@@ -445,6 +449,7 @@ impl Files {
                         .map(|d| d.join("cgroup.procs")),
                     net: None,
                     net_names: ignored_interfaces(),
+                    samples: 0,
                 }
             }
         }
@@ -452,6 +457,9 @@ impl Files {
 
     /// Re-reads every file; `false` when the cgroup is gone.
     fn read(&mut self, buf: &mut String, errors: &mut Vec<CollectError>) -> bool {
+        // The limits and the OOM count at their own cadence, carried forward in between.
+        let slow = self.samples.is_multiple_of(crate::host::SLOW_EVERY);
+        self.samples += 1;
         let mut gone = false;
         let mut get = |src: &mut Source, buf: &mut String| -> bool {
             match src.read(buf) {
@@ -480,9 +488,11 @@ impl Files {
                 c.cfs_throttled_periods = keyed(buf, "nr_throttled");
                 c.cfs_throttled_seconds = us("throttled_usec");
             }
-            c.cpu_quota = get(&mut self.cpu[1], buf)
-                .then(|| parse_cpu_quota(buf))
-                .flatten();
+            if slow {
+                c.cpu_quota = get(&mut self.cpu[1], buf)
+                    .then(|| parse_cpu_quota(buf))
+                    .flatten();
+            }
             let m = &mut self.memory;
             c.memory_usage_bytes = get(&mut m[0], buf).then(|| single(buf)).flatten();
             let mut inactive = None;
@@ -492,10 +502,12 @@ impl Files {
                 inactive = keyed(buf, "inactive_file");
             }
             c.memory_swap_bytes = get(&mut m[2], buf).then(|| single(buf)).flatten();
-            c.memory_limit_bytes = get(&mut m[3], buf).then(|| single(buf)).flatten();
-            c.oom_events = get(&mut m[4], buf)
-                .then(|| keyed(buf, "oom_kill"))
-                .flatten();
+            if slow {
+                c.memory_limit_bytes = get(&mut m[3], buf).then(|| single(buf)).flatten();
+                c.oom_events = get(&mut m[4], buf)
+                    .then(|| keyed(buf, "oom_kill"))
+                    .flatten();
+            }
             c.memory_working_set_bytes = working_set(c.memory_usage_bytes, inactive);
             if get(&mut self.io[0], buf) {
                 parse_io_stat(buf, &mut c.io);
@@ -521,14 +533,16 @@ impl Files {
                 c.cfs_throttled_seconds = keyed(buf, "throttled_time").map(|ns| ns as f64 / 1e9);
             }
             // -1 is no quota; a quota without a readable period is no limit either.
-            let quota = get(&mut self.cpu[3], buf)
-                .then(|| buf.trim().parse::<i64>().ok())
-                .flatten();
-            let period = get(&mut self.cpu[4], buf).then(|| single(buf)).flatten();
-            c.cpu_quota = match (quota, period) {
-                (Some(q), Some(p)) if q > 0 && p > 0 => Some((q as u64, p)),
-                _ => None,
-            };
+            if slow {
+                let quota = get(&mut self.cpu[3], buf)
+                    .then(|| buf.trim().parse::<i64>().ok())
+                    .flatten();
+                let period = get(&mut self.cpu[4], buf).then(|| single(buf)).flatten();
+                c.cpu_quota = match (quota, period) {
+                    (Some(q), Some(p)) if q > 0 && p > 0 => Some((q as u64, p)),
+                    _ => None,
+                };
+            }
             let m = &mut self.memory;
             c.memory_usage_bytes = get(&mut m[0], buf).then(|| single(buf)).flatten();
             let mut inactive = None;
@@ -539,10 +553,12 @@ impl Files {
                 c.memory_swap_bytes = keyed(buf, "total_swap");
                 inactive = keyed(buf, "total_inactive_file");
             }
-            c.memory_limit_bytes = get(&mut m[2], buf).then(|| parse_memory_max(buf)).flatten();
-            c.oom_events = get(&mut m[3], buf)
-                .then(|| keyed(buf, "oom_kill"))
-                .flatten();
+            if slow {
+                c.memory_limit_bytes = get(&mut m[2], buf).then(|| parse_memory_max(buf)).flatten();
+                c.oom_events = get(&mut m[3], buf)
+                    .then(|| keyed(buf, "oom_kill"))
+                    .flatten();
+            }
             c.memory_working_set_bytes = working_set(c.memory_usage_bytes, inactive);
             c.io.clear();
             for (i, src) in self.io.iter_mut().enumerate() {
@@ -552,7 +568,9 @@ impl Files {
             }
         }
         c.threads = get(&mut self.pids[0], buf).then(|| single(buf)).flatten();
-        c.threads_max = get(&mut self.pids[1], buf).then(|| single(buf)).flatten();
+        if slow {
+            c.threads_max = get(&mut self.pids[1], buf).then(|| single(buf)).flatten();
+        }
         // The process read through may be gone: then none until the next discovery finds
         // another, and no error (containers' processes come and go).
         let net = self

@@ -438,3 +438,35 @@ fn a_real_container_with_its_own_network_and_a_cpu_limit_is_read() {
     assert!(reader.sample(&mut out).is_empty());
     assert!(out.iter().all(|c| c.network.is_empty()), "{out:?}");
 }
+
+#[test]
+fn limits_are_read_at_their_cadence_and_usage_every_sample() {
+    use zen_collect::host::SLOW_EVERY;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+    let dir = root.path().join("c1");
+    std::fs::create_dir(&dir).unwrap();
+    let write = |current: u64, max: u64| {
+        std::fs::write(dir.join("memory.current"), format!("{current}\n")).unwrap();
+        std::fs::write(dir.join("memory.max"), format!("{max}\n")).unwrap();
+    };
+    write(10, 1000);
+    let mut reader = ContainerReader::new(layout(root.path()), &data("containers-proc"));
+    reader.watch(&["/c1".to_owned()]);
+    let mut out = Vec::new();
+    reader.sample(&mut out);
+    assert_eq!(
+        (out[0].memory_usage_bytes, out[0].memory_limit_bytes),
+        (Some(10), Some(1000))
+    );
+    write(20, 2000);
+    for i in 1..=SLOW_EVERY {
+        reader.sample(&mut out);
+        let limit = if i == SLOW_EVERY { 2000 } else { 1000 };
+        assert_eq!(
+            (out[0].memory_usage_bytes, out[0].memory_limit_bytes),
+            (Some(20), Some(limit)),
+            "sample {i}"
+        );
+    }
+}

@@ -1197,7 +1197,11 @@ pub fn resolution(name: &str) -> &'static str {
         "node_network_carrier",
         "node_network_info",
     ];
-    if SLOW.iter().any(|p| name.starts_with(p)) {
+    if SLOW.iter().any(|p| name.starts_with(p))
+        || name.starts_with("container_spec_")
+        || name == "container_oom_events_total"
+        || name == "container_threads_max"
+    {
         "10 s"
     } else if name.starts_with("node_load") {
         "5 s, as the kernel updates it"

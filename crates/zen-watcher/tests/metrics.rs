@@ -202,6 +202,13 @@ fn the_documented_freshness_follows_the_collectors_cadence() {
         format!("{SLOW_EVERY} s")
     );
     assert!(resolution("node_load1").starts_with(&format!("{LOAD_EVERY} s")));
+    // The containers' limits and OOM count, at the same cadence.
+    for name in [
+        "container_spec_memory_limit_bytes",
+        "container_oom_events_total",
+    ] {
+        assert_eq!(resolution(name), format!("{SLOW_EVERY} s"), "{name}");
+    }
     assert_eq!(SLOW_FILES.len(), 7);
     assert_eq!(
         resolution("node_cpu_seconds_total"),
