@@ -614,6 +614,7 @@ impl Files {
 }
 
 fn ignored_interfaces() -> Matches {
+    // A constant pattern, compiled by every test that reads a container: it cannot fail.
     static IGNORED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(IGNORED_INTERFACES).expect("a constant pattern")
     });
