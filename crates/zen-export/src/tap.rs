@@ -40,14 +40,12 @@ struct Entry {
 }
 
 /// The metrics the advisor reads besides the panels': the de-duplication's evictions, the
-/// configuration cache's hits and misses, new Observations by rule, and HTTP answers (for the
-/// requests refused with 429).
-pub(crate) const ADVISED: [&str; 5] = [
+/// configuration cache's hits and misses, and new Observations by rule.
+pub(crate) const ADVISED: [&str; 4] = [
     "zen_watcher_dedup_evictions_total",
     "zen_watcher_cache_hits_total",
     "zen_watcher_cache_misses_total",
     "zen_watcher_observations_by_rule_total",
-    "zen_watcher_http_requests_total",
 ];
 
 /// The tapped cells: by key, the group (panels' or advised) and index; then each group's.

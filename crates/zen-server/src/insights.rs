@@ -87,8 +87,6 @@ struct Taken {
     refused: Option<f64>,
 }
 
-const HTTP: &str = "zen_watcher_http_requests_total";
-
 const RULES: &str = "zen_watcher_observations_by_rule_total";
 
 impl Readings {
@@ -101,7 +99,7 @@ impl Readings {
         }
     }
 
-    fn take(&mut self, exporter: &zen_export::Exporter, now: i64) -> Taken {
+    fn take(&mut self, exporter: &zen_export::Exporter, pipeline: &Pipeline, now: i64) -> Taken {
         let mut taken = Taken::default();
         // The collectors read the threads every 10 s: a pass that finds them unchanged keeps
         // the rates of the one before.
@@ -141,14 +139,13 @@ impl Readings {
             let get = |k: &str| labels.iter().find(|(l, _)| *l == k).map_or("", |(_, v)| *v);
             let key = if name == RULES {
                 format!("{name}\x1f{}\x1f{}", get("source"), get("rule"))
-            } else if name == HTTP && get("code") != "429" {
-                return;
             } else {
                 name.to_owned()
             };
             *current.entry(key).or_default() += v;
         });
-        let refused = current.get(HTTP).copied().unwrap_or(0.0);
+        // Submissions the full queue refused: the 429 answers of ingestion.
+        let refused = pipeline.counts().rejected_full as f64;
         if let Some((then, before)) = self.refused.back()
             && now > *then
         {
@@ -266,7 +263,7 @@ impl Advising {
                 let mut readings = Readings::new();
                 loop {
                     let now = now();
-                    let taken = readings.take(&exporter, now);
+                    let taken = readings.take(&exporter, &pipeline, now);
                     let mut l = latest.lock().unwrap_or_else(PoisonError::into_inner);
                     // The daemon's own events, that a regression may be tied to.
                     let mut events = vec![started.clone()];
