@@ -2,26 +2,28 @@
 //! `VulnerabilityReport` / `ClusterVulnerabilityReport` (one event per vulnerability) and
 //! `ConfigAuditReport` and its kin `ClusterConfigAuditReport`, `RbacAssessmentReport`,
 //! `ClusterRbacAssessmentReport`, `InfraAssessmentReport`, `ClusterInfraAssessmentReport` (one
-//! event per check with `success: false`). Without a `kind`, `report.vulnerabilities` or
-//! `report.checks` tells which. A Kubernetes list of reports is read item by item.
+//! event per check with `success: false`), and `ExposedSecretReport` (one event per secret found
+//! in an image). Without a `kind`, `report.vulnerabilities`, `report.checks` or `report.secrets`
+//! tells which. A Kubernetes list of reports is read item by item.
 //!
 //! The workload a report is about comes from the `trivy-operator.resource.{kind,name,namespace}`
 //! labels, else the controller owner reference, else the report itself; the container from
 //! `trivy-operator.container.name`.
 //!
-//! | Event field | vulnerability | failed check |
-//! |---|---|---|
-//! | `rule_id` | `vulnerabilityID` | `checkID` |
-//! | `title` | `title`, else `<id> in <package>` | `title`, else `checkID` |
-//! | `message` | `<id> in <package> <installed>, fixed in <fixed>` (or `no fix available`) | the `messages`, joined |
-//! | `event_type` | `vulnerability` | `misconfiguration` |
-//! | `detected_at` | `report.updateTimestamp`, else `metadata.creationTimestamp`, else time of receipt | same |
+//! | Event field | vulnerability | failed check | exposed secret |
+//! |---|---|---|---|
+//! | `rule_id` | `vulnerabilityID` | `checkID` | `ruleID` |
+//! | `title` | `title`, else `<id> in <package>` | `title`, else `checkID` | `title`, else `ruleID` |
+//! | `message` | `<id> in <package> <installed>, fixed in <fixed>` (or `no fix available`) | the `messages`, joined | `<title> in <target>` |
+//! | `event_type` | `vulnerability` | `misconfiguration` | `exposed_secret` |
+//! | `detected_at` | `report.updateTimestamp`, else `metadata.creationTimestamp`, else time of receipt | same | same |
 //!
 //! Category `security`. Severity: CRITICAL, HIGH, MEDIUM, LOW → the same; UNKNOWN and NONE → info.
 //!
 //! Fingerprint: vulnerability — workload kind, namespace, name, container, `vulnerabilityID`,
 //! package (`resource`), `installedVersion`; check — report kind family, workload kind,
-//! namespace, name, `checkID`, `scope.type`, `scope.value`. Never the scan time.
+//! namespace, name, `checkID`, `scope.type`, `scope.value`; secret — workload kind, namespace,
+//! name, container, `ruleID`, `target` (not the masked `match`). Never the scan time.
 //!
 //! [`new_findings`] compares two scans of the same workload and keeps what the new one adds.
 
@@ -65,6 +67,8 @@ struct Body<'a> {
     vulnerabilities: Option<Vec<&'a RawValue>>,
     #[serde(default, borrow)]
     checks: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow)]
+    secrets: Option<Vec<&'a RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +107,20 @@ struct Check {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Secret {
+    #[serde(rename = "ruleID")]
+    rule_id: String,
+    #[serde(default)]
+    title: Option<String>,
+    severity: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
 struct Scope {
     #[serde(default, rename = "type")]
     kind: Option<String>,
@@ -111,6 +129,7 @@ struct Scope {
 }
 
 const VULN_KINDS: [&str; 2] = ["VulnerabilityReport", "ClusterVulnerabilityReport"];
+const SECRET_KIND: &str = "ExposedSecretReport";
 const CHECK_KINDS: [&str; 6] = [
     "ConfigAuditReport",
     "ClusterConfigAuditReport",
@@ -149,9 +168,11 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     };
     let body = report.report;
     let kind = match report.kind.as_deref() {
-        Some(k) if VULN_KINDS.contains(&k) || CHECK_KINDS.contains(&k) => k.to_owned(),
+        Some(k) if VULN_KINDS.contains(&k) || CHECK_KINDS.contains(&k) || k == SECRET_KIND => {
+            k.to_owned()
+        }
         Some(k) => {
-            let expected = "VulnerabilityReport, ConfigAuditReport, RbacAssessmentReport, InfraAssessmentReport or their Cluster… forms";
+            let expected = "VulnerabilityReport, ConfigAuditReport, RbacAssessmentReport, InfraAssessmentReport or their Cluster… forms, or ExposedSecretReport";
             return r.error(
                 &format!("{}.kind", doc.path),
                 format!("expected {expected}, found {k:?}"),
@@ -159,9 +180,9 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
         }
         None if body.vulnerabilities.is_some() => VULN_KINDS[0].to_owned(),
         None if body.checks.is_some() => CHECK_KINDS[0].to_owned(),
+        None if body.secrets.is_some() => SECRET_KIND.to_owned(),
         None => {
-            let problem =
-                "expected `vulnerabilities` or `checks` in a report without a kind, found neither";
+            let problem = "expected `vulnerabilities`, `checks` or `secrets` in a report without a kind, found none";
             return r.error(&format!("{}.report", doc.path), problem);
         }
     };
@@ -245,6 +266,14 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
             let item = doc.child(raw, format_args!(".report.vulnerabilities[{i}]"));
             if let Some(v) = r.parse::<Vulnerability>(&item) {
                 vulnerability(r, &item, &common, v);
+            }
+        }
+    } else if common.report_kind == SECRET_KIND {
+        let items = body.secrets.unwrap_or_default();
+        for (i, raw) in items.into_iter().enumerate() {
+            let item = doc.child(raw, format_args!(".report.secrets[{i}]"));
+            if let Some(s) = r.parse::<Secret>(&item) {
+                secret(r, &item, &common, s);
             }
         }
     } else {
@@ -374,6 +403,44 @@ fn check(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, ch: Check) {
         severity,
         event_type: "misconfiguration",
         rule_id: ch.check_id,
+        title,
+        message,
+        fingerprint,
+        details,
+    };
+    push(r, item, c, finding);
+}
+
+fn secret(r: &mut Reader<'_>, item: &Doc<'_>, c: &Common, s: Secret) {
+    let Some(severity) = severity_or_error(r, item, &s.severity) else {
+        return;
+    };
+    let fingerprint = Fingerprint::builder("trivy")
+        .field("secret")
+        .field(&c.workload.kind)
+        .opt(c.workload.namespace.as_deref())
+        .field(&c.workload.name)
+        .opt(c.container.as_deref())
+        .field(&s.rule_id)
+        .opt(s.target.as_deref())
+        .finish();
+    let title = non_empty(s.title.as_deref())
+        .unwrap_or(&s.rule_id)
+        .to_owned();
+    let message = match non_empty(s.target.as_deref()) {
+        Some(target) => format!("{title} in {target}"),
+        None => title.clone(),
+    };
+    let mut details = s.rest;
+    details.insert("ruleID".into(), Value::String(s.rule_id.clone()));
+    details.insert("severity".into(), Value::String(s.severity));
+    if let Some(target) = s.target {
+        details.insert("target".into(), Value::String(target));
+    }
+    let finding = Finding {
+        severity,
+        event_type: "exposed_secret",
+        rule_id: s.rule_id,
         title,
         message,
         fingerprint,
