@@ -11,7 +11,8 @@
 //!   answers 200 only once every event is stored (or filtered, or folded into a duplicate); 500
 //!   if some were dead-lettered, 504 if the commit takes longer than `ack_timeout`.
 //! - `GET /api/v1/observations` (filtered by `source`, `min_severity`, `namespace`, `since`,
-//!   `until`, `q`; paged by `limit` and `after`), `GET /api/v1/observations/{id}`,
+//!   `until`, `q`, and `state=open|resolved` for findings of watched reports; paged by `limit`
+//!   and `after`), `GET /api/v1/observations/{id}`,
 //!   `GET /api/v1/stats`.
 //! - `GET /api/v1/dead-letters` (paged by `limit` and `after`): what no sink could write, kept
 //!   by zen-store; `POST /api/v1/dead-letters/replay` submits each letter's events again, waits
@@ -708,6 +709,7 @@ struct ListParams {
     since: Option<String>,
     until: Option<String>,
     q: Option<String>,
+    state: Option<String>,
     after: Option<i64>,
     limit: Option<usize>,
 }
@@ -717,6 +719,19 @@ struct ObservationOut<'a> {
     id: i64,
     #[serde(flatten)]
     observation: &'a Observation,
+    /// When the finding left its watched report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_at: Option<Timestamp>,
+}
+
+impl<'a> From<&'a zen_store::Stored> for ObservationOut<'a> {
+    fn from(s: &'a zen_store::Stored) -> Self {
+        ObservationOut {
+            id: s.id,
+            observation: &s.observation,
+            resolved_at: s.resolved_at,
+        }
+    }
 }
 
 fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
@@ -780,19 +795,22 @@ async fn list(
         since: parse_time("since", p.since.as_deref())?,
         until: parse_time("until", p.until.as_deref())?,
         text: p.q,
+        state: match p.state.as_deref() {
+            None => None,
+            Some("open") => Some(zen_store::State::Open),
+            Some("resolved") => Some(zen_store::State::Resolved),
+            Some(other) => {
+                return Err(ApiError::bad(format!(
+                    "`state`: expected open or resolved, found {other:?}"
+                )));
+            }
+        },
         after: p.after,
         limit: p.limit.unwrap_or(0),
     };
     let store = s.store.clone();
     let page = blocking(move || store.list(&query)).await??;
-    let items = page
-        .items
-        .iter()
-        .map(|s| ObservationOut {
-            id: s.id,
-            observation: &s.observation,
-        })
-        .collect();
+    let items = page.items.iter().map(ObservationOut::from).collect();
     Ok(Json(PageOut {
         items,
         next: page.next,
@@ -857,11 +875,7 @@ async fn one(
     let Path(id) = id?;
     let store = s.store.clone();
     match blocking(move || store.get(id)).await?? {
-        Some(found) => Ok(Json(ObservationOut {
-            id: found.id,
-            observation: &found.observation,
-        })
-        .into_response()),
+        Some(found) => Ok(Json(ObservationOut::from(&found)).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no observation {id}"),

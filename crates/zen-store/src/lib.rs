@@ -58,6 +58,14 @@ macro_rules! received_at {
     };
 }
 
+/// When the finding of an Observation of [`observations!`] left its watched report; `NULL`
+/// while it is in it, or when it came from elsewhere.
+macro_rules! resolved_at {
+    () => {
+        "(SELECT k.resolved_at FROM report_findings k WHERE k.fingerprint = o.fingerprint)"
+    };
+}
+
 /// Column `i` of `row` as text, borrowed.
 fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, rusqlite::Error> {
     row.get_ref(i)?.as_str().map_err(|e| {
@@ -191,6 +199,7 @@ fn timestamp(ns: i64) -> Timestamp {
 
 mod checkpoint;
 mod dead_letters;
+mod findings;
 mod positions;
 mod query;
 mod retention;
@@ -199,7 +208,7 @@ mod sink;
 
 use checkpoint::{Checkpointer, Commits};
 pub use dead_letters::{DEAD_LETTER_EVENTS, DeadLetterCounts, StoredDeadLetter};
-pub use query::{Page, Query, Store, StoreCounts, Stored, Top, TopBy};
+pub use query::{Page, Query, State, Store, StoreCounts, Stored, Top, TopBy};
 pub use retention::{PURGE_CHUNK, Retention};
 use schema::{MIGRATIONS, connect};
 pub use sink::SqliteSink;

@@ -7,6 +7,16 @@ use super::*;
 pub struct Stored {
     pub id: i64,
     pub observation: Observation,
+    /// When the finding left the report it came from (Kubernetes report watchers only).
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// Findings still in their reports, or gone from them (see [`Store::resolve_findings`]).
+/// Observations that did not come from a watched report are always open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Open,
+    Resolved,
 }
 
 /// Which Observations to list. Every field narrows; `after` continues a previous page.
@@ -21,6 +31,7 @@ pub struct Query {
     pub until: Option<Timestamp>,
     /// In the title or the message, case-insensitively.
     pub text: Option<String>,
+    pub state: Option<State>,
     /// The cursor of the previous page.
     pub after: Option<i64>,
     /// Page size: 100 when 0, at most 1,000.
@@ -48,7 +59,9 @@ pub(crate) const SELECT: &str = concat!(
         o.title, o.message, o.resource_api_version, o.resource_kind, o.resource_name,
         o.resource_namespace, o.namespace, o.node, o.detected_at, o.first_seen, ",
     last_seen!(),
-    ", o.count + COALESCE(r.repeats, 0), o.labels, o.details FROM ",
+    ", o.count + COALESCE(r.repeats, 0), o.labels, o.details, ",
+    resolved_at!(),
+    " FROM ",
     observations!()
 );
 
@@ -88,6 +101,7 @@ pub(crate) fn row(r: &rusqlite::Row<'_>) -> Result<Result<Stored, StoreError>, r
         None => None,
     };
     let count: i64 = r.get(18)?;
+    let resolved_at: Option<i64> = r.get(21)?;
     let event = Event {
         source: std::borrow::Cow::Owned(r.get(2)?),
         category,
@@ -112,6 +126,7 @@ pub(crate) fn row(r: &rusqlite::Row<'_>) -> Result<Result<Stored, StoreError>, r
             first_seen: timestamp(r.get(16)?),
             last_seen: timestamp(r.get(17)?),
         },
+        resolved_at: resolved_at.map(timestamp),
     }))
 }
 
@@ -184,6 +199,13 @@ impl Store {
             sql.push_str(" AND (o.title LIKE ? ESCAPE '\\' OR o.message LIKE ? ESCAPE '\\')");
             args.push(pattern.clone().into());
             args.push(pattern.into());
+        }
+        match q.state {
+            Some(State::Open) => sql.push_str(concat!(" AND ", resolved_at!(), " IS NULL")),
+            Some(State::Resolved) => {
+                sql.push_str(concat!(" AND ", resolved_at!(), " IS NOT NULL"));
+            }
+            None => {}
         }
         if let Some(after) = q.after {
             sql.push_str(" AND o.id < ?");

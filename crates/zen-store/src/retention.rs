@@ -20,6 +20,9 @@ impl Store {
                 purged.increment(n as u64);
                 total += n;
                 if n < PURGE_CHUNK {
+                    // Findings resolved before the cutoff: their Observations went with it.
+                    conn.prepare_cached("DELETE FROM report_findings WHERE resolved_at < ?1")?
+                        .execute([nanos(cutoff)])?;
                     return Ok(total);
                 }
             }

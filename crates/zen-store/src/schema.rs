@@ -109,6 +109,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         received_at INTEGER NOT NULL,
         counts BLOB NOT NULL
     );",
+    // v10: the findings of watched reports (Kubernetes mode), by fingerprint: the report that
+    // holds each, and when it left its report (resolved). Written once the finding's
+    // Observation is committed; read back at start, so a restart resolves what left while the
+    // daemon was away and writes nothing twice.
+    "CREATE TABLE report_findings (
+        fingerprint BLOB PRIMARY KEY,
+        report TEXT NOT NULL,
+        resolved_at INTEGER
+    ) WITHOUT ROWID;",
 ];
 
 pub(crate) fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {

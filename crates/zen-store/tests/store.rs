@@ -748,3 +748,85 @@ fn top_ranks_rules_and_namespaces_of_the_range() {
         .unwrap();
     assert!(before.is_empty(), "{before:?}");
 }
+
+#[test]
+fn findings_of_watched_reports_are_open_until_resolved_and_open_again_when_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zen.db");
+    let (store, mut sink) = zen_store::open(&path).unwrap();
+    let events = events();
+    write(&mut sink, "x", &events).unwrap();
+    let trivy: Vec<_> = events
+        .iter()
+        .filter(|e| e.source == "trivy")
+        .map(|e| e.fingerprint)
+        .collect();
+    assert_eq!(trivy.len(), 5);
+    store
+        .track_findings(
+            trivy
+                .iter()
+                .map(|&fp| ("shop/vulnerabilityreport/cart", fp)),
+        )
+        .unwrap();
+    let listed = |state| {
+        let q = Query {
+            state: Some(state),
+            ..Query::default()
+        };
+        store.list(&q).unwrap().items
+    };
+    assert_eq!(
+        listed(zen_store::State::Open).len(),
+        7,
+        "tracked and untracked alike"
+    );
+    assert!(listed(zen_store::State::Resolved).is_empty());
+
+    // Two leave the report; resolving them again changes nothing.
+    let at: Timestamp = "2026-03-03T08:00:00Z".parse().unwrap();
+    assert_eq!(store.resolve_findings(&trivy[..2], at).unwrap(), 2);
+    assert_eq!(store.resolve_findings(&trivy[..2], at).unwrap(), 0);
+    let resolved = listed(zen_store::State::Resolved);
+    assert_eq!(resolved.len(), 2);
+    assert!(resolved.iter().all(|s| s.resolved_at == Some(at)));
+    assert!(
+        resolved
+            .iter()
+            .all(|s| trivy[..2].contains(&s.observation.event.fingerprint))
+    );
+    let open = listed(zen_store::State::Open);
+    assert_eq!(open.len(), 5);
+    assert!(open.iter().all(|s| s.resolved_at.is_none()));
+    let one = store.get(resolved[0].id).unwrap().unwrap();
+    assert_eq!(one.resolved_at, Some(at));
+
+    // What a restart reads back: the findings still open, with their report.
+    drop((store, sink));
+    let (store, _sink) = zen_store::open(&path).unwrap();
+    let report = "shop/vulnerabilityreport/cart".to_owned();
+    let still: Vec<_> = trivy[2..].iter().map(|&fp| (report.clone(), fp)).collect();
+    let mut open = store.open_findings().unwrap();
+    open.sort();
+    let mut expected = still.clone();
+    expected.sort();
+    assert_eq!(open, expected);
+    // Back in a report: open again.
+    store
+        .track_findings([("shop/vulnerabilityreport/cart", trivy[0])])
+        .unwrap();
+    assert_eq!(store.open_findings().unwrap().len(), 4);
+    let q = Query {
+        state: Some(zen_store::State::Resolved),
+        ..Query::default()
+    };
+    assert_eq!(store.list(&q).unwrap().items.len(), 1);
+    // The purge takes resolved findings with their Observations, and keeps open ones.
+    assert_eq!(store.purge(after_now()).unwrap(), 7);
+    assert_eq!(store.open_findings().unwrap().len(), 4);
+    assert_eq!(
+        store.resolve_findings(&trivy[1..2], at).unwrap(),
+        0,
+        "purged"
+    );
+}
