@@ -1,7 +1,7 @@
 //! The contract between the pipeline and the places kept events are written to: the [`Sink`]
 //! trait, the [`Kept`] event it is handed (an event with the deduper's number for it, the two
 //! together by type), [`SinkError`], the [`DeadLetter`] of what no attempt could write, and the
-//! [`Positions`] a store keeps for tailed files.
+//! [`Positions`] a store keeps for tailed files and the [`Findings`] of watched reports.
 //!
 //! The pipeline (zen-pipeline) calls sinks; stores (zen-store) and writers implement them. This
 //! crate sits below both, so a store knows nothing of the pipeline's threads, queues or runtime.
@@ -82,6 +82,22 @@ pub struct TailPosition {
 pub trait Positions: Send + Sync {
     fn load(&self, path: &std::path::Path) -> Option<TailPosition>;
     fn save(&self, path: &std::path::Path, position: TailPosition);
+}
+
+/// The findings of watched reports (Kubernetes mode): which report holds each, and when each
+/// left it (zen-store: beside the Observations). A finding is tracked once its Observation is
+/// committed, so what a restart reads back was written.
+pub trait Findings: Send + Sync {
+    /// The findings still in their reports, with the report that holds each.
+    fn open(&self) -> Result<Vec<(String, zen_model::Fingerprint)>, SinkError>;
+    /// Records findings as held by their reports (open again if they had been resolved).
+    fn track(&self, findings: &[(&str, zen_model::Fingerprint)]) -> Result<(), SinkError>;
+    /// Marks findings that left their reports as resolved at `at`; says how many were open.
+    fn resolve(
+        &self,
+        fingerprints: &[zen_model::Fingerprint],
+        at: zen_model::Timestamp,
+    ) -> Result<usize, SinkError>;
 }
 
 /// Takes everything and keeps nothing: for benchmarks and dry runs.

@@ -1,11 +1,12 @@
 //! The findings of watched reports (Kubernetes mode): which report holds each, and when each
 //! left its report. An Observation whose fingerprint is resolved here is resolved.
 
+use zen_sink::Findings;
+
 use super::*;
 
-impl Store {
-    /// The findings still in their reports, with the report that holds each.
-    pub fn open_findings(&self) -> Result<Vec<(String, Fingerprint)>, StoreError> {
+impl Findings for Store {
+    fn open(&self) -> Result<Vec<(String, Fingerprint)>, SinkError> {
         let started = Instant::now();
         let found = self.with(|conn| {
             let mut stmt = conn.prepare_cached(
@@ -26,15 +27,10 @@ impl Store {
             Ok(out)
         });
         self.timings.list.record(started.elapsed().as_secs_f64());
-        found
+        found.map_err(findings_error)
     }
 
-    /// Records findings as held by their reports — open, also when they had been resolved —
-    /// in one transaction.
-    pub fn track_findings<'a>(
-        &self,
-        findings: impl IntoIterator<Item = (&'a str, Fingerprint)>,
-    ) -> Result<(), StoreError> {
+    fn track(&self, findings: &[(&str, Fingerprint)]) -> Result<(), SinkError> {
         self.write_findings(|tx| {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO report_findings (fingerprint, report, resolved_at) VALUES (?1, ?2, NULL)
@@ -48,13 +44,7 @@ impl Store {
         .map(drop)
     }
 
-    /// Marks findings that left their reports as resolved at `at`, in one transaction; says how
-    /// many were open.
-    pub fn resolve_findings(
-        &self,
-        fingerprints: &[Fingerprint],
-        at: Timestamp,
-    ) -> Result<usize, StoreError> {
+    fn resolve(&self, fingerprints: &[Fingerprint], at: Timestamp) -> Result<usize, SinkError> {
         self.write_findings(|tx| {
             let mut stmt = tx.prepare_cached(
                 "UPDATE report_findings SET resolved_at = ?2
@@ -67,11 +57,15 @@ impl Store {
             Ok(n)
         })
     }
+}
 
+impl Store {
+    /// Runs `f` in a write transaction of its own (taking the lock at once, so it waits its
+    /// turn behind the sink instead of failing to upgrade).
     fn write_findings(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<usize, rusqlite::Error>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<usize, SinkError> {
         let started = Instant::now();
         let result = self.with(|conn| {
             let tx = rusqlite::Transaction::new_unchecked(
@@ -84,6 +78,16 @@ impl Store {
             Ok(n)
         });
         self.timings.update.record(started.elapsed().as_secs_f64());
-        result
+        result.map_err(findings_error)
+    }
+}
+
+fn findings_error(e: StoreError) -> SinkError {
+    match e {
+        StoreError::Query(e) => sink::sink_error(e),
+        other => SinkError {
+            message: other.to_string(),
+            retryable: false,
+        },
     }
 }

@@ -4,7 +4,7 @@
 
 use zen_dedup::DuplicateUpdate;
 use zen_model::{Context, Event, Format, Normalizer, Severity, Timestamp};
-use zen_sink::{Kept, Sink};
+use zen_sink::{Findings, Kept, Sink};
 use zen_store::{Query, StoreError};
 
 /// Writes `events` as the pipeline would, each with a sequence number of its own.
@@ -763,10 +763,11 @@ fn findings_of_watched_reports_are_open_until_resolved_and_open_again_when_back(
         .collect();
     assert_eq!(trivy.len(), 5);
     store
-        .track_findings(
-            trivy
+        .track(
+            &trivy
                 .iter()
-                .map(|&fp| ("shop/vulnerabilityreport/cart", fp)),
+                .map(|&fp| ("shop/vulnerabilityreport/cart", fp))
+                .collect::<Vec<_>>(),
         )
         .unwrap();
     let listed = |state| {
@@ -785,8 +786,8 @@ fn findings_of_watched_reports_are_open_until_resolved_and_open_again_when_back(
 
     // Two leave the report; resolving them again changes nothing.
     let at: Timestamp = "2026-03-03T08:00:00Z".parse().unwrap();
-    assert_eq!(store.resolve_findings(&trivy[..2], at).unwrap(), 2);
-    assert_eq!(store.resolve_findings(&trivy[..2], at).unwrap(), 0);
+    assert_eq!(store.resolve(&trivy[..2], at).unwrap(), 2);
+    assert_eq!(store.resolve(&trivy[..2], at).unwrap(), 0);
     let resolved = listed(zen_store::State::Resolved);
     assert_eq!(resolved.len(), 2);
     assert!(resolved.iter().all(|s| s.resolved_at == Some(at)));
@@ -806,16 +807,16 @@ fn findings_of_watched_reports_are_open_until_resolved_and_open_again_when_back(
     let (store, _sink) = zen_store::open(&path).unwrap();
     let report = "shop/vulnerabilityreport/cart".to_owned();
     let still: Vec<_> = trivy[2..].iter().map(|&fp| (report.clone(), fp)).collect();
-    let mut open = store.open_findings().unwrap();
+    let mut open = store.open().unwrap();
     open.sort();
     let mut expected = still.clone();
     expected.sort();
     assert_eq!(open, expected);
     // Back in a report: open again.
     store
-        .track_findings([("shop/vulnerabilityreport/cart", trivy[0])])
+        .track(&[("shop/vulnerabilityreport/cart", trivy[0])])
         .unwrap();
-    assert_eq!(store.open_findings().unwrap().len(), 4);
+    assert_eq!(store.open().unwrap().len(), 4);
     let q = Query {
         state: Some(zen_store::State::Resolved),
         ..Query::default()
@@ -823,9 +824,9 @@ fn findings_of_watched_reports_are_open_until_resolved_and_open_again_when_back(
     assert_eq!(store.list(&q).unwrap().items.len(), 1);
     // The purge takes resolved findings with their Observations, and keeps open ones.
     assert_eq!(store.purge(after_now()).unwrap(), 7);
-    assert_eq!(store.open_findings().unwrap().len(), 4);
+    assert_eq!(store.open().unwrap().len(), 4);
     assert_eq!(
-        store.resolve_findings(&trivy[1..2], at).unwrap(),
+        store.resolve(&trivy[1..2], at).unwrap(),
         0,
         "purged"
     );
