@@ -459,6 +459,34 @@ pub const CATALOG: &[Metric] = &[
         &["resource"],
         "Age of the newest change a report watcher has seen when it processed it.",
     )),
+    kubernetes(m(
+        "zen_watcher_informer_events_total",
+        Counter,
+        "events",
+        &["resource", "type"],
+        "Report watcher events by kind and type: `listed` (initial list), `applied`, `deleted`.",
+    )),
+    kubernetes(m(
+        "zen_watcher_informer_restarts_total",
+        Counter,
+        "restarts",
+        &["resource"],
+        "Report watcher errors, each followed by a retry with backoff (a missing CRD, 410 Gone, a failed call).",
+    )),
+    kubernetes(m(
+        "zen_watcher_informer_synced",
+        Gauge,
+        "boolean",
+        &["resource"],
+        "1 while a report watcher is synced and following changes; 0 while it lists or is degraded.",
+    )),
+    kubernetes(m(
+        "zen_watcher_report_findings_resolved_total",
+        Counter,
+        "findings",
+        &["resource"],
+        "Findings resolved because they left their report (fixed, or the report deleted).",
+    )),
     // Containers (cAdvisor's names) and the inventory.
     m(
         "zen_watcher_containers",

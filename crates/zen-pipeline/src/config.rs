@@ -85,6 +85,31 @@ impl RetryPolicy {
     }
 }
 
+/// Numbers in 0..1 from a xorshift generator, for backoff jitter ([`RetryPolicy::backoff`]).
+#[derive(Debug, Clone)]
+pub struct Jitter(u64);
+
+impl Default for Jitter {
+    fn default() -> Self {
+        Jitter(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+impl Jitter {
+    /// Seeded, so that retriers started together spread out.
+    pub fn seeded(seed: u64) -> Self {
+        Jitter(seed | 1)
+    }
+
+    #[allow(clippy::should_implement_trait)] // never ends: not an iterator
+    pub fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// Everything the pipeline needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {

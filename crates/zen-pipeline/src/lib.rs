@@ -32,6 +32,7 @@ mod processor;
 mod room;
 mod settings;
 mod sink;
+mod sources;
 mod stats;
 mod tail;
 mod timing;
@@ -47,10 +48,12 @@ use zen_model::{Context, Event, Format, NormalizeError, Normalized, Normalizer, 
 
 pub use ack::{Ack, AckOutcome};
 pub use config::{
-    BatchSettings, CacheSettings, PipelineConfig, ProcessingOrder, RetryPolicy, SettingsError,
+    BatchSettings, CacheSettings, Jitter, PipelineConfig, ProcessingOrder, RetryPolicy,
+    SettingsError,
 };
 pub use processor::{Output, Processor, Tracked};
 pub use settings::{SettingsLoader, SourceSettings};
+pub use sources::{SourceState, SourceStates, SourceStatus};
 pub use stats::{Counts, Ratios};
 pub use tail::{Tail, TailConfig};
 pub use zen_sink::{DeadLetter, Kept, NullSink, Positions, Sink, SinkError, TailPosition};

@@ -153,7 +153,7 @@ pub(crate) struct SinkRunner {
     stats: Arc<Stats>,
     /// Set at shutdown: no retry may wait past it.
     deadline: Arc<OnceLock<Instant>>,
-    jitter: u64,
+    jitter: crate::Jitter,
     /// Metric handles, registered on first use: per-event time in the sink, from receipt to
     /// commit, and Observations created, per source.
     /// Time to commit one write (a batch, or batches gathered together).
@@ -184,7 +184,7 @@ impl SinkRunner {
             forget,
             stats,
             deadline,
-            jitter: 0x9E37_79B9_7F4A_7C15,
+            jitter: crate::Jitter::default(),
             write_duration: metrics::histogram!("zen_watcher_batch_processing_duration_seconds"),
             sink_stage: StageTimer::new("sink"),
             total_stage: StageTimer::new("total"),
@@ -458,7 +458,7 @@ impl SinkRunner {
                 }
                 Err(e) => {
                     attempt += 1;
-                    let jitter = self.next_jitter();
+                    let jitter = self.jitter.next();
                     let wait = self.retry.backoff(attempt, jitter);
                     if self
                         .deadline
@@ -509,14 +509,6 @@ impl SinkRunner {
                 "dead-letter hand-off full: batch dropped"
             );
         }
-    }
-
-    /// A number in 0..1 from a xorshift generator, for backoff jitter.
-    fn next_jitter(&mut self) -> f64 {
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        (self.jitter >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -825,9 +825,5 @@ fn findings_of_watched_reports_are_open_until_resolved_and_open_again_when_back(
     // The purge takes resolved findings with their Observations, and keeps open ones.
     assert_eq!(store.purge(after_now()).unwrap(), 7);
     assert_eq!(store.open().unwrap().len(), 4);
-    assert_eq!(
-        store.resolve(&trivy[1..2], at).unwrap(),
-        0,
-        "purged"
-    );
+    assert_eq!(store.resolve(&trivy[1..2], at).unwrap(), 0, "purged");
 }

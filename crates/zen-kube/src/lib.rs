@@ -1,0 +1,16 @@
+//! Kubernetes mode. Report watchers follow the report custom resources where they live —
+//! Trivy Operator's reports and policy reports (`wgpolicyk8s.io`, `openreports.io`) — and
+//! turn each new version into the findings it adds, read by zen-model's readers through the
+//! pipeline (no second parser), and the findings it no longer holds, resolved in the store's
+//! findings ([`zen_sink::Findings`]). A kind whose CRD is not installed is a degraded source,
+//! tried again slowly, not an error.
+//!
+//! Everything here talks to the API server through the `kube` client; nothing here serves
+//! HTTP, knows SQL or reads the host.
+
+mod kinds;
+mod ledger;
+mod watch;
+
+pub use kinds::{REPORT_KINDS, ReportKind, find};
+pub use watch::{WatchError, WatchSettings, Watchers};
