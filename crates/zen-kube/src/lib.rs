@@ -13,4 +13,11 @@ mod ledger;
 mod watch;
 
 pub use kinds::{REPORT_KINDS, ReportKind, find};
+pub use kube::Client;
 pub use watch::{WatchError, WatchSettings, Watchers};
+
+/// A client for the cluster the daemon runs in (its service account), or the one the
+/// kubeconfig (`KUBECONFIG`, `~/.kube/config`) names.
+pub async fn client() -> Result<Client, kube::Error> {
+    Client::try_default().await
+}

@@ -20,7 +20,8 @@
 //! - `GET /metrics`: the Prometheus text exposition (zen-export), behind the token like the API.
 //! - `GET /api/v1/meta`, `GET /api/v1/query` and `GET /api/v1/stream` (Server-Sent Events): the
 //!   per-second history ([`history`]), which its recorder thread fills once a second.
-//! - `GET /healthz` (alive) and `GET /readyz` (not while draining).
+//! - `GET /healthz` (alive) and `GET /readyz` (not while draining); `GET /readyz?verbose`
+//!   lists the checks, and each report watcher's state (a degraded one does not fail it).
 //!
 //! Every answer is counted by route template and code, timed, and tracked while in flight;
 //! ingestion errors are counted by category (connection, parse, permission, rate_limit).
@@ -129,6 +130,8 @@ pub struct AppState {
     pub history: Option<history::Shared>,
     /// The advisor's findings; without them `/api/v1/insights` answers 404.
     pub insights: Option<insights::SharedInsights>,
+    /// What the sources beside HTTP (Kubernetes report watchers) say about themselves.
+    pub sources: zen_pipeline::SourceStates,
 }
 
 /// The whole HTTP application.
@@ -450,11 +453,50 @@ async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
-async fn ready(State(s): State<Arc<AppState>>) -> Response {
-    if s.draining.load(Ordering::Acquire) {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+#[derive(Debug, Deserialize)]
+struct ReadyParams {
+    verbose: Option<String>,
+}
+
+/// `GET /readyz`: 200 unless draining. With `?verbose`, one line a check as the Kubernetes API
+/// server writes them (`[+]name ok`, `[-]name failed: why`), then each source's state — a
+/// report watcher whose CRD is missing is degraded, and the daemon still ready.
+async fn ready(State(s): State<Arc<AppState>>, params: Query<ReadyParams>) -> Response {
+    let draining = s.draining.load(Ordering::Acquire);
+    if params.verbose.is_none() {
+        return if draining {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+        } else {
+            "ready\n".into_response()
+        };
     }
-    "ready\n".into_response()
+    let mut text = if draining {
+        "[-]draining failed: shutting down\n".to_owned()
+    } else {
+        "[+]draining ok\n".to_owned()
+    };
+    for (name, status) in s.sources.snapshot() {
+        let state = match status.state {
+            zen_pipeline::SourceState::Synced => "ok",
+            zen_pipeline::SourceState::Syncing => "syncing",
+            zen_pipeline::SourceState::Degraded => "degraded",
+        };
+        text.push_str(&format!(
+            "[+]source {name} {state}: {} ({} objects, {} open findings)\n",
+            status.detail, status.objects, status.open_findings
+        ));
+    }
+    text.push_str(if draining {
+        "readyz check failed\n"
+    } else {
+        "readyz check passed\n"
+    });
+    let code = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, text).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -720,7 +762,7 @@ struct ObservationOut<'a> {
     #[serde(flatten)]
     observation: &'a Observation,
     /// When the finding left its watched report.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "resolvedAt", skip_serializing_if = "Option::is_none")]
     resolved_at: Option<Timestamp>,
 }
 
@@ -991,6 +1033,7 @@ async fn stats(State(s): State<Arc<AppState>>) -> Result<Response, ApiError> {
         },
         "store": by,
         "dead_letters": { "letters": dead.letters, "events": dead.events },
+        "sources": s.sources.snapshot(),
     }))
     .into_response())
 }

@@ -38,6 +38,7 @@ fn harness(config: ServerConfig, pipeline: PipelineConfig, sink: Option<Box<dyn 
         alerting: None,
         history: None,
         insights: None,
+        sources: zen_pipeline::SourceStates::default(),
     };
     Harness { state, _dir: dir }
 }
@@ -708,4 +709,36 @@ async fn every_error_answer_has_the_one_json_shape() {
             "{what}: {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn readyz_verbose_lists_the_sources_and_a_degraded_one_does_not_fail_it() {
+    let h = default_harness();
+    h.state.sources.set(
+        "policyreports.wgpolicyk8s.io",
+        zen_pipeline::SourceStatus {
+            state: zen_pipeline::SourceState::Degraded,
+            detail: "the kind is not served (its CRD is not installed); trying again".to_owned(),
+            objects: 0,
+            open_findings: 0,
+        },
+    );
+    let res = app(h.state.clone())
+        .oneshot(get("/readyz?verbose"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("[+]draining ok"), "{text}");
+    assert!(
+        text.contains("[+]source policyreports.wgpolicyk8s.io degraded: the kind is not served"),
+        "{text}"
+    );
+    assert!(text.ends_with("readyz check passed\n"), "{text}");
+    let (_, stats, _) = call(&h, get("/api/v1/stats")).await;
+    assert_eq!(
+        stats["sources"]["policyreports.wgpolicyk8s.io"]["state"],
+        "degraded"
+    );
 }

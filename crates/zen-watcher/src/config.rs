@@ -161,6 +161,70 @@ pub(crate) struct DaemonConfig {
     pub(crate) collect: CollectSection,
     pub(crate) alerting: AlertingSection,
     pub(crate) advisor: AdvisorSection,
+    pub(crate) kube: KubeSection,
+}
+
+/// Kubernetes mode: the report watchers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct KubeSection {
+    /// On (`--kube`), off, or — unset — on when the daemon runs in a cluster.
+    pub(crate) enabled: Option<bool>,
+    /// The report kinds watched, as `plural.group` (or the plural alone); every kind by default.
+    pub(crate) reports: Vec<String>,
+    /// The longest wait between tries while a kind's CRD is missing or the API server fails.
+    pub(crate) retry_max: Human,
+}
+
+impl Default for KubeSection {
+    fn default() -> Self {
+        KubeSection {
+            enabled: None,
+            reports: Vec::new(),
+            retry_max: Human(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl KubeSection {
+    /// Whether Kubernetes mode is on: as configured, else when running in a cluster.
+    pub(crate) fn active(&self) -> bool {
+        self.enabled
+            .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some())
+    }
+
+    pub(crate) fn settings(&self, queue_wait: Duration) -> Result<zen_kube::WatchSettings> {
+        let kinds = if self.reports.is_empty() {
+            zen_kube::REPORT_KINDS.iter().collect()
+        } else {
+            self.reports
+                .iter()
+                .map(|name| {
+                    zen_kube::find(name).with_context(|| {
+                        let known: Vec<String> = zen_kube::REPORT_KINDS
+                            .iter()
+                            .map(|k| k.resource())
+                            .collect();
+                        format!(
+                            "kube.reports: unknown report kind {name:?}; expected one of {}",
+                            known.join(", ")
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        if self.retry_max.0 < Duration::from_secs(1) {
+            bail!(
+                "kube.retry_max: expected at least 1s, found {}",
+                self.retry_max
+            );
+        }
+        Ok(zen_kube::WatchSettings {
+            kinds,
+            retry_max: self.retry_max.0,
+            queue_wait: queue_wait.max(Duration::from_millis(100)),
+        })
+    }
 }
 
 /// The advisor, and what it may change by itself.
@@ -463,6 +527,7 @@ impl Default for DaemonConfig {
             collect: CollectSection::default(),
             alerting: AlertingSection::default(),
             advisor: AdvisorSection::default(),
+            kube: KubeSection::default(),
         }
     }
 }
@@ -505,6 +570,7 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_ALERTING_ENABLED", "alerting.enabled", Kind::Typed),
     ("ZEN_ALERTING_INTERVAL", "alerting.interval", Kind::Text),
     ("ZEN_WEBHOOK_URL", "alerting.webhook", Kind::Text),
+    ("ZEN_KUBE", "kube.enabled", Kind::Typed),
 ];
 
 /// Variables of the `ZEN_` family that are not configuration (the test harness's).
@@ -588,6 +654,7 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     c.collect.settings()?;
     c.alerting.engine()?;
     c.advisor.validate()?;
+    c.kube.settings(c.queue_wait.0)?;
     c.alerting
         .settings(String::new())
         .validate()
@@ -791,6 +858,15 @@ mod tests {
         assert!(
             check("collect:\n  filesystem_interval: 5s\n")
                 .contains("collect.filesystem_interval: expected 10s to 60s, found 5s")
+        );
+        assert!(
+            check("kube:\n  reports: [vulnerabilityreports, podreports]\n").contains(
+                "kube.reports: unknown report kind \"podreports\"; expected one of vulnerabilityreports.aquasecurity.github.io"
+            )
+        );
+        assert!(
+            check("kube:\n  retry_max: 100ms\n")
+                .contains("kube.retry_max: expected at least 1s, found 100ms")
         );
         assert!(
             check("collect:\n  exclude_fstypes: '('\n")

@@ -148,6 +148,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         alerting: None,
         history,
         insights,
+        sources: zen_pipeline::SourceStates::default(),
     };
 
     let nice = config.intake_nice;
@@ -196,6 +197,27 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             })
             .collect::<std::io::Result<Vec<_>>>()
             .context("starting a file tail")?;
+        // Stopped with the runtime, before the pipeline drains.
+        let _watchers = if config.kube.active() {
+            let client = zen_kube::client()
+                .await
+                .context("Kubernetes mode: finding the API server (in-cluster, or KUBECONFIG)")?;
+            let settings = config.kube.settings(config.queue_wait.0)?;
+            tracing::info!(kinds = settings.kinds.len(), "Kubernetes mode: watching report kinds");
+            Some(
+                zen_kube::Watchers::start(
+                    client,
+                    settings,
+                    pipeline.clone(),
+                    store.clone(),
+                    state.sources.clone(),
+                )
+                .await
+                .context("starting the report watchers")?,
+            )
+        } else {
+            None
+        };
         let shutdown = {
             let draining = draining.clone();
             async move {

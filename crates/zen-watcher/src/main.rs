@@ -131,6 +131,9 @@ struct RunArgs {
     /// (repeatable; added to the configuration file's `tail`).
     #[arg(long, value_name = "FORMAT:PATH")]
     tail: Vec<config::TailSpec>,
+    /// Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster).
+    #[arg(long)]
+    kube: bool,
 }
 
 impl RunArgs {
@@ -149,6 +152,9 @@ impl RunArgs {
         let (mut config, warnings) =
             config::load(self.config.as_deref(), std::env::vars(), &overrides)?;
         config.tail.extend(self.tail.iter().cloned());
+        if self.kube {
+            config.kube.enabled = Some(true);
+        }
         Ok((config, warnings))
     }
 }
