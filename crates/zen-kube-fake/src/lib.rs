@@ -2,10 +2,10 @@
 //! calls through the real `kube` client — custom resources served or not (404 until "the CRD
 //! is installed"), list with `limit`/`continue` and a `resourceVersion`, watch from a
 //! `resourceVersion` (history replayed, then live events, bookmarks, `410 Gone` once the
-//! history is compacted past it, dropped connections), create (`409 AlreadyExists`), replace
-//! (`409 Conflict` on a stale `resourceVersion`), merge patch (also of `/status`), delete, and
-//! injected faults (`429` with `Retry-After`, `5xx`). Every request is logged with the instant
-//! it arrived.
+//! history is compacted past it, dropped connections), and injected faults (`429` with
+//! `Retry-After`, `5xx`). Objects are written by the test ([`FakeApi::put`],
+//! [`FakeApi::delete`]), as the controllers that own them would. Every request is logged with
+//! the instant it arrived.
 //!
 //! What it cannot prove: admission (validation of objects against a CRD's schema, webhooks),
 //! RBAC, API priority and fairness, etcd's limits on object and request sizes, and the timing
@@ -177,16 +177,6 @@ impl FakeApi {
         deleted.is_some()
     }
 
-    /// The objects of a kind, as stored.
-    pub fn objects(&self, api_version: &str, plural: &str) -> Vec<Value> {
-        let w = lock(&self.world);
-        let (g, v) = split_api_version(api_version);
-        w.kinds
-            .get(&gvr(&g, &v, plural))
-            .map(|k| k.objects.values().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Forgets the history: a watch from any earlier resourceVersion gets 410 Gone.
     pub fn compact(&self) {
         let mut w = lock(&self.world);
@@ -335,7 +325,6 @@ struct Target {
     gvr: Gvr,
     namespace: Option<String>,
     name: Option<String>,
-    status: bool,
 }
 
 fn target(path: &str) -> Option<Target> {
@@ -349,17 +338,15 @@ fn target(path: &str) -> Option<Target> {
         ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some((*ns).to_owned()), rest),
         _ => (None, rest),
     };
-    let (plural, name, status) = match rest {
-        [plural] => (*plural, None, false),
-        [plural, name] => (*plural, Some((*name).to_owned()), false),
-        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true),
+    let (plural, name) = match rest {
+        [plural] => (*plural, None),
+        [plural, name] => (*plural, Some((*name).to_owned())),
         _ => return None,
     };
     Some(Target {
         gvr: gvr(group, version, plural),
         namespace,
         name,
-        status,
     })
 }
 
@@ -373,7 +360,7 @@ fn query(uri: &axum::http::Uri) -> HashMap<String, String> {
 }
 
 async fn handle(Extract(s): Extract<Shared>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (parts, _) = request.into_parts();
     let uri = parts.uri.clone();
     let method = parts.method.clone();
     {
@@ -410,9 +397,6 @@ async fn handle(Extract(s): Extract<Shared>, request: Request) -> Response {
         );
     };
     let q = query(&uri);
-    let body = axum::body::to_bytes(body, 64 << 20)
-        .await
-        .unwrap_or_default();
     match method {
         Method::GET
             if t.name.is_none() && q.get("watch").is_some_and(|w| w == "true" || w == "1") =>
@@ -420,12 +404,7 @@ async fn handle(Extract(s): Extract<Shared>, request: Request) -> Response {
             watch(&s, &t, &q)
         }
         Method::GET if t.name.is_none() => list(&s, &t, &q),
-        Method::GET => get(&s, &t),
-        Method::POST => create(&s, &t, &body),
-        Method::PUT => replace(&s, &t, &body),
-        Method::PATCH => patch(&s, &t, &body),
-        Method::DELETE => delete(&s, &t),
-        _ => failure(405, "MethodNotAllowed", "method not allowed"),
+        _ => failure(405, "MethodNotAllowed", "only reads are served"),
     }
 }
 
@@ -584,176 +563,4 @@ fn bookmark(gvr: &Gvr, rv: u64) -> Bytes {
         "type": "BOOKMARK",
         "object": { "apiVersion": api_version, "kind": "Bookmark", "metadata": { "resourceVersion": rv.to_string() } }
     }))
-}
-
-fn get(s: &Shared, t: &Target) -> Response {
-    let w = lock(&s.world);
-    let Some(kind) = w.kinds.get(&t.gvr) else {
-        return not_served(t);
-    };
-    let key = object_key(kind, t);
-    match kind.objects.get(&key) {
-        Some(o) => answer(200, o),
-        None => failure(
-            404,
-            "NotFound",
-            &format!("{} {:?} not found", t.gvr.2, key.1),
-        ),
-    }
-}
-
-fn object_key(kind: &Kind, t: &Target) -> (String, String) {
-    let ns = if kind.namespaced {
-        t.namespace.clone().unwrap_or_default()
-    } else {
-        String::new()
-    };
-    (ns, t.name.clone().unwrap_or_default())
-}
-
-/// The body as JSON, or the 400 to answer.
-fn parse(body: &[u8]) -> Result<Value, Box<Response>> {
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(failure(
-            400,
-            "BadRequest",
-            &format!("the body is not JSON: {e}"),
-        ))
-    })
-}
-
-fn publish(s: &Shared, w: &World) {
-    if let Some(c) = w.history.last().cloned() {
-        let _ = s.changes.send(Some(c));
-    }
-}
-
-fn create(s: &Shared, t: &Target, body: &[u8]) -> Response {
-    let mut object = match parse(body) {
-        Ok(o) => o,
-        Err(r) => return *r,
-    };
-    let mut w = lock(&s.world);
-    let Some(kind) = w.kinds.get(&t.gvr) else {
-        return not_served(t);
-    };
-    if let Some(ns) = &t.namespace {
-        object["metadata"]["namespace"] = json!(ns);
-    }
-    let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
-    if name.is_empty() {
-        return failure(422, "Invalid", "metadata.name: Required value");
-    }
-    let key = (
-        if kind.namespaced {
-            t.namespace.clone().unwrap_or_default()
-        } else {
-            String::new()
-        },
-        name.clone(),
-    );
-    if kind.objects.contains_key(&key) {
-        return failure(
-            409,
-            "AlreadyExists",
-            &format!("{} {name:?} already exists", t.gvr.2),
-        );
-    }
-    let stored = w.store(&t.gvr, object, true);
-    publish(s, &w);
-    answer(201, &stored)
-}
-
-fn replace(s: &Shared, t: &Target, body: &[u8]) -> Response {
-    let object = match parse(body) {
-        Ok(o) => o,
-        Err(r) => return *r,
-    };
-    let mut w = lock(&s.world);
-    let Some(kind) = w.kinds.get(&t.gvr) else {
-        return not_served(t);
-    };
-    let key = object_key(kind, t);
-    let Some(current) = kind.objects.get(&key) else {
-        return failure(
-            404,
-            "NotFound",
-            &format!("{} {:?} not found", t.gvr.2, key.1),
-        );
-    };
-    let want = object["metadata"]["resourceVersion"].as_str();
-    if want.is_some_and(|v| Some(v) != current["metadata"]["resourceVersion"].as_str()) {
-        return failure(
-            409,
-            "Conflict",
-            "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again",
-        );
-    }
-    let stored = w.store(&t.gvr, object, true);
-    publish(s, &w);
-    answer(200, &stored)
-}
-
-/// A JSON merge patch (RFC 7386) of the object, or of its `status` only.
-fn patch(s: &Shared, t: &Target, body: &[u8]) -> Response {
-    let change = match parse(body) {
-        Ok(o) => o,
-        Err(r) => return *r,
-    };
-    let mut w = lock(&s.world);
-    let Some(kind) = w.kinds.get(&t.gvr) else {
-        return not_served(t);
-    };
-    let key = object_key(kind, t);
-    let Some(current) = kind.objects.get(&key) else {
-        return failure(
-            404,
-            "NotFound",
-            &format!("{} {:?} not found", t.gvr.2, key.1),
-        );
-    };
-    let mut object = current.clone();
-    if t.status {
-        merge(&mut object["status"], &change["status"]);
-    } else {
-        merge(&mut object, &change);
-    }
-    let stored = w.store(&t.gvr, object, true);
-    publish(s, &w);
-    answer(200, &stored)
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(fields) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            for (k, v) in fields {
-                if v.is_null() {
-                    if let Some(o) = target.as_object_mut() {
-                        o.remove(k);
-                    }
-                } else {
-                    merge(&mut target[k.as_str()], v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-fn delete(s: &Shared, t: &Target) -> Response {
-    let mut w = lock(&s.world);
-    let Some(kind) = w.kinds.get(&t.gvr) else {
-        return not_served(t);
-    };
-    let (ns, name) = object_key(kind, t);
-    match w.remove(&t.gvr, &ns, &name) {
-        Some(o) => {
-            publish(s, &w);
-            answer(200, &o)
-        }
-        None => failure(404, "NotFound", &format!("{} {name:?} not found", t.gvr.2)),
-    }
 }
