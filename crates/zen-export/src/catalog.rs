@@ -481,6 +481,13 @@ pub const CATALOG: &[Metric] = &[
         "1 while a report watcher is synced and following changes; 0 while it lists or is degraded.",
     )),
     kubernetes(m(
+        "zen_watcher_leader",
+        Gauge,
+        "boolean",
+        &[],
+        "1 while this replica holds the leader Lease (and runs the report watchers).",
+    )),
+    kubernetes(m(
         "zen_watcher_report_findings_resolved_total",
         Counter,
         "findings",

@@ -2,8 +2,9 @@
 //! calls through the real `kube` client — custom resources served or not (404 until "the CRD
 //! is installed"), list with `limit`/`continue` and a `resourceVersion`, watch from a
 //! `resourceVersion` (history replayed, then live events, bookmarks, `410 Gone` once the
-//! history is compacted past it, dropped connections), and injected faults (`429` with
-//! `Retry-After`, `5xx`). Objects are written by the test ([`FakeApi::put`],
+//! history is compacted past it, dropped connections), get, create (`409 AlreadyExists`),
+//! replace (`409 Conflict` on a stale `resourceVersion`), and injected faults (`429` with
+//! `Retry-After`, `5xx`). Reports are written by the test ([`FakeApi::put`],
 //! [`FakeApi::delete`]), as the controllers that own them would. Every request is logged with
 //! the instant it arrived.
 //!
@@ -175,6 +176,16 @@ impl FakeApi {
             let _ = self.changes.send(Some(c));
         }
         deleted.is_some()
+    }
+
+    /// The objects of a kind, as stored.
+    pub fn objects(&self, api_version: &str, plural: &str) -> Vec<Value> {
+        let w = lock(&self.world);
+        let (g, v) = split_api_version(api_version);
+        w.kinds
+            .get(&gvr(&g, &v, plural))
+            .map(|k| k.objects.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Forgets the history: a watch from any earlier resourceVersion gets 410 Gone.
@@ -360,7 +371,7 @@ fn query(uri: &axum::http::Uri) -> HashMap<String, String> {
 }
 
 async fn handle(Extract(s): Extract<Shared>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let uri = parts.uri.clone();
     let method = parts.method.clone();
     {
@@ -397,6 +408,9 @@ async fn handle(Extract(s): Extract<Shared>, request: Request) -> Response {
         );
     };
     let q = query(&uri);
+    let body = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .unwrap_or_default();
     match method {
         Method::GET
             if t.name.is_none() && q.get("watch").is_some_and(|w| w == "true" || w == "1") =>
@@ -404,7 +418,10 @@ async fn handle(Extract(s): Extract<Shared>, request: Request) -> Response {
             watch(&s, &t, &q)
         }
         Method::GET if t.name.is_none() => list(&s, &t, &q),
-        _ => failure(405, "MethodNotAllowed", "only reads are served"),
+        Method::GET => get(&s, &t),
+        Method::POST => create(&s, &t, &body),
+        Method::PUT => replace(&s, &t, &body),
+        _ => failure(405, "MethodNotAllowed", "method not served"),
     }
 }
 
@@ -563,4 +580,103 @@ fn bookmark(gvr: &Gvr, rv: u64) -> Bytes {
         "type": "BOOKMARK",
         "object": { "apiVersion": api_version, "kind": "Bookmark", "metadata": { "resourceVersion": rv.to_string() } }
     }))
+}
+
+fn object_key(kind: &Kind, t: &Target) -> (String, String) {
+    let ns = if kind.namespaced {
+        t.namespace.clone().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (ns, t.name.clone().unwrap_or_default())
+}
+
+/// The object a path names, or the 404 to answer.
+fn existing<'w>(w: &'w World, t: &Target) -> Result<&'w Value, Box<Response>> {
+    let Some(kind) = w.kinds.get(&t.gvr) else {
+        return Err(Box::new(not_served(t)));
+    };
+    let key = object_key(kind, t);
+    kind.objects.get(&key).ok_or_else(|| {
+        let message = format!("{} {:?} not found", t.gvr.2, key.1);
+        Box::new(failure(404, "NotFound", &message))
+    })
+}
+
+fn get(s: &Shared, t: &Target) -> Response {
+    match existing(&lock(&s.world), t) {
+        Ok(o) => answer(200, o),
+        Err(r) => *r,
+    }
+}
+
+/// The body as JSON, or the 400 to answer.
+fn parse(body: &[u8]) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(failure(
+            400,
+            "BadRequest",
+            &format!("the body is not JSON: {e}"),
+        ))
+    })
+}
+
+/// Stores an object for a request and tells the watches.
+fn commit(s: &Shared, w: &mut World, t: &Target, object: Value, code: u16) -> Response {
+    let stored = w.store(&t.gvr, object, true);
+    if let Some(c) = w.history.last().cloned() {
+        let _ = s.changes.send(Some(c));
+    }
+    answer(code, &stored)
+}
+
+/// `POST`: 409 AlreadyExists when the name is taken.
+fn create(s: &Shared, t: &Target, body: &[u8]) -> Response {
+    let mut object = match parse(body) {
+        Ok(o) => o,
+        Err(r) => return *r,
+    };
+    let mut w = lock(&s.world);
+    let Some(kind) = w.kinds.get(&t.gvr) else {
+        return not_served(t);
+    };
+    let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    if name.is_empty() {
+        return failure(422, "Invalid", "metadata.name: Required value");
+    }
+    if let Some(ns) = &t.namespace {
+        object["metadata"]["namespace"] = json!(ns);
+    }
+    let named = Target {
+        gvr: t.gvr.clone(),
+        namespace: t.namespace.clone(),
+        name: Some(name.clone()),
+    };
+    if kind.objects.contains_key(&object_key(kind, &named)) {
+        let message = format!("{} {name:?} already exists", t.gvr.2);
+        return failure(409, "AlreadyExists", &message);
+    }
+    commit(s, &mut w, t, object, 201)
+}
+
+/// `PUT`: 409 Conflict when the body's resourceVersion is not the stored one.
+fn replace(s: &Shared, t: &Target, body: &[u8]) -> Response {
+    let object = match parse(body) {
+        Ok(o) => o,
+        Err(r) => return *r,
+    };
+    let mut w = lock(&s.world);
+    let current = match existing(&w, t) {
+        Ok(o) => o["metadata"]["resourceVersion"].clone(),
+        Err(r) => return *r,
+    };
+    let want = &object["metadata"]["resourceVersion"];
+    if !want.is_null() && *want != current {
+        return failure(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again",
+        );
+    }
+    commit(s, &mut w, t, object, 200)
 }

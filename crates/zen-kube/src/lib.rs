@@ -9,11 +9,13 @@
 //! HTTP, knows SQL or reads the host.
 
 mod kinds;
+mod lease;
 mod ledger;
 mod watch;
 
 pub use kinds::{REPORT_KINDS, ReportKind, find};
 pub use kube::Client;
+pub use lease::{Leadership, LeaseSettings};
 pub use watch::{WatchError, WatchSettings, Watchers};
 
 /// A client for the cluster the daemon runs in (its service account), or the one the

@@ -16,7 +16,7 @@ use futures_util::StreamExt as _;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event as WatchEvent};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use zen_model::{Context, Event, Fingerprint, Syntax, Timestamp};
 use zen_pipeline::{
     Ack, AckOutcome, Jitter, Pipeline, RetryPolicy, SourceState, SourceStates, SourceStatus,
@@ -59,10 +59,12 @@ pub enum WatchError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// The running watchers; dropping it stops them.
+/// The running watchers; [`Watchers::stop`] stops them once what they submitted is tracked,
+/// dropping them stops them at once.
 #[derive(Debug)]
 pub struct Watchers {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
 }
 
 impl Drop for Watchers {
@@ -88,6 +90,7 @@ impl Watchers {
             .await?
             .map_err(WatchError::Findings)?;
         let mut tasks = Vec::new();
+        let (stop, stopping) = watch::channel(false);
         for (i, kind) in settings.kinds.iter().enumerate() {
             let resource = kind.resource();
             let prefix = format!("{resource}/");
@@ -108,9 +111,73 @@ impl Watchers {
                 detail: "listing".to_owned(),
             };
             let backoff = Retry::new(settings.retry_max, i as u64);
-            tasks.push(tokio::spawn(watcher.run(api, backoff)));
+            tasks.push(tokio::spawn(watcher.run(api, backoff, stopping.clone())));
         }
-        Ok(Watchers { tasks })
+        Ok(Watchers { tasks, stop })
+    }
+
+    /// Stops every watcher once the findings it submitted are committed and tracked, so the
+    /// next leader (or the next start) finds them in the store.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+
+    /// Runs the watchers while this replica leads (`leading`, from [`crate::Leadership`]) and
+    /// none while it does not, their kinds shown as on standby; returns when `leading` ends.
+    pub async fn while_leading(
+        client: kube::Client,
+        settings: WatchSettings,
+        pipeline: Arc<Pipeline>,
+        findings: Arc<dyn Findings>,
+        states: SourceStates,
+        mut leading: watch::Receiver<bool>,
+    ) {
+        loop {
+            for kind in &settings.kinds {
+                let status = SourceStatus {
+                    state: SourceState::Standby,
+                    detail: "another replica holds the leader Lease".to_owned(),
+                    objects: 0,
+                    open_findings: 0,
+                };
+                states.set(&kind.resource(), status);
+            }
+            while !*leading.borrow_and_update() {
+                if leading.changed().await.is_err() {
+                    return;
+                }
+            }
+            let started = Watchers::start(
+                client.clone(),
+                settings.clone(),
+                pipeline.clone(),
+                findings.clone(),
+                states.clone(),
+            )
+            .await;
+            let watchers = match started {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!(error = %e, "the report watchers could not start; trying again");
+                    tokio::time::sleep(settings.retry_max).await;
+                    continue;
+                }
+            };
+            let mut ended = false;
+            while *leading.borrow_and_update() {
+                if leading.changed().await.is_err() {
+                    ended = true;
+                    break;
+                }
+            }
+            watchers.stop().await;
+            if ended {
+                return;
+            }
+        }
     }
 }
 
@@ -139,12 +206,25 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(mut self, api: Api<DynamicObject>, backoff: Retry) {
+    async fn run(
+        mut self,
+        api: Api<DynamicObject>,
+        backoff: Retry,
+        mut stop: watch::Receiver<bool>,
+    ) {
         self.publish();
         let config = watcher::Config::default();
         let mut stream = pin!(watcher::watcher(api, config).backoff(backoff));
         let mut listing = Instant::now();
-        while let Some(item) = stream.next().await {
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            let Some(item) = item else {
+                self.settle_all().await;
+                return;
+            };
             match item {
                 Ok(WatchEvent::Init) => {
                     listing = Instant::now();

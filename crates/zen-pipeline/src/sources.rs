@@ -16,6 +16,8 @@ pub enum SourceState {
     Synced,
     /// Not working, and retrying: [`SourceStatus::detail`] says why.
     Degraded,
+    /// Not running here: another replica runs it (it holds the leader Lease).
+    Standby,
 }
 
 /// One source's state, what it says about it, and what it holds.

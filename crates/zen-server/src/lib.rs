@@ -480,6 +480,7 @@ async fn ready(State(s): State<Arc<AppState>>, params: Query<ReadyParams>) -> Re
             zen_pipeline::SourceState::Synced => "ok",
             zen_pipeline::SourceState::Syncing => "syncing",
             zen_pipeline::SourceState::Degraded => "degraded",
+            zen_pipeline::SourceState::Standby => "standby",
         };
         text.push_str(&format!(
             "[+]source {name} {state}: {} ({} objects, {} open findings)\n",

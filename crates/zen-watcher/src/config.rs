@@ -174,6 +174,11 @@ pub(crate) struct KubeSection {
     pub(crate) reports: Vec<String>,
     /// The longest wait between tries while a kind's CRD is missing or the API server fails.
     pub(crate) retry_max: Human,
+    /// Run the report watchers only on the replica that holds the `zen-watcher` Lease.
+    pub(crate) leader_election: bool,
+    /// The Lease's namespace; by default the daemon's own (its service account's, or the
+    /// kubeconfig context's).
+    pub(crate) lease_namespace: Option<String>,
 }
 
 impl Default for KubeSection {
@@ -182,6 +187,8 @@ impl Default for KubeSection {
             enabled: None,
             reports: Vec::new(),
             retry_max: Human(Duration::from_secs(30)),
+            leader_election: true,
+            lease_namespace: None,
         }
     }
 }

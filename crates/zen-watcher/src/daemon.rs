@@ -197,24 +197,8 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             })
             .collect::<std::io::Result<Vec<_>>>()
             .context("starting a file tail")?;
-        // Stopped with the runtime, before the pipeline drains.
-        let _watchers = if config.kube.active() {
-            let client = zen_kube::client()
-                .await
-                .context("Kubernetes mode: finding the API server (in-cluster, or KUBECONFIG)")?;
-            let settings = config.kube.settings(config.queue_wait.0)?;
-            tracing::info!(kinds = settings.kinds.len(), "Kubernetes mode: watching report kinds");
-            Some(
-                zen_kube::Watchers::start(
-                    client,
-                    settings,
-                    pipeline.clone(),
-                    store.clone(),
-                    state.sources.clone(),
-                )
-                .await
-                .context("starting the report watchers")?,
-            )
+        let kube = if config.kube.active() {
+            Some(Kube::start(&config.kube, config.queue_wait.0, &pipeline, &store, &state.sources).await?)
         } else {
             None
         };
@@ -226,9 +210,13 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
                 tracing::info!("stopping: no new requests; draining the pipeline");
             }
         };
-        zen_server::serve(listener, state, shutdown)
-            .await
-            .context("serving HTTP")
+        let served = zen_server::serve(listener, state, shutdown).await;
+        // Before the pipeline drains: what the watchers submitted is tracked, and the Lease
+        // handed back to the next replica.
+        if let Some(kube) = kube {
+            kube.stop().await;
+        }
+        served.context("serving HTTP")
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
 
@@ -261,6 +249,82 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Kubernetes mode: the report watchers, on their own or while this replica leads.
+enum Kube {
+    Alone(zen_kube::Watchers),
+    Leading(zen_kube::Leadership, tokio::task::JoinHandle<()>),
+}
+
+impl Kube {
+    async fn start(
+        config: &crate::config::KubeSection,
+        queue_wait: Duration,
+        pipeline: &Arc<Pipeline>,
+        store: &Arc<zen_store::Store>,
+        sources: &zen_pipeline::SourceStates,
+    ) -> Result<Kube> {
+        let client = zen_kube::client()
+            .await
+            .context("Kubernetes mode: finding the API server (in-cluster, or KUBECONFIG)")?;
+        let settings = config.settings(queue_wait)?;
+        tracing::info!(
+            kinds = settings.kinds.len(),
+            "Kubernetes mode: watching report kinds"
+        );
+        if !config.leader_election {
+            let watchers = zen_kube::Watchers::start(
+                client,
+                settings,
+                pipeline.clone(),
+                store.clone(),
+                sources.clone(),
+            )
+            .await
+            .context("starting the report watchers")?;
+            return Ok(Kube::Alone(watchers));
+        }
+        let namespace = config
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        // The pod's name (its hostname), and the process, as client-go names a candidate.
+        let host = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "zen-watcher".to_owned());
+        let identity = format!("{host}_{}", std::process::id());
+        tracing::info!(
+            namespace,
+            identity,
+            "Kubernetes mode: taking part in leader election"
+        );
+        let leadership = zen_kube::Leadership::start(
+            client.clone(),
+            zen_kube::LeaseSettings::new(&namespace, &identity),
+        );
+        let task = tokio::spawn(zen_kube::Watchers::while_leading(
+            client,
+            settings,
+            pipeline.clone(),
+            store.clone(),
+            sources.clone(),
+            leadership.leading(),
+        ));
+        Ok(Kube::Leading(leadership, task))
+    }
+
+    async fn stop(self) {
+        match self {
+            Kube::Alone(watchers) => watchers.stop().await,
+            Kube::Leading(leadership, task) => {
+                // Not leading any more, so the watchers stop (their submissions tracked) and
+                // the task ends.
+                leadership.release().await;
+                let _ = task.await;
+            }
+        }
+    }
 }
 
 /// The history kept in `dir`, or none (said in the log) when it cannot be opened: the daemon

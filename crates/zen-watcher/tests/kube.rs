@@ -58,6 +58,7 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
         "vulnerabilityreports",
         true,
     );
+    fake.serve("coordination.k8s.io", "v1", "Lease", "leases", true);
     fake.put("vulnerabilityreports", report("cart", &["CVE-1", "CVE-2"]));
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -141,6 +142,28 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
             m.name
         );
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert!(metrics.contains("\nzen_watcher_leader 1"), "{metrics}");
+    // It leads, and hands the Lease back when stopped.
+    let lease = fake
+        .objects("coordination.k8s.io/v1", "leases")
+        .pop()
+        .unwrap();
+    assert_eq!(lease["metadata"]["namespace"], "default", "{lease}");
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("_{}", child.id())),
+        "{lease}"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let lease = fake
+        .objects("coordination.k8s.io/v1", "leases")
+        .pop()
+        .unwrap();
+    assert!(lease["spec"]["holderIdentity"].is_null(), "{lease}");
 }
