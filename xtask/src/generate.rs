@@ -1,6 +1,7 @@
 //! `cargo xtask gen`: every generated file of the repository, from its one source — Grafana
 //! dashboards and `docs/metrics.md` from the metric catalog (zen-export), `docs/formats.md` from
-//! the format modules' documentation (zen-model), the benchmark reports' tables and charts from
+//! the format modules' documentation (zen-model), the custom resource definitions from their
+//! Rust types (zen-kube), the benchmark reports' tables and charts from
 //! the reports kept in `docs/bench/reports/` (xtask's `report`). `--check` fails when a committed file differs;
 //! a test runs the same check, so a stale file cannot land.
 
@@ -43,6 +44,10 @@ fn files(set: Set) -> Result<Vec<(String, String)>> {
         ));
         out.push(("docs/formats.md".to_owned(), formats_md()));
         out.extend(alerting()?);
+        out.push((
+            "deploy/kubernetes/crds/observations.zen.kube-zen.io.yaml".to_owned(),
+            zen_kube::crd_yaml()?,
+        ));
         out.extend(crate::report::rendered()?);
     }
     Ok(out)

@@ -481,6 +481,13 @@ pub const CATALOG: &[Metric] = &[
         "1 while a report watcher is synced and following changes; 0 while it lists or is degraded.",
     )),
     kubernetes(m(
+        "zen_watcher_crd_already_exists_total",
+        Counter,
+        "observations",
+        &[],
+        "Observation resources found already written (409) by another replica or an earlier run: counted on it as sightings.",
+    )),
+    kubernetes(m(
         "zen_watcher_leader",
         Gauge,
         "boolean",

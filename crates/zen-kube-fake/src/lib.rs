@@ -2,8 +2,9 @@
 //! calls through the real `kube` client — custom resources served or not (404 until "the CRD
 //! is installed"), list with `limit`/`continue` and a `resourceVersion`, watch from a
 //! `resourceVersion` (history replayed, then live events, bookmarks, `410 Gone` once the
-//! history is compacted past it, dropped connections), get, create (`409 AlreadyExists`),
-//! replace (`409 Conflict` on a stale `resourceVersion`), and injected faults (`429` with
+//! history is compacted past it, dropped connections), get, create (`409 AlreadyExists`; no
+//! status set), replace (`409 Conflict` on a stale `resourceVersion`; only the status through
+//! `/status`), and injected faults (`429` with
 //! `Retry-After`, `5xx`). Reports are written by the test ([`FakeApi::put`],
 //! [`FakeApi::delete`]), as the controllers that own them would. Every request is logged with
 //! the instant it arrived.
@@ -336,6 +337,8 @@ struct Target {
     gvr: Gvr,
     namespace: Option<String>,
     name: Option<String>,
+    /// The `status` subresource.
+    status: bool,
 }
 
 fn target(path: &str) -> Option<Target> {
@@ -349,15 +352,17 @@ fn target(path: &str) -> Option<Target> {
         ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some((*ns).to_owned()), rest),
         _ => (None, rest),
     };
-    let (plural, name) = match rest {
-        [plural] => (*plural, None),
-        [plural, name] => (*plural, Some((*name).to_owned())),
+    let (plural, name, status) = match rest {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some((*name).to_owned()), false),
+        [plural, name, "status"] => (*plural, Some((*name).to_owned()), true),
         _ => return None,
     };
     Some(Target {
         gvr: gvr(group, version, plural),
         namespace,
         name,
+        status,
     })
 }
 
@@ -651,27 +656,39 @@ fn create(s: &Shared, t: &Target, body: &[u8]) -> Response {
         gvr: t.gvr.clone(),
         namespace: t.namespace.clone(),
         name: Some(name.clone()),
+        status: false,
     };
     if kind.objects.contains_key(&object_key(kind, &named)) {
         let message = format!("{} {name:?} already exists", t.gvr.2);
         return failure(409, "AlreadyExists", &message);
     }
+    // As with a status subresource: a create sets no status.
+    if let Some(o) = object.as_object_mut() {
+        o.remove("status");
+    }
     commit(s, &mut w, t, object, 201)
 }
 
-/// `PUT`: 409 Conflict when the body's resourceVersion is not the stored one.
+/// `PUT`: 409 Conflict when the body's resourceVersion is not the stored one. On `/status`,
+/// only the status is taken from the body.
 fn replace(s: &Shared, t: &Target, body: &[u8]) -> Response {
-    let object = match parse(body) {
+    let mut object = match parse(body) {
         Ok(o) => o,
         Err(r) => return *r,
     };
     let mut w = lock(&s.world);
     let current = match existing(&w, t) {
-        Ok(o) => o["metadata"]["resourceVersion"].clone(),
+        Ok(o) => o.clone(),
         Err(r) => return *r,
     };
+    if t.status {
+        let mut updated = current.clone();
+        updated["status"] = object["status"].take();
+        updated["metadata"]["resourceVersion"] = object["metadata"]["resourceVersion"].take();
+        object = updated;
+    }
     let want = &object["metadata"]["resourceVersion"];
-    if !want.is_null() && *want != current {
+    if !want.is_null() && *want != current["metadata"]["resourceVersion"] {
         return failure(
             409,
             "Conflict",

@@ -11,12 +11,19 @@
 mod kinds;
 mod lease;
 mod ledger;
+mod observation;
 mod watch;
+mod writer;
 
 pub use kinds::{REPORT_KINDS, ReportKind, find};
 pub use kube::Client;
 pub use lease::{Leadership, LeaseSettings};
+pub use observation::{
+    MANAGED_BY, Observation, ObservationSpec, ObservationStatus, crd_yaml, name_for,
+    observation_for,
+};
 pub use watch::{WatchError, WatchSettings, Watchers};
+pub use writer::{ObservationSettings, ObservationSink};
 
 /// A client for the cluster the daemon runs in (its service account), or the one the
 /// kubeconfig (`KUBECONFIG`, `~/.kube/config`) names.

@@ -308,7 +308,7 @@ async fn a_restart_writes_nothing_twice_and_resolves_what_left_meanwhile() {
     let w = start(&rig, &fake, &[VULNS]).await;
     until("stored", || listed(&rig.store, None).len() == 3).await;
     until("synced", || synced(&rig, resource)).await;
-    drop(w);
+    w.stop().await;
     // While it is away: `b` deleted, `a` fixed one and gained one.
     fake.delete(TRIVY, VULNS, "shop", "b");
     fake.put(VULNS, vuln_report("shop", "a", &["CVE-2", "CVE-4"]));

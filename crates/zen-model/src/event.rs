@@ -198,6 +198,7 @@ impl PartialEq for Details {
 
 /// The Kubernetes object (or other resource) a finding is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]

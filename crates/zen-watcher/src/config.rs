@@ -99,6 +99,8 @@ pub(crate) enum SinkKind {
     Sqlite,
     /// JSON lines (`jsonl`).
     Jsonl,
+    /// `Observation` custom resources (Kubernetes mode; `kube.observations`).
+    Kubernetes,
 }
 
 /// The JSON-lines sink.
@@ -179,6 +181,64 @@ pub(crate) struct KubeSection {
     /// The Lease's namespace; by default the daemon's own (its service account's, or the
     /// kubeconfig context's).
     pub(crate) lease_namespace: Option<String>,
+    /// The `kubernetes` sink's `Observation` resources.
+    pub(crate) observations: ObservationsSection,
+}
+
+/// How `Observation` resources are written (the `kubernetes` sink).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ObservationsSection {
+    /// Where findings without a namespace go; by default the daemon's own.
+    pub(crate) namespace: Option<String>,
+    /// Calls to the API server a second, on average.
+    pub(crate) qps: f64,
+    /// Calls at once after a quiet spell.
+    pub(crate) burst: u32,
+    /// `ttlSecondsAfterCreation` of each resource (none: kept until deleted).
+    pub(crate) ttl: Option<Human>,
+}
+
+impl Default for ObservationsSection {
+    fn default() -> Self {
+        let d = zen_kube::ObservationSettings::new("");
+        ObservationsSection {
+            namespace: None,
+            qps: d.qps,
+            burst: d.burst,
+            ttl: None,
+        }
+    }
+}
+
+impl ObservationsSection {
+    pub(crate) fn settings(&self, own_namespace: &str) -> zen_kube::ObservationSettings {
+        zen_kube::ObservationSettings {
+            namespace: self
+                .namespace
+                .clone()
+                .unwrap_or_else(|| own_namespace.to_owned()),
+            qps: self.qps,
+            burst: self.burst,
+            ttl: self.ttl.map(|t| t.0),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.qps > 0.0 && self.qps <= 10_000.0) {
+            bail!(
+                "kube.observations.qps: expected more than 0 and at most 10000, found {}",
+                self.qps
+            );
+        }
+        if self.burst == 0 {
+            bail!("kube.observations.burst: expected at least 1, found 0");
+        }
+        if self.ttl.is_some_and(|t| t.0 < Duration::from_secs(1)) {
+            bail!("kube.observations.ttl: expected at least 1s");
+        }
+        Ok(())
+    }
 }
 
 impl Default for KubeSection {
@@ -189,6 +249,7 @@ impl Default for KubeSection {
             retry_max: Human(Duration::from_secs(30)),
             leader_election: true,
             lease_namespace: None,
+            observations: ObservationsSection::default(),
         }
     }
 }
@@ -220,6 +281,7 @@ impl KubeSection {
                 })
                 .collect::<Result<_>>()?
         };
+        self.observations.validate()?;
         if self.retry_max.0 < Duration::from_secs(1) {
             bail!(
                 "kube.retry_max: expected at least 1s, found {}",
@@ -662,6 +724,9 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     c.alerting.engine()?;
     c.advisor.validate()?;
     c.kube.settings(c.queue_wait.0)?;
+    if c.sinks.contains(&SinkKind::Kubernetes) && c.kube.enabled == Some(false) {
+        bail!("sinks: kubernetes needs Kubernetes mode, and kube.enabled is false");
+    }
     c.alerting
         .settings(String::new())
         .validate()

@@ -58,6 +58,33 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         .retain(config.retention.0, config.purge_interval.0)
         .context("starting the retention loop")?;
     let normalizer = Arc::new(Normalizer::new(config.sources.clone()).context("sources")?);
+    let nice = config.intake_nice;
+    // Said once: the blocking pool starts threads as it needs them.
+    let warned = std::sync::Once::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || {
+            // This thread only (Linux keeps a nice value per thread); raising one's own nice
+            // value needs no privilege.
+            if nice > 0
+                && let Err(e) = rustix::process::setpriority_process(None, nice) {
+                    warned.call_once(|| {
+                        tracing::warn!(error = %e, nice, "the HTTP threads' nice value could not be set");
+                    });
+                }
+        })
+        .build()
+        .context("starting the runtime")?;
+    // Kubernetes mode: one client for the watchers, the Lease and the Observation writer.
+    let kube_client = if config.kube.active() {
+        Some(
+            runtime
+                .block_on(zen_kube::client())
+                .context("Kubernetes mode: finding the API server (in-cluster, or KUBECONFIG)")?,
+        )
+    } else {
+        None
+    };
     // The sinks in the configured order: the first is the one acknowledgements wait for.
     let mut sqlite = Some(sink);
     let mut sinks: Vec<Box<dyn zen_pipeline::Sink>> = Vec::new();
@@ -68,6 +95,20 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
                     .take()
                     .map(|s| Box::new(s) as Box<dyn zen_pipeline::Sink>),
             ),
+            SinkKind::Kubernetes => {
+                let Some(client) = &kube_client else {
+                    bail!("sinks: kubernetes needs Kubernetes mode (--kube, or kube.enabled)");
+                };
+                let settings = config
+                    .kube
+                    .observations
+                    .settings(client.default_namespace());
+                sinks.push(Box::new(zen_kube::ObservationSink::new(
+                    client.clone(),
+                    runtime.handle().clone(),
+                    settings,
+                )));
+            }
             SinkKind::Jsonl => {
                 let target = config.jsonl_target();
                 let jsonl = zen_store::JsonlSink::open(target.clone())
@@ -151,23 +192,6 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         sources: zen_pipeline::SourceStates::default(),
     };
 
-    let nice = config.intake_nice;
-    // Said once: the blocking pool starts threads as it needs them.
-    let warned = std::sync::Once::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_start(move || {
-            // This thread only (Linux keeps a nice value per thread); raising one's own nice
-            // value needs no privilege.
-            if nice > 0
-                && let Err(e) = rustix::process::setpriority_process(None, nice) {
-                    warned.call_once(|| {
-                        tracing::warn!(error = %e, nice, "the HTTP threads' nice value could not be set");
-                    });
-                }
-        })
-        .build()
-        .context("starting the runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -197,10 +221,19 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             })
             .collect::<std::io::Result<Vec<_>>>()
             .context("starting a file tail")?;
-        let kube = if config.kube.active() {
-            Some(Kube::start(&config.kube, config.queue_wait.0, &pipeline, &store, &state.sources).await?)
-        } else {
-            None
+        let kube = match kube_client {
+            Some(client) => Some(
+                Kube::start(
+                    client,
+                    &config.kube,
+                    config.queue_wait.0,
+                    &pipeline,
+                    &store,
+                    &state.sources,
+                )
+                .await?,
+            ),
+            None => None,
         };
         let shutdown = {
             let draining = draining.clone();
@@ -259,15 +292,13 @@ enum Kube {
 
 impl Kube {
     async fn start(
+        client: zen_kube::Client,
         config: &crate::config::KubeSection,
         queue_wait: Duration,
         pipeline: &Arc<Pipeline>,
         store: &Arc<zen_store::Store>,
         sources: &zen_pipeline::SourceStates,
     ) -> Result<Kube> {
-        let client = zen_kube::client()
-            .await
-            .context("Kubernetes mode: finding the API server (in-cluster, or KUBECONFIG)")?;
         let settings = config.settings(queue_wait)?;
         tracing::info!(
             kinds = settings.kinds.len(),

@@ -59,6 +59,13 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
         true,
     );
     fake.serve("coordination.k8s.io", "v1", "Lease", "leases", true);
+    fake.serve(
+        "zen.kube-zen.io",
+        "v1alpha1",
+        "Observation",
+        "observations",
+        true,
+    );
     fake.put("vulnerabilityreports", report("cart", &["CVE-1", "CVE-2"]));
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -75,7 +82,7 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
     let config = dir.path().join("zen.yaml");
     std::fs::write(
         &config,
-        "kube:\n  reports: [vulnerabilityreports, policyreports.wgpolicyk8s.io]\n  retry_max: 1s\ncollect:\n  host: false\n",
+        "sinks: [sqlite, kubernetes]\nkube:\n  reports: [vulnerabilityreports, policyreports.wgpolicyk8s.io]\n  retry_max: 1s\n  observations:\n    namespace: zen\n    qps: 100\ncollect:\n  host: false\n",
     )
     .unwrap();
     let data = dir.path().join("data");
@@ -95,6 +102,22 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
     });
     until("the new finding is stored", || {
         ids(addr, "state=open") == ["CVE-2", "CVE-3"]
+    });
+    // The findings as Observation resources too, in the report's namespace.
+    let written = || {
+        let mut ids: Vec<String> = fake
+            .objects("zen.kube-zen.io/v1alpha1", "observations")
+            .iter()
+            .map(|o| {
+                assert_eq!(o["metadata"]["namespace"], "shop", "{o}");
+                o["spec"]["details"]["ruleId"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    until("the Observation resources are written", || {
+        written() == ["CVE-1", "CVE-2", "CVE-3"]
     });
     let (_, body) = common::get(addr, "/api/v1/observations?state=resolved");
     let page: Value = serde_json::from_str(&body).unwrap();
@@ -129,12 +152,10 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
     assert!(metrics.contains(
         "zen_watcher_informer_restarts_total{resource=\"policyreports.wgpolicyk8s.io\"}"
     ));
-    // Every Kubernetes metric of the catalog is emitted, but the Observation writer's (not
-    // built yet).
+    // Every Kubernetes metric of the catalog is emitted.
     for m in zen_export::catalog::CATALOG
         .iter()
         .filter(|m| m.scope == zen_export::catalog::Scope::Kubernetes)
-        .filter(|m| m.name != "zen_watcher_crd_operation_duration_seconds")
     {
         assert!(
             metrics.contains(&format!("\n{}", m.name)),
