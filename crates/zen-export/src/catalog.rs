@@ -488,6 +488,13 @@ pub const CATALOG: &[Metric] = &[
         "Observation resources found already written (409) by another replica or an earlier run: counted on it as sightings.",
     )),
     kubernetes(m(
+        "zen_watcher_crd_expired_total",
+        Counter,
+        "observations",
+        &[],
+        "Observation resources deleted by the leader because they outlived their TTL.",
+    )),
+    kubernetes(m(
         "zen_watcher_leader",
         Gauge,
         "boolean",

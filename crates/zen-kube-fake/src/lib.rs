@@ -1,11 +1,11 @@
 //! For tests only: an in-process fake of the Kubernetes API server, enough for zen-kube's
 //! calls through the real `kube` client — custom resources served or not (404 until "the CRD
-//! is installed"), list with `limit`/`continue` and a `resourceVersion`, watch from a
-//! `resourceVersion` (history replayed, then live events, bookmarks, `410 Gone` once the
-//! history is compacted past it, dropped connections), get, create (`409 AlreadyExists`; no
-//! status set), replace (`409 Conflict` on a stale `resourceVersion`; only the status through
-//! `/status`), and injected faults (`429` with
-//! `Retry-After`, `5xx`). Reports are written by the test ([`FakeApi::put`],
+//! is installed"), list with `limit`/`continue`, a `labelSelector` of equalities and a
+//! `resourceVersion`, watch from a `resourceVersion` (history replayed, then live events,
+//! bookmarks, `410 Gone` once the history is compacted past it, dropped connections), get,
+//! create (`409 AlreadyExists`; no status set), replace (`409 Conflict` on a stale
+//! `resourceVersion`; only the status through `/status`), delete, and injected faults (`429`
+//! with `Retry-After`, `5xx`). Reports are written by the test ([`FakeApi::put`],
 //! [`FakeApi::delete`]), as the controllers that own them would. Every request is logged with
 //! the instant it arrived.
 //!
@@ -230,7 +230,7 @@ fn split_api_version(api_version: &str) -> (String, String) {
 
 impl World {
     /// Stores an object with a new resourceVersion, keeping its uid and creation time.
-    fn store(&mut self, key: &Gvr, mut object: Value, record: bool) -> Value {
+    fn store(&mut self, key: &Gvr, mut object: Value, from_test: bool) -> Value {
         self.rv += 1;
         let rv = self.rv;
         let uid = self.next_uid;
@@ -253,9 +253,13 @@ impl World {
                 o["metadata"]["uid"].clone(),
                 o["metadata"]["creationTimestamp"].clone(),
             ),
+            // The test may say when its object was created; a client may not.
             None => (
                 json!(format!("00000000-0000-0000-0000-{uid:012}")),
-                json!(now()),
+                match &object["metadata"]["creationTimestamp"] {
+                    Value::String(t) if from_test => json!(t),
+                    _ => json!(now()),
+                },
             ),
         };
         if created {
@@ -276,7 +280,7 @@ impl World {
         }
         object["kind"] = json!(kind.kind);
         kind.objects.insert((ns, name), object.clone());
-        if record {
+        {
             self.history.push(Change {
                 rv,
                 gvr: key.clone(),
@@ -426,6 +430,7 @@ async fn handle(Extract(s): Extract<Shared>, request: Request) -> Response {
         Method::GET => get(&s, &t),
         Method::POST => create(&s, &t, &body),
         Method::PUT => replace(&s, &t, &body),
+        Method::DELETE => delete(&s, &t),
         _ => failure(405, "MethodNotAllowed", "method not served"),
     }
 }
@@ -457,8 +462,15 @@ fn list(s: &Shared, t: &Target, q: &HashMap<String, String>) -> Response {
     let after = q.get("continue").cloned().unwrap_or_default();
     let mut items = Vec::new();
     let mut next = None;
+    let selector: Vec<(&str, &str)> = q
+        .get("labelSelector")
+        .map(|s| s.split(',').filter_map(|kv| kv.split_once('=')).collect())
+        .unwrap_or_default();
     for ((ns, name), o) in &kind.objects {
-        if !in_scope(kind, t, ns) {
+        let selected = selector
+            .iter()
+            .all(|(k, v)| o["metadata"]["labels"][*k] == *v);
+        if !in_scope(kind, t, ns) || !selected {
             continue;
         }
         let key = format!("{ns}/{name}");
@@ -628,7 +640,7 @@ fn parse(body: &[u8]) -> Result<Value, Box<Response>> {
 
 /// Stores an object for a request and tells the watches.
 fn commit(s: &Shared, w: &mut World, t: &Target, object: Value, code: u16) -> Response {
-    let stored = w.store(&t.gvr, object, true);
+    let stored = w.store(&t.gvr, object, false);
     if let Some(c) = w.history.last().cloned() {
         let _ = s.changes.send(Some(c));
     }
@@ -696,4 +708,26 @@ fn replace(s: &Shared, t: &Target, body: &[u8]) -> Response {
         );
     }
     commit(s, &mut w, t, object, 200)
+}
+
+/// `DELETE`: the object, as it was, in the answer.
+fn delete(s: &Shared, t: &Target) -> Response {
+    let mut w = lock(&s.world);
+    let key = match w.kinds.get(&t.gvr) {
+        Some(kind) => object_key(kind, t),
+        None => return not_served(t),
+    };
+    match w.remove(&t.gvr, &key.0, &key.1) {
+        Some(o) => {
+            if let Some(c) = w.history.last().cloned() {
+                let _ = s.changes.send(Some(c));
+            }
+            answer(200, &o)
+        }
+        None => failure(
+            404,
+            "NotFound",
+            &format!("{} {:?} not found", t.gvr.2, key.1),
+        ),
+    }
 }

@@ -8,6 +8,8 @@
 //! Everything here talks to the API server through the `kube` client; nothing here serves
 //! HTTP, knows SQL or reads the host.
 
+mod budget;
+mod expiry;
 mod kinds;
 mod lease;
 mod ledger;
@@ -15,6 +17,7 @@ mod observation;
 mod watch;
 mod writer;
 
+pub use expiry::{ExpirySettings, expire_while_leading};
 pub use kinds::{REPORT_KINDS, ReportKind, find};
 pub use kube::Client;
 pub use lease::{Leadership, LeaseSettings};

@@ -97,6 +97,11 @@ fn optional_date_time(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "string", "format": "date-time", "nullable": true})
 }
 
+/// Where Observation resources live, for untyped calls.
+pub(crate) fn api_resource() -> kube::core::ApiResource {
+    kube::core::ApiResource::erase::<Observation>(&())
+}
+
 /// The label every Observation zen-watcher writes carries (`app.kubernetes.io/managed-by`).
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "zen-watcher");
 

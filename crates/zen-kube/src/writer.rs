@@ -20,6 +20,7 @@ use zen_dedup::DuplicateUpdate;
 use zen_model::Timestamp;
 use zen_sink::{Kept, Sink, SinkError};
 
+use crate::budget::Budget;
 use crate::observation::{Observation, ObservationStatus, name_for, observation_for};
 
 /// Where and how fast Observations are written.
@@ -126,7 +127,7 @@ impl ObservationSink {
     ) -> Result<(), kube::Error> {
         let api = self.api(&key.0);
         for _ in 0..5 {
-            self.budget.take();
+            std::thread::sleep(self.budget.reserve());
             let started = Instant::now();
             let read = self.runtime.block_on(api.get_status(&key.1));
             self.metrics.get.record(started.elapsed().as_secs_f64());
@@ -146,7 +147,7 @@ impl ObservationSink {
                 .and_then(|t| t.parse::<Timestamp>().ok())
                 .map_or(seen, |t| t.max(seen));
             status.last_seen = Some(last.to_string());
-            self.budget.take();
+            std::thread::sleep(self.budget.reserve());
             let started = Instant::now();
             let written =
                 self.runtime
@@ -180,7 +181,7 @@ impl Sink for ObservationSink {
             if self.created.contains(&key) {
                 continue;
             }
-            self.budget.take();
+            std::thread::sleep(self.budget.reserve());
             let started = Instant::now();
             let api = self.api(&key.0);
             let made = self
@@ -238,42 +239,6 @@ impl Sink for ObservationSink {
             });
         }
         Ok(!self.pending.is_empty())
-    }
-}
-
-/// A token bucket: `qps` tokens a second, at most `burst` saved.
-#[derive(Debug)]
-struct Budget {
-    qps: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Budget {
-    fn new(qps: f64, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
-        Budget {
-            qps: qps.max(0.01),
-            burst,
-            tokens: burst,
-            at: Instant::now(),
-        }
-    }
-
-    /// Takes a token, waiting (this thread) until there is one.
-    fn take(&mut self) {
-        loop {
-            let now = Instant::now();
-            let earned = now.duration_since(self.at).as_secs_f64() * self.qps;
-            self.tokens = (self.tokens + earned).min(self.burst);
-            self.at = now;
-            if self.tokens >= 1.0 {
-                self.tokens -= 1.0;
-                return;
-            }
-            std::thread::sleep(Duration::from_secs_f64((1.0 - self.tokens) / self.qps));
-        }
     }
 }
 

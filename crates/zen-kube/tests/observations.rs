@@ -225,3 +225,72 @@ fn writes_keep_to_the_budget_and_honour_retry_after() {
     }
     drop(rig.runtime);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_deletes_what_outlived_its_ttl_and_nothing_else() {
+    let fake = FakeApi::start().await.unwrap();
+    fake.serve(
+        "zen.kube-zen.io",
+        "v1alpha1",
+        "Observation",
+        "observations",
+        true,
+    );
+    let ago = |s: i64| {
+        jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_secs(s))
+            .unwrap()
+            .to_string()
+    };
+    let put = |name: &str, created: String, ttl: Option<i64>, managed: bool| {
+        let labels = if managed {
+            json!({"app.kubernetes.io/managed-by": "zen-watcher"})
+        } else {
+            json!({"app.kubernetes.io/managed-by": "someone-else"})
+        };
+        let mut spec = json!({"source": "falco", "category": "security", "severity": "low", "eventType": "runtime_alert"});
+        if let Some(ttl) = ttl {
+            spec["ttlSecondsAfterCreation"] = json!(ttl);
+        }
+        fake.put(
+            "observations",
+            json!({"apiVersion": API, "kind": "Observation",
+                "metadata": {"name": name, "namespace": "shop", "labels": labels, "creationTimestamp": created},
+                "spec": spec}),
+        );
+    };
+    put("old-with-ttl", ago(7200), Some(3600), true);
+    put("young-with-ttl", ago(600), Some(3600), true);
+    put("old-default-ttl", ago(7200), None, true);
+    put("old-not-ours", ago(7200), Some(60), false);
+    let client = kube::Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap();
+    let (leading, follower) = tokio::sync::watch::channel(false);
+    let settings = zen_kube::ExpirySettings {
+        default_ttl: Some(Duration::from_secs(3600)),
+        every: Duration::from_millis(100),
+        qps: 100.0,
+        burst: 10,
+    };
+    let task = tokio::spawn(zen_kube::expire_while_leading(client, settings, follower));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(fake.requests().is_empty(), "a follower looks at nothing");
+    leading.send_replace(true);
+    let names = || {
+        let mut n: Vec<String> = fake
+            .objects(API, "observations")
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    for _ in 0..1500 {
+        if names().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(names(), ["old-not-ours", "young-with-ttl"]);
+    drop(leading);
+    task.await.unwrap();
+}

@@ -195,8 +195,11 @@ pub(crate) struct ObservationsSection {
     pub(crate) qps: f64,
     /// Calls at once after a quiet spell.
     pub(crate) burst: u32,
-    /// `ttlSecondsAfterCreation` of each resource (none: kept until deleted).
+    /// `ttlSecondsAfterCreation` of each resource (none: kept until deleted), and the TTL of
+    /// those written without one.
     pub(crate) ttl: Option<Human>,
+    /// How often the leader deletes what outlived its TTL.
+    pub(crate) expire_every: Human,
 }
 
 impl Default for ObservationsSection {
@@ -207,6 +210,7 @@ impl Default for ObservationsSection {
             qps: d.qps,
             burst: d.burst,
             ttl: None,
+            expire_every: Human(Duration::from_secs(60)),
         }
     }
 }
@@ -224,7 +228,22 @@ impl ObservationsSection {
         }
     }
 
+    pub(crate) fn expiry(&self) -> zen_kube::ExpirySettings {
+        zen_kube::ExpirySettings {
+            default_ttl: self.ttl.map(|t| t.0),
+            every: self.expire_every.0,
+            qps: self.qps,
+            burst: self.burst,
+        }
+    }
+
     fn validate(&self) -> Result<()> {
+        if self.expire_every.0 < Duration::from_secs(1) {
+            bail!(
+                "kube.observations.expire_every: expected at least 1s, found {}",
+                self.expire_every
+            );
+        }
         if !(self.qps > 0.0 && self.qps <= 10_000.0) {
             bail!(
                 "kube.observations.qps: expected more than 0 and at most 10000, found {}",

@@ -226,6 +226,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
                 Kube::start(
                     client,
                     &config.kube,
+                    config.sinks.contains(&SinkKind::Kubernetes),
                     config.queue_wait.0,
                     &pipeline,
                     &store,
@@ -285,8 +286,16 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
 }
 
 /// Kubernetes mode: the report watchers, on their own or while this replica leads.
-enum Kube {
-    Alone(zen_kube::Watchers),
+struct Kube {
+    duties: Duties,
+    /// The expiry of Observation resources, with the `kubernetes` sink.
+    expiry: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What runs the watchers and the expiry: this replica alone, or whichever holds the Lease.
+enum Duties {
+    /// With the sender that keeps the expiry's "leading" true.
+    Alone(zen_kube::Watchers, tokio::sync::watch::Sender<bool>),
     Leading(zen_kube::Leadership, tokio::task::JoinHandle<()>),
 }
 
@@ -294,6 +303,7 @@ impl Kube {
     async fn start(
         client: zen_kube::Client,
         config: &crate::config::KubeSection,
+        observations: bool,
         queue_wait: Duration,
         pipeline: &Arc<Pipeline>,
         store: &Arc<zen_store::Store>,
@@ -306,7 +316,7 @@ impl Kube {
         );
         if !config.leader_election {
             let watchers = zen_kube::Watchers::start(
-                client,
+                client.clone(),
                 settings,
                 pipeline.clone(),
                 store.clone(),
@@ -314,7 +324,18 @@ impl Kube {
             )
             .await
             .context("starting the report watchers")?;
-            return Ok(Kube::Alone(watchers));
+            let (always, leading) = tokio::sync::watch::channel(true);
+            let expiry = observations.then(|| {
+                tokio::spawn(zen_kube::expire_while_leading(
+                    client.clone(),
+                    config.observations.expiry(),
+                    leading,
+                ))
+            });
+            return Ok(Kube {
+                duties: Duties::Alone(watchers, always),
+                expiry,
+            });
         }
         let namespace = config
             .lease_namespace
@@ -334,6 +355,13 @@ impl Kube {
             client.clone(),
             zen_kube::LeaseSettings::new(&namespace, &identity),
         );
+        let expiry = observations.then(|| {
+            tokio::spawn(zen_kube::expire_while_leading(
+                client.clone(),
+                config.observations.expiry(),
+                leadership.leading(),
+            ))
+        });
         let task = tokio::spawn(zen_kube::Watchers::while_leading(
             client,
             settings,
@@ -342,18 +370,27 @@ impl Kube {
             sources.clone(),
             leadership.leading(),
         ));
-        Ok(Kube::Leading(leadership, task))
+        Ok(Kube {
+            duties: Duties::Leading(leadership, task),
+            expiry,
+        })
     }
 
     async fn stop(self) {
-        match self {
-            Kube::Alone(watchers) => watchers.stop().await,
-            Kube::Leading(leadership, task) => {
+        match self.duties {
+            Duties::Alone(watchers, always) => {
+                watchers.stop().await;
+                drop(always);
+            }
+            Duties::Leading(leadership, task) => {
                 // Not leading any more, so the watchers stop (their submissions tracked) and
-                // the task ends.
+                // the tasks end.
                 leadership.release().await;
                 let _ = task.await;
             }
+        }
+        if let Some(expiry) = self.expiry {
+            let _ = expiry.await;
         }
     }
 }
