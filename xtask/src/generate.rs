@@ -68,6 +68,11 @@ fn alerting() -> Result<Vec<(String, String)>> {
             "deploy/prometheus/prometheusrule.yaml".to_owned(),
             generate::prometheus_rule(&spec),
         ),
+        // The same, in the Kubernetes manifests (kustomize reads nothing outside its directory).
+        (
+            "deploy/kubernetes/prometheusrule.yaml".to_owned(),
+            generate::prometheus_rule(&spec),
+        ),
         (
             "deploy/alertmanager/alertmanager.yaml".to_owned(),
             generate::alertmanager(),

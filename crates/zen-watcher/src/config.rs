@@ -134,6 +134,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) log_format: LogFormat,
     /// Bearer token for ingestion and the API; none: open (listen on loopback only, then).
     pub(crate) token: Option<String>,
+    /// A file holding the token (a mounted Secret), read at start; instead of `token`.
+    pub(crate) token_file: Option<PathBuf>,
     pub(crate) body_limit: usize,
     /// The nice value of the threads that answer HTTP (0–19; 0: the pipeline's own). Work
     /// already accepted goes first: when the cores are short, requests are taken in more slowly
@@ -594,6 +596,7 @@ impl Default for DaemonConfig {
             data_dir: PathBuf::from("zen-data"),
             log_format: LogFormat::Text,
             token: None,
+            token_file: None,
             body_limit: 16 << 20,
             // About half the pipeline threads' share of a busy core: flat out, batches of 100
             // settled 276,000-285,000 events/s against 197,000-201,000 at 0, single events
@@ -635,6 +638,7 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_DATA_DIR", "data_dir", Kind::Text),
     ("ZEN_LOG_FORMAT", "log_format", Kind::Text),
     ("ZEN_TOKEN", "token", Kind::Text),
+    ("ZEN_TOKEN_FILE", "token_file", Kind::Text),
     ("ZEN_BODY_LIMIT", "body_limit", Kind::Typed),
     ("ZEN_INTAKE_NICE", "intake_nice", Kind::Typed),
     ("ZEN_QUEUE_WAIT", "queue_wait", Kind::Text),
@@ -720,8 +724,20 @@ pub(crate) fn load(
     for (key, value) in overrides {
         set(&mut tree, key, value, Kind::Text);
     }
-    let config: DaemonConfig =
+    let mut config: DaemonConfig =
         serde_yaml_ng::from_value(tree).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(path) = &config.token_file {
+        if config.token.is_some() {
+            bail!("token and token_file: expected one of them, found both");
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("token_file: reading {}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            bail!("token_file: {} is empty", path.display());
+        }
+        config.token = Some(token.to_owned());
+    }
     validate(&config)?;
     Ok((config, warnings))
 }
@@ -844,6 +860,25 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn the_token_is_read_from_its_file_and_never_from_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let file = path.to_str().unwrap();
+        let (c, _) = load(None, env(&[("ZEN_TOKEN_FILE", file)]), &[]).unwrap();
+        assert_eq!(c.token.as_deref(), Some("s3cret"));
+        let both = load(
+            None,
+            env(&[("ZEN_TOKEN_FILE", file), ("ZEN_TOKEN", "x")]),
+            &[],
+        );
+        assert!(both.unwrap_err().to_string().contains("found both"));
+        std::fs::write(&path, "\n").unwrap();
+        let empty = load(None, env(&[("ZEN_TOKEN_FILE", file)]), &[]);
+        assert!(empty.unwrap_err().to_string().contains("is empty"));
     }
 
     #[test]

@@ -216,7 +216,11 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
         }
-        Some(Command::Config(ConfigCommand::Print(args))) => args.load().and_then(|(c, _)| {
+        Some(Command::Config(ConfigCommand::Print(args))) => args.load().and_then(|(mut c, _)| {
+            // A secret is never printed.
+            if c.token.is_some() {
+                c.token = Some("(redacted)".to_owned());
+            }
             print!("{}", serde_yaml_ng::to_string(&c)?);
             Ok(ExitCode::SUCCESS)
         }),
