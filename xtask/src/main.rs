@@ -6,6 +6,7 @@ mod criterion;
 mod e2e;
 mod gate;
 mod generate;
+mod kube;
 mod loadgen;
 mod report;
 
@@ -47,9 +48,9 @@ enum Task {
     /// Extra arguments after `--` go to criterion, e.g. `cargo xtask bench -p zen-model -- falco`.
     Bench {
         /// `e2e` for the end-to-end benchmark of the daemon; `collect` for the collectors'
-        /// cost beside node_exporter's; `gate` for the instruction counts' regression gate;
+        /// cost beside node_exporter's; `kube` for Kubernetes mode against a fake API server; `gate` for the instruction counts' regression gate;
         /// `compare` for two builds side by side; `report` to render the reports.
-        #[arg(value_parser = ["e2e", "collect", "gate", "compare", "report"])]
+        #[arg(value_parser = ["e2e", "collect", "kube", "gate", "compare", "report"])]
         which: Option<String>,
         /// `compare`: the two builds, A then B: daemon binaries, or commits (built in a worktree).
         builds: Vec<String>,
@@ -81,6 +82,11 @@ fn main() -> Result<()> {
         Task::Bench {
             which: Some(which), ..
         } if which == "collect" => collect::run(),
+        Task::Bench {
+            which: Some(which),
+            rounds,
+            ..
+        } if which == "kube" => kube::run(rounds),
         Task::Bench {
             which: Some(which), ..
         } if which == "report" => {

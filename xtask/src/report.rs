@@ -322,7 +322,7 @@ enum Bound {
 }
 
 /// The targets the issues set, with the figures that answer them.
-const TARGETS: [Target; 20] = {
+const TARGETS: [Target; 23] = {
     use Bound::{AtLeast, AtMost};
     const EVENTS: (&str, &str) = ("throughput", "events/s");
     const TIME: (&str, &str) = ("time", "ns");
@@ -438,6 +438,27 @@ const TARGETS: [Target; 20] = {
             "pass over 300 series",
             TIME,
             AtMost(5e6),
+        ),
+        t(
+            "kube",
+            "initial list",
+            "10,000 reports",
+            ("time to store", "s"),
+            AtMost(30.0),
+        ),
+        t(
+            "kube",
+            "initial list",
+            "10,000 reports",
+            ("peak RSS", "MB"),
+            AtMost(200.0),
+        ),
+        t(
+            "kube",
+            "steady state",
+            "20 report changes",
+            ("daemon CPU", "% of a core"),
+            AtMost(2.0),
         ),
         t("collect", "collectors", "host, every 1s", CPU, AtMost(0.02)),
         t(
