@@ -48,6 +48,10 @@ fn files(set: Set) -> Result<Vec<(String, String)>> {
             "deploy/kubernetes/crds/observations.zen.kube-zen.io.yaml".to_owned(),
             zen_kube::crd_yaml()?,
         ));
+        out.push((
+            "deploy/kubernetes/crds/sourcepolicies.zen-watcher.io.yaml".to_owned(),
+            zen_kube::policy_crd_yaml()?,
+        ));
         out.extend(crate::report::rendered()?);
     }
     Ok(out)

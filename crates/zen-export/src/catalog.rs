@@ -506,7 +506,7 @@ pub const CATALOG: &[Metric] = &[
         Counter,
         "findings",
         &["resource"],
-        "Findings resolved because they left their report (fixed, or the report deleted).",
+        "Findings that left their report (fixed, or the report deleted), filtered ones included.",
     )),
     // Containers (cAdvisor's names) and the inventory.
     m(

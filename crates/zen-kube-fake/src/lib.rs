@@ -3,11 +3,11 @@
 //! is installed"), list with `limit`/`continue`, a `labelSelector` of equalities and a
 //! `resourceVersion`, watch from a `resourceVersion` (history replayed, then live events,
 //! bookmarks, `410 Gone` once the history is compacted past it, dropped connections), get,
-//! create (`409 AlreadyExists`; no status set), replace (`409 Conflict` on a stale
-//! `resourceVersion`; only the status through `/status`), delete, and injected faults (`429`
-//! with `Retry-After`, `5xx`). Reports are written by the test ([`FakeApi::put`],
-//! [`FakeApi::delete`]), as the controllers that own them would. Every request is logged with
-//! the instant it arrived.
+//! create (`409 AlreadyExists`; `generateName`; no status set), replace (`409 Conflict` on a
+//! stale `resourceVersion`; only the status through `/status`), delete, generations counted as
+//! the API server counts them, and injected faults (`429` with `Retry-After`, `5xx`). Reports
+//! are written by the test ([`FakeApi::put`], [`FakeApi::delete`]), as the controllers that own
+//! them would. Every request is logged with the instant it arrived.
 //!
 //! What it cannot prove: admission (validation of objects against a CRD's schema, webhooks),
 //! RBAC, API priority and fairness, etcd's limits on object and request sizes, and the timing
@@ -265,14 +265,27 @@ impl World {
         if created {
             self.next_uid += 1;
         }
+        // As the API server counts them: a new generation when anything but the metadata and
+        // the status changed.
+        let body = |o: &Value| {
+            let mut o = o.clone();
+            if let Some(map) = o.as_object_mut() {
+                map.remove("metadata");
+                map.remove("status");
+            }
+            o
+        };
+        let generation = match old {
+            Some(o) if body(o) == body(&object) => {
+                o["metadata"]["generation"].as_u64().unwrap_or(1)
+            }
+            Some(o) => o["metadata"]["generation"].as_u64().unwrap_or(0) + 1,
+            None => 1,
+        };
         let meta = &mut object["metadata"];
         meta["resourceVersion"] = json!(rv.to_string());
         meta["uid"] = uid;
         meta["creationTimestamp"] = creation;
-        let generation = old
-            .and_then(|o| o["metadata"]["generation"].as_u64())
-            .unwrap_or(0)
-            + 1;
         meta["generation"] = json!(generation);
         meta["managedFields"] = json!([{"manager": "fake", "operation": "Update", "time": now()}]);
         if kind.namespaced {
@@ -657,6 +670,13 @@ fn create(s: &Shared, t: &Target, body: &[u8]) -> Response {
     let Some(kind) = w.kinds.get(&t.gvr) else {
         return not_served(t);
     };
+    if object["metadata"]["name"]
+        .as_str()
+        .is_none_or(str::is_empty)
+        && let Some(prefix) = object["metadata"]["generateName"].as_str()
+    {
+        object["metadata"]["name"] = json!(format!("{prefix}{:05x}", w.rv));
+    }
     let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
     if name.is_empty() {
         return failure(422, "Invalid", "metadata.name: Required value");

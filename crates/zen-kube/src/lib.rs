@@ -14,6 +14,7 @@ mod kinds;
 mod lease;
 mod ledger;
 mod observation;
+mod policy;
 mod watch;
 mod writer;
 
@@ -24,6 +25,10 @@ pub use lease::{Leadership, LeaseSettings};
 pub use observation::{
     MANAGED_BY, Observation, ObservationSpec, ObservationStatus, crd_yaml, name_for,
     observation_for,
+};
+pub use policy::{
+    Policies, PolicyCondition, PolicyFilter, PolicySettings, PolicyStatus, SourcePolicy,
+    SourcePolicySpec, policy_crd_yaml,
 };
 pub use watch::{WatchError, WatchSettings, Watchers};
 pub use writer::{ObservationSettings, ObservationSink};

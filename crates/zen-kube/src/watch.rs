@@ -518,14 +518,14 @@ impl Metrics {
 
 /// The watchers' backoff: doubling from a second up to the configured longest wait, with
 /// jitter, back to a second after a success.
-struct Retry {
+pub(crate) struct Retry {
     policy: RetryPolicy,
     attempt: u32,
     jitter: Jitter,
 }
 
 impl Retry {
-    fn new(max: Duration, seed: u64) -> Self {
+    pub(crate) fn new(max: Duration, seed: u64) -> Self {
         Retry {
             policy: RetryPolicy {
                 max_attempts: u32::MAX,

@@ -52,7 +52,7 @@ pub use config::{
     SettingsError,
 };
 pub use processor::{Output, Processor, Tracked};
-pub use settings::{SettingsLoader, SourceSettings};
+pub use settings::{Rules, SourceSettings};
 pub use sources::{SourceState, SourceStates, SourceStatus};
 pub use stats::{Counts, Ratios};
 pub use tail::{Tail, TailConfig};
@@ -124,23 +124,24 @@ impl Queue {
 
 /// Builds a [`Processor`] for running the stages synchronously (one core, no threads).
 pub fn processor(config: &PipelineConfig) -> Processor {
-    let (processor, _) = build_processor(config);
+    let (processor, _, _) = build_processor(config);
     processor
 }
 
-fn build_processor(config: &PipelineConfig) -> (Processor, Arc<stats::Stats>) {
+fn build_processor(config: &PipelineConfig) -> (Processor, Arc<stats::Stats>, settings::Settings) {
     let stats = Arc::new(stats::Stats::default());
-    let loader = SettingsLoader {
+    let rules = Rules {
         filter: config.filter.clone(),
         dedup: config.dedup.clone(),
     };
     let cache = config.cache.enabled.then_some(config.cache.ttl);
-    let settings = settings::Settings::new(loader, cache);
+    let settings = settings::Settings::new(rules, cache);
     let batch = config.batch.enabled.then(|| config.batch.batch.clone());
     let dedup = Deduper::new(config.dedup.max_entries);
     (
-        Processor::new(settings, config.order, dedup, batch, stats.clone()),
+        Processor::new(settings.clone(), config.order, dedup, batch, stats.clone()),
         stats,
+        settings,
     )
 }
 
@@ -176,6 +177,8 @@ pub struct Pipeline {
     tuning: std::sync::Mutex<Tuning>,
     /// How long a submission may wait for room ([`Pipeline::queue_wait`]), in nanoseconds.
     queue_wait: std::sync::atomic::AtomicU64,
+    /// The per-source settings the processor reads ([`Pipeline::reconfigure`]).
+    settings: settings::Settings,
 }
 
 impl Pipeline {
@@ -199,7 +202,7 @@ impl Pipeline {
         others: Vec<Box<dyn Sink>>,
     ) -> Result<Pipeline, zen_filter::FilterError> {
         zen_filter::Filter::compile(&config.filter)?;
-        let (processor, stats) = build_processor(&config);
+        let (processor, stats, settings) = build_processor(&config);
         let room = Arc::new(room::Room::new(config.queue_capacity));
         // Bounded by `room`, in events.
         let (chunk_tx, chunk_rx) = unbounded::<Submission>();
@@ -278,6 +281,7 @@ impl Pipeline {
             tunes: tunes_tx,
             tuning: std::sync::Mutex::new(tuning),
             queue_wait: std::sync::atomic::AtomicU64::new(0),
+            settings,
         })
     }
 
@@ -312,6 +316,19 @@ impl Pipeline {
             self.parse_errors.increment(errors);
         }
         outcome
+    }
+
+    /// Puts new filter and de-duplication rules in force (Kubernetes custom resources): they
+    /// are compiled first, and a rule that does not compile changes nothing; the cached
+    /// settings of the scopes they change are forgotten, so the next event of each source is
+    /// read with them. Says which scopes changed (`None`: the global one). The dedup's capacity
+    /// stays as started.
+    pub fn reconfigure(
+        &self,
+        filter: zen_filter::FilterConfig,
+        dedup: zen_dedup::DedupConfig,
+    ) -> Result<Vec<Option<String>>, zen_filter::FilterError> {
+        self.settings.replace(Rules { filter, dedup })
     }
 
     /// Queues a submission, or hands it back at once when the queue is full or closed.

@@ -14,40 +14,78 @@ pub struct SourceSettings {
     pub window: Duration,
 }
 
-/// Builds [`SourceSettings`] from the filter and dedup configuration: a source has settings of
-/// its own when either names it. Compiling the filter is the work a cache saves.
-#[derive(Debug, Clone)]
-pub struct SettingsLoader {
+/// The filter and de-duplication configuration per-source settings are built from, replaced
+/// whole when it changes ([`crate::Pipeline::reconfigure`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
     pub filter: FilterConfig,
     pub dedup: DedupConfig,
 }
 
+impl Rules {
+    /// The scopes whose settings differ between `self` and `new`: `None` for the global one
+    /// (every source without settings of its own follows it), else the sources by name.
+    fn changed(&self, new: &Rules) -> Vec<Option<String>> {
+        if self.filter.global != new.filter.global || self.dedup.window != new.dedup.window {
+            return vec![None];
+        }
+        let sources: std::collections::BTreeSet<&String> = (self.filter.sources.keys())
+            .chain(new.filter.sources.keys())
+            .chain(self.dedup.source_windows.keys())
+            .chain(new.dedup.source_windows.keys())
+            .collect();
+        sources
+            .into_iter()
+            .filter(|s| {
+                self.filter.sources.get(*s) != new.filter.sources.get(*s)
+                    || self.dedup.source_windows.get(*s) != new.dedup.source_windows.get(*s)
+            })
+            .map(|s| Some(s.clone()))
+            .collect()
+    }
+}
+
+/// Builds [`SourceSettings`] from the [`Rules`] in force: a source has settings of its own when
+/// either its filter or its dedup window is named. Compiling the filter is the work a cache
+/// saves.
+#[derive(Debug)]
+pub(crate) struct SettingsLoader {
+    rules: arc_swap::ArcSwap<Rules>,
+}
+
 impl SettingsLoader {
     fn build(&self, source: Option<&str>) -> Result<SourceSettings, String> {
+        let rules = self.rules.load();
         let config = FilterConfig {
-            global: self.filter.global.clone(),
+            global: rules.filter.global.clone(),
             sources: source
-                .and_then(|s| self.filter.sources.get_key_value(s))
+                .and_then(|s| rules.filter.sources.get_key_value(s))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .into_iter()
                 .collect(),
         };
         let filter = Filter::compile(&config).map_err(|e| e.to_string())?;
-        let window = source.map_or(self.dedup.window, |s| self.dedup.window_for(s));
+        let window = source.map_or(rules.dedup.window, |s| rules.dedup.window_for(s));
         Ok(SourceSettings { filter, window })
     }
 }
 
-impl Loader<SourceSettings> for SettingsLoader {
+/// The loader, shared by the cache and whoever replaces the rules.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedLoader(Arc<SettingsLoader>);
+
+impl Loader<SourceSettings> for SharedLoader {
     fn load_global(&self) -> Result<SourceSettings, String> {
-        self.build(None)
+        self.0.build(None)
     }
 
     fn load_source(&self, source: &str) -> Result<Option<SourceSettings>, String> {
-        let own = self.filter.sources.contains_key(source)
-            || self.dedup.source_windows.contains_key(source);
+        let rules = self.0.rules.load();
+        let own = rules.filter.sources.contains_key(source)
+            || rules.dedup.source_windows.contains_key(source);
+        drop(rules);
         if own {
-            self.build(Some(source)).map(Some)
+            self.0.build(Some(source)).map(Some)
         } else {
             Ok(None)
         }
@@ -57,22 +95,56 @@ impl Loader<SourceSettings> for SettingsLoader {
 /// Settings per source, cached or loaded for every event.
 #[derive(Debug, Clone)]
 pub(crate) enum Settings {
-    Cached(Arc<ConfigCache<SourceSettings>>),
-    Uncached(Arc<SettingsLoader>),
+    Cached(Arc<ConfigCache<SourceSettings>>, SharedLoader),
+    Uncached(SharedLoader),
 }
 
 impl Settings {
-    pub(crate) fn new(loader: SettingsLoader, cache: Option<Duration>) -> Self {
+    pub(crate) fn new(rules: Rules, cache: Option<Duration>) -> Self {
+        let loader = SharedLoader(Arc::new(SettingsLoader {
+            rules: arc_swap::ArcSwap::from_pointee(rules),
+        }));
         match cache {
-            Some(ttl) => {
-                Settings::Cached(Arc::new(ConfigCache::new("source_settings", ttl, loader)))
-            }
-            None => Settings::Uncached(Arc::new(loader)),
+            Some(ttl) => Settings::Cached(
+                Arc::new(ConfigCache::new("source_settings", ttl, loader.clone())),
+                loader,
+            ),
+            None => Settings::Uncached(loader),
         }
     }
 
+    fn loader(&self) -> &SharedLoader {
+        match self {
+            Settings::Cached(_, loader) | Settings::Uncached(loader) => loader,
+        }
+    }
+
+    /// Puts `rules` in force (once their filters compile) and forgets the cached settings of
+    /// the scopes they change, so the next event of each is read with them; the scopes changed.
+    /// The dedup's capacity (`max_entries`) is the deduper's, fixed at start.
+    pub(crate) fn replace(
+        &self,
+        mut rules: Rules,
+    ) -> Result<Vec<Option<String>>, zen_filter::FilterError> {
+        Filter::compile(&rules.filter)?;
+        let loader = &self.loader().0;
+        let old = loader.rules.load_full();
+        rules.dedup.max_entries = old.dedup.max_entries;
+        let changed = old.changed(&rules);
+        loader.rules.store(Arc::new(rules));
+        if let Settings::Cached(cache, _) = self {
+            for scope in &changed {
+                match scope {
+                    None => cache.invalidate_all(),
+                    Some(source) => cache.invalidate(Some(source)),
+                }
+            }
+        }
+        Ok(changed)
+    }
+
     pub(crate) fn is_cached(&self) -> bool {
-        matches!(self, Settings::Cached(_))
+        matches!(self, Settings::Cached(..))
     }
 
     pub(crate) fn get(
@@ -81,7 +153,7 @@ impl Settings {
         now: Instant,
     ) -> Result<Arc<Snapshot<SourceSettings>>, LoadError> {
         match self {
-            Settings::Cached(cache) => cache.get(source, now),
+            Settings::Cached(cache, _) => cache.get(source, now),
             Settings::Uncached(loader) => {
                 let value = match loader.load_source(source) {
                     Ok(Some(v)) => Ok(v),

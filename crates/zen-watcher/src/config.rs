@@ -185,6 +185,11 @@ pub(crate) struct KubeSection {
     pub(crate) lease_namespace: Option<String>,
     /// The `kubernetes` sink's `Observation` resources.
     pub(crate) observations: ObservationsSection,
+    /// Read sources' filters and dedup windows from `SourcePolicy` resources in the daemon's
+    /// namespace, laid over this file's.
+    pub(crate) policies: bool,
+    /// How long the start waits for the policies to be listed.
+    pub(crate) policy_sync_timeout: Human,
 }
 
 /// How `Observation` resources are written (the `kubernetes` sink).
@@ -271,6 +276,8 @@ impl Default for KubeSection {
             leader_election: true,
             lease_namespace: None,
             observations: ObservationsSection::default(),
+            policies: true,
+            policy_sync_timeout: Human(Duration::from_secs(10)),
         }
     }
 }

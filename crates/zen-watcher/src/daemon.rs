@@ -225,9 +225,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             Some(client) => Some(
                 Kube::start(
                     client,
-                    &config.kube,
-                    config.sinks.contains(&SinkKind::Kubernetes),
-                    config.queue_wait.0,
+                    &config,
                     &pipeline,
                     &store,
                     &state.sources,
@@ -290,6 +288,8 @@ struct Kube {
     duties: Duties,
     /// The expiry of Observation resources, with the `kubernetes` sink.
     expiry: Option<tokio::task::JoinHandle<()>>,
+    /// The `SourcePolicy` watcher, until the daemon stops.
+    _policies: Option<zen_kube::Policies>,
 }
 
 /// What runs the watchers and the expiry: this replica alone, or whichever holds the Lease.
@@ -302,77 +302,98 @@ enum Duties {
 impl Kube {
     async fn start(
         client: zen_kube::Client,
-        config: &crate::config::KubeSection,
-        observations: bool,
-        queue_wait: Duration,
+        daemon: &DaemonConfig,
         pipeline: &Arc<Pipeline>,
         store: &Arc<zen_store::Store>,
         sources: &zen_pipeline::SourceStates,
     ) -> Result<Kube> {
-        let settings = config.settings(queue_wait)?;
-        tracing::info!(
-            kinds = settings.kinds.len(),
-            "Kubernetes mode: watching report kinds"
-        );
-        if !config.leader_election {
-            let watchers = zen_kube::Watchers::start(
-                client.clone(),
-                settings,
-                pipeline.clone(),
-                store.clone(),
-                sources.clone(),
-            )
-            .await
-            .context("starting the report watchers")?;
-            let (always, leading) = tokio::sync::watch::channel(true);
-            let expiry = observations.then(|| {
-                tokio::spawn(zen_kube::expire_while_leading(
-                    client.clone(),
-                    config.observations.expiry(),
-                    leading,
-                ))
-            });
-            return Ok(Kube {
-                duties: Duties::Alone(watchers, always),
-                expiry,
-            });
-        }
-        let namespace = config
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let config = &daemon.kube;
+        let observations = daemon.sinks.contains(&SinkKind::Kubernetes);
+        let settings = config.settings(daemon.queue_wait.0)?;
         // The pod's name (its hostname), and the process, as client-go names a candidate.
         let host = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "zen-watcher".to_owned());
         let identity = format!("{host}_{}", std::process::id());
+        let leadership = config.leader_election.then(|| {
+            let namespace = config
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned());
+            tracing::info!(
+                namespace,
+                identity,
+                "Kubernetes mode: taking part in leader election"
+            );
+            zen_kube::Leadership::start(
+                client.clone(),
+                zen_kube::LeaseSettings::new(&namespace, &identity),
+            )
+        });
+        // Before anything is served: the policies in force (or the wait for them given up).
+        let policies = if config.policies {
+            let pipeline_config = daemon.pipeline();
+            let settings = zen_kube::PolicySettings {
+                namespace: client.default_namespace().to_owned(),
+                sync_timeout: config.policy_sync_timeout.0,
+                retry_max: config.retry_max.0,
+                identity: identity.clone(),
+            };
+            Some(
+                zen_kube::Policies::start(
+                    client.clone(),
+                    settings,
+                    (pipeline_config.filter, pipeline_config.dedup),
+                    pipeline.clone(),
+                    leadership.as_ref().map(zen_kube::Leadership::leading),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
         tracing::info!(
-            namespace,
-            identity,
-            "Kubernetes mode: taking part in leader election"
+            kinds = settings.kinds.len(),
+            "Kubernetes mode: watching report kinds"
         );
-        let leadership = zen_kube::Leadership::start(
-            client.clone(),
-            zen_kube::LeaseSettings::new(&namespace, &identity),
-        );
+        let (duties, leading) = match leadership {
+            None => {
+                let watchers = zen_kube::Watchers::start(
+                    client.clone(),
+                    settings,
+                    pipeline.clone(),
+                    store.clone(),
+                    sources.clone(),
+                )
+                .await
+                .context("starting the report watchers")?;
+                let (always, leading) = tokio::sync::watch::channel(true);
+                (Duties::Alone(watchers, always), leading)
+            }
+            Some(leadership) => {
+                let leading = leadership.leading();
+                let task = tokio::spawn(zen_kube::Watchers::while_leading(
+                    client.clone(),
+                    settings,
+                    pipeline.clone(),
+                    store.clone(),
+                    sources.clone(),
+                    leadership.leading(),
+                ));
+                (Duties::Leading(leadership, task), leading)
+            }
+        };
         let expiry = observations.then(|| {
             tokio::spawn(zen_kube::expire_while_leading(
-                client.clone(),
+                client,
                 config.observations.expiry(),
-                leadership.leading(),
+                leading,
             ))
         });
-        let task = tokio::spawn(zen_kube::Watchers::while_leading(
-            client,
-            settings,
-            pipeline.clone(),
-            store.clone(),
-            sources.clone(),
-            leadership.leading(),
-        ));
         Ok(Kube {
-            duties: Duties::Leading(leadership, task),
+            duties,
             expiry,
+            _policies: policies,
         })
     }
 

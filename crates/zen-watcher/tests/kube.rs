@@ -66,7 +66,25 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
         "observations",
         true,
     );
-    fake.put("vulnerabilityreports", report("cart", &["CVE-1", "CVE-2"]));
+    fake.serve(
+        "zen-watcher.io",
+        "v1alpha1",
+        "SourcePolicy",
+        "sourcepolicies",
+        true,
+    );
+    fake.serve("events.k8s.io", "v1", "Event", "events", true);
+    // A policy in the daemon's namespace: CVE-9 is not wanted from Trivy.
+    fake.put(
+        "sourcepolicies",
+        json!({"apiVersion": "zen-watcher.io/v1alpha1", "kind": "SourcePolicy",
+            "metadata": {"name": "trivy", "namespace": "default"},
+            "spec": {"source": "trivy", "filter": {"excludeRules": ["CVE-9"]}}}),
+    );
+    fake.put(
+        "vulnerabilityreports",
+        report("cart", &["CVE-1", "CVE-2", "CVE-9"]),
+    );
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -145,7 +163,8 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
         r#"zen_watcher_informer_synced{resource="policyreports.wgpolicyk8s.io"} 0"#,
         r#"zen_watcher_informer_events_total{resource="vulnerabilityreports.aquasecurity.github.io",type="listed"} 1"#,
         r#"zen_watcher_informer_events_total{resource="vulnerabilityreports.aquasecurity.github.io",type="applied"} 1"#,
-        r#"zen_watcher_report_findings_resolved_total{resource="vulnerabilityreports.aquasecurity.github.io"} 1"#,
+        // CVE-1, and CVE-9, which the policy filtered out but the report held.
+        r#"zen_watcher_report_findings_resolved_total{resource="vulnerabilityreports.aquasecurity.github.io"} 2"#,
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }

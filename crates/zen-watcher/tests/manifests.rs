@@ -57,6 +57,7 @@ fn the_base_renders_a_hardened_least_privilege_install() {
             "ClusterRoleBinding",
             "ConfigMap",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "Namespace",
             "NetworkPolicy",
@@ -164,10 +165,22 @@ fn the_base_renders_a_hardened_least_privilege_install() {
     granted.sort();
     wanted.sort();
     assert_eq!(granted, wanted);
-    let lease = find(&docs, "Role")[0];
-    assert_eq!(lease["rules"].as_sequence().unwrap().len(), 1);
-    assert_eq!(lease["rules"][0]["resources"][0], "leases");
-    assert_eq!(lease["rules"][0]["verbs"].as_sequence().unwrap().len(), 3);
+    let own = find(&docs, "Role")[0];
+    let rules: Vec<String> = own["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            r#"{"apiGroups":["coordination.k8s.io"],"resources":["leases"],"verbs":["get","create","update"]}"#,
+            r#"{"apiGroups":["zen-watcher.io"],"resources":["sourcepolicies"],"verbs":["list","watch"]}"#,
+            r#"{"apiGroups":["zen-watcher.io"],"resources":["sourcepolicies/status"],"verbs":["update"]}"#,
+            r#"{"apiGroups":["events.k8s.io"],"resources":["events"],"verbs":["create"]}"#,
+        ]
+    );
 
     // Valid for the oldest Kubernetes supported (1.33) and the newest the validator knows.
     let Some(validate) = common::external("kubernetes-validate") else {
@@ -330,4 +343,31 @@ fn observations_validate_against_the_generated_crd_and_bad_ones_do_not() {
         4,
         "{said}"
     );
+    // The SourcePolicy example against its CRD.
+    let crd = root().join("deploy/kubernetes/crds/sourcepolicies.zen-watcher.io.yaml");
+    let example = root().join("deploy/kubernetes/examples/sourcepolicy.yaml");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&crd)
+        .arg(&example)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert_eq!(
+        said.lines().filter(|l| l.starts_with("ok ")).count(),
+        2,
+        "{said}"
+    );
+    // And its filters compile as the daemon compiles them.
+    let text = std::fs::read_to_string(&example).unwrap();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let policy: zen_kube::SourcePolicy = serde::Deserialize::deserialize(doc).unwrap();
+        let rules = zen_filter::FilterRules::from(policy.spec.filter.as_ref().unwrap());
+        let config = zen_filter::FilterConfig {
+            global: rules,
+            ..zen_filter::FilterConfig::default()
+        };
+        zen_filter::Filter::compile(&config).unwrap();
+    }
 }

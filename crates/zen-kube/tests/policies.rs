@@ -1,0 +1,185 @@
+//! Configuration from `SourcePolicy` resources through the real `kube` client against the fake
+//! API server (zen-kube-fake), into a real pipeline and store: in force once listed, changed
+//! by a watch event, a bad version rejected with its status and an event while the last good
+//! one stays, one policy per source.
+
+#![allow(clippy::unwrap_used)] // in tests, a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use zen_kube::{Policies, PolicySettings};
+use zen_kube_fake::FakeApi;
+use zen_model::{Context, Format, Normalizer, Syntax};
+use zen_pipeline::{Ack, Pipeline, PipelineConfig, Submission};
+
+const API: &str = "zen-watcher.io/v1alpha1";
+
+fn policy(name: &str, source: &str, filter: Value) -> Value {
+    json!({"apiVersion": API, "kind": "SourcePolicy",
+        "metadata": {"name": name, "namespace": "zen"},
+        "spec": {"source": source, "filter": filter}})
+}
+
+/// Submits a critical and a low Falco alert; says how many the pipeline kept.
+fn kept(pipeline: &Pipeline, round: usize) -> u64 {
+    let body: String = ["Critical", "Notice"]
+        .iter()
+        .map(|p| {
+            json!({"rule": format!("r{round}-{p}"), "priority": p, "time": "2026-12-07T10:00:00Z", "output_fields": {}})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let ctx = Context::received_at("2026-12-07T10:00:01Z".parse().unwrap());
+    let events = pipeline
+        .read(Format::Falco, Syntax::Json, body.as_bytes(), &ctx)
+        .unwrap()
+        .events;
+    let before = pipeline.counts().written;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut s = Submission::now(events);
+    s.ack = Some(Ack::new(2, move |o| tx.send(o).unwrap()));
+    pipeline.try_submit(s).unwrap();
+    rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    pipeline.counts().written - before
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn condition(fake: &FakeApi, name: &str) -> Value {
+    fake.objects(API, "sourcepolicies")
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == name)
+        .map(|p| p["status"]["conditions"][0].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_are_in_force_once_listed_changed_by_watch_and_bad_ones_rejected() {
+    let fake = FakeApi::start().await.unwrap();
+    fake.serve(
+        "zen-watcher.io",
+        "v1alpha1",
+        "SourcePolicy",
+        "sourcepolicies",
+        true,
+    );
+    fake.serve("events.k8s.io", "v1", "Event", "events", true);
+    fake.put(
+        "sourcepolicies",
+        policy("falco", "falco", json!({"minSeverity": "high"})),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (_, sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let mut config = PipelineConfig::default();
+    config.batch.batch.max_age = Duration::from_millis(10);
+    let base = (config.filter.clone(), config.dedup.clone());
+    let pipeline =
+        Arc::new(Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap());
+    let client = kube::Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap();
+    let settings = PolicySettings {
+        namespace: "zen".to_owned(),
+        sync_timeout: Duration::from_secs(30),
+        retry_max: Duration::from_millis(200),
+        identity: "test".to_owned(),
+    };
+    let _policies = Policies::start(client, settings, base, pipeline.clone(), None).await;
+    // In force when the start returns: the low alert is dropped.
+    let p = pipeline.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || kept(&p, 0))
+            .await
+            .unwrap(),
+        1
+    );
+    until("accepted", || condition(&fake, "falco")["status"] == "True").await;
+
+    // Off for falco: a watch event, then nothing is kept.
+    fake.put(
+        "sourcepolicies",
+        policy("falco", "falco", json!({"enabled": false})),
+    );
+    let mut round = 1;
+    let p = pipeline.clone();
+    let mut written = 1;
+    while written != 0 {
+        round += 1;
+        let p = p.clone();
+        written = tokio::task::spawn_blocking(move || kept(&p, round))
+            .await
+            .unwrap();
+        assert!(round < 500, "the change never came");
+    }
+
+    // A bad version: rejected with a status naming the problem at its generation, an event,
+    // and the last good version (disabled) in force.
+    fake.put(
+        "sourcepolicies",
+        policy("falco", "falco", json!({"expression": "severity >>> high"})),
+    );
+    until("rejected", || {
+        condition(&fake, "falco")["status"] == "False"
+    })
+    .await;
+    let c = condition(&fake, "falco");
+    assert_eq!(c["reason"], "Invalid", "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("filter.expression"),
+        "{c}"
+    );
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("last good version stays in force"),
+        "{c}"
+    );
+    assert_eq!(c["observedGeneration"], 3, "{c}");
+    let events = fake.objects("events.k8s.io/v1", "events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "Warning" && e["regarding"]["name"] == "falco"),
+        "{events:?}"
+    );
+    let p = pipeline.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || kept(&p, 900))
+            .await
+            .unwrap(),
+        0
+    );
+
+    // A second policy for the same source: a conflict, rejected.
+    fake.put(
+        "sourcepolicies",
+        policy("falco-too", "falco", json!({"minSeverity": "low"})),
+    );
+    until("conflict", || {
+        condition(&fake, "falco-too")["reason"] == "Conflict"
+    })
+    .await;
+
+    // Deleted: the file's configuration again; both alerts kept.
+    fake.delete(API, "sourcepolicies", "zen", "falco");
+    let mut round = 1000;
+    let mut written = 0;
+    while written != 2 {
+        round += 1;
+        let p = pipeline.clone();
+        written = tokio::task::spawn_blocking(move || kept(&p, round))
+            .await
+            .unwrap();
+        assert!(round < 1500, "the deletion never came");
+    }
+}
