@@ -10,6 +10,7 @@
 
 mod budget;
 mod expiry;
+mod ingester;
 mod kinds;
 mod lease;
 mod ledger;

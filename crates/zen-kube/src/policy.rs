@@ -7,7 +7,9 @@
 //! event and `zen_watcher_config_rejected_total` while its last good version stays in force;
 //! the policies in force, laid over the configuration file's, are then handed to
 //! [`Pipeline::reconfigure`], which forgets the cached settings of only the sources that
-//! changed. Every replica applies them; the leader alone writes statuses and events.
+//! changed. The Go zen-watcher's `Ingester` resources (every namespace) are read the same way
+//! for the parts that map (`ingester.rs`), under the policies, their status naming what is not
+//! supported. Every replica applies them; the leader alone writes statuses and events.
 
 use std::collections::BTreeMap;
 use std::pin::pin;
@@ -18,7 +20,7 @@ use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{CustomResource, Resource as _};
@@ -266,7 +268,8 @@ impl Policies {
         let (synced, first_sync) = oneshot::channel();
         let follower = Follower {
             api: Api::namespaced(client.clone(), &settings.namespace),
-            events: Api::namespaced(client, &settings.namespace),
+            events: Api::namespaced(client.clone(), &settings.namespace),
+            ingesters: Api::all_with(client, &ingester_resource()),
             base,
             pipeline,
             leading,
@@ -300,10 +303,13 @@ struct Follower {
     base: (FilterConfig, DedupConfig),
     pipeline: Arc<Pipeline>,
     leading: Option<watch::Receiver<bool>>,
-    /// The last good version of each policy, by name.
+    /// Go zen-watcher `Ingester`s, in every namespace.
+    ingesters: Api<DynamicObject>,
+    /// The last good version of each policy (`policy/<name>`) and Ingester
+    /// (`ingester/<namespace>/<name>`); Ingesters sort first, so policies lie over them.
     good: BTreeMap<String, Checked>,
-    /// Each policy as last seen, to tell a new generation from a status update.
-    seen: BTreeMap<String, (Option<i64>, SourcePolicySpec)>,
+    /// Each as last seen (generation and spec), to tell a new version from a status update.
+    seen: BTreeMap<String, (Option<i64>, String)>,
     identity: String,
     rejected: metrics::Counter,
     reload: metrics::Histogram,
@@ -311,69 +317,123 @@ struct Follower {
 
 impl Follower {
     async fn run(mut self, retry_max: Duration, synced: oneshot::Sender<()>) {
-        let backoff = crate::watch::Retry::new(retry_max, 7);
-        let mut stream =
-            pin!(watcher::watcher(self.api.clone(), watcher::Config::default()).backoff(backoff));
+        let policies = watcher::watcher(self.api.clone(), watcher::Config::default())
+            .backoff(crate::watch::Retry::new(retry_max, 7))
+            .map(Item::Policy);
+        let ingesters = watcher::watcher(self.ingesters.clone(), watcher::Config::default())
+            .backoff(crate::watch::Retry::new(retry_max, 8))
+            .map(Item::Ingester);
+        let mut stream = pin!(futures_util::stream::select(policies, ingesters));
         let mut synced = Some(synced);
-        let mut listed: Option<Vec<String>> = None;
+        // Listed since the last `Init`, by kind: reports missing from a list were deleted.
+        let mut listed: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        // Ready once the policies are listed and the Ingesters listed or not served.
+        let (mut policies_ready, mut ingesters_ready) = (false, false);
         while let Some(item) = stream.next().await {
             let received = Instant::now();
-            match item {
-                Ok(WatchEvent::Init) => listed = Some(Vec::new()),
-                Ok(WatchEvent::InitApply(p)) => {
-                    if let (Some(names), Some(name)) = (&mut listed, p.metadata.name.clone()) {
-                        names.push(name);
-                    }
-                    self.apply(&p).await;
+            let (prefix, event) = match item {
+                Item::Policy(Ok(e)) => ("policy/", versioned(e, Versioned::Policy)),
+                Item::Ingester(Ok(e)) => ("ingester/", versioned(e, Versioned::Ingester)),
+                Item::Policy(Err(e)) => {
+                    tracing::warn!(error = %e, "source policies: the watch failed; trying again");
+                    continue;
                 }
-                Ok(WatchEvent::InitDone) => {
-                    if let Some(names) = listed.take() {
-                        self.good.retain(|n, _| names.contains(n));
-                        self.seen.retain(|n, _| names.contains(n));
+                Item::Ingester(Err(e)) => {
+                    // Most clusters have no Go zen-watcher CRD: not served is not a problem.
+                    tracing::debug!(error = %e, "Ingesters: the watch failed; trying again");
+                    ingesters_ready = true;
+                    if policies_ready && let Some(tx) = synced.take() {
+                        let _ = tx.send(());
+                    }
+                    continue;
+                }
+            };
+            match event {
+                WatchEvent::Init => {
+                    listed.insert(prefix, Vec::new());
+                }
+                WatchEvent::InitApply(v) => {
+                    let key = v.key();
+                    listed.entry(prefix).or_default().push(key);
+                    self.apply(&v).await;
+                }
+                WatchEvent::InitDone => {
+                    if let Some(keys) = listed.remove(prefix) {
+                        self.good
+                            .retain(|k, _| !k.starts_with(prefix) || keys.contains(k));
+                        self.seen
+                            .retain(|k, _| !k.starts_with(prefix) || keys.contains(k));
                     }
                     self.put_in_force(received);
-                    if let Some(tx) = synced.take() {
+                    if prefix == "policy/" {
+                        policies_ready = true;
+                    } else {
+                        ingesters_ready = true;
+                    }
+                    if policies_ready
+                        && ingesters_ready
+                        && let Some(tx) = synced.take()
+                    {
                         let _ = tx.send(());
                     }
                 }
-                Ok(WatchEvent::Apply(p)) => {
-                    if self.apply(&p).await {
+                WatchEvent::Apply(v) => {
+                    if self.apply(&v).await {
                         self.put_in_force(received);
                     }
                 }
-                Ok(WatchEvent::Delete(p)) => {
-                    let name = p.metadata.name.clone().unwrap_or_default();
-                    self.seen.remove(&name);
-                    if self.good.remove(&name).is_some() {
-                        tracing::info!(policy = %name, "source policy deleted");
+                WatchEvent::Delete(v) => {
+                    let key = v.key();
+                    self.seen.remove(&key);
+                    if self.good.remove(&key).is_some() {
+                        tracing::info!(key, "source policy deleted");
                         self.put_in_force(received);
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "source policies: the watch failed; trying again")
                 }
             }
         }
     }
 
-    /// Takes a policy's new version: in force if it is good, else rejected (its last good
-    /// version stays). Says whether what is in force changed.
-    async fn apply(&mut self, p: &SourcePolicy) -> bool {
-        let name = p.metadata.name.clone().unwrap_or_default();
-        let generation = p.metadata.generation;
-        let seen = (generation, p.spec.clone());
-        if self.seen.get(&name) == Some(&seen) {
+    /// Takes a new version: in force if it is good, else rejected (its last good version
+    /// stays). Says whether what is in force changed.
+    async fn apply(&mut self, v: &Versioned) -> bool {
+        let key = v.key();
+        let seen = (v.generation(), v.spec_text());
+        if self.seen.get(&key) == Some(&seen) {
             return false;
         }
-        self.seen.insert(name.clone(), seen);
-        let checked = check(&p.spec).and_then(|c| {
+        self.seen.insert(key.clone(), seen);
+        let (checked, unsupported) = match v {
+            Versioned::Policy(p) => (check(&p.spec), Vec::new()),
+            Versioned::Ingester(o) => {
+                let watched = |group: &str, resource: &str| {
+                    crate::REPORT_KINDS
+                        .iter()
+                        .any(|k| k.group == group && k.plural == resource)
+                };
+                match crate::ingester::map(&o.data["spec"], watched) {
+                    Ok(m) => (
+                        Ok(Checked {
+                            source: m.source,
+                            filter: m.filter,
+                            window: m.window,
+                        }),
+                        m.unsupported,
+                    ),
+                    Err(e) => (Err(e), Vec::new()),
+                }
+            }
+        };
+        // One of each kind per source (a policy lies over an Ingester of its source).
+        let kind = v.prefix();
+        let checked = checked.and_then(|c| {
             let other = self
                 .good
                 .iter()
-                .find(|(n, g)| **n != name && g.source == c.source);
+                .find(|(k, g)| **k != key && k.starts_with(kind) && g.source == c.source);
             match other {
                 Some((other, _)) => Err(format!(
-                    "source {:?} already has a policy in force: {other}; one policy per source",
+                    "source {:?} already has one in force: {other}; one per source",
                     c.source
                 )),
                 None => Ok(c),
@@ -381,25 +441,30 @@ impl Follower {
         });
         match checked {
             Ok(c) => {
-                let changed = self.good.get(&name) != Some(&c);
-                self.good.insert(name.clone(), c);
-                self.report(p, true, "Valid", "in force".to_owned()).await;
+                let changed = self.good.get(&key) != Some(&c);
+                self.good.insert(key.clone(), c);
+                let message = if unsupported.is_empty() {
+                    "in force".to_owned()
+                } else {
+                    format!("in force; not supported: {}", unsupported.join("; "))
+                };
+                self.report(v, true, "Valid", message).await;
                 changed
             }
             Err(why) => {
                 self.rejected.increment(1);
-                let kept = if self.good.contains_key(&name) {
+                let kept = if self.good.contains_key(&key) {
                     "; its last good version stays in force"
                 } else {
                     ""
                 };
-                tracing::warn!(policy = %name, error = %why, "source policy rejected{kept}");
-                let reason = if why.contains("one policy per source") {
+                tracing::warn!(key, error = %why, "source policy rejected{kept}");
+                let reason = if why.contains("one per source") {
                     "Conflict"
                 } else {
                     "Invalid"
                 };
-                self.report(p, false, reason, format!("{why}{kept}")).await;
+                self.report(v, false, reason, format!("{why}{kept}")).await;
                 false
             }
         }
@@ -428,11 +493,18 @@ impl Follower {
         self.leading.as_ref().is_none_or(|l| *l.borrow())
     }
 
-    /// Writes the `Accepted` condition (and, when rejected, a Warning event), on the leader.
-    async fn report(&self, p: &SourcePolicy, accepted: bool, reason: &str, message: String) {
+    /// Writes the `Accepted` condition (and, for a rejected policy, a Warning event), on the
+    /// leader.
+    async fn report(&self, v: &Versioned, accepted: bool, reason: &str, message: String) {
         if !self.leads() {
             return;
         }
+        let p = match v {
+            Versioned::Policy(p) => p,
+            Versioned::Ingester(o) => {
+                return self.report_ingester(o, accepted, reason, message).await;
+            }
+        };
         let name = p.metadata.name.clone().unwrap_or_default();
         let now = Timestamp::now().to_string();
         let status = PolicyStatus {
@@ -484,6 +556,135 @@ impl Follower {
         };
         if let Err(e) = self.events.create(&PostParams::default(), &event).await {
             tracing::warn!(policy = %name, error = %e, "an event about a source policy could not be written");
+        }
+    }
+}
+
+impl Follower {
+    /// The same condition on an Ingester's status (no event: it may live in any namespace).
+    async fn report_ingester(
+        &self,
+        o: &DynamicObject,
+        accepted: bool,
+        reason: &str,
+        message: String,
+    ) {
+        let (Some(name), Some(ns)) = (o.metadata.name.as_deref(), o.metadata.namespace.as_deref())
+        else {
+            return;
+        };
+        let condition = serde_json::json!({
+            "type": "ZenWatcherAccepted",
+            "status": if accepted { "True" } else { "False" },
+            "reason": reason,
+            "message": message,
+            "observedGeneration": o.metadata.generation,
+            "lastTransitionTime": Timestamp::now().to_string(),
+        });
+        let current = &o.data["status"]["conditions"];
+        let same = current
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "ZenWatcherAccepted"))
+            .is_some_and(|c| {
+                c["status"] == condition["status"]
+                    && c["message"] == condition["message"]
+                    && c["observedGeneration"] == condition["observedGeneration"]
+            });
+        if same {
+            return;
+        }
+        let mut updated = o.clone();
+        let mut conditions: Vec<serde_json::Value> = current
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter(|c| c["type"] != "ZenWatcherAccepted")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        conditions.push(condition);
+        updated.data["status"]["conditions"] = serde_json::Value::Array(conditions);
+        let api = Api::<DynamicObject>::namespaced_with(
+            self.ingesters.clone().into_client(),
+            ns,
+            &ingester_resource(),
+        );
+        if let Err(e) = api
+            .replace_status(name, &PostParams::default(), &updated)
+            .await
+        {
+            tracing::warn!(ingester = %name, namespace = %ns, error = %e, "an Ingester's status could not be written");
+        }
+    }
+}
+
+/// Where the Go zen-watcher's Ingesters live.
+fn ingester_resource() -> kube::core::ApiResource {
+    kube::core::ApiResource {
+        group: "zen.kube-zen.io".to_owned(),
+        version: "v1alpha1".to_owned(),
+        api_version: "zen.kube-zen.io/v1alpha1".to_owned(),
+        kind: "Ingester".to_owned(),
+        plural: "ingesters".to_owned(),
+    }
+}
+
+/// A watch event of either kind, as a [`Versioned`] one.
+fn versioned<K>(e: WatchEvent<K>, to: fn(K) -> Versioned) -> WatchEvent<Versioned> {
+    match e {
+        WatchEvent::Init => WatchEvent::Init,
+        WatchEvent::InitApply(k) => WatchEvent::InitApply(to(k)),
+        WatchEvent::InitDone => WatchEvent::InitDone,
+        WatchEvent::Apply(k) => WatchEvent::Apply(to(k)),
+        WatchEvent::Delete(k) => WatchEvent::Delete(to(k)),
+    }
+}
+
+/// An item of either watch (one at a time, never stored: their sizes do not matter).
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Policy(Result<WatchEvent<SourcePolicy>, watcher::Error>),
+    Ingester(Result<WatchEvent<DynamicObject>, watcher::Error>),
+}
+
+/// A version of a policy or an Ingester (one at a time).
+#[allow(clippy::large_enum_variant)]
+enum Versioned {
+    Policy(SourcePolicy),
+    Ingester(DynamicObject),
+}
+
+impl Versioned {
+    fn prefix(&self) -> &'static str {
+        match self {
+            Versioned::Policy(_) => "policy/",
+            Versioned::Ingester(_) => "ingester/",
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Versioned::Policy(p) => format!("policy/{}", p.metadata.name.as_deref().unwrap_or("")),
+            Versioned::Ingester(o) => format!(
+                "ingester/{}/{}",
+                o.metadata.namespace.as_deref().unwrap_or(""),
+                o.metadata.name.as_deref().unwrap_or("")
+            ),
+        }
+    }
+
+    fn generation(&self) -> Option<i64> {
+        match self {
+            Versioned::Policy(p) => p.metadata.generation,
+            Versioned::Ingester(o) => o.metadata.generation,
+        }
+    }
+
+    fn spec_text(&self) -> String {
+        match self {
+            Versioned::Policy(p) => serde_json::to_string(&p.spec).unwrap_or_default(),
+            Versioned::Ingester(o) => o.data["spec"].to_string(),
         }
     }
 }

@@ -183,3 +183,72 @@ async fn policies_are_in_force_once_listed_changed_by_watch_and_bad_ones_rejecte
         assert!(round < 1500, "the deletion never came");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_ingesters_map_what_they_can_say_what_they_cannot_and_policies_lie_over_them() {
+    let fake = FakeApi::start().await.unwrap();
+    fake.serve(
+        "zen-watcher.io",
+        "v1alpha1",
+        "SourcePolicy",
+        "sourcepolicies",
+        true,
+    );
+    fake.serve("zen.kube-zen.io", "v1alpha1", "Ingester", "ingesters", true);
+    fake.put(
+        "ingesters",
+        json!({"apiVersion": "zen.kube-zen.io/v1alpha1", "kind": "Ingester",
+            "metadata": {"name": "falco-webhook", "namespace": "security"},
+            "spec": {"source": "falco", "ingester": "webhook",
+                "filters": {"minSeverity": "HIGH", "excludeKinds": ["Pod"]},
+                "deduplication": {"window": "10m"},
+                "destinations": [{"type": "crd", "value": "observations"}]}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (_, sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let mut config = PipelineConfig::default();
+    config.batch.batch.max_age = Duration::from_millis(10);
+    let base = (config.filter.clone(), config.dedup.clone());
+    let pipeline =
+        Arc::new(Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap());
+    let client = kube::Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap();
+    let settings = PolicySettings {
+        namespace: "zen".to_owned(),
+        sync_timeout: Duration::from_secs(30),
+        retry_max: Duration::from_millis(200),
+        identity: "test".to_owned(),
+    };
+    let _policies = Policies::start(client, settings, base, pipeline.clone(), None).await;
+    // The Ingester's minSeverity is in force: the low alert is dropped.
+    let p = pipeline.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || kept(&p, 0))
+            .await
+            .unwrap(),
+        1
+    );
+    let status = || {
+        fake.objects("zen.kube-zen.io/v1alpha1", "ingesters")[0]["status"]["conditions"][0].clone()
+    };
+    until("its status", || status()["status"] == "True").await;
+    let message = status()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("not supported: filters.excludeKinds"),
+        "{message}"
+    );
+    // A SourcePolicy for the same source lies over it.
+    fake.put(
+        "sourcepolicies",
+        policy("falco", "falco", json!({"minSeverity": "info"})),
+    );
+    let mut round = 1;
+    let mut written = 1;
+    while written != 2 {
+        round += 1;
+        let p = pipeline.clone();
+        written = tokio::task::spawn_blocking(move || kept(&p, round))
+            .await
+            .unwrap();
+        assert!(round < 500, "the policy never came");
+    }
+}

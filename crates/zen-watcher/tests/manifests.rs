@@ -162,6 +162,16 @@ fn the_base_renders_a_hardened_least_privilege_install() {
         "observations/status".into(),
         "get,update".into(),
     ));
+    wanted.push((
+        "zen.kube-zen.io".into(),
+        "ingesters".into(),
+        "list,watch".into(),
+    ));
+    wanted.push((
+        "zen.kube-zen.io".into(),
+        "ingesters/status".into(),
+        "update".into(),
+    ));
     granted.sort();
     wanted.sort();
     assert_eq!(granted, wanted);
