@@ -495,6 +495,20 @@ pub const CATALOG: &[Metric] = &[
         "Observation resources deleted by the leader because they outlived their TTL.",
     )),
     kubernetes(m(
+        "zen_watcher_config_rejected_total",
+        Counter,
+        "resources",
+        &[],
+        "SourcePolicy (or Go Ingester) versions rejected: invalid, or a second for the same source.",
+    )),
+    kubernetes(histogram(
+        "zen_watcher_config_reload_duration_seconds",
+        "seconds",
+        &[],
+        LATENCY_BUCKETS,
+        "From a SourcePolicy's watch event to its settings in force in the pipeline.",
+    )),
+    kubernetes(m(
         "zen_watcher_leader",
         Gauge,
         "boolean",

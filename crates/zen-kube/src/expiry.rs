@@ -32,13 +32,17 @@ pub async fn expire_while_leading(
     let api = Api::<DynamicObject>::all_with(client.clone(), &crate::observation::api_resource());
     let mut budget = Budget::new(settings.qps, settings.burst);
     let expired = metrics::counter!("zen_watcher_crd_expired_total");
+    let timings = Timings {
+        list: metrics::histogram!("zen_watcher_crd_operation_duration_seconds", "operation" => "list"),
+        delete: metrics::histogram!("zen_watcher_crd_operation_duration_seconds", "operation" => "delete"),
+    };
     loop {
         while !*leading.borrow_and_update() {
             if leading.changed().await.is_err() {
                 return;
             }
         }
-        match expire_once(&client, &api, &settings, &mut budget).await {
+        match expire_once(&client, &api, &settings, &mut budget, &timings).await {
             Ok(n) if n > 0 => {
                 expired.increment(n);
                 tracing::info!(deleted = n, "expired Observation resources deleted");
@@ -56,19 +60,29 @@ pub async fn expire_while_leading(
     }
 }
 
+/// `zen_watcher_crd_operation_duration_seconds` of the expiry's calls.
+struct Timings {
+    list: metrics::Histogram,
+    delete: metrics::Histogram,
+}
+
 /// One pass over every managed resource, a page at a time; says how many were deleted.
 async fn expire_once(
     client: &kube::Client,
     api: &Api<DynamicObject>,
     settings: &ExpirySettings,
     budget: &mut Budget,
+    timings: &Timings,
 ) -> Result<u64, kube::Error> {
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
     let mut params = ListParams::default().labels(&selector).limit(500);
     let mut deleted = 0;
     loop {
         tokio::time::sleep(budget.reserve()).await;
-        let page = api.list(&params).await?;
+        let started = std::time::Instant::now();
+        let page = api.list(&params).await;
+        timings.list.record(started.elapsed().as_secs_f64());
+        let page = page?;
         let now = Timestamp::now();
         for o in &page.items {
             let meta = &o.metadata;
@@ -101,7 +115,10 @@ async fn expire_once(
                 }),
                 ..DeleteParams::default()
             };
-            match namespaced.delete(name, &dp).await {
+            let started = std::time::Instant::now();
+            let done = namespaced.delete(name, &dp).await;
+            timings.delete.record(started.elapsed().as_secs_f64());
+            match done {
                 Ok(_) => deleted += 1,
                 // Gone already, or made again since it was read.
                 Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}

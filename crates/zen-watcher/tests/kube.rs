@@ -171,6 +171,14 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
     assert!(metrics.contains(
         "zen_watcher_informer_restarts_total{resource=\"policyreports.wgpolicyk8s.io\"}"
     ));
+    // Nothing is emitted in Kubernetes mode that the catalog does not declare.
+    let undeclared: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| !zen_export::catalog::CATALOG.iter().any(|m| m.name == *name))
+        .collect();
+    assert!(undeclared.is_empty(), "emitted but not declared: {undeclared:?}");
     // Every Kubernetes metric of the catalog is emitted.
     for m in zen_export::catalog::CATALOG
         .iter()
