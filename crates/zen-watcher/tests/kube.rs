@@ -178,7 +178,10 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
         .filter_map(|l| l.split_whitespace().next())
         .filter(|name| !zen_export::catalog::CATALOG.iter().any(|m| m.name == *name))
         .collect();
-    assert!(undeclared.is_empty(), "emitted but not declared: {undeclared:?}");
+    assert!(
+        undeclared.is_empty(),
+        "emitted but not declared: {undeclared:?}"
+    );
     // Every Kubernetes metric of the catalog is emitted.
     for m in zen_export::catalog::CATALOG
         .iter()
