@@ -37,7 +37,8 @@ struct Round {
     scenarios: Vec<Scenario>,
 }
 
-fn get(addr: SocketAddr, path: &str) -> Result<Value> {
+/// The body of a GET on the daemon.
+pub(crate) fn get_text(addr: SocketAddr, path: &str) -> Result<String> {
     let mut s = TcpStream::connect(addr)?;
     write!(
         s,
@@ -45,8 +46,15 @@ fn get(addr: SocketAddr, path: &str) -> Result<Value> {
     )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    Ok(serde_json::from_str(body)?)
+    Ok(text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned())
+}
+
+/// The JSON body of a GET on the daemon.
+pub(crate) fn get(addr: SocketAddr, path: &str) -> Result<Value> {
+    Ok(serde_json::from_str(&get_text(addr, path)?)?)
 }
 
 /// Resident and peak resident memory (MB) and CPU seconds of a process, from `/proc`.

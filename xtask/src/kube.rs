@@ -2,29 +2,36 @@
 //! (zen-kube-fake, in this process): an initial list of 10,000 VulnerabilityReports of 30
 //! vulnerabilities each (300,000 findings) until every finding is stored, the daemon's peak
 //! memory meanwhile; then a steady state of 20 report changes a second, each adding a finding
-//! (the write budget's rate), and the daemon's CPU over 30 s.
+//! (the write budget's rate), and the daemon's CPU over 30 s; last, a SourcePolicy changed 20
+//! times, and how soon each change is in force.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::e2e::{build_daemon, proc_figures, start};
-use crate::report::{self, Chart, Environment, Figure, Report, Row, Table};
+use zen_kube_fake::{FakeApi, Method};
+
+use crate::e2e::{build_daemon, get, get_text, proc_figures, start};
+use crate::report::{self, Chart, Environment, Figure, Report, Row, Table, median};
 
 const REPORTS: usize = 10_000;
 const VULNERABILITIES: usize = 30;
 const STEADY: Duration = Duration::from_secs(30);
 const CHANGES_PER_SECOND: u32 = 20;
+const POLICY_CHANGES: usize = 20;
 
 struct Round {
     seconds_to_store: f64,
     findings_per_second: f64,
     peak_rss_mb: f64,
     steady_cpu_percent: f64,
+    /// From a SourcePolicy's change to the daemon's status write saying it is in force, ms.
+    policy_to_status_ms: Vec<f64>,
+    /// The daemon's own mean from the watch event to the pipeline's new configuration, ms.
+    reload_mean_ms: f64,
 }
 
 fn report_of(i: usize, extra: usize) -> Value {
@@ -43,42 +50,77 @@ fn report_of(i: usize, extra: usize) -> Value {
 }
 
 fn stored(addr: SocketAddr) -> Result<u64> {
-    let mut s = TcpStream::connect(addr)?;
-    write!(
-        s,
-        "GET /api/v1/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or(""))?;
+    let body = get(addr, "/api/v1/stats")?;
     Ok(body["store"].as_array().map_or(0, |rows| {
         rows.iter().filter_map(|r| r["observations"].as_u64()).sum()
     }))
 }
 
+/// Changes a SourcePolicy one version at a time. For each, the time from the change to the
+/// daemon's status write saying it is in force, as the API server sees it: an upper bound of
+/// the time to put it in force, which comes first. Also the daemon's own mean, from its
+/// histogram, from the watch event to the pipeline's new configuration.
+fn reloads(fake: &FakeApi, addr: SocketAddr) -> Result<(Vec<f64>, f64)> {
+    let mut times = Vec::new();
+    for i in 0..POLICY_CHANGES {
+        let severity = if i % 2 == 0 { "high" } else { "low" };
+        let changed = Instant::now();
+        let stored = fake.put(
+            "sourcepolicies",
+            json!({"apiVersion": "zen-watcher.io/v1alpha1", "kind": "SourcePolicy",
+                "metadata": {"name": "trivy", "namespace": "default"},
+                "spec": {"source": "trivy", "filter": {"minSeverity": severity}}}),
+        );
+        let generation = stored["metadata"]["generation"].clone();
+        let status_path = "/sourcepolicies/trivy/status";
+        loop {
+            let policies = fake.objects("zen-watcher.io/v1alpha1", "sourcepolicies");
+            if policies
+                .iter()
+                .any(|p| p["status"]["observedGeneration"] == generation)
+            {
+                break;
+            }
+            if changed.elapsed() > Duration::from_secs(10) {
+                bail!("policy generation {generation} not in force after 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let written = fake
+            .requests()
+            .iter()
+            .rev()
+            .find(|r| r.method == Method::PUT && r.uri.contains(status_path))
+            .map(|r| r.at)
+            .context("no status write")?;
+        times.push(written.saturating_duration_since(changed).as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = get_text(addr, "/metrics")?;
+    let read = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .with_context(|| format!("{name} not exposed"))
+    };
+    let sum = read("zen_watcher_config_reload_duration_seconds_sum")?;
+    let count = read("zen_watcher_config_reload_duration_seconds_count")?;
+    Ok((times, sum / count * 1000.0))
+}
+
 fn round(binary: &Path, runtime: &tokio::runtime::Runtime, n: usize) -> Result<Round> {
     let fake = runtime.block_on(zen_kube_fake::FakeApi::start())?;
-    fake.serve(
-        "aquasecurity.github.io",
-        "v1alpha1",
-        "VulnerabilityReport",
-        "vulnerabilityreports",
-        true,
-    );
-    fake.serve("coordination.k8s.io", "v1", "Lease", "leases", true);
+    fake.serve("aquasecurity.github.io/v1alpha1", "VulnerabilityReport");
+    fake.serve("coordination.k8s.io/v1", "Lease");
+    fake.serve("zen-watcher.io/v1alpha1", "SourcePolicy");
+    fake.serve("events.k8s.io/v1", "Event");
     for i in 0..REPORTS {
         fake.put("vulnerabilityreports", report_of(i, 0));
     }
     let dir = std::env::temp_dir().join(format!("zen-kube-bench-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: u\ncurrent-context: fake\n",
-            fake.url()
-        ),
-    )?;
+    std::fs::write(&kubeconfig, fake.kubeconfig())?;
     let config = dir.join("zen.yaml");
     std::fs::write(&config, "kube:\n  reports: [vulnerabilityreports]\n")?;
     let kubeconfig_env = kubeconfig.display().to_string();
@@ -133,6 +175,11 @@ fn round(binary: &Path, runtime: &tokio::runtime::Runtime, n: usize) -> Result<R
     }
     let found = stored(addr)?;
     println!("  steady: {k} changes, {cpu:.2} % of a core; {found} of {total} stored");
+    let (policy_to_status_ms, reload_mean_ms) = reloads(&fake, addr)?;
+    let max = policy_to_status_ms.iter().copied().fold(0.0, f64::max);
+    println!(
+        "  {POLICY_CHANGES} policy changes: in force within {max:.1} ms (status written), {reload_mean_ms:.2} ms mean in the daemon"
+    );
     let _ = daemon.kill();
     let _ = daemon.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -144,6 +191,8 @@ fn round(binary: &Path, runtime: &tokio::runtime::Runtime, n: usize) -> Result<R
         findings_per_second: want as f64 / seconds,
         peak_rss_mb: peak,
         steady_cpu_percent: cpu,
+        policy_to_status_ms,
+        reload_mean_ms,
     })
 }
 
@@ -203,6 +252,25 @@ pub(crate) fn run(rounds: usize) -> Result<()> {
                 vec![Row {
                     name: "20 report changes a second".to_owned(),
                     figures: vec![of(|r| r.steady_cpu_percent, "daemon CPU", "% of a core")],
+                }],
+            ),
+            table(
+                "configuration",
+                vec![Row {
+                    name: format!("{POLICY_CHANGES} SourcePolicy changes"),
+                    figures: vec![
+                        of(
+                            |r| median(&r.policy_to_status_ms).unwrap_or(f64::NAN),
+                            "change to status written, median",
+                            "ms",
+                        ),
+                        of(
+                            |r| r.policy_to_status_ms.iter().copied().fold(0.0, f64::max),
+                            "change to status written, slowest",
+                            "ms",
+                        ),
+                        of(|r| r.reload_mean_ms, "watch event to in force, mean", "ms"),
+                    ],
                 }],
             ),
         ],

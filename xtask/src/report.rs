@@ -322,7 +322,7 @@ enum Bound {
 }
 
 /// The targets the issues set, with the figures that answer them.
-const TARGETS: [Target; 23] = {
+const TARGETS: [Target; 24] = {
     use Bound::{AtLeast, AtMost};
     const EVENTS: (&str, &str) = ("throughput", "events/s");
     const TIME: (&str, &str) = ("time", "ns");
@@ -459,6 +459,13 @@ const TARGETS: [Target; 23] = {
             "20 report changes",
             ("daemon CPU", "% of a core"),
             AtMost(2.0),
+        ),
+        t(
+            "kube",
+            "configuration",
+            "20 SourcePolicy changes",
+            ("change to status written, slowest", "ms"),
+            AtMost(100.0),
         ),
         t("collect", "collectors", "host, every 1s", CPU, AtMost(0.02)),
         t(

@@ -101,6 +101,34 @@ struct Shared {
     changes: broadcast::Sender<Option<Change>>,
 }
 
+/// Waits (up to a minute, polling) until `f` holds: tests wait for progress, never for time.
+///
+/// # Panics
+/// When `f` still does not hold after a minute, naming `what` was awaited.
+pub async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// [`until`], for a test that blocks its thread.
+///
+/// # Panics
+/// When `f` still does not hold after a minute, naming `what` was awaited.
+pub fn until_blocking(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting until {what}");
+}
+
 fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
     world.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -141,13 +169,38 @@ impl FakeApi {
         format!("http://{}", self.addr)
     }
 
+    /// A `kube` client of this server; needs a Tokio runtime entered.
+    pub fn client(&self) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
+        let config = kube::Config::new(self.url().parse()?);
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// A kubeconfig naming this server (its `default` namespace), for a daemon to be given.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
+             users:\n- name: tester\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n\
+             current-context: fake\n",
+            self.url()
+        )
+    }
+
     /// Serves a kind from now on, as if its CRD were installed.
-    pub fn serve(&self, group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) {
+    /// Namespaced, under the plural the API server derives from the kind (`SourcePolicy` is
+    /// served as `sourcepolicies`).
+    pub fn serve(&self, api_version: &str, kind: &str) {
+        let (group, version) = split_api_version(api_version);
+        let lower = kind.to_lowercase();
+        let plural = match lower.strip_suffix('y') {
+            Some(stem) => format!("{stem}ies"),
+            None if lower.ends_with('s') => format!("{lower}es"),
+            None => format!("{lower}s"),
+        };
         lock(&self.world).kinds.insert(
-            gvr(group, version, plural),
+            gvr(&group, &version, &plural),
             Kind {
                 kind: kind.to_owned(),
-                namespaced,
+                namespaced: true,
                 objects: BTreeMap::new(),
             },
         );

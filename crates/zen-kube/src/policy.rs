@@ -152,6 +152,14 @@ fn date_time(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "string", "format": "date-time"})
 }
 
+/// What is said of a version in its status (and, rejected, in an event).
+#[derive(Debug)]
+struct Verdict {
+    accepted: bool,
+    reason: &'static str,
+    message: String,
+}
+
 /// A policy's rules, checked: what it puts in force.
 #[derive(Debug, Clone, PartialEq)]
 struct Checked {
@@ -329,6 +337,8 @@ impl Follower {
         let mut listed: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         // Ready once the policies are listed and the Ingesters listed or not served.
         let (mut policies_ready, mut ingesters_ready) = (false, false);
+        // Verdicts on a list's versions, by kind, reported once the list is in force.
+        let mut verdicts: BTreeMap<&'static str, Vec<(Versioned, Verdict)>> = BTreeMap::new();
         while let Some(item) = stream.next().await {
             let received = Instant::now();
             let (prefix, event) = match item {
@@ -351,11 +361,14 @@ impl Follower {
             match event {
                 WatchEvent::Init => {
                     listed.insert(prefix, Vec::new());
+                    verdicts.insert(prefix, Vec::new());
                 }
                 WatchEvent::InitApply(v) => {
                     let key = v.key();
                     listed.entry(prefix).or_default().push(key);
-                    self.apply(&v).await;
+                    if let Some((_, verdict)) = self.apply(&v) {
+                        verdicts.entry(prefix).or_default().push((v, verdict));
+                    }
                 }
                 WatchEvent::InitDone => {
                     if let Some(keys) = listed.remove(prefix) {
@@ -365,6 +378,9 @@ impl Follower {
                             .retain(|k, _| !k.starts_with(prefix) || keys.contains(k));
                     }
                     self.put_in_force(received);
+                    for (v, verdict) in verdicts.remove(prefix).unwrap_or_default() {
+                        self.report(&v, verdict).await;
+                    }
                     if prefix == "policy/" {
                         policies_ready = true;
                     } else {
@@ -378,8 +394,11 @@ impl Follower {
                     }
                 }
                 WatchEvent::Apply(v) => {
-                    if self.apply(&v).await {
-                        self.put_in_force(received);
+                    if let Some((changed, verdict)) = self.apply(&v) {
+                        if changed {
+                            self.put_in_force(received);
+                        }
+                        self.report(&v, verdict).await;
                     }
                 }
                 WatchEvent::Delete(v) => {
@@ -394,13 +413,14 @@ impl Follower {
         }
     }
 
-    /// Takes a new version: in force if it is good, else rejected (its last good version
-    /// stays). Says whether what is in force changed.
-    async fn apply(&mut self, v: &Versioned) -> bool {
+    /// Takes a new version: good, it replaces the last (to be put in force by the caller), else
+    /// it is rejected and the last good version stays. Says whether what is to be in force
+    /// changed, and the verdict to report once it is; nothing for a version already seen.
+    fn apply(&mut self, v: &Versioned) -> Option<(bool, Verdict)> {
         let key = v.key();
         let seen = (v.generation(), v.spec_text());
         if self.seen.get(&key) == Some(&seen) {
-            return false;
+            return None;
         }
         self.seen.insert(key.clone(), seen);
         let (checked, unsupported) = match v {
@@ -448,8 +468,14 @@ impl Follower {
                 } else {
                     format!("in force; not supported: {}", unsupported.join("; "))
                 };
-                self.report(v, true, "Valid", message).await;
-                changed
+                Some((
+                    changed,
+                    Verdict {
+                        accepted: true,
+                        reason: "Valid",
+                        message,
+                    },
+                ))
             }
             Err(why) => {
                 self.rejected.increment(1);
@@ -464,8 +490,14 @@ impl Follower {
                 } else {
                     "Invalid"
                 };
-                self.report(v, false, reason, format!("{why}{kept}")).await;
-                false
+                Some((
+                    false,
+                    Verdict {
+                        accepted: false,
+                        reason,
+                        message: format!("{why}{kept}"),
+                    },
+                ))
             }
         }
     }
@@ -495,7 +527,12 @@ impl Follower {
 
     /// Writes the `Accepted` condition (and, for a rejected policy, a Warning event), on the
     /// leader.
-    async fn report(&self, v: &Versioned, accepted: bool, reason: &str, message: String) {
+    async fn report(&self, v: &Versioned, verdict: Verdict) {
+        let Verdict {
+            accepted,
+            reason,
+            message,
+        } = verdict;
         if !self.leads() {
             return;
         }

@@ -8,14 +8,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use zen_kube::{Leadership, LeaseSettings, WatchSettings, Watchers};
-use zen_kube_fake::FakeApi;
+use zen_kube_fake::{FakeApi, until};
 use zen_model::Normalizer;
 use zen_pipeline::{Pipeline, PipelineConfig, SourceState, SourceStates};
 use zen_store::Query;
-
-fn client(fake: &FakeApi) -> kube::Client {
-    kube::Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap()
-}
 
 fn settings(identity: &str) -> LeaseSettings {
     LeaseSettings {
@@ -26,26 +22,16 @@ fn settings(identity: &str) -> LeaseSettings {
     }
 }
 
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
 fn fake_with_leases(fake: &FakeApi) {
-    fake.serve("coordination.k8s.io", "v1", "Lease", "leases", true);
+    fake.serve("coordination.k8s.io/v1", "Lease");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_leads_hands_over_and_steps_down_when_the_lease_is_taken() {
     let fake = FakeApi::start().await.unwrap();
     fake_with_leases(&fake);
-    let a = Leadership::start(client(&fake), settings("a"));
-    let b = Leadership::start(client(&fake), settings("b"));
+    let a = Leadership::start(fake.client().unwrap(), settings("a"));
+    let b = Leadership::start(fake.client().unwrap(), settings("b"));
     let (la, lb) = (a.leading(), b.leading());
     until("one leads", || *la.borrow() || *lb.borrow()).await;
     // For a while (many renewals), never both.
@@ -76,13 +62,7 @@ async fn one_replica_leads_hands_over_and_steps_down_when_the_lease_is_taken() {
 async fn a_crashed_leaders_lease_expires_and_the_next_leader_writes_nothing_twice() {
     let fake = FakeApi::start().await.unwrap();
     fake_with_leases(&fake);
-    fake.serve(
-        "aquasecurity.github.io",
-        "v1alpha1",
-        "VulnerabilityReport",
-        "vulnerabilityreports",
-        true,
-    );
+    fake.serve("aquasecurity.github.io/v1alpha1", "VulnerabilityReport");
     let report = |name: &str, ids: &[&str]| {
         let vulns: Vec<_> = ids
             .iter()
@@ -111,9 +91,9 @@ async fn a_crashed_leaders_lease_expires_and_the_next_leader_writes_nothing_twic
         queue_wait: Duration::from_millis(100),
     };
     let replica = |identity: &str, states: &SourceStates| {
-        let leadership = Leadership::start(client(&fake), settings(identity));
+        let leadership = Leadership::start(fake.client().unwrap(), settings(identity));
         let task = tokio::spawn(Watchers::while_leading(
-            client(&fake),
+            fake.client().unwrap(),
             watch.clone(),
             pipeline.clone(),
             store.clone(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use zen_kube::{ObservationSettings, ObservationSink};
-use zen_kube_fake::{FakeApi, Fault, Method};
+use zen_kube_fake::{FakeApi, Fault, Method, until_blocking as until};
 use zen_model::{Context, Event, Format, Normalizer, Syntax};
 use zen_pipeline::{Ack, Pipeline, PipelineConfig, Submission};
 
@@ -25,16 +25,10 @@ struct Rig {
 fn rig(settings: impl FnOnce(&mut ObservationSettings)) -> Rig {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime.block_on(FakeApi::start()).unwrap();
-    fake.serve(
-        "zen.kube-zen.io",
-        "v1alpha1",
-        "Observation",
-        "observations",
-        true,
-    );
+    fake.serve("zen.kube-zen.io/v1alpha1", "Observation");
     let client = {
         let _entered = runtime.enter();
-        kube::Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap()
+        fake.client().unwrap()
     };
     let mut s = ObservationSettings::new("zen");
     settings(&mut s);
@@ -87,16 +81,6 @@ fn submit(pipeline: &Pipeline, events: Vec<Event>) {
     submission.ack = Some(Ack::new(n, move |o| tx.send(o).unwrap()));
     pipeline.try_submit(submission).unwrap();
     rx.recv_timeout(Duration::from_secs(30)).unwrap();
-}
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting until {what}");
 }
 
 fn count(o: &Value) -> i64 {
@@ -229,13 +213,7 @@ fn writes_keep_to_the_budget_and_honour_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_deletes_what_outlived_its_ttl_and_nothing_else() {
     let fake = FakeApi::start().await.unwrap();
-    fake.serve(
-        "zen.kube-zen.io",
-        "v1alpha1",
-        "Observation",
-        "observations",
-        true,
-    );
+    fake.serve("zen.kube-zen.io/v1alpha1", "Observation");
     let ago = |s: i64| {
         jiff::Timestamp::now()
             .checked_sub(jiff::SignedDuration::from_secs(s))
@@ -263,7 +241,7 @@ async fn the_leader_deletes_what_outlived_its_ttl_and_nothing_else() {
     put("young-with-ttl", ago(600), Some(3600), true);
     put("old-default-ttl", ago(7200), None, true);
     put("old-not-ours", ago(7200), Some(60), false);
-    let client = kube::Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap();
+    let client = fake.client().unwrap();
     let (leading, follower) = tokio::sync::watch::channel(false);
     let settings = zen_kube::ExpirySettings {
         default_ttl: Some(Duration::from_secs(3600)),

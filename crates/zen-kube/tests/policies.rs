@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use zen_kube::{Policies, PolicySettings};
-use zen_kube_fake::FakeApi;
+use zen_kube_fake::{FakeApi, until};
 use zen_model::{Context, Format, Normalizer, Syntax};
 use zen_pipeline::{Ack, Pipeline, PipelineConfig, Submission};
 
@@ -22,8 +22,25 @@ fn policy(name: &str, source: &str, filter: Value) -> Value {
         "spec": {"source": source, "filter": filter}})
 }
 
-/// Submits a critical and a low Falco alert; says how many the pipeline kept.
-fn kept(pipeline: &Pipeline, round: usize) -> u64 {
+/// Submits a critical and a low Falco alert (named by `round`); says how many the pipeline kept.
+async fn kept(pipeline: &Arc<Pipeline>, round: usize) -> u64 {
+    let pipeline = pipeline.clone();
+    tokio::task::spawn_blocking(move || kept_blocking(&pipeline, round))
+        .await
+        .unwrap()
+}
+
+/// Submits rounds from `first` on until the pipeline keeps `want` of a round (a change seen).
+async fn kept_eventually(pipeline: &Arc<Pipeline>, first: usize, want: u64, what: &str) {
+    for round in first..first + 500 {
+        if kept(pipeline, round).await == want {
+            return;
+        }
+    }
+    panic!("{what} never came");
+}
+
+fn kept_blocking(pipeline: &Pipeline, round: usize) -> u64 {
     let body: String = ["Critical", "Notice"]
         .iter()
         .map(|p| {
@@ -46,14 +63,30 @@ fn kept(pipeline: &Pipeline, round: usize) -> u64 {
     pipeline.counts().written - before
 }
 
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting until {what}");
+/// A pipeline on SQLite, started with the fake's policies (the start returns once they are listed).
+async fn in_force(fake: &FakeApi) -> (tempfile::TempDir, Arc<Pipeline>, Policies) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    let mut config = PipelineConfig::default();
+    config.batch.batch.max_age = Duration::from_millis(10);
+    let base = (config.filter.clone(), config.dedup.clone());
+    let pipeline =
+        Arc::new(Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap());
+    let settings = PolicySettings {
+        namespace: "zen".to_owned(),
+        sync_timeout: Duration::from_secs(30),
+        retry_max: Duration::from_millis(200),
+        identity: "test".to_owned(),
+    };
+    let policies = Policies::start(
+        fake.client().unwrap(),
+        settings,
+        base,
+        pipeline.clone(),
+        None,
+    )
+    .await;
+    (dir, pipeline, policies)
 }
 
 fn condition(fake: &FakeApi, name: &str) -> Value {
@@ -67,41 +100,15 @@ fn condition(fake: &FakeApi, name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_are_in_force_once_listed_changed_by_watch_and_bad_ones_rejected() {
     let fake = FakeApi::start().await.unwrap();
-    fake.serve(
-        "zen-watcher.io",
-        "v1alpha1",
-        "SourcePolicy",
-        "sourcepolicies",
-        true,
-    );
-    fake.serve("events.k8s.io", "v1", "Event", "events", true);
+    fake.serve("zen-watcher.io/v1alpha1", "SourcePolicy");
+    fake.serve("events.k8s.io/v1", "Event");
     fake.put(
         "sourcepolicies",
         policy("falco", "falco", json!({"minSeverity": "high"})),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let (_, sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
-    let mut config = PipelineConfig::default();
-    config.batch.batch.max_age = Duration::from_millis(10);
-    let base = (config.filter.clone(), config.dedup.clone());
-    let pipeline =
-        Arc::new(Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap());
-    let client = kube::Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap();
-    let settings = PolicySettings {
-        namespace: "zen".to_owned(),
-        sync_timeout: Duration::from_secs(30),
-        retry_max: Duration::from_millis(200),
-        identity: "test".to_owned(),
-    };
-    let _policies = Policies::start(client, settings, base, pipeline.clone(), None).await;
+    let (_dir, pipeline, _policies) = in_force(&fake).await;
     // In force when the start returns: the low alert is dropped.
-    let p = pipeline.clone();
-    assert_eq!(
-        tokio::task::spawn_blocking(move || kept(&p, 0))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(kept(&pipeline, 0).await, 1);
     until("accepted", || condition(&fake, "falco")["status"] == "True").await;
 
     // Off for falco: a watch event, then nothing is kept.
@@ -109,17 +116,7 @@ async fn policies_are_in_force_once_listed_changed_by_watch_and_bad_ones_rejecte
         "sourcepolicies",
         policy("falco", "falco", json!({"enabled": false})),
     );
-    let mut round = 1;
-    let p = pipeline.clone();
-    let mut written = 1;
-    while written != 0 {
-        round += 1;
-        let p = p.clone();
-        written = tokio::task::spawn_blocking(move || kept(&p, round))
-            .await
-            .unwrap();
-        assert!(round < 500, "the change never came");
-    }
+    kept_eventually(&pipeline, 1, 0, "the change").await;
 
     // A bad version: rejected with a status naming the problem at its generation, an event,
     // and the last good version (disabled) in force.
@@ -152,13 +149,7 @@ async fn policies_are_in_force_once_listed_changed_by_watch_and_bad_ones_rejecte
             .any(|e| e["type"] == "Warning" && e["regarding"]["name"] == "falco"),
         "{events:?}"
     );
-    let p = pipeline.clone();
-    assert_eq!(
-        tokio::task::spawn_blocking(move || kept(&p, 900))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(kept(&pipeline, 900).await, 0);
 
     // A second policy for the same source: a conflict, rejected.
     fake.put(
@@ -172,29 +163,14 @@ async fn policies_are_in_force_once_listed_changed_by_watch_and_bad_ones_rejecte
 
     // Deleted: the file's configuration again; both alerts kept.
     fake.delete(API, "sourcepolicies", "zen", "falco");
-    let mut round = 1000;
-    let mut written = 0;
-    while written != 2 {
-        round += 1;
-        let p = pipeline.clone();
-        written = tokio::task::spawn_blocking(move || kept(&p, round))
-            .await
-            .unwrap();
-        assert!(round < 1500, "the deletion never came");
-    }
+    kept_eventually(&pipeline, 1000, 2, "the deletion").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_ingesters_map_what_they_can_say_what_they_cannot_and_policies_lie_over_them() {
     let fake = FakeApi::start().await.unwrap();
-    fake.serve(
-        "zen-watcher.io",
-        "v1alpha1",
-        "SourcePolicy",
-        "sourcepolicies",
-        true,
-    );
-    fake.serve("zen.kube-zen.io", "v1alpha1", "Ingester", "ingesters", true);
+    fake.serve("zen-watcher.io/v1alpha1", "SourcePolicy");
+    fake.serve("zen.kube-zen.io/v1alpha1", "Ingester");
     fake.put(
         "ingesters",
         json!({"apiVersion": "zen.kube-zen.io/v1alpha1", "kind": "Ingester",
@@ -204,29 +180,9 @@ async fn go_ingesters_map_what_they_can_say_what_they_cannot_and_policies_lie_ov
                 "deduplication": {"window": "10m"},
                 "destinations": [{"type": "crd", "value": "observations"}]}}),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let (_, sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
-    let mut config = PipelineConfig::default();
-    config.batch.batch.max_age = Duration::from_millis(10);
-    let base = (config.filter.clone(), config.dedup.clone());
-    let pipeline =
-        Arc::new(Pipeline::start(config, Arc::new(Normalizer::default()), Box::new(sink)).unwrap());
-    let client = kube::Client::try_from(kube::Config::new(fake.url().parse().unwrap())).unwrap();
-    let settings = PolicySettings {
-        namespace: "zen".to_owned(),
-        sync_timeout: Duration::from_secs(30),
-        retry_max: Duration::from_millis(200),
-        identity: "test".to_owned(),
-    };
-    let _policies = Policies::start(client, settings, base, pipeline.clone(), None).await;
+    let (_dir, pipeline, _policies) = in_force(&fake).await;
     // The Ingester's minSeverity is in force: the low alert is dropped.
-    let p = pipeline.clone();
-    assert_eq!(
-        tokio::task::spawn_blocking(move || kept(&p, 0))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(kept(&pipeline, 0).await, 1);
     let status = || {
         fake.objects("zen.kube-zen.io/v1alpha1", "ingesters")[0]["status"]["conditions"][0].clone()
     };
@@ -241,14 +197,5 @@ async fn go_ingesters_map_what_they_can_say_what_they_cannot_and_policies_lie_ov
         "sourcepolicies",
         policy("falco", "falco", json!({"minSeverity": "info"})),
     );
-    let mut round = 1;
-    let mut written = 1;
-    while written != 2 {
-        round += 1;
-        let p = pipeline.clone();
-        written = tokio::task::spawn_blocking(move || kept(&p, round))
-            .await
-            .unwrap();
-        assert!(round < 500, "the policy never came");
-    }
+    kept_eventually(&pipeline, 1, 2, "the policy").await;
 }

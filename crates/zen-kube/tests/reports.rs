@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use zen_kube::{WatchSettings, Watchers};
-use zen_kube_fake::{FakeApi, Fault, Method};
+use zen_kube_fake::{FakeApi, Fault, Method, until};
 use zen_model::Normalizer;
 use zen_pipeline::{Pipeline, PipelineConfig, SourceState, SourceStates};
 use zen_store::{Query, State, Store};
@@ -73,11 +73,6 @@ fn rig() -> Rig {
     }
 }
 
-fn client(fake: &FakeApi) -> kube::Client {
-    let config = kube::Config::new(fake.url().parse().unwrap());
-    kube::Client::try_from(config).unwrap()
-}
-
 fn settings(kinds: &[&str]) -> WatchSettings {
     WatchSettings {
         kinds: kinds.iter().map(|k| zen_kube::find(k).unwrap()).collect(),
@@ -88,7 +83,7 @@ fn settings(kinds: &[&str]) -> WatchSettings {
 
 async fn start(rig: &Rig, fake: &FakeApi, kinds: &[&str]) -> Watchers {
     Watchers::start(
-        client(fake),
+        fake.client().unwrap(),
         settings(kinds),
         rig.pipeline.clone(),
         rig.store.clone(),
@@ -96,17 +91,6 @@ async fn start(rig: &Rig, fake: &FakeApi, kinds: &[&str]) -> Watchers {
     )
     .await
     .unwrap()
-}
-
-/// Waits (up to a minute) until `f` holds: progress, never a timing assertion.
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 fn listed(store: &Store, state: Option<State>) -> Vec<String> {
@@ -134,26 +118,14 @@ fn synced(rig: &Rig, resource: &str) -> bool {
 }
 
 fn serve_trivy(fake: &FakeApi) {
-    fake.serve(
-        "aquasecurity.github.io",
-        "v1alpha1",
-        "VulnerabilityReport",
-        VULNS,
-        true,
-    );
+    fake.serve("aquasecurity.github.io/v1alpha1", "VulnerabilityReport");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_findings_are_stored_once_and_gone_ones_resolved() {
     let fake = FakeApi::start().await.unwrap();
     serve_trivy(&fake);
-    fake.serve(
-        "wgpolicyk8s.io",
-        "v1alpha2",
-        "PolicyReport",
-        "policyreports",
-        true,
-    );
+    fake.serve("wgpolicyk8s.io/v1alpha2", "PolicyReport");
     fake.put(
         VULNS,
         vuln_report("shop", "cart", &["CVE-1", "CVE-2", "CVE-3"]),

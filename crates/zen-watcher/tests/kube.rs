@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
+use zen_kube_fake::until_blocking as until;
 
 fn report(name: &str, ids: &[&str]) -> Value {
     let vulns: Vec<Value> = ids
@@ -21,16 +20,6 @@ fn report(name: &str, ids: &[&str]) -> Value {
         "metadata": {"name": name, "namespace": "shop"},
         "report": {"vulnerabilities": vulns}
     })
-}
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..1500 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(40));
-    }
-    panic!("timed out waiting until {what}");
 }
 
 fn ids(addr: std::net::SocketAddr, query: &str) -> Vec<String> {
@@ -51,29 +40,11 @@ fn ids(addr: std::net::SocketAddr, query: &str) -> Vec<String> {
 fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime.block_on(zen_kube_fake::FakeApi::start()).unwrap();
-    fake.serve(
-        "aquasecurity.github.io",
-        "v1alpha1",
-        "VulnerabilityReport",
-        "vulnerabilityreports",
-        true,
-    );
-    fake.serve("coordination.k8s.io", "v1", "Lease", "leases", true);
-    fake.serve(
-        "zen.kube-zen.io",
-        "v1alpha1",
-        "Observation",
-        "observations",
-        true,
-    );
-    fake.serve(
-        "zen-watcher.io",
-        "v1alpha1",
-        "SourcePolicy",
-        "sourcepolicies",
-        true,
-    );
-    fake.serve("events.k8s.io", "v1", "Event", "events", true);
+    fake.serve("aquasecurity.github.io/v1alpha1", "VulnerabilityReport");
+    fake.serve("coordination.k8s.io/v1", "Lease");
+    fake.serve("zen.kube-zen.io/v1alpha1", "Observation");
+    fake.serve("zen-watcher.io/v1alpha1", "SourcePolicy");
+    fake.serve("events.k8s.io/v1", "Event");
     // A policy in the daemon's namespace: CVE-9 is not wanted from Trivy.
     fake.put(
         "sourcepolicies",
@@ -87,16 +58,7 @@ fn reports_in_the_cluster_become_observations_and_fixed_findings_are_resolved() 
     );
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
-             users:\n- name: tester\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n\
-             current-context: fake\n",
-            fake.url()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
     let config = dir.path().join("zen.yaml");
     std::fs::write(
         &config,
