@@ -19,6 +19,26 @@ pub(crate) enum Set {
     Dashboards,
     /// The benchmark reports' tables in docs/benchmarks.md and their charts.
     Reports,
+    /// The shell completions and the manual page, from the daemon's own `completions` and
+    /// `man` (its clap definitions); zen-watcher's packaging test checks they are fresh.
+    Cli,
+}
+
+/// What the daemon prints of itself: `cargo run -p zen-watcher -- ARGS`.
+fn daemon_says(args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--package", "zen-watcher", "--"])
+        .args(args)
+        .output()
+        .context("running cargo")?;
+    if !out.status.success() {
+        bail!(
+            "zen-watcher {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// The repository root.
@@ -31,6 +51,23 @@ fn files(set: Set) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     if set == Set::Reports {
         return crate::report::rendered();
+    }
+    if set == Set::Cli {
+        let mut out = vec![(
+            "deploy/man/zen-watcher.1".to_owned(),
+            daemon_says(&["man"])?,
+        )];
+        for (shell, file) in [
+            ("bash", "zen-watcher.bash"),
+            ("zsh", "_zen-watcher"),
+            ("fish", "zen-watcher.fish"),
+        ] {
+            out.push((
+                format!("deploy/completions/{file}"),
+                daemon_says(&["completions", shell])?,
+            ));
+        }
+        return Ok(out);
     }
     for d in zen_export::grafana::dashboards() {
         let mut text = serde_json::to_string_pretty(&d.json)?;
@@ -96,7 +133,7 @@ pub(crate) fn run(set: Set, check: bool) -> Result<Vec<String>> {
     let root = root();
     let mut stale = Vec::new();
     let files = files(set)?;
-    if set != Set::Dashboards {
+    if set != Set::Dashboards && set != Set::Cli {
         // Charts no report renders any more.
         let charts = root.join("docs/bench");
         for entry in fs::read_dir(&charts).into_iter().flatten().flatten() {

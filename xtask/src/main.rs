@@ -23,7 +23,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Regenerate every generated file (dashboards, docs/metrics.md, docs/formats.md, the
-    /// benchmark reports' tables and charts).
+    /// rules and CRDs, the benchmark reports' tables and charts, the shell completions and the
+    /// manual page).
     Gen {
         /// Change nothing; fail when a committed file is stale.
         #[arg(long)]
@@ -70,7 +71,11 @@ enum Task {
 
 fn main() -> Result<()> {
     match Cli::parse().task {
-        Task::Gen { check } => report(generate::run(generate::Set::All, check)?, check),
+        Task::Gen { check } => {
+            let mut stale = generate::run(generate::Set::All, check)?;
+            stale.extend(generate::run(generate::Set::Cli, check)?);
+            report(stale, check)
+        }
         Task::GenDashboards { check } => {
             report(generate::run(generate::Set::Dashboards, check)?, check)
         }

@@ -24,12 +24,19 @@ use config::LogFormat;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The package's version and the commit it was built from (`build.rs`).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ZEN_COMMIT"), ")");
+
 /// Turns security and compliance signals into one normalised, de-duplicated stream of
 /// Observations.
 ///
 /// Run without a command, it is the daemon (`run`).
 #[derive(Debug, Parser)]
-#[command(name = "zen-watcher", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "zen-watcher",
+    version = VERSION,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -56,6 +63,14 @@ enum Command {
     /// running daemon (at the configured `listen` address, with its token):
     /// `zen-watcher report --from -24h > report.html`.
     Report(ReportArgs),
+    /// Print a shell's completion script: `zen-watcher completions bash >
+    /// /etc/bash_completion.d/zen-watcher` (also in `deploy/completions/`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `zen-watcher man > zen-watcher.1` (also `deploy/man/`).
+    Man,
 }
 
 #[derive(Debug, clap::Args)]
@@ -227,6 +242,18 @@ fn main() -> ExitCode {
         Some(Command::DeadLetters(DeadLettersCommand::Replay(args))) => {
             args.load().and_then(|(c, _)| replay_dead_letters(&c))
         }
+        Some(Command::Completions { shell }) => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut documented(), "zen-watcher", &mut text);
+            print_all(&text)
+        }
+        Some(Command::Man) => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(documented())
+                .render(&mut text)
+                .context("rendering the manual page")
+                .and_then(|()| print_all(&text))
+        }
         Some(Command::Report(args)) => args.run.load().and_then(|(c, _)| {
             let path = format!("/api/v1/report?from={}&to={}", args.from, args.to);
             let (url, status, body) = ask_daemon(&c, "GET", &path)?;
@@ -242,6 +269,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line as the completions and the manual page describe it: the version without
+/// the commit, so that the committed copies change only when the interface does.
+fn documented() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().version(env!("CARGO_PKG_VERSION"))
+}
+
+/// Writes to standard output; a closed pipe (`| head`) is an error, not a panic.
+fn print_all(bytes: &[u8]) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context("writing to standard output")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Asks the running daemon (at the configured `listen` address, with its token) for `path`:

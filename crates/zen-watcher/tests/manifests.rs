@@ -9,21 +9,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_yaml_ng::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The base rendered by kustomize, or `None` (said loudly) without a kubectl.
 fn rendered() -> Option<String> {
     let kubectl = common::external("kubectl")?;
     let out = Command::new(kubectl)
         .arg("kustomize")
-        .arg(root().join("deploy/kubernetes"))
+        .arg(common::root().join("deploy/kubernetes"))
         .output()
         .unwrap();
     assert!(
@@ -268,7 +264,7 @@ fn observations_validate_against_the_generated_crd_and_bad_ones_do_not() {
     };
     let dir = tempfile::tempdir().unwrap();
     // What the sink writes, for a finding of every format's fixtures.
-    let data = root().join("crates/zen-model/tests/data");
+    let data = common::root().join("crates/zen-model/tests/data");
     let ctx = zen_model::Context::received_at("2026-12-07T10:00:00Z".parse().unwrap());
     let normalizer = zen_model::Normalizer::default();
     let mut written = String::new();
@@ -295,7 +291,7 @@ fn observations_validate_against_the_generated_crd_and_bad_ones_do_not() {
     std::fs::write(&ours, &written).unwrap();
     // And wrong ones, each by one field.
     let example =
-        std::fs::read_to_string(root().join("deploy/kubernetes/examples/observation.yaml"))
+        std::fs::read_to_string(common::root().join("deploy/kubernetes/examples/observation.yaml"))
             .unwrap();
     let bad = [
         (
@@ -322,7 +318,7 @@ fn observations_validate_against_the_generated_crd_and_bad_ones_do_not() {
     let wrong_path = dir.path().join("wrong.yaml");
     std::fs::write(&wrong_path, &wrong).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/against_crd.py");
-    let crd = root().join("deploy/kubernetes/crds/observations.zen.kube-zen.io.yaml");
+    let crd = common::root().join("deploy/kubernetes/crds/observations.zen.kube-zen.io.yaml");
     let run = |files: &[&Path]| {
         let out = Command::new(&python)
             .arg(&script)
@@ -338,7 +334,7 @@ fn observations_validate_against_the_generated_crd_and_bad_ones_do_not() {
         );
         (out.status.success(), said)
     };
-    let example_path = root().join("deploy/kubernetes/examples/observation.yaml");
+    let example_path = common::root().join("deploy/kubernetes/examples/observation.yaml");
     let (ok, said) = run(&[&example_path, &ours]);
     assert!(ok, "{said}");
     assert_eq!(
@@ -354,8 +350,8 @@ fn observations_validate_against_the_generated_crd_and_bad_ones_do_not() {
         "{said}"
     );
     // The SourcePolicy example against its CRD.
-    let crd = root().join("deploy/kubernetes/crds/sourcepolicies.zen-watcher.io.yaml");
-    let example = root().join("deploy/kubernetes/examples/sourcepolicy.yaml");
+    let crd = common::root().join("deploy/kubernetes/crds/sourcepolicies.zen-watcher.io.yaml");
+    let example = common::root().join("deploy/kubernetes/examples/sourcepolicy.yaml");
     let out = Command::new(&python)
         .arg(&script)
         .arg(&crd)

@@ -83,6 +83,11 @@ pub(crate) fn put(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     )
 }
 
+/// The repository's root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// The path of the external program `name`, or `None` after saying loudly that the test is
 /// skipped. With `ZEN_REQUIRE_EXTERNAL=1` (as CI sets) a missing program fails the test.
 pub(crate) fn external(name: &str) -> Option<PathBuf> {
