@@ -165,3 +165,119 @@ fn the_dockerfile_passes_checkov_and_builds_as_ci_does() {
     assert_eq!(skipped, ["CKV_DOCKER_2"], "{report:#}");
     assert!(out.status.success());
 }
+
+/// A service's bind mounts in `deploy/compose/compose.yaml`: (host path from the repository's
+/// root, path in the container).
+fn mounts(compose: &serde_yaml_ng::Value, service: &str) -> Vec<(std::path::PathBuf, String)> {
+    let dir = common::root().join("deploy/compose");
+    compose["services"][service]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| {
+            let mut parts = v.as_str().unwrap().split(':');
+            let (host, inside) = (parts.next()?, parts.next()?);
+            host.starts_with('.')
+                .then(|| (dir.join(host), inside.to_owned()))
+        })
+        .collect()
+}
+
+/// Lays a service's bind mounts out under `root` as the container sees them.
+fn lay_out(compose: &serde_yaml_ng::Value, service: &str, root: &std::path::Path) {
+    for (host, inside) in mounts(compose, service) {
+        let target = root.join(inside.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&host, &target).unwrap_or_else(|e| panic!("{}: {e}", host.display()));
+    }
+}
+
+fn run_ok(program: &std::path::Path, args: &[&std::ffi::OsStr]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_compose_stack_is_valid_and_mounts_the_checked_files() {
+    let path = common::root().join("deploy/compose/compose.yaml");
+    let compose: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("deploy/compose/compose.yaml")).unwrap();
+    // Every file mounted exists; the dashboards' directory is the generated one.
+    for service in ["zen-watcher", "prometheus", "alertmanager", "grafana"] {
+        for (host, _) in mounts(&compose, service) {
+            assert!(
+                host.exists(),
+                "{service} mounts {}, which is missing",
+                host.display()
+            );
+        }
+    }
+    let grafana = mounts(&compose, "grafana");
+    let dashboards = grafana
+        .iter()
+        .find(|(h, _)| h.ends_with("dashboards"))
+        .unwrap();
+    assert!(
+        read("deploy/compose/grafana/dashboards.yaml").contains(&format!("path: {}", dashboards.1))
+    );
+    assert!(dashboards.0.join("zen-watcher-performance.json").is_file());
+
+    // zen-watcher's configuration is one it accepts.
+    let config = common::root().join("deploy/compose/zen-watcher.yaml");
+    run_ok(
+        std::path::Path::new(DAEMON),
+        &["config".as_ref(), "check".as_ref(), config.as_os_str()],
+    );
+
+    if let Some(validate) = common::external("check-jsonschema") {
+        let schema = ["--builtin-schema".as_ref(), "vendor.compose-spec".as_ref()];
+        run_ok(&validate, &[&schema[..], &[path.as_os_str()]].concat());
+        // The validator refuses what the specification does not allow.
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("compose.yaml");
+        std::fs::write(
+            &bad,
+            read("deploy/compose/compose.yaml").replace("\nservices:", "\nservics:"),
+        )
+        .unwrap();
+        let out = Command::new(&validate)
+            .args(schema)
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a misspelt key passed");
+    }
+    // Prometheus's configuration and rules as the container sees them, checked by promtool.
+    if let Some(promtool) = common::external("promtool") {
+        let dir = tempfile::tempdir().unwrap();
+        lay_out(&compose, "prometheus", dir.path());
+        let config = dir.path().join("etc/prometheus/prometheus.yml");
+        let out = Command::new(&promtool)
+            .args(["check", "config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.contains("zen-watcher-rules.yaml"),
+            "no rules checked: {said}"
+        );
+    }
+    if let Some(amtool) = common::external("amtool") {
+        let dir = tempfile::tempdir().unwrap();
+        lay_out(&compose, "alertmanager", dir.path());
+        let config = dir.path().join("etc/alertmanager/alertmanager.yaml");
+        run_ok(&amtool, &["check-config".as_ref(), config.as_os_str()]);
+    }
+}
