@@ -1,6 +1,8 @@
 # zen-watcher's container image. Built with the command the project's CI builds with
 # (`cargo build --release --locked -p zen-watcher`, `.ci/run`), run on a distroless base as a
 # non-root user. The data directory `/data` is a volume, so the root filesystem may be read-only.
+# It listens on all the container's addresses, so it wants token files (ZEN_*_TOKEN_FILE, mounted
+# secrets) or `--insecure-no-auth`; it refuses to start with neither.
 # No HEALTHCHECK: Kubernetes probes `/healthz` and `/readyz` (deploy/kubernetes/), and a
 # distroless image has no shell or curl to run one with. See docs/install.md.
 #checkov:skip=CKV_DOCKER_2:probes belong to the orchestrator (Kubernetes' on /healthz and /readyz)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_zen_watcher_global_optspecs
-    string join \n c/config= listen= data-dir= log-format= tail= kube h/help V/version
+    string join \n c/config= listen= data-dir= log-format= tail= kube insecure-no-auth h/help V/version
 end
 
 function __fish_zen_watcher_needs_command
@@ -31,6 +31,7 @@ complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l log-format -d '
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
+complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -s V -l version -d 'Print version'
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -f -a "run" -d 'Run the daemon (the default): HTTP ingestion, the pipeline and the store'
@@ -48,6 +49,7 @@ complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l log-form
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -s h -l help -d 'Print help'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand normalize" -s s -l source -d 'Source format: falco (or falcosidekick), audit, trivy, kyverno, kube-bench, checkov, generic' -r
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand normalize" -l input-format -d 'The syntax of the payload; `auto` takes JSON when it starts with `{` or `[`' -r -f -a "auto\t''
@@ -69,6 +71,7 @@ complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fi
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -s h -l help -d 'Print help'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate a configuration file without starting anything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "print" -d 'Print the effective configuration: defaults, the file, `ZEN_*` variables and flags'
@@ -83,6 +86,7 @@ complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; an
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from help" -f -a "replay" -d 'Ask the running daemon (at the configured `listen` address, with its token) to submit every dead letter\'s events again; each letter is removed once its events are stored. Prints what was replayed; exits 1 when letters are left'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -95,6 +99,7 @@ complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l log-f
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -s h -l help -d 'Print help'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand man" -s h -l help -d 'Print help'

@@ -4,7 +4,9 @@
 //!   `Content-Type`), optionally gzip-compressed, so Falco's `http_output`, falcosidekick and the
 //!   API server's audit webhook can point straight at it. It answers 202 with what was accepted
 //!   and the errors of bad items; 400 when nothing could be read, naming the problem and where;
-//!   401 without the configured bearer token (compared in constant time); 404 for an unknown
+//!   401 without a configured bearer token, 403 with one whose scope does not allow the route
+//!   ([`auth`]: `ingest` for the webhooks, `read` for every `GET`, `admin` for every other
+//!   change); 404 for an unknown
 //!   source, listing the known ones; 413 over the body limit (compressed or not); 415 for a
 //!   content type it does not read; 429 with `Retry-After` when the pipeline's queue is full, and
 //!   503 with `Retry-After` while draining. With `?ack=commit` (or `ack_commit` configured) it
@@ -17,7 +19,8 @@
 //! - `GET /api/v1/dead-letters` (paged by `limit` and `after`): what no sink could write, kept
 //!   by zen-store; `POST /api/v1/dead-letters/replay` submits each letter's events again, waits
 //!   for their commit, and removes the letter once they are stored.
-//! - `GET /metrics`: the Prometheus text exposition (zen-export), behind the token like the API.
+//! - `GET /metrics`: the Prometheus text exposition (zen-export), behind a `read` token like the
+//!   API.
 //! - `GET /api/v1/meta`, `GET /api/v1/query` and `GET /api/v1/stream` (Server-Sent Events): the
 //!   per-second history ([`history`]), which its recorder thread fills once a second.
 //! - `GET /healthz` (alive) and `GET /readyz` (not while draining); `GET /readyz?verbose`
@@ -29,6 +32,7 @@
 //! The only crate that knows axum. It holds no logic of its own beyond HTTP: reading is
 //! zen-model's, processing zen-pipeline's, storage zen-store's, history zen-history's.
 
+pub mod auth;
 pub mod history;
 pub mod insights;
 mod page;
@@ -48,7 +52,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use zen_model::{Context, Format, NormalizeError, Observation, Severity, Syntax, Timestamp};
 use zen_pipeline::{Ack, AckOutcome, Pipeline, Submission, SubmitError};
 use zen_store::Store;
@@ -56,8 +59,9 @@ use zen_store::Store;
 /// HTTP settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// When set, ingestion and the API need `Authorization: Bearer <token>`.
-    pub token: Option<String>,
+    /// When any is set, ingestion and the API need `Authorization: Bearer <token>` of a scope
+    /// that allows the route.
+    pub tokens: auth::Tokens,
     /// Largest body accepted, before and after decompression (16 MiB: audit batches are large).
     pub body_limit: usize,
     /// Seconds a client is told to wait when the pipeline is full or draining.
@@ -104,7 +108,7 @@ impl ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            token: None,
+            tokens: auth::Tokens::default(),
             body_limit: 16 << 20,
             retry_after_secs: 1,
             ack_commit: false,
@@ -436,20 +440,38 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if let Some(token) = &s.config.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-            count_error("permission", 1);
-            return ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
-                .into_response();
-        }
+/// The name of the token a request was let in with, in its extensions (none when open).
+#[derive(Debug, Clone)]
+pub struct TokenName(pub String);
+
+async fn authorize(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    if s.config.tokens.is_empty() {
+        return next.run(req).await;
     }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let Some(token) = s.config.tokens.find(given.as_bytes()) else {
+        count_error("permission", 1);
+        return ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
+            .into_response();
+    };
+    let needed = auth::Scope::needed(req.method(), req.uri().path());
+    if !token.scope.allows(needed) {
+        count_error("permission", 1);
+        let message = format!(
+            "token {:?} has scope {}; {} {} needs {needed}",
+            token.name,
+            token.scope,
+            req.method(),
+            req.uri().path()
+        );
+        return ApiError::new(StatusCode::FORBIDDEN, message).into_response();
+    }
+    req.extensions_mut().insert(TokenName(token.name.clone()));
     next.run(req).await
 }
 

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 use zen_model::Normalizer;
 use zen_pipeline::{Kept, Pipeline, PipelineConfig, Sink, SinkError};
+use zen_server::auth::{Scope, Token, Tokens};
 use zen_server::{AppState, ServerConfig, app};
 
 const ALERT: &str = r#"{"rule":"Terminal shell in container","priority":"Critical","time":"2026-02-11T09:01:02Z","output_fields":{"k8s.ns.name":"shop","k8s.pod.name":"cart"}}"#;
@@ -163,32 +164,87 @@ async fn unknown_sources_are_404_listing_the_known_ones() {
 }
 
 #[tokio::test]
-async fn a_token_is_required_when_configured() {
+async fn tokens_are_required_and_kept_to_their_scopes() {
+    let tokens = Tokens::new(vec![
+        Token::new("falco", Scope::Ingest, "ingest-secret-0000"),
+        Token::new("grafana", Scope::Read, "read-secret-00000"),
+        Token::new("ops", Scope::Admin, "admin-secret-0000"),
+    ])
+    .unwrap();
     let h = harness(
         ServerConfig {
-            token: Some("s3cret".into()),
+            tokens,
             ..ServerConfig::default()
         },
         PipelineConfig::default(),
         None,
     );
+    let with = |req: axum::http::request::Builder, secret: &str| {
+        req.header(header::AUTHORIZATION, format!("Bearer {secret}"))
+    };
+    let ingest = |secret: &str| {
+        with(Request::post("/api/v1/ingest/falco"), secret)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(ALERT))
+            .unwrap()
+    };
+    let read = |secret: &str| {
+        with(Request::get("/api/v1/stats"), secret)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let replay = |secret: &str| {
+        with(Request::post("/api/v1/dead-letters/replay"), secret)
+            .body(Body::empty())
+            .unwrap()
+    };
+
+    // None, or a wrong one: 401, asking for a bearer token.
     let (status, body, headers) =
         call(&h, post("/api/v1/ingest/falco", "application/json", ALERT)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["message"], "a valid bearer token is required");
     assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
-    let wrong = Request::post("/api/v1/ingest/falco")
-        .header(header::AUTHORIZATION, "Bearer s3cre")
-        .body(Body::from(ALERT))
-        .unwrap();
-    assert_eq!(call(&h, wrong).await.0, StatusCode::UNAUTHORIZED);
-    let right = Request::post("/api/v1/ingest/falco")
-        .header(header::AUTHORIZATION, "Bearer s3cret")
-        .body(Body::from(ALERT))
-        .unwrap();
-    assert_eq!(call(&h, right).await.0, StatusCode::ACCEPTED);
-    let stats = get("/api/v1/stats");
-    assert_eq!(call(&h, stats).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&h, ingest("ingest-secret-000")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&h, get("/api/v1/stats")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Each token within its scope; admin everywhere.
+    assert_eq!(
+        call(&h, ingest("ingest-secret-0000")).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(call(&h, read("read-secret-00000")).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&h, ingest("admin-secret-0000")).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(call(&h, read("admin-secret-0000")).await.0, StatusCode::OK);
+    assert_ne!(
+        call(&h, replay("admin-secret-0000")).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Outside it: 403, naming the token (never its secret) and what the route needs.
+    let (status, body, _) = call(&h, read("ingest-secret-0000")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["error"]["message"],
+        "token \"falco\" has scope ingest; GET /api/v1/stats needs read"
+    );
+    assert_eq!(
+        call(&h, ingest("read-secret-00000")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, body, _) = call(&h, replay("read-secret-00000")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!body.to_string().contains("read-secret"), "{body}");
+
     let health = get("/healthz");
     assert_eq!(
         call(&h, health).await.0,

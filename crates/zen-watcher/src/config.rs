@@ -125,6 +125,17 @@ impl Default for JsonlSection {
     }
 }
 
+/// Scoped bearer tokens, each file holding one a line: `NAME:SECRET`, or the secret alone
+/// (named `<scope>-<line>`), at least 16 characters. `ingest`: the webhooks; `read`: the API,
+/// the dashboard's data and `/metrics`; `admin`: everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct TokensSection {
+    pub(crate) ingest_file: Option<PathBuf>,
+    pub(crate) read_file: Option<PathBuf>,
+    pub(crate) admin_file: Option<PathBuf>,
+}
+
 /// Everything the daemon can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -132,10 +143,18 @@ pub(crate) struct DaemonConfig {
     pub(crate) listen: SocketAddr,
     pub(crate) data_dir: PathBuf,
     pub(crate) log_format: LogFormat,
-    /// Bearer token for ingestion and the API; none: open (listen on loopback only, then).
+    /// A bearer token of scope `admin` (named `token`); with none of `tokens` either, the
+    /// daemon is open, and listens beyond loopback only with `insecure_no_auth`.
     pub(crate) token: Option<String>,
     /// A file holding the token (a mounted Secret), read at start; instead of `token`.
     pub(crate) token_file: Option<PathBuf>,
+    /// Scoped tokens, from files.
+    pub(crate) tokens: TokensSection,
+    /// Listen beyond loopback without any token (`--insecure-no-auth`).
+    pub(crate) insecure_no_auth: bool,
+    /// Every token, read at load: `token` and the files of `tokens`.
+    #[serde(skip)]
+    pub(crate) resolved_tokens: zen_server::auth::Tokens,
     pub(crate) body_limit: usize,
     /// The nice value of the threads that answer HTTP (0–19; 0: the pipeline's own). Work
     /// already accepted goes first: when the cores are short, requests are taken in more slowly
@@ -604,6 +623,9 @@ impl Default for DaemonConfig {
             log_format: LogFormat::Text,
             token: None,
             token_file: None,
+            tokens: TokensSection::default(),
+            insecure_no_auth: false,
+            resolved_tokens: zen_server::auth::Tokens::default(),
             body_limit: 16 << 20,
             // About half the pipeline threads' share of a busy core: flat out, batches of 100
             // settled 276,000-285,000 events/s against 197,000-201,000 at 0, single events
@@ -646,6 +668,10 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_LOG_FORMAT", "log_format", Kind::Text),
     ("ZEN_TOKEN", "token", Kind::Text),
     ("ZEN_TOKEN_FILE", "token_file", Kind::Text),
+    ("ZEN_INGEST_TOKEN_FILE", "tokens.ingest_file", Kind::Text),
+    ("ZEN_READ_TOKEN_FILE", "tokens.read_file", Kind::Text),
+    ("ZEN_ADMIN_TOKEN_FILE", "tokens.admin_file", Kind::Text),
+    ("ZEN_INSECURE_NO_AUTH", "insecure_no_auth", Kind::Typed),
     ("ZEN_BODY_LIMIT", "body_limit", Kind::Typed),
     ("ZEN_INTAKE_NICE", "intake_nice", Kind::Typed),
     ("ZEN_QUEUE_WAIT", "queue_wait", Kind::Text),
@@ -745,8 +771,37 @@ pub(crate) fn load(
         }
         config.token = Some(token.to_owned());
     }
+    config.resolved_tokens = read_tokens(&config)?;
     validate(&config)?;
     Ok((config, warnings))
+}
+
+/// `token` (scope admin) and the files of `tokens`.
+fn read_tokens(c: &DaemonConfig) -> Result<zen_server::auth::Tokens> {
+    use zen_server::auth::{Scope, Token, Tokens, parse_tokens};
+    let mut all: Vec<Token> = c
+        .token
+        .iter()
+        .map(|t| Token::new("token", Scope::Admin, t.clone()))
+        .collect();
+    let files = [
+        (Scope::Ingest, &c.tokens.ingest_file),
+        (Scope::Read, &c.tokens.read_file),
+        (Scope::Admin, &c.tokens.admin_file),
+    ];
+    for (scope, file) in files {
+        let Some(path) = file else { continue };
+        let key = format!("tokens.{scope}_file");
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{key}: reading {}", path.display()))?;
+        let tokens = parse_tokens(scope, &text)
+            .map_err(|e| anyhow::anyhow!("{key}: {}: {e}", path.display()))?;
+        if tokens.is_empty() {
+            bail!("{key}: {} holds no token", path.display());
+        }
+        all.extend(tokens);
+    }
+    Tokens::new(all).map_err(|e| anyhow::anyhow!("tokens: {e}"))
 }
 
 /// What serde cannot check; each range by the crate that owns the setting.
@@ -794,7 +849,7 @@ impl DaemonConfig {
     /// The HTTP side's settings.
     pub(crate) fn server(&self) -> zen_server::ServerConfig {
         zen_server::ServerConfig {
-            token: self.token.clone(),
+            tokens: self.resolved_tokens.clone(),
             body_limit: self.body_limit,
             ack_commit: self.ack == AckMode::Commit,
             queue_wait: self.queue_wait.0,
@@ -867,6 +922,65 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn scoped_tokens_are_read_from_their_files_with_the_line_at_fault() {
+        use zen_server::auth::Scope;
+        let dir = tempfile::tempdir().unwrap();
+        let ingest = dir.path().join("ingest");
+        let admin = dir.path().join("admin");
+        std::fs::write(
+            &ingest,
+            "# webhooks\nfalco:0123456789abcdef\nfedcba9876543210\n",
+        )
+        .unwrap();
+        std::fs::write(&admin, "ops:aaaaaaaaaaaaaaaaaaaa\n").unwrap();
+        let (i, a) = (ingest.to_str().unwrap(), admin.to_str().unwrap());
+        let (c, _) = load(
+            None,
+            env(&[
+                ("ZEN_INGEST_TOKEN_FILE", i),
+                ("ZEN_ADMIN_TOKEN_FILE", a),
+                ("ZEN_TOKEN", "legacy"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        let t = &c.resolved_tokens;
+        assert_eq!(t.find(b"0123456789abcdef").unwrap().name, "falco");
+        assert_eq!(t.find(b"fedcba9876543210").unwrap().name, "ingest-3");
+        assert_eq!(t.find(b"aaaaaaaaaaaaaaaaaaaa").unwrap().scope, Scope::Admin);
+        assert_eq!(t.find(b"legacy").unwrap().scope, Scope::Admin);
+        assert_eq!(c.server().tokens, c.resolved_tokens);
+        // Never printed.
+        let printed = serde_yaml_ng::to_string(&c).unwrap();
+        assert!(!printed.contains("0123456789abcdef"), "{printed}");
+
+        std::fs::write(&admin, "ops:short\n").unwrap();
+        let e = load(None, env(&[("ZEN_ADMIN_TOKEN_FILE", a)]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("tokens.admin_file: ")
+                && e.contains("line 1")
+                && e.contains("at least 16"),
+            "{e}"
+        );
+        std::fs::write(&admin, "0123456789abcdef\n").unwrap();
+        let e = load(
+            None,
+            env(&[("ZEN_ADMIN_TOKEN_FILE", a), ("ZEN_INGEST_TOKEN_FILE", i)]),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("same secret"), "{e}");
+        std::fs::write(&admin, "# nothing\n").unwrap();
+        let e = load(None, env(&[("ZEN_ADMIN_TOKEN_FILE", a)]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds no token"), "{e}");
     }
 
     #[test]

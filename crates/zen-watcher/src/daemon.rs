@@ -30,6 +30,15 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    if config.resolved_tokens.is_empty() && !config.listen.ip().is_loopback() {
+        anyhow::ensure!(
+            config.insecure_no_auth,
+            "listening on {} (beyond loopback) without a token: set ZEN_TOKEN_FILE or the \
+             ZEN_{{INGEST,READ,ADMIN}}_TOKEN_FILE files (tokens.*_file), or say --insecure-no-auth",
+            config.listen
+        );
+        tracing::warn!(address = %config.listen, "listening beyond loopback without a token (--insecure-no-auth)");
+    }
     // First, so that what the store and pipeline register at start is recorded.
     let mut exporter = zen_export::Exporter::install("/proc").context("metrics")?;
     let collection = if config.collect.host {
@@ -209,9 +218,6 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         }
         tracing::info!(listen = %addr, "zen-watcher listening on http://{addr}");
         tracing::info!(data = %db.display(), "keeping Observations in {}", db.display());
-        if config.token.is_none() && !addr.ip().is_loopback() {
-            tracing::warn!("listening beyond loopback without a token: set ZEN_TOKEN");
-        }
         let _tails = config
             .tail
             .iter()

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use zen_model::{Context, Format, NormalizeConfig, Normalizer, Syntax, Timestamp};
+use zen_server::auth::Scope;
 
 use config::LogFormat;
 
@@ -149,6 +150,10 @@ struct RunArgs {
     /// Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster).
     #[arg(long)]
     kube: bool,
+    /// Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches
+    /// the port may ingest, read and change everything.
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
 
 impl RunArgs {
@@ -169,6 +174,9 @@ impl RunArgs {
         config.tail.extend(self.tail.iter().cloned());
         if self.kube {
             config.kube.enabled = Some(true);
+        }
+        if self.insecure_no_auth {
+            config.insecure_no_auth = true;
         }
         Ok((config, warnings))
     }
@@ -256,7 +264,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Report(args)) => args.run.load().and_then(|(c, _)| {
             let path = format!("/api/v1/report?from={}&to={}", args.from, args.to);
-            let (url, status, body) = ask_daemon(&c, "GET", &path)?;
+            let (url, status, body) = ask_daemon(&c, "GET", &path, Scope::Read)?;
             anyhow::ensure!(status.is_success(), "{url} answered {status}: {body}");
             print!("{body}");
             Ok(ExitCode::SUCCESS)
@@ -286,12 +294,13 @@ fn print_all(bytes: &[u8]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Asks the running daemon (at the configured `listen` address, with its token) for `path`:
-/// the URL, the answer's status and its body.
+/// Asks the running daemon (at the configured `listen` address, with the first configured
+/// token whose scope allows `scope`) for `path`: the URL, the answer's status and its body.
 fn ask_daemon(
     c: &config::DaemonConfig,
     method: &str,
     path: &str,
+    scope: Scope,
 ) -> Result<(String, ureq::http::StatusCode, String)> {
     let mut addr = c.listen;
     if addr.ip().is_unspecified() {
@@ -303,7 +312,16 @@ fn ask_daemon(
             .http_status_as_error(false)
             .build(),
     );
-    let auth = c.token.as_ref().map(|t| format!("Bearer {t}"));
+    let tokens = &c.resolved_tokens;
+    let auth = match tokens.first_allowing(scope) {
+        Some(t) => Some(format!("Bearer {}", t.secret())),
+        None if tokens.is_empty() => None,
+        None => anyhow::bail!(
+            "this needs a token of scope {scope}, and none is configured: ZEN_{}_TOKEN_FILE \
+             (tokens.{scope}_file), or ZEN_ADMIN_TOKEN_FILE",
+            scope.as_str().to_uppercase()
+        ),
+    };
     let sent = if method == "POST" {
         let mut request = agent.post(&url);
         if let Some(a) = &auth {
@@ -329,7 +347,7 @@ fn ask_daemon(
 }
 
 fn replay_dead_letters(c: &config::DaemonConfig) -> Result<ExitCode> {
-    let (url, status, body) = ask_daemon(c, "POST", "/api/v1/dead-letters/replay")?;
+    let (url, status, body) = ask_daemon(c, "POST", "/api/v1/dead-letters/replay", Scope::Admin)?;
     println!("{body}");
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
     let left = serde_json::from_str::<serde_json::Value>(&body)

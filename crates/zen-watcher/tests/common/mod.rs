@@ -118,20 +118,20 @@ pub(crate) fn start(
     start_with(dir, env, &[])
 }
 
-/// As [`start`], with more command-line arguments.
+/// As [`start`], with more command-line arguments (a `--listen` of theirs replaces loopback).
 pub(crate) fn start_with(
     dir: &std::path::Path,
     env: &[(&str, &str)],
     args: &[&str],
 ) -> (std::process::Child, SocketAddr, Logs) {
+    let listen: &[&str] = if args.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1:0"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_zen-watcher"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
+        .args(listen)
+        .args(["--log-format", "json", "--data-dir"])
         .arg(dir)
         .args(args)
         .envs(env.iter().copied())
