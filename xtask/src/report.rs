@@ -457,7 +457,7 @@ const TARGETS: [Target; 24] = {
             "kube",
             "steady state",
             "20 report changes",
-            ("daemon CPU", "% of a core"),
+            ("Kubernetes side", "% of a core"),
             AtMost(2.0),
         ),
         t(

@@ -43,7 +43,8 @@ fn each_token_keeps_to_its_scope_and_the_command_line_picks_the_right_one() {
         ("ZEN_READ_TOKEN_FILE", read.as_str()),
         ("ZEN_ADMIN_TOKEN_FILE", admin.as_str()),
     ];
-    let (mut daemon, addr, logs) = common::start(&data, &env);
+    let (daemon, addr, logs) = common::start(&data, &env);
+    let mut daemon = common::KillOnDrop(daemon);
     let log = std::thread::spawn(move || logs.map(Result::unwrap).collect::<Vec<_>>().join("\n"));
 
     let ingest_path = "/api/v1/ingest/falco?ack=commit";
@@ -118,8 +119,8 @@ fn each_token_keeps_to_its_scope_and_the_command_line_picks_the_right_one() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("needs a token of scope admin"), "{said}");
 
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.0.kill().unwrap();
+    daemon.0.wait().unwrap();
     let log = log.join().unwrap();
     for secret in [
         "ingest-0123456789ab",
@@ -146,12 +147,11 @@ fn beyond_loopback_a_token_is_needed_unless_insecure_no_auth_is_said() {
         "refused before anything started"
     );
 
-    let (mut daemon, addr, _logs) = common::start_with(
+    let (daemon, addr, _logs) = common::start_with(
         dir.path(),
         &[],
         &["--listen", "0.0.0.0:0", "--insecure-no-auth"],
     );
+    let _daemon = common::KillOnDrop(daemon);
     assert_eq!(common::post(addr, "/api/v1/ingest/falco", ALERT), 202);
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
 }
