@@ -135,35 +135,9 @@ fn the_dockerfile_passes_checkov_and_builds_as_ci_does() {
     let Some(checkov) = common::external("checkov") else {
         return;
     };
-    let out = Command::new(checkov)
-        .args([
-            "--framework",
-            "dockerfile",
-            "--skip-download",
-            "--compact",
-            "-o",
-            "json",
-            "-f",
-        ])
-        .arg(common::root().join("Dockerfile"))
-        .env("BC_SKIP_MAPPING", "TRUE")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-    let summary = &report["summary"];
-    assert_eq!(summary["failed"], 0, "{report:#}");
-    assert!(summary["passed"].as_u64().unwrap() >= 20, "{summary}");
     // The one check skipped is the one the Dockerfile says why of.
-    let skipped: Vec<&str> = report["results"]["skipped_checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["check_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(skipped, ["CKV_DOCKER_2"], "{report:#}");
-    assert!(out.status.success());
+    let dockerfile = common::root().join("Dockerfile");
+    common::checkov_clean(&checkov, "dockerfile", &dockerfile, 20, &["CKV_DOCKER_2"]);
 }
 
 /// A service's bind mounts in `deploy/compose/compose.yaml`: (host path from the repository's

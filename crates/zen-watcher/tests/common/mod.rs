@@ -106,6 +106,40 @@ pub(crate) fn external(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// Runs Checkov's `framework` checks on `file` (a program found by [`external`]): asserts that
+/// none fails, that at least `passed` pass, and that exactly the checks `skipped` are skipped
+/// (the ones the file says why of).
+pub(crate) fn checkov_clean(
+    checkov: &Path,
+    framework: &str,
+    file: &Path,
+    passed: u64,
+    skipped: &[&str],
+) {
+    let out = Command::new(checkov)
+        .args(["--framework", framework])
+        .args(["--skip-download", "--compact", "-o", "json", "-f"])
+        .arg(file)
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 0, "{report:#}");
+    assert!(summary["passed"].as_u64().unwrap() >= passed, "{summary}");
+    let mut found: Vec<&str> = report["results"]["skipped_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check_id"].as_str().unwrap())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, skipped, "{report:#}");
+    assert!(out.status.success());
+}
+
 /// The daemon's JSON log lines, read as they come.
 pub(crate) type Logs = std::io::Lines<BufReader<std::process::ChildStderr>>;
 
