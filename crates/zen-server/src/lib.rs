@@ -16,6 +16,8 @@
 //!   `until`, `q`, and `state=open|resolved` for findings of watched reports; paged by `limit`
 //!   and `after`), `GET /api/v1/observations/{id}`,
 //!   `GET /api/v1/stats`.
+//! - `GET /api/v1/audit` (paged by `limit` and `after`): administrative requests, allowed or
+//!   refused, with the token's name, the method and path, the status and the time.
 //! - `GET /api/v1/dead-letters` (paged by `limit` and `after`): what no sink could write, kept
 //!   by zen-store; `POST /api/v1/dead-letters/replay` submits each letter's events again, waits
 //!   for their commit, and removes the letter once they are stored.
@@ -153,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/api/v1/dead-letters/replay", post(replay_dead_letters))
+        .route("/api/v1/audit", get(audit))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/slos", get(slos))
         .route("/api/v1/alerts", get(alerts))
@@ -440,13 +443,46 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// The name of the token a request was let in with, in its extensions (none when open).
-#[derive(Debug, Clone)]
-pub struct TokenName(pub String);
+/// Lets a request in if its token's scope allows it; an administrative request (every change
+/// but ingestion) from a known token, or on an open daemon, goes to the audit log, allowed or
+/// refused. Requests without a valid token are not logged there (they are counted): an
+/// unauthenticated flood must not fill the log.
+async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let needed = auth::Scope::needed(req.method(), req.uri().path());
+    let action =
+        (needed == auth::Scope::Admin).then(|| format!("{} {}", req.method(), req.uri().path()));
+    let (who, response) = match check_token(&s, &req, needed) {
+        Ok(who) => (who, next.run(req).await),
+        Err((Some(who), refused)) => (who, refused.into_response()),
+        Err((None, refused)) => return refused.into_response(),
+    };
+    if let Some(action) = action {
+        let entry = zen_store::AuditEntry {
+            token: who,
+            action,
+            status: response.status().as_u16(),
+        };
+        let store = s.store.clone();
+        match blocking(move || store.record_audit(&entry)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "an administrative request could not be audited")
+            }
+            Err(_) => tracing::error!("an administrative request could not be audited"),
+        }
+    }
+    response
+}
 
-async fn authorize(State(s): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+/// The name of the token that lets `req` in (`(none)` on an open daemon); else the refusal,
+/// with the token's name when it was valid but outside its scope.
+fn check_token(
+    s: &AppState,
+    req: &Request,
+    needed: auth::Scope,
+) -> Result<String, (Option<String>, ApiError)> {
     if s.config.tokens.is_empty() {
-        return next.run(req).await;
+        return Ok("(none)".to_owned());
     }
     let given = req
         .headers()
@@ -456,10 +492,9 @@ async fn authorize(State(s): State<Arc<AppState>>, mut req: Request, next: Next)
         .unwrap_or("");
     let Some(token) = s.config.tokens.find(given.as_bytes()) else {
         count_error("permission", 1);
-        return ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
-            .into_response();
+        let refused = ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+        return Err((None, refused));
     };
-    let needed = auth::Scope::needed(req.method(), req.uri().path());
     if !token.scope.allows(needed) {
         count_error("permission", 1);
         let message = format!(
@@ -469,10 +504,10 @@ async fn authorize(State(s): State<Arc<AppState>>, mut req: Request, next: Next)
             req.method(),
             req.uri().path()
         );
-        return ApiError::new(StatusCode::FORBIDDEN, message).into_response();
+        let refused = ApiError::new(StatusCode::FORBIDDEN, message);
+        return Err((Some(token.name.clone()), refused));
     }
-    req.extensions_mut().insert(TokenName(token.name.clone()));
-    next.run(req).await
+    Ok(token.name.clone())
 }
 
 #[derive(Debug, Deserialize)]
@@ -982,6 +1017,36 @@ async fn dead_letters(
             error: &d.letter.error,
             attempts: d.letter.attempts,
             events: &d.letter.events,
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "next": next })).into_response())
+}
+
+#[derive(Serialize)]
+struct AuditOut<'a> {
+    id: i64,
+    at: Timestamp,
+    token: &'a str,
+    action: &'a str,
+    status: u16,
+}
+
+/// `GET /api/v1/audit`: the audit log, newest first, paged like the dead letters.
+async fn audit(
+    State(s): State<Arc<AppState>>,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params?;
+    let store = s.store.clone();
+    let (entries, next) = blocking(move || store.audit(p.after, p.limit.unwrap_or(0))).await??;
+    let items: Vec<AuditOut<'_>> = entries
+        .iter()
+        .map(|e| AuditOut {
+            id: e.id,
+            at: e.at,
+            token: &e.entry.token,
+            action: &e.entry.action,
+            status: e.entry.status,
         })
         .collect();
     Ok(Json(json!({ "items": items, "next": next })).into_response())

@@ -244,6 +244,36 @@ async fn tokens_are_required_and_kept_to_their_scopes() {
     let (status, body, _) = call(&h, replay("read-secret-00000")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!body.to_string().contains("read-secret"), "{body}");
+    assert_eq!(
+        call(&h, replay("nobody-secret-000")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The administrative requests from known tokens are in the audit log, refused ones too,
+    // newest first; ingestion, reads and unknown tokens are not.
+    let audit = with(Request::get("/api/v1/audit"), "read-secret-00000")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body, _) = call(&h, audit).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let entries: Vec<(String, String, u64)> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert!(e["at"].is_string(), "{e}");
+            (
+                e["token"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let action = "POST /api/v1/dead-letters/replay".to_owned();
+    assert_eq!(entries.len(), 2, "{body}");
+    assert_eq!(entries[0], ("grafana".to_owned(), action.clone(), 403));
+    assert_eq!((&entries[1].0, &entries[1].1), (&"ops".to_owned(), &action));
+    assert_ne!(entries[1].2, 403);
 
     let health = get("/healthz");
     assert_eq!(

@@ -6,7 +6,8 @@
 //! beside its row) instead of adding rows — and the [`Store`], which reads (filtered,
 //! keyset-paginated lists; one Observation; counts by source and severity) on connections of its
 //! own, alongside the writer, and purges what was last received longer ago than the retention
-//! period (by zen-watcher's clock, never the finding's own time).
+//! period (by zen-watcher's clock, never the finding's own time). It also keeps the audit log
+//! of administrative requests.
 //!
 //! Errors that may pass (busy, locked, disk full, read-only, IO) are marked retryable, so the
 //! pipeline retries them with backoff and its queues fill behind — backpressure, never a silent
@@ -197,6 +198,7 @@ fn timestamp(ns: i64) -> Timestamp {
     Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+mod audit;
 mod checkpoint;
 mod dead_letters;
 mod findings;
@@ -206,6 +208,7 @@ mod retention;
 mod schema;
 mod sink;
 
+pub use audit::{AuditEntry, StoredAuditEntry};
 use checkpoint::{Checkpointer, Commits};
 pub use dead_letters::{DEAD_LETTER_EVENTS, DeadLetterCounts, StoredDeadLetter};
 pub use query::{Page, Query, State, Store, StoreCounts, Stored, Top, TopBy};

@@ -118,6 +118,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         report TEXT NOT NULL,
         resolved_at INTEGER
     ) WITHOUT ROWID;",
+    // v11: the audit log of administrative requests (every change but ingestion), allowed or
+    // refused: who (the token's name), what (method and path), the answer's status, when.
+    "CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        token TEXT NOT NULL,
+        action TEXT NOT NULL,
+        status INTEGER NOT NULL
+    );",
 ];
 
 pub(crate) fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {

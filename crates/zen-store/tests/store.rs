@@ -827,3 +827,27 @@ fn findings_of_watched_reports_are_open_until_resolved_and_open_again_when_back(
     assert_eq!(store.open().unwrap().len(), 4);
     assert_eq!(store.resolve(&trivy[1..2], at).unwrap(), 0, "purged");
 }
+
+#[test]
+fn the_audit_log_keeps_every_entry_newest_first_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _sink) = zen_store::open(&dir.path().join("zen.db")).unwrap();
+    for (i, status) in [200, 403, 204].into_iter().enumerate() {
+        store
+            .record_audit(&zen_store::AuditEntry {
+                token: format!("t{i}"),
+                action: "PUT /api/v1/alerts/rules".to_owned(),
+                status,
+            })
+            .unwrap();
+    }
+    let (page, next) = store.audit(None, 2).unwrap();
+    let tokens: Vec<&str> = page.iter().map(|e| e.entry.token.as_str()).collect();
+    assert_eq!(tokens, ["t2", "t1"]);
+    assert_eq!(page[1].entry.status, 403);
+    assert!(page[0].at >= page[1].at);
+    let (rest, end) = store.audit(next, 2).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].entry.token, "t0");
+    assert_eq!(end, None);
+}
