@@ -173,10 +173,13 @@ fn bad_settings_and_sources_are_named() {
 
 #[test]
 fn version_and_help_are_there() {
+    // The version and the commit (which `packaging.rs` checks against git).
     let out = run(&["--version"], None);
-    assert_eq!(
-        text(&out.stdout),
-        format!("zen-watcher {}\n", env!("CARGO_PKG_VERSION"))
+    let version = text(&out.stdout);
+    assert!(
+        version.starts_with(&format!("zen-watcher {} (", env!("CARGO_PKG_VERSION")))
+            && version.ends_with(")\n"),
+        "{version}"
     );
     let out = run(&["--help"], None);
     let shown = text(&out.stdout);
