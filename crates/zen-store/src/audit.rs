@@ -46,10 +46,7 @@ impl Store {
         after: Option<i64>,
         limit: usize,
     ) -> Result<(Vec<StoredAuditEntry>, Option<i64>), StoreError> {
-        let limit = match limit {
-            0 => 100,
-            n => n.min(1000),
-        };
+        let limit = page_size(limit);
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, at, token, action, status FROM audit
@@ -68,12 +65,7 @@ impl Store {
                     })
                 })?;
             let mut items = rows.collect::<Result<Vec<_>, _>>()?;
-            let next = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|e| e.id)
-            } else {
-                None
-            };
+            let next = cut_page(&mut items, limit, |e| e.id);
             Ok((items, next))
         })
     }

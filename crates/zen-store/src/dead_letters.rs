@@ -86,10 +86,7 @@ impl Store {
         after: Option<i64>,
         limit: usize,
     ) -> Result<(Vec<StoredDeadLetter>, Option<i64>), StoreError> {
-        let limit = match limit {
-            0 => 100,
-            n => n.min(1000),
-        };
+        let limit = page_size(limit);
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, received_at, source, error, attempts, payload FROM dead_letters
@@ -124,12 +121,7 @@ impl Store {
                     },
                 });
             }
-            let next = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|d| d.id)
-            } else {
-                None
-            };
+            let next = cut_page(&mut items, limit, |d| d.id);
             Ok((items, next))
         })
     }

@@ -74,6 +74,24 @@ fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, rusqlite::E
     })
 }
 
+/// The size of a keyset page of ids (dead letters, the audit log): 100 when 0, at most 1,000.
+fn page_size(limit: usize) -> usize {
+    match limit {
+        0 => 100,
+        n => n.min(1000),
+    }
+}
+
+/// Cuts a page read one row longer than `limit` back to `limit`; the next page's cursor (the
+/// last id kept) when there was more.
+fn cut_page<T>(items: &mut Vec<T>, limit: usize, id: impl Fn(&T) -> i64) -> Option<i64> {
+    if items.len() <= limit {
+        return None;
+    }
+    items.truncate(limit);
+    items.last().map(id)
+}
+
 /// A store that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
