@@ -21,9 +21,9 @@ pub struct StoredAuditEntry {
     pub entry: AuditEntry,
 }
 
-impl Store {
+impl Sqlite {
     /// Keeps an audit entry, stamped now.
-    pub fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub(crate) fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.with(|conn| {
             conn.prepare_cached(
                 "INSERT INTO audit (at, token, action, status) VALUES (?1, ?2, ?3, ?4)",
@@ -41,7 +41,7 @@ impl Store {
 
     /// A page of the audit log, newest first: entries with ids below `after`, at most `limit`
     /// (100 when 0, at most 1,000); and the cursor of the next page.
-    pub fn audit(
+    pub(crate) fn audit(
         &self,
         after: Option<i64>,
         limit: usize,

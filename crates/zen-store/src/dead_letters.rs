@@ -22,13 +22,10 @@ pub struct DeadLetterCounts {
     pub events: u64,
 }
 
-impl Store {
+impl Sqlite {
     /// Keeps a dead letter; past [`DEAD_LETTER_EVENTS`] events in all, drops the oldest letters.
-    pub fn keep_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
-        let payload = serde_json::to_string(&letter.events).map_err(|e| StoreError::Corrupt {
-            id: 0,
-            problem: format!("a dead letter's events could not be encoded: {e}"),
-        })?;
+    pub(crate) fn keep_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        let payload = encode(letter)?;
         self.with(|conn| {
             let tx = conn.unchecked_transaction()?;
             tx.execute(
@@ -68,20 +65,14 @@ impl Store {
             }
             tx.commit()?;
             self.commits.note();
-            if dropped > 0 {
-                metrics::counter!("zen_watcher_dead_letters_dropped_total").increment(dropped);
-                tracing::warn!(
-                    dropped,
-                    "dead-letter table full: the oldest letters dropped"
-                );
-            }
+            self::dropped(dropped);
             Ok(())
         })
     }
 
     /// A page of dead letters, newest first: those with ids below `after`, at most `limit`
     /// (100 when 0, at most 1,000); and the cursor of the next page.
-    pub fn dead_letters(
+    pub(crate) fn dead_letters(
         &self,
         after: Option<i64>,
         limit: usize,
@@ -106,20 +97,7 @@ impl Store {
             let mut items = Vec::new();
             for row in rows {
                 let (id, received_at, source, error, attempts, payload) = row?;
-                let events = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                    id,
-                    problem: format!("dead letter events: {e}"),
-                })?;
-                items.push(StoredDeadLetter {
-                    id,
-                    received_at: timestamp(received_at),
-                    letter: DeadLetter {
-                        source,
-                        events,
-                        error,
-                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    },
-                });
+                items.push(decode(id, received_at, source, error, attempts, payload)?);
             }
             let next = cut_page(&mut items, limit, |d| d.id);
             Ok((items, next))
@@ -127,7 +105,7 @@ impl Store {
     }
 
     /// How many dead letters are kept, and how many events they hold.
-    pub fn dead_letter_counts(&self) -> Result<DeadLetterCounts, StoreError> {
+    pub(crate) fn dead_letter_counts(&self) -> Result<DeadLetterCounts, StoreError> {
         self.with(|conn| {
             let (letters, events): (i64, i64) = conn
                 .prepare_cached("SELECT COUNT(*), COALESCE(SUM(events), 0) FROM dead_letters")?
@@ -140,7 +118,7 @@ impl Store {
     }
 
     /// Removes a dead letter (replayed); says whether it was there.
-    pub fn remove_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
+    pub(crate) fn remove_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
         self.with(|conn| {
             let n = conn
                 .prepare_cached("DELETE FROM dead_letters WHERE id = ?1")?
@@ -148,5 +126,49 @@ impl Store {
             self.commits.note();
             Ok(n > 0)
         })
+    }
+}
+
+/// A dead letter's events as stored: JSON.
+pub(crate) fn encode(letter: &DeadLetter) -> Result<String, StoreError> {
+    serde_json::to_string(&letter.events).map_err(|e| StoreError::Corrupt {
+        id: 0,
+        problem: format!("a dead letter's events could not be encoded: {e}"),
+    })
+}
+
+/// A dead letter from its columns.
+pub(crate) fn decode(
+    id: i64,
+    received_at: i64,
+    source: String,
+    error: String,
+    attempts: i64,
+    payload: String,
+) -> Result<StoredDeadLetter, StoreError> {
+    let events = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+        id,
+        problem: format!("dead letter events: {e}"),
+    })?;
+    Ok(StoredDeadLetter {
+        id,
+        received_at: timestamp(received_at),
+        letter: DeadLetter {
+            source,
+            events,
+            error,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        },
+    })
+}
+
+/// Says (and counts) that `events` dead-lettered events were dropped to keep the bound.
+pub(crate) fn dropped(events: u64) {
+    if events > 0 {
+        metrics::counter!("zen_watcher_dead_letters_dropped_total").increment(events);
+        tracing::warn!(
+            dropped = events,
+            "dead-letter table full: the oldest letters dropped"
+        );
     }
 }

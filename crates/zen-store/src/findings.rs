@@ -5,7 +5,7 @@ use zen_sink::Findings;
 
 use super::*;
 
-impl Findings for Store {
+impl Findings for Sqlite {
     fn open(&self) -> Result<Vec<(String, Fingerprint)>, SinkError> {
         let started = Instant::now();
         let found = self.with(|conn| {
@@ -59,7 +59,7 @@ impl Findings for Store {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Runs `f` in a write transaction of its own (taking the lock at once, so it waits its
     /// turn behind the sink instead of failing to upgrade).
     fn write_findings(

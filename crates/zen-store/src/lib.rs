@@ -100,12 +100,21 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("the store {path} has schema version {found}, newer than this build knows ({known})")]
+    #[error("the store {store} has schema version {found}, newer than this build knows ({known})")]
     TooNew {
-        path: PathBuf,
+        store: String,
         found: i64,
         known: usize,
     },
+    #[error("the store's configuration: {0}")]
+    Config(String),
+    #[error("connecting to the store {store}: {}", pg::full(source))]
+    Connect {
+        store: String,
+        source: ::postgres::Error,
+    },
+    #[error("store query: {}", pg::full(.0))]
+    Postgres(#[from] ::postgres::Error),
     #[error("starting the store's checkpoint thread: {0}")]
     Thread(std::io::Error),
     #[error("store query: {0}")]
@@ -126,7 +135,7 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
         .map_err(err)?;
     if version as usize > MIGRATIONS.len() {
         return Err(StoreError::TooNew {
-            path: path.to_owned(),
+            store: path.display().to_string(),
             found: version,
             known: MIGRATIONS.len(),
         });
@@ -154,7 +163,7 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
         .map_err(err)?;
     let commits = Commits::default();
     let checkpointer = Checkpointer::start(path, commits.clone())?;
-    let store = Store {
+    let store = Sqlite {
         path: path.to_owned(),
         readers: Mutex::new(Vec::new()),
         timings: Timings::new(),
@@ -173,7 +182,7 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
     };
     // Counts a previous run journaled and had not added yet: added before anything reads.
     while sink.settle_slice(usize::MAX).map_err(err)? {}
-    Ok((store, sink))
+    Ok((Store(Backend::Sqlite(store)), sink))
 }
 
 /// Durations of store operations, by operation.
@@ -212,6 +221,16 @@ fn nanos(t: Timestamp) -> i64 {
     })
 }
 
+/// An event's labels as stored: a JSON object.
+fn labels_json(e: &Event) -> Cow<'_, str> {
+    // Most events have none: no need to serialise (and allocate) an empty map.
+    if e.labels.is_empty() {
+        Cow::Borrowed("{}")
+    } else {
+        Cow::Owned(serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned()))
+    }
+}
+
 fn timestamp(ns: i64) -> Timestamp {
     Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -220,17 +239,25 @@ mod audit;
 mod checkpoint;
 mod dead_letters;
 mod findings;
+mod pg;
 mod positions;
 mod query;
 mod retention;
 mod schema;
 mod sink;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use audit::{AuditEntry, StoredAuditEntry};
 use checkpoint::{Checkpointer, Commits};
 pub use dead_letters::{DEAD_LETTER_EVENTS, DeadLetterCounts, StoredDeadLetter};
-pub use query::{Page, Query, State, Store, StoreCounts, Stored, Top, TopBy};
+pub use pg::{PostgresSettings, PostgresSink, open as open_postgres};
+use query::{Columns, Sqlite};
+pub use query::{Page, Query, State, StoreCounts, Stored, Top, TopBy};
 pub use retention::{PURGE_CHUNK, Retention};
 use schema::{MIGRATIONS, connect};
 pub use sink::SqliteSink;
 use sink::{Journal, Keys, Recent, Tally};
+use store::Backend;
+pub use store::Store;

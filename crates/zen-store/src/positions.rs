@@ -3,7 +3,7 @@
 use super::*;
 
 /// Tailed files' positions, in the store: a restart carries on where the last commit left.
-impl Positions for Store {
+impl Positions for Sqlite {
     fn load(&self, path: &Path) -> Option<TailPosition> {
         let key = path.to_string_lossy().into_owned();
         let read = self.with(|conn| {

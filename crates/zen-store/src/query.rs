@@ -65,81 +65,129 @@ pub(crate) const SELECT: &str = concat!(
     observations!()
 );
 
-pub(crate) fn row(r: &rusqlite::Row<'_>) -> Result<Result<Stored, StoreError>, rusqlite::Error> {
-    let id: i64 = r.get(0)?;
-    let corrupt = |problem: String| Err(StoreError::Corrupt { id, problem });
-    let fp: Vec<u8> = r.get(1)?;
-    let Ok(fp) = <[u8; 16]>::try_from(fp.as_slice()) else {
-        return Ok(corrupt(format!("fingerprint of {} bytes", fp.len())));
-    };
-    let category: String = r.get(3)?;
-    let Ok(category) = category.parse::<Category>() else {
-        return Ok(corrupt(format!("category {category:?}")));
-    };
-    let rank: u8 = r.get(4)?;
-    let Some(&severity) = Severity::ALL.get(rank as usize) else {
-        return Ok(corrupt(format!("severity rank {rank}")));
-    };
-    let labels: String = r.get(19)?;
-    let Ok(labels) = serde_json::from_str(&labels) else {
-        return Ok(corrupt(
-            "labels are not a JSON object of strings".to_owned(),
-        ));
-    };
-    let details: String = r.get(20)?;
-    let Ok(details) = RawValue::from_string(details) else {
-        return Ok(corrupt("details are not JSON".to_owned()));
-    };
-    let kind: Option<String> = r.get(10)?;
-    let resource = match kind {
-        Some(kind) => Some(ResourceRef {
-            api_version: r.get(9)?,
+/// An Observation's columns as both backends store them, before they are checked.
+#[derive(Debug)]
+pub(crate) struct Columns {
+    pub(crate) id: i64,
+    pub(crate) fingerprint: Vec<u8>,
+    pub(crate) source: String,
+    pub(crate) category: String,
+    pub(crate) severity: i64,
+    pub(crate) event_type: String,
+    pub(crate) rule_id: Option<String>,
+    pub(crate) title: String,
+    pub(crate) message: String,
+    pub(crate) resource_api_version: Option<String>,
+    pub(crate) resource_kind: Option<String>,
+    pub(crate) resource_name: Option<String>,
+    pub(crate) resource_namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) node: Option<String>,
+    pub(crate) detected_at: i64,
+    pub(crate) first_seen: i64,
+    pub(crate) last_seen: i64,
+    pub(crate) count: i64,
+    pub(crate) labels: String,
+    pub(crate) details: String,
+    pub(crate) resolved_at: Option<i64>,
+}
+
+impl Columns {
+    /// The Observation, or what about the row is not one.
+    pub(crate) fn stored(self) -> Result<Stored, StoreError> {
+        let id = self.id;
+        let corrupt = |problem: String| Err(StoreError::Corrupt { id, problem });
+        let Ok(fp) = <[u8; 16]>::try_from(self.fingerprint.as_slice()) else {
+            return corrupt(format!("fingerprint of {} bytes", self.fingerprint.len()));
+        };
+        let Ok(category) = self.category.parse::<Category>() else {
+            return corrupt(format!("category {:?}", self.category));
+        };
+        let Some(&severity) = usize::try_from(self.severity)
+            .ok()
+            .and_then(|rank| Severity::ALL.get(rank))
+        else {
+            return corrupt(format!("severity rank {}", self.severity));
+        };
+        let Ok(labels) = serde_json::from_str(&self.labels) else {
+            return corrupt("labels are not a JSON object of strings".to_owned());
+        };
+        let Ok(details) = RawValue::from_string(self.details) else {
+            return corrupt("details are not JSON".to_owned());
+        };
+        let resource = self.resource_kind.map(|kind| ResourceRef {
+            api_version: self.resource_api_version,
             kind,
-            name: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-            namespace: r.get(12)?,
-        }),
-        None => None,
-    };
-    let count: i64 = r.get(18)?;
-    let resolved_at: Option<i64> = r.get(21)?;
-    let event = Event {
-        source: std::borrow::Cow::Owned(r.get(2)?),
-        category,
-        severity,
-        event_type: std::borrow::Cow::Owned(r.get(5)?),
+            name: self.resource_name.unwrap_or_default(),
+            namespace: self.resource_namespace,
+        });
+        let event = Event {
+            source: Cow::Owned(self.source),
+            category,
+            severity,
+            event_type: Cow::Owned(self.event_type),
+            rule_id: self.rule_id,
+            title: self.title,
+            message: self.message,
+            resource,
+            namespace: self.namespace,
+            node: self.node,
+            detected_at: timestamp(self.detected_at),
+            fingerprint: Fingerprint(u128::from_be_bytes(fp)),
+            labels,
+            details: Details::from_stored(details),
+        };
+        Ok(Stored {
+            id,
+            observation: Observation {
+                event,
+                count: u64::try_from(self.count).unwrap_or(0),
+                first_seen: timestamp(self.first_seen),
+                last_seen: timestamp(self.last_seen),
+            },
+            resolved_at: self.resolved_at.map(timestamp),
+        })
+    }
+}
+
+pub(crate) fn row(r: &rusqlite::Row<'_>) -> Result<Result<Stored, StoreError>, rusqlite::Error> {
+    let columns = Columns {
+        id: r.get(0)?,
+        fingerprint: r.get(1)?,
+        source: r.get(2)?,
+        category: r.get(3)?,
+        severity: r.get(4)?,
+        event_type: r.get(5)?,
         rule_id: r.get(6)?,
         title: r.get(7)?,
         message: r.get(8)?,
-        resource,
+        resource_api_version: r.get(9)?,
+        resource_kind: r.get(10)?,
+        resource_name: r.get(11)?,
+        resource_namespace: r.get(12)?,
         namespace: r.get(13)?,
         node: r.get(14)?,
-        detected_at: timestamp(r.get(15)?),
-        fingerprint: Fingerprint(u128::from_be_bytes(fp)),
-        labels,
-        details: Details::from_stored(details),
+        detected_at: r.get(15)?,
+        first_seen: r.get(16)?,
+        last_seen: r.get(17)?,
+        count: r.get(18)?,
+        labels: r.get(19)?,
+        details: r.get(20)?,
+        resolved_at: r.get(21)?,
     };
-    Ok(Ok(Stored {
-        id,
-        observation: Observation {
-            event,
-            count: u64::try_from(count).unwrap_or(0),
-            first_seen: timestamp(r.get(16)?),
-            last_seen: timestamp(r.get(17)?),
-        },
-        resolved_at: resolved_at.map(timestamp),
-    }))
+    Ok(columns.stored())
 }
 
-/// Reads of the store, on connections of their own; safe to share between threads.
+/// Reads of the SQLite store, on connections of their own; safe to share between threads.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Sqlite {
     pub(crate) path: PathBuf,
     pub(crate) readers: Mutex<Vec<Connection>>,
     pub(crate) timings: Timings,
     pub(crate) commits: Commits,
 }
 
-impl Store {
+impl Sqlite {
     pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -161,7 +209,7 @@ impl Store {
     }
 
     /// A page of Observations, newest first.
-    pub fn list(&self, q: &Query) -> Result<Page, StoreError> {
+    pub(crate) fn list(&self, q: &Query) -> Result<Page, StoreError> {
         let started = Instant::now();
         let limit = match q.limit {
             0 => 100,
@@ -233,7 +281,7 @@ impl Store {
     }
 
     /// One Observation by id.
-    pub fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
+    pub(crate) fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
         let started = Instant::now();
         let found = self.with(|conn| {
             let sql = format!("{SELECT} WHERE o.id = ?1");
@@ -245,7 +293,7 @@ impl Store {
     }
 
     /// Observations and their occurrences, by source and severity.
-    pub fn counts(&self) -> Result<StoreCounts, StoreError> {
+    pub(crate) fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT source, severity, observations, occurrences FROM observation_counts
@@ -294,10 +342,10 @@ pub struct Top {
     pub observations: u64,
 }
 
-impl Store {
+impl Sqlite {
     /// The `limit` (at most 100) rules or namespaces with the most Observations last seen in
     /// `[since, until)`, most first.
-    pub fn top(
+    pub(crate) fn top(
         &self,
         by: TopBy,
         since: Timestamp,

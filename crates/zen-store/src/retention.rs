@@ -3,13 +3,13 @@
 
 use super::*;
 
-impl Store {
+impl Sqlite {
     /// Deletes Observations last received (written, or seen again) before `cutoff`, and says
     /// how many. It deletes
     /// [`PURGE_CHUNK`] at a time, each in a transaction of its own, so the writer never waits
     /// long for the lock: a first purge of millions of rows in one transaction would hold every
     /// write past its busy timeout.
-    pub fn purge(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+    pub(crate) fn purge(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
         let started = Instant::now();
         let purged = metrics::counter!("zen_watcher_store_purged_total");
         let result = self.with(|conn| {

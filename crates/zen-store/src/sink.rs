@@ -381,12 +381,7 @@ impl SqliteSink {
                 // transaction fail, a noted key is never read (no count finds an unwritten row).
                 self.recent.note(seq, key);
                 let r = e.resource.as_ref();
-                // Most events have none: no need to serialise (and allocate) an empty map.
-                let labels = if e.labels.is_empty() {
-                    Cow::Borrowed("{}")
-                } else {
-                    Cow::Owned(serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned()))
-                };
+                let labels = labels_json(e);
                 insert
                     .execute(params![
                         e.fingerprint.0.to_be_bytes(),
