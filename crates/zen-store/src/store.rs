@@ -34,6 +34,14 @@ impl Store {
         }
     }
 
+    /// Where it is: the SQLite file, or the PostgreSQL server and database (no password).
+    pub fn describe(&self) -> String {
+        match &self.0 {
+            Backend::Sqlite(b) => b.path.display().to_string(),
+            Backend::Postgres(b) => b.describe().to_owned(),
+        }
+    }
+
     /// A page of Observations, newest first.
     pub fn list(&self, q: &Query) -> Result<Page, StoreError> {
         each!(self, b => b.list(q))

@@ -95,8 +95,10 @@ impl<'de> Deserialize<'de> for TailSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum SinkKind {
-    /// The embedded store, which the API reads.
-    Sqlite,
+    /// The store (`store`: SQLite, or PostgreSQL), which the API reads; `sqlite`, its first
+    /// name, is read as well.
+    #[serde(rename = "store", alias = "sqlite")]
+    Store,
     /// JSON lines (`jsonl`).
     Jsonl,
     /// `Observation` custom resources (Kubernetes mode; `kube.observations`).
@@ -125,6 +127,42 @@ impl Default for JsonlSection {
     }
 }
 
+/// Where Observations are kept: the embedded SQLite file in the data directory, or a
+/// PostgreSQL database that replicas share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// The store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct StoreSection {
+    /// `sqlite` (the default) or `postgres` (the default when a URL is given).
+    pub(crate) kind: Option<StoreKind>,
+    /// PostgreSQL: `postgres://user:password@host:port/database?sslmode=require` (or libpq's
+    /// `key=value` form); `sslmode` other than `disable` uses TLS, the server's certificate
+    /// checked against the system's roots and `ca_file`.
+    pub(crate) url: Option<String>,
+    /// A file holding the URL (a mounted Secret), read at start; instead of `url`.
+    pub(crate) url_file: Option<PathBuf>,
+    /// PEM certificates trusted for the PostgreSQL server, besides the system's.
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+impl StoreSection {
+    /// The store's kind, as given or as the URL implies.
+    pub(crate) fn kind(&self) -> StoreKind {
+        self.kind.unwrap_or(if self.url.is_some() {
+            StoreKind::Postgres
+        } else {
+            StoreKind::Sqlite
+        })
+    }
+}
+
 /// Scoped bearer tokens, each file holding one a line: `NAME:SECRET`, or the secret alone
 /// (named `<scope>-<line>`), at least 16 characters. `ingest`: the webhooks; `read`: the API,
 /// the dashboard's data and `/metrics`; `admin`: everything.
@@ -142,6 +180,8 @@ pub(crate) struct TokensSection {
 pub(crate) struct DaemonConfig {
     pub(crate) listen: SocketAddr,
     pub(crate) data_dir: PathBuf,
+    /// Where Observations are kept.
+    pub(crate) store: StoreSection,
     pub(crate) log_format: LogFormat,
     /// A bearer token of scope `admin` (named `token`); with none of `tokens` either, the
     /// daemon is open, and listens beyond loopback only with `insecure_no_auth`.
@@ -620,6 +660,7 @@ impl Default for DaemonConfig {
         DaemonConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("zen-data"),
+            store: StoreSection::default(),
             log_format: LogFormat::Text,
             token: None,
             token_file: None,
@@ -638,7 +679,7 @@ impl Default for DaemonConfig {
             retention: Human(Duration::from_secs(7 * 24 * 3600)),
             purge_interval: Human(Duration::from_secs(3600)),
             grace_period: Human(Duration::from_secs(30)),
-            sinks: vec![SinkKind::Sqlite],
+            sinks: vec![SinkKind::Store],
             jsonl: JsonlSection::default(),
             tail: Vec::new(),
             pipeline: PipelineSection::default(),
@@ -665,6 +706,10 @@ enum Kind {
 const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_LISTEN", "listen", Kind::Text),
     ("ZEN_DATA_DIR", "data_dir", Kind::Text),
+    ("ZEN_STORE_KIND", "store.kind", Kind::Text),
+    ("ZEN_STORE_URL", "store.url", Kind::Text),
+    ("ZEN_STORE_URL_FILE", "store.url_file", Kind::Text),
+    ("ZEN_STORE_CA_FILE", "store.ca_file", Kind::Text),
     ("ZEN_LOG_FORMAT", "log_format", Kind::Text),
     ("ZEN_TOKEN", "token", Kind::Text),
     ("ZEN_TOKEN_FILE", "token_file", Kind::Text),
@@ -771,6 +816,18 @@ pub(crate) fn load(
         }
         config.token = Some(token.to_owned());
     }
+    if let Some(path) = &config.store.url_file {
+        if config.store.url.is_some() {
+            bail!("store.url and store.url_file: expected one of them, found both");
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("store.url_file: reading {}", path.display()))?;
+        let url = text.trim();
+        if url.is_empty() {
+            bail!("store.url_file: {} is empty", path.display());
+        }
+        config.store.url = Some(url.to_owned());
+    }
     config.resolved_tokens = read_tokens(&config)?;
     validate(&config)?;
     Ok((config, warnings))
@@ -832,8 +889,17 @@ fn validate(c: &DaemonConfig) -> Result<()> {
     if !(0..=19).contains(&c.intake_nice) {
         bail!("intake_nice: expected 0 to 19, found {}", c.intake_nice);
     }
+    match (c.store.kind(), &c.store.url) {
+        (StoreKind::Postgres, None) => {
+            bail!("store: kind postgres needs url (or url_file, or ZEN_STORE_URL)")
+        }
+        (StoreKind::Sqlite, Some(_)) => {
+            bail!("store: a url is for kind postgres; kind is sqlite (the file in data_dir)")
+        }
+        _ => {}
+    }
     if c.sinks.is_empty() {
-        bail!("sinks: expected at least one of sqlite, jsonl, found none");
+        bail!("sinks: expected at least one of store, jsonl, kubernetes, found none");
     }
     if c.sinks
         .iter()
@@ -872,6 +938,17 @@ impl DaemonConfig {
             max_bytes: self.jsonl.max_bytes,
             keep: self.jsonl.keep,
         }
+    }
+
+    /// The PostgreSQL store's settings, when that is the store.
+    pub(crate) fn postgres(&self) -> Option<zen_store::PostgresSettings> {
+        let url = self.store.url.clone()?;
+        (self.store.kind() == StoreKind::Postgres).then(|| zen_store::PostgresSettings {
+            url,
+            ca_file: self.store.ca_file.clone(),
+            dedup_window: self.pipeline.dedup_window.0,
+            remembered: self.pipeline.dedup_max_entries,
+        })
     }
 
     pub(crate) fn pipeline(&self) -> zen_pipeline::PipelineConfig {

@@ -61,7 +61,16 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = config.data_dir.join("zen-watcher.db");
-    let (store, sink) = zen_store::open(&db)?;
+    let (store, sink): (_, Box<dyn zen_pipeline::Sink>) = match config.postgres() {
+        Some(settings) => {
+            let (store, sink) = zen_store::open_postgres(&settings)?;
+            (store, Box::new(sink))
+        }
+        None => {
+            let (store, sink) = zen_store::open(&db)?;
+            (store, Box::new(sink))
+        }
+    };
     let store = Arc::new(store);
     let _retention = store
         .retain(config.retention.0, config.purge_interval.0)
@@ -95,15 +104,11 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         None
     };
     // The sinks in the configured order: the first is the one acknowledgements wait for.
-    let mut sqlite = Some(sink);
+    let mut stored = Some(sink);
     let mut sinks: Vec<Box<dyn zen_pipeline::Sink>> = Vec::new();
     for kind in &config.sinks {
         match kind {
-            SinkKind::Sqlite => sinks.extend(
-                sqlite
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn zen_pipeline::Sink>),
-            ),
+            SinkKind::Store => sinks.extend(stored.take()),
             SinkKind::Kubernetes => {
                 let Some(client) = &kube_client else {
                     bail!("sinks: kubernetes needs Kubernetes mode (--kube, or kube.enabled)");
@@ -217,7 +222,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             );
         }
         tracing::info!(listen = %addr, "zen-watcher listening on http://{addr}");
-        tracing::info!(data = %db.display(), "keeping Observations in {}", db.display());
+        tracing::info!(store = %store.describe(), "keeping Observations in {}", store.describe());
         let _tails = config
             .tail
             .iter()

@@ -244,6 +244,9 @@ fn main() -> ExitCode {
             if c.token.is_some() {
                 c.token = Some("(redacted)".to_owned());
             }
+            if c.store.url.is_some() {
+                c.store.url = Some("(redacted)".to_owned());
+            }
             print!("{}", serde_yaml_ng::to_string(&c)?);
             Ok(ExitCode::SUCCESS)
         }),

@@ -334,6 +334,12 @@ pub(crate) struct Postgres {
     host: String,
 }
 
+impl Postgres {
+    pub(crate) fn describe(&self) -> &str {
+        self.target.describe()
+    }
+}
+
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Postgres")
