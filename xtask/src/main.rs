@@ -9,6 +9,7 @@ mod generate;
 mod kube;
 mod loadgen;
 mod report;
+mod scale;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
@@ -49,9 +50,11 @@ enum Task {
     /// Extra arguments after `--` go to criterion, e.g. `cargo xtask bench -p zen-model -- falco`.
     Bench {
         /// `e2e` for the end-to-end benchmark of the daemon; `collect` for the collectors'
-        /// cost beside node_exporter's; `kube` for Kubernetes mode against a fake API server; `gate` for the instruction counts' regression gate;
+        /// cost beside node_exporter's; `kube` for Kubernetes mode against a fake API server;
+        /// `postgres` for SQLite and PostgreSQL side by side, and 1–3 daemons sharing
+        /// PostgreSQL; `gate` for the instruction counts' regression gate;
         /// `compare` for two builds side by side; `report` to render the reports.
-        #[arg(value_parser = ["e2e", "collect", "kube", "gate", "compare", "report"])]
+        #[arg(value_parser = ["e2e", "collect", "kube", "postgres", "gate", "compare", "report"])]
         which: Option<String>,
         /// `compare`: the two builds, A then B: daemon binaries, or commits (built in a worktree).
         builds: Vec<String>,
@@ -92,6 +95,11 @@ fn main() -> Result<()> {
             rounds,
             ..
         } if which == "kube" => kube::run(rounds),
+        Task::Bench {
+            which: Some(which),
+            rounds,
+            ..
+        } if which == "postgres" => scale::run(rounds),
         Task::Bench {
             which: Some(which), ..
         } if which == "report" => {

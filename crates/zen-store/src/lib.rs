@@ -1,5 +1,9 @@
-//! The embedded store of Observations: SQLite (bundled, nothing to install) in WAL mode.
+//! The store of Observations: embedded SQLite (bundled, nothing to install) in WAL mode, or a
+//! PostgreSQL database replicas share ([`open_postgres`]; its sink upserts each batch on
+//! fingerprint and dedup window in one statement, so replicas merge the same finding into one
+//! row). [`Store`] reads either; the rest of the daemon does not know which it has.
 //!
+//! SQLite:
 //! [`open`] migrates the database to the current schema and returns two halves: the
 //! [`SqliteSink`], the one writer — it is the pipeline's [`Sink`], writing each call in one
 //! transaction and adding duplicate counts to the kept Observation's repeats (a narrow table

@@ -15,6 +15,8 @@ pub struct PgServer {
     port: u16,
     user: Option<(u32, u32)>,
     durable: bool,
+    /// TLS on: the server's certificate (also its own CA) and key.
+    tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
 }
 
@@ -113,6 +115,7 @@ impl PgServer {
             port,
             user,
             durable,
+            tls: None,
             child: None,
         };
         let mut initdb = server.command("initdb");
@@ -172,6 +175,13 @@ impl PgServer {
         if !self.durable {
             postgres.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
         }
+        if let Some((cert, key)) = &self.tls {
+            postgres
+                .args(["-c", "ssl=on", "-c"])
+                .arg(format!("ssl_cert_file={}", cert.display()))
+                .arg("-c")
+                .arg(format!("ssl_key_file={}", key.display()));
+        }
         let child = postgres
             .spawn()
             .map_err(|e| format!("starting postgres: {e}"))?;
@@ -202,6 +212,97 @@ impl PgServer {
             }
             let _ = child.wait();
         }
+    }
+
+    /// Restarts the server with TLS on: a certificate for 127.0.0.1 and localhost, signed by a
+    /// CA made for the test (both by `openssl`); the CA certificate's path, to trust it.
+    pub fn enable_tls(&mut self) -> Result<PathBuf, String> {
+        let at = |name: &str| self.dir.path().join(name);
+        let (ca, ca_key) = (at("ca.crt"), at("ca.key"));
+        let (cert, key, csr) = (at("server.crt"), at("server.key"), at("server.csr"));
+        let openssl = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .map_err(|e| format!("running openssl: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "openssl: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let os = |s: &'static str| std::ffi::OsStr::new(s);
+        let key_rsa = [os("-newkey"), os("rsa:2048"), os("-nodes")];
+        openssl(
+            &[
+                &[os("req"), os("-x509")],
+                &key_rsa[..],
+                &[os("-days"), os("2")],
+                &[
+                    os("-subj"),
+                    os("/CN=zen-watcher test CA"),
+                    os("-keyout"),
+                    ca_key.as_os_str(),
+                    os("-out"),
+                    ca.as_os_str(),
+                ],
+            ]
+            .concat(),
+        )?;
+        openssl(
+            &[
+                &[os("req")],
+                &key_rsa[..],
+                &[
+                    os("-subj"),
+                    os("/CN=localhost"),
+                    os("-addext"),
+                    os("subjectAltName=IP:127.0.0.1,DNS:localhost"),
+                    os("-keyout"),
+                    key.as_os_str(),
+                    os("-out"),
+                    csr.as_os_str(),
+                ],
+            ]
+            .concat(),
+        )?;
+        openssl(&[
+            os("x509"),
+            os("-req"),
+            os("-in"),
+            csr.as_os_str(),
+            os("-CA"),
+            ca.as_os_str(),
+            os("-CAkey"),
+            ca_key.as_os_str(),
+            os("-CAcreateserial"),
+            os("-days"),
+            os("2"),
+            os("-copy_extensions"),
+            os("copy"),
+            os("-out"),
+            cert.as_os_str(),
+        ])?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("chmod {}: {e}", key.display()))?;
+        if let Some(user) = self.user {
+            for f in [&cert, &key] {
+                chown_all(f, user).map_err(|e| format!("chown {}: {e}", f.display()))?;
+            }
+        }
+        self.stop();
+        self.tls = Some((cert, key));
+        self.resume()?;
+        Ok(ca)
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The port it listens on, at 127.0.0.1.

@@ -448,3 +448,54 @@ fn a_newer_schema_is_refused_and_the_password_never_said() {
         .unwrap_err();
     assert!(!err.to_string().contains(secret), "{err}");
 }
+
+#[test]
+fn tls_checks_the_server_certificate_against_the_ca_file() {
+    let Some(mut pg) = PgServer::start_or_skip("postgres::tls") else {
+        return;
+    };
+    let plain = pg.database("tls");
+    let cert = pg.enable_tls().unwrap();
+    let url = plain.replace("sslmode=disable", "sslmode=verify-full");
+    // Trusted through the CA file: connected, and over TLS.
+    let (store, mut sink) = zen_store::open_postgres(&PostgresSettings {
+        ca_file: Some(cert.clone()),
+        ..settings(&url)
+    })
+    .unwrap();
+    write(&mut sink, "x", &events()[..1]).unwrap();
+    assert_eq!(store.list(&Query::default()).unwrap().items.len(), 1);
+    let mut admin = postgres::Client::connect(&plain, postgres::NoTls).unwrap();
+    let over_tls: i64 = admin
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE s.ssl AND a.application_name = 'zen-watcher'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        over_tls >= 2,
+        "the store's reads and the sink's writes: {over_tls}"
+    );
+    // Not trusted: refused, saying why.
+    let err = zen_store::open_postgres(&settings(&url))
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // A CA file that is not one: said at open.
+    let bogus = pg_bogus_ca();
+    let err = zen_store::open_postgres(&PostgresSettings {
+        ca_file: Some(bogus.path().to_owned()),
+        ..settings(&url)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no certificate"), "{err}");
+}
+
+fn pg_bogus_ca() -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), "not a certificate\n").unwrap();
+    f
+}
