@@ -9,8 +9,9 @@ use super::*;
 /// to rows written before, and keeps `observation_counts` in step.
 pub struct PostgresSink {
     target: Arc<Target>,
-    /// Made when first needed, and again after the server closed it.
-    client: Option<Client>,
+    /// Made when first needed, and again after the server closed it; with [`UPSERT`] prepared
+    /// on it (parsed and planned once, not for every batch).
+    client: Option<(Client, ::postgres::Statement)>,
     window: i64,
     written: Written,
     timings: Timings,
@@ -69,7 +70,7 @@ impl Written {
 /// written before), their sum by source and severity added to `observation_counts` (in key
 /// order, last, so replicas never wait on each other in a cycle), and each input row's id.
 const UPSERT: &str = "WITH input AS (
-    SELECT t.*, nextval(pg_get_serial_sequence('observations', 'id')) AS id FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::SMALLINT[], $5::TEXT[],
+    SELECT t.*, nextval('observations_id_seq') AS id FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::SMALLINT[], $5::TEXT[],
         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
         $13::TEXT[], $14::TEXT[], $15::BIGINT[], $16::BIGINT[], $17::BIGINT[], $18::TEXT[],
         $19::TEXT[]) WITH ORDINALITY
@@ -256,20 +257,21 @@ impl PostgresSink {
         let mut repeats: Vec<(i64, (i64, i64))> = repeats.into_iter().collect();
         repeats.sort_unstable_by_key(|(id, _)| *id);
         let (ids, (ns, lasts)): (Vec<i64>, (Vec<i64>, Vec<i64>)) = repeats.into_iter().unzip();
-        let client = match &mut self.client {
-            Some(c) if !c.is_closed() => c,
+        let (client, upsert) = match &mut self.client {
+            Some((c, statement)) if !c.is_closed() => (c, &*statement),
             slot => {
-                let fresh = self
-                    .target
-                    .connect()
-                    .map_err(|e| sink_error(&self.target, &e))?;
-                slot.insert(fresh)
+                let fresh = self.target.connect().and_then(|mut c| {
+                    let statement = c.prepare(UPSERT)?;
+                    Ok((c, statement))
+                });
+                let (c, statement) = slot.insert(fresh.map_err(|e| sink_error(&self.target, &e))?);
+                (c, &*statement)
             }
         };
         let b = &batch;
         let rows = client
             .query(
-                UPSERT,
+                upsert,
                 &[
                     &b.fingerprint,
                     &b.source,
