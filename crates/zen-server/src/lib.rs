@@ -39,7 +39,9 @@ pub mod history;
 pub mod insights;
 mod page;
 mod report;
+pub mod tls;
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +66,9 @@ pub struct ServerConfig {
     /// When any is set, ingestion and the API need `Authorization: Bearer <token>` of a scope
     /// that allows the route.
     pub tokens: auth::Tokens,
+    /// Verified client certificates authenticate requests (`tls.client_ca_file`): the daemon is
+    /// not open even without tokens.
+    pub client_certs: bool,
     /// Largest body accepted, before and after decompression (16 MiB: audit batches are large).
     pub body_limit: usize,
     /// Seconds a client is told to wait when the pipeline is full or draining.
@@ -111,6 +116,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             tokens: auth::Tokens::default(),
+            client_certs: false,
             body_limit: 16 << 20,
             retry_after_secs: 1,
             ack_commit: false,
@@ -259,16 +265,22 @@ async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Serves the application on `listener` until `shutdown` completes, then finishes the requests
+/// Serves the application on `listener` (over TLS with `tls`) until `shutdown` completes, then finishes the requests
 /// in flight and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    tls: Option<tls::Acceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(acceptor) => tls::serve(listener, app(state), acceptor, shutdown).await,
+        None => {
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 fn alerting_of(s: &AppState) -> Result<&zen_alerting::Alerting, ApiError> {
@@ -458,7 +470,7 @@ async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
     };
     if let Some(action) = action {
         let entry = zen_store::AuditEntry {
-            token: who.to_owned(),
+            token: who.into_owned(),
             action,
             status: response.status().as_u16(),
         };
@@ -474,41 +486,50 @@ async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
     response
 }
 
-/// The name of the token that lets `req` in (`(none)` on an open daemon; borrowed, so the
-/// ingestion path allocates nothing for it); else the refusal,
-/// with the token's name when it was valid but outside its scope.
+/// The name of the token (or client certificate) that lets `req` in (`(none)` on an open
+/// daemon; a token's name borrowed, so the ingestion path allocates nothing for it); else the
+/// refusal, with the name when it was valid but outside its scope. A bearer token, when given,
+/// is what counts; without one, a verified client certificate.
 fn check_token<'a>(
     s: &'a AppState,
     req: &Request,
     needed: auth::Scope,
-) -> Result<&'a str, (Option<&'a str>, ApiError)> {
-    if s.config.tokens.is_empty() {
-        return Ok("(none)");
+) -> Result<Cow<'a, str>, (Option<Cow<'a, str>>, ApiError)> {
+    if s.config.tokens.is_empty() && !s.config.client_certs {
+        return Ok(Cow::Borrowed("(none)"));
     }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let Some(token) = s.config.tokens.find(given.as_bytes()) else {
-        count_error("permission", 1);
-        let refused = ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-        return Err((None, refused));
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let (name, scope) = match (given, req.extensions().get::<tls::ClientCert>()) {
+        (Some(given), _) => match s.config.tokens.find(given.as_bytes()) {
+            Some(token) => (Cow::Borrowed(token.name.as_str()), token.scope),
+            None => return Err((None, unauthorized())),
+        },
+        (None, Some(cert)) => (Cow::Owned(cert.name.clone()), cert.scope),
+        (None, None) => return Err((None, unauthorized())),
     };
-    if !token.scope.allows(needed) {
+    if !scope.allows(needed) {
         count_error("permission", 1);
         let message = format!(
-            "token {:?} has scope {}; {} {} needs {needed}",
-            token.name,
-            token.scope,
+            "{name:?} has scope {scope}; {} {} needs {needed}",
             req.method(),
             req.uri().path()
         );
         let refused = ApiError::new(StatusCode::FORBIDDEN, message);
-        return Err((Some(&token.name), refused));
+        return Err((Some(name), refused));
     }
-    Ok(&token.name)
+    Ok(name)
+}
+
+fn unauthorized() -> ApiError {
+    count_error("permission", 1);
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "a valid bearer token (or client certificate) is required",
+    )
 }
 
 #[derive(Debug, Deserialize)]

@@ -163,6 +163,68 @@ impl StoreSection {
     }
 }
 
+/// HTTPS on the listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct TlsSection {
+    /// The certificate chain (PEM), reloaded when it changes; with `key_file`.
+    pub(crate) cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub(crate) key_file: Option<PathBuf>,
+    /// CAs (PEM) client certificates are verified against: a request with a verified client
+    /// certificate (and no bearer token) gets `client_scope`, named by the certificate's subject.
+    pub(crate) client_ca_file: Option<PathBuf>,
+    /// Refuse connections without a client certificate.
+    pub(crate) require_client_cert: bool,
+    /// What a verified client certificate may do: `ingest` (the webhooks, as the API server's
+    /// audit webhook needs), `read` or `admin`.
+    pub(crate) client_scope: String,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            require_client_cert: false,
+            client_scope: "ingest".to_owned(),
+        }
+    }
+}
+
+impl TlsSection {
+    /// The listener's TLS settings; none without a certificate.
+    pub(crate) fn settings(&self) -> Result<Option<zen_server::tls::TlsSettings>> {
+        let (cert_file, key_file) = match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            (None, None) => {
+                if self.client_ca_file.is_some() || self.require_client_cert {
+                    bail!("tls: client certificates need cert_file and key_file");
+                }
+                return Ok(None);
+            }
+            _ => bail!("tls: expected cert_file and key_file together, found one of them"),
+        };
+        if self.require_client_cert && self.client_ca_file.is_none() {
+            bail!("tls.require_client_cert: needs client_ca_file");
+        }
+        let client_scope = match self.client_scope.as_str() {
+            "ingest" => zen_server::auth::Scope::Ingest,
+            "read" => zen_server::auth::Scope::Read,
+            "admin" => zen_server::auth::Scope::Admin,
+            other => bail!("tls.client_scope: expected ingest, read or admin, found {other:?}"),
+        };
+        Ok(Some(zen_server::tls::TlsSettings {
+            cert_file,
+            key_file,
+            client_ca_file: self.client_ca_file.clone(),
+            require_client_cert: self.require_client_cert,
+            client_scope,
+        }))
+    }
+}
+
 /// Scoped bearer tokens, each file holding one a line: `NAME:SECRET`, or the secret alone
 /// (named `<scope>-<line>`), at least 16 characters. `ingest`: the webhooks; `read`: the API,
 /// the dashboard's data and `/metrics`; `admin`: everything.
@@ -192,6 +254,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) tokens: TokensSection,
     /// Listen beyond loopback without any token (`--insecure-no-auth`).
     pub(crate) insecure_no_auth: bool,
+    /// HTTPS (`--tls-cert`, `--tls-key`), and client certificates.
+    pub(crate) tls: TlsSection,
     /// Every token, read at load: `token` and the files of `tokens`.
     #[serde(skip)]
     pub(crate) resolved_tokens: zen_server::auth::Tokens,
@@ -666,6 +730,7 @@ impl Default for DaemonConfig {
             token_file: None,
             tokens: TokensSection::default(),
             insecure_no_auth: false,
+            tls: TlsSection::default(),
             resolved_tokens: zen_server::auth::Tokens::default(),
             body_limit: 16 << 20,
             // About half the pipeline threads' share of a busy core: flat out, batches of 100
@@ -717,6 +782,9 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_READ_TOKEN_FILE", "tokens.read_file", Kind::Text),
     ("ZEN_ADMIN_TOKEN_FILE", "tokens.admin_file", Kind::Text),
     ("ZEN_INSECURE_NO_AUTH", "insecure_no_auth", Kind::Typed),
+    ("ZEN_TLS_CERT_FILE", "tls.cert_file", Kind::Text),
+    ("ZEN_TLS_KEY_FILE", "tls.key_file", Kind::Text),
+    ("ZEN_TLS_CLIENT_CA_FILE", "tls.client_ca_file", Kind::Text),
     ("ZEN_BODY_LIMIT", "body_limit", Kind::Typed),
     ("ZEN_INTAKE_NICE", "intake_nice", Kind::Typed),
     ("ZEN_QUEUE_WAIT", "queue_wait", Kind::Text),
@@ -874,6 +942,7 @@ fn validate(c: &DaemonConfig) -> Result<()> {
         anyhow::anyhow!("pipeline.{key}: {}", e.problem)
     })?;
     c.server().validate()?;
+    c.tls.settings()?;
     c.collect.settings()?;
     c.alerting.engine()?;
     c.advisor.validate()?;
@@ -916,6 +985,7 @@ impl DaemonConfig {
     pub(crate) fn server(&self) -> zen_server::ServerConfig {
         zen_server::ServerConfig {
             tokens: self.resolved_tokens.clone(),
+            client_certs: self.tls.client_ca_file.is_some(),
             body_limit: self.body_limit,
             ack_commit: self.ack == AckMode::Commit,
             queue_wait: self.queue_wait.0,

@@ -30,15 +30,23 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
     for w in warnings {
         tracing::warn!("{w}");
     }
-    if config.resolved_tokens.is_empty() && !config.listen.ip().is_loopback() {
+    // Client certificates required at the handshake authenticate every request too.
+    let authenticated = !config.resolved_tokens.is_empty() || config.tls.require_client_cert;
+    if !authenticated && !config.listen.ip().is_loopback() {
         anyhow::ensure!(
             config.insecure_no_auth,
             "listening on {} (beyond loopback) without a token: set ZEN_TOKEN_FILE or the \
-             ZEN_{{INGEST,READ,ADMIN}}_TOKEN_FILE files (tokens.*_file), or say --insecure-no-auth",
+             ZEN_{{INGEST,READ,ADMIN}}_TOKEN_FILE files (tokens.*_file), require client certificates \
+             (tls.require_client_cert), or say --insecure-no-auth",
             config.listen
         );
         tracing::warn!(address = %config.listen, "listening beyond loopback without a token (--insecure-no-auth)");
     }
+    let tls = config
+        .tls
+        .settings()?
+        .map(zen_server::tls::Acceptor::new)
+        .transpose()?;
     // First, so that what the store and pipeline register at start is recorded.
     let mut exporter = zen_export::Exporter::install("/proc").context("metrics")?;
     let collection = if config.collect.host {
@@ -221,7 +229,8 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
                     .context("starting the alert evaluator")?,
             );
         }
-        tracing::info!(listen = %addr, "zen-watcher listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(listen = %addr, "zen-watcher listening on {scheme}://{addr}");
         tracing::info!(store = %store.describe(), "keeping Observations in {}", store.describe());
         let _tails = config
             .tail
@@ -253,7 +262,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
                 tracing::info!("stopping: no new requests; draining the pipeline");
             }
         };
-        let served = zen_server::serve(listener, state, shutdown).await;
+        let served = zen_server::serve(listener, state, tls, shutdown).await;
         // Before the pipeline drains: what the watchers submitted is tracked, and the Lease
         // handed back to the next replica.
         if let Some(kube) = kube {

@@ -154,6 +154,13 @@ struct RunArgs {
     /// the port may ingest, read and change everything.
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Serve HTTPS with this certificate chain (PEM; `ZEN_TLS_CERT_FILE`), reloaded when it
+    /// changes; with `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM; `ZEN_TLS_KEY_FILE`).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -168,6 +175,12 @@ impl RunArgs {
         if let Some(f) = self.log_format {
             let name = if f == LogFormat::Json { "json" } else { "text" };
             overrides.push(("log_format", name.to_owned()));
+        }
+        if let Some(c) = &self.tls_cert {
+            overrides.push(("tls.cert_file", c.display().to_string()));
+        }
+        if let Some(k) = &self.tls_key {
+            overrides.push(("tls.key_file", k.display().to_string()));
         }
         let (mut config, warnings) =
             config::load(self.config.as_deref(), std::env::vars(), &overrides)?;
