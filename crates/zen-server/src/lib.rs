@@ -37,6 +37,7 @@
 pub mod auth;
 pub mod history;
 pub mod insights;
+pub mod limits;
 mod page;
 mod report;
 pub mod tls;
@@ -69,6 +70,8 @@ pub struct ServerConfig {
     /// Verified client certificates authenticate requests (`tls.client_ca_file`): the daemon is
     /// not open even without tokens.
     pub client_certs: bool,
+    /// Requests a second per token, events a second per source (0: none).
+    pub limits: limits::Limits,
     /// Largest body accepted, before and after decompression (16 MiB: audit batches are large).
     pub body_limit: usize,
     /// Seconds a client is told to wait when the pipeline is full or draining.
@@ -117,6 +120,7 @@ impl Default for ServerConfig {
         ServerConfig {
             tokens: auth::Tokens::default(),
             client_certs: false,
+            limits: limits::Limits::default(),
             body_limit: 16 << 20,
             retry_after_secs: 1,
             ack_commit: false,
@@ -144,6 +148,8 @@ pub struct AppState {
     pub insights: Option<insights::SharedInsights>,
     /// What the sources beside HTTP (Kubernetes report watchers) say about themselves.
     pub sources: zen_pipeline::SourceStates,
+    /// The buckets of `config.limits`.
+    pub limiters: Arc<limits::Limiters>,
 }
 
 /// The whole HTTP application.
@@ -464,7 +470,10 @@ async fn authorize(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
     let action =
         (needed == auth::Scope::Admin).then(|| format!("{} {}", req.method(), req.uri().path()));
     let (who, response) = match check_token(&s, &req, needed) {
-        Ok(who) => (who, next.run(req).await),
+        Ok(who) => match s.limiters.tokens.take(&who, 1, std::time::Instant::now()) {
+            Ok(()) => (who, next.run(req).await),
+            Err(refused) => (who, rate_limited(refused, "token").into_response()),
+        },
         Err((Some(who), refused)) => (who, refused.into_response()),
         Err((None, refused)) => return refused.into_response(),
     };
@@ -522,6 +531,22 @@ fn check_token<'a>(
         return Err((Some(name), refused));
     }
     Ok(name)
+}
+
+/// The answer to a request beyond a rate limit of `what` (`token`, `source`), counted.
+fn rate_limited(refused: limits::Refused, what: &str) -> ApiError {
+    count_error("rate_limit", 1);
+    match refused {
+        limits::Refused::Wait(wait) => ApiError::retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("beyond the {what}'s rate limit"),
+            wait.as_secs_f64().ceil().max(1.0) as u64,
+        ),
+        limits::Refused::TooMany { burst } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("more events than the {what}'s rate limit lets through at once ({burst})"),
+        ),
+    }
 }
 
 fn unauthorized() -> ApiError {
@@ -734,6 +759,11 @@ async fn ingest(
         StatusCode::ACCEPTED
     };
     if answer.accepted > 0 {
+        let n = u32::try_from(answer.accepted).unwrap_or(u32::MAX);
+        s.limiters
+            .sources
+            .take(request.format.as_str(), n, std::time::Instant::now())
+            .map_err(|refused| rate_limited(refused, "source"))?;
         submit(&s, request.commit, normalized.events, received).await?;
     }
     Ok((status, Json(answer)).into_response())

@@ -171,13 +171,10 @@ impl Acceptor {
                     Ok(config) => {
                         *this.current.write().unwrap_or_else(|p| p.into_inner()) =
                             tokio_rustls::TlsAcceptor::from(config);
-                        metrics::counter!("zen_watcher_tls_reloads_total", "result" => "ok")
-                            .increment(1);
                         tracing::info!(cert = %this.settings.cert_file.display(), "TLS: reloaded the certificate");
                     }
                     Err(e) => {
-                        metrics::counter!("zen_watcher_tls_reloads_total", "result" => "error")
-                            .increment(1);
+                        metrics::counter!("zen_watcher_errors_total", "component" => "http", "category" => "tls").increment(1);
                         tracing::error!(error = %e, "TLS: the changed files could not be loaded; still serving the certificate before them");
                     }
                 }

@@ -33,6 +33,7 @@ fn harness(config: ServerConfig, pipeline: PipelineConfig, sink: Option<Box<dyn 
     let state = AppState {
         pipeline: Arc::new(pipeline),
         store: Arc::new(store),
+        limiters: Arc::new(zen_server::limits::Limiters::new(config.limits)),
         config: Arc::new(config),
         draining: Arc::new(AtomicBool::new(false)),
         exporter: None,
@@ -827,4 +828,93 @@ async fn readyz_verbose_lists_the_sources_and_a_degraded_one_does_not_fail_it() 
         stats["sources"]["policyreports.wgpolicyk8s.io"]["state"],
         "degraded"
     );
+}
+
+#[tokio::test]
+async fn rate_limits_per_token_and_per_source_answer_429_with_retry_after() {
+    use zen_server::limits::{Limits, Rate};
+    let tokens = Tokens::new(vec![
+        Token::new("falco", Scope::Ingest, "ingest-secret-0000"),
+        Token::new("grafana", Scope::Read, "read-secret-00000"),
+    ])
+    .unwrap();
+    let h = harness(
+        ServerConfig {
+            tokens,
+            limits: Limits {
+                // Far slower than the test runs: refills do not disturb it.
+                per_token: Rate { rate: 1, burst: 3 },
+                per_source: Rate { rate: 1, burst: 5 },
+            },
+            ..ServerConfig::default()
+        },
+        PipelineConfig::default(),
+        None,
+    );
+    let ingest = |source: &str, n: usize| {
+        Request::post(format!("/api/v1/ingest/{source}"))
+            .header(header::AUTHORIZATION, "Bearer ingest-secret-0000")
+            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .body(Body::from(format!("{ALERT}\n").repeat(n)))
+            .unwrap()
+    };
+    // The source's bucket holds 5 events: 4, then 2 more is one too many; a request of more
+    // than it ever holds is too large rather than early.
+    assert_eq!(call(&h, ingest("falco", 4)).await.0, StatusCode::ACCEPTED);
+    let (status, body, headers) = call(&h, ingest("falco", 2)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("source"),
+        "{body}"
+    );
+    let wait: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // The source's last event, and the token's third request; then its bucket is spent, and
+    // another token has its own.
+    assert_eq!(call(&h, ingest("falco", 1)).await.0, StatusCode::ACCEPTED);
+    let (status, body, headers) = call(&h, ingest("trivy", 1)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("token"),
+        "{body}"
+    );
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    let read = || {
+        Request::get("/api/v1/stats")
+            .header(header::AUTHORIZATION, "Bearer read-secret-00000")
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(call(&h, read()).await.0, StatusCode::OK);
+    // What was refused was not submitted: 5 events in all.
+    let (_, stats, _) = call(&h, read()).await;
+    assert_eq!(stats["pipeline"]["received"], 5, "{stats}");
+    let h2 = harness(
+        ServerConfig {
+            limits: Limits {
+                per_token: Rate::default(),
+                per_source: Rate { rate: 1, burst: 5 },
+            },
+            ..ServerConfig::default()
+        },
+        PipelineConfig::default(),
+        None,
+    );
+    let open = |n: usize| {
+        post(
+            "/api/v1/ingest/falco",
+            "application/x-ndjson",
+            format!("{ALERT}\n").repeat(n),
+        )
+    };
+    let (status, body, _) = call(&h2, open(6)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(call(&h2, open(5)).await.0, StatusCode::ACCEPTED);
 }

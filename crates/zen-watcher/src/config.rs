@@ -163,6 +163,42 @@ impl StoreSection {
     }
 }
 
+/// A rate: `rate` a second, up to `burst` at once (default: the rate); 0 is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RateSection {
+    pub(crate) rate: u32,
+    pub(crate) burst: Option<u32>,
+}
+
+impl RateSection {
+    fn rate(self) -> zen_server::limits::Rate {
+        zen_server::limits::Rate {
+            rate: self.rate,
+            burst: self.burst.unwrap_or(self.rate),
+        }
+    }
+}
+
+/// Rate limits, each a token bucket; beyond them 429 with `Retry-After`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct LimitsSection {
+    /// Requests a second for each token (or client certificate).
+    pub(crate) per_token: RateSection,
+    /// Events a second ingested for each source (format).
+    pub(crate) per_source: RateSection,
+}
+
+impl LimitsSection {
+    pub(crate) fn limits(self) -> zen_server::limits::Limits {
+        zen_server::limits::Limits {
+            per_token: self.per_token.rate(),
+            per_source: self.per_source.rate(),
+        }
+    }
+}
+
 /// HTTPS on the listener.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -256,6 +292,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) insecure_no_auth: bool,
     /// HTTPS (`--tls-cert`, `--tls-key`), and client certificates.
     pub(crate) tls: TlsSection,
+    /// Rate limits per token and per source.
+    pub(crate) limits: LimitsSection,
     /// Every token, read at load: `token` and the files of `tokens`.
     #[serde(skip)]
     pub(crate) resolved_tokens: zen_server::auth::Tokens,
@@ -731,6 +769,7 @@ impl Default for DaemonConfig {
             tokens: TokensSection::default(),
             insecure_no_auth: false,
             tls: TlsSection::default(),
+            limits: LimitsSection::default(),
             resolved_tokens: zen_server::auth::Tokens::default(),
             body_limit: 16 << 20,
             // About half the pipeline threads' share of a busy core: flat out, batches of 100
@@ -986,6 +1025,7 @@ impl DaemonConfig {
         zen_server::ServerConfig {
             tokens: self.resolved_tokens.clone(),
             client_certs: self.tls.client_ca_file.is_some(),
+            limits: self.limits.limits(),
             body_limit: self.body_limit,
             ack_commit: self.ack == AckMode::Commit,
             queue_wait: self.queue_wait.0,
@@ -1200,6 +1240,55 @@ mod tests {
             u32::MAX,
             "store errors back up, never drop"
         );
+    }
+
+    #[test]
+    fn the_store_tls_and_limits_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        let with = |yaml: &str, env: &[(&str, &str)]| {
+            std::fs::write(&file, yaml).unwrap();
+            let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+            load(Some(&file), env.collect::<Vec<_>>(), &[])
+        };
+        // SQLite unless a URL says otherwise; the URL from the environment or a file.
+        let (c, _) = with("", &[]).unwrap();
+        assert_eq!(c.store.kind(), StoreKind::Sqlite);
+        assert!(c.postgres().is_none());
+        let url = "postgres://zen:s3cret@db:5432/zen?sslmode=require";
+        let (c, _) = with("", &[("ZEN_STORE_URL", url)]).unwrap();
+        let pg = c.postgres().unwrap();
+        assert_eq!(
+            (pg.url.as_str(), pg.dedup_window),
+            (url, Duration::from_secs(60))
+        );
+        let secret = dir.path().join("url");
+        std::fs::write(&secret, format!("{url}\n")).unwrap();
+        let (c, _) = with(&format!("store:\n  url_file: {}\n", secret.display()), &[]).unwrap();
+        assert_eq!(c.postgres().unwrap().url, url);
+        let err = |yaml: &str, env: &[(&str, &str)]| format!("{:#}", with(yaml, env).unwrap_err());
+        assert!(err("store:\n  kind: postgres\n", &[]).contains("needs url"));
+        assert!(
+            err("store:\n  kind: sqlite\n", &[("ZEN_STORE_URL", url)]).contains("kind is sqlite")
+        );
+        let both = format!("store:\n  url: {url}\n  url_file: {}\n", secret.display());
+        assert!(err(&both, &[]).contains("found both"));
+        // TLS: the pair together; client certificates need it; a scope by name.
+        assert!(err("tls:\n  cert_file: a.crt\n", &[]).contains("together"));
+        assert!(err("tls:\n  client_ca_file: ca.crt\n", &[]).contains("cert_file and key_file"));
+        let scoped = "tls:\n  cert_file: a\n  key_file: b\n  client_scope: root\n";
+        assert!(err(scoped, &[]).contains("expected ingest, read or admin"));
+        let required = "tls:\n  cert_file: a\n  key_file: b\n  require_client_cert: true\n";
+        assert!(err(required, &[]).contains("needs client_ca_file"));
+        // Limits: the burst is the rate unless given.
+        let (c, _) = with(
+            "limits:\n  per_source: {rate: 500}\n  per_token: {rate: 10, burst: 40}\n",
+            &[],
+        )
+        .unwrap();
+        let l = c.server().limits;
+        assert_eq!((l.per_source.rate, l.per_source.burst), (500, 500));
+        assert_eq!((l.per_token.rate, l.per_token.burst), (10, 40));
     }
 
     #[test]

@@ -206,6 +206,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         pipeline: pipeline.clone(),
         store: store.clone(),
         config: Arc::new(config.server()),
+        limiters: Arc::new(zen_server::limits::Limiters::new(config.limits.limits())),
         draining: draining.clone(),
         exporter: Some(exporter.clone()),
         alerting: None,

@@ -150,10 +150,14 @@ fn config_check_and_print() {
         .args(["config", "print", "--config"])
         .arg(&good)
         .env("ZEN_MAX_BATCH_SIZE", "3")
+        .env("ZEN_STORE_URL", "postgres://zen:hunter2-secret@db/zen")
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("listen: 127.0.0.1:9999"), "{printed}");
+    // The store's URL holds a password: never printed.
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("url: (redacted)"), "{printed}");
     assert!(printed.contains("max_batch_size: 3"), "{printed}");
     assert!(printed.contains("max_batch_age: 250ms"), "{printed}");
 }
