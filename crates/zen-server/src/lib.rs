@@ -38,6 +38,7 @@ pub mod auth;
 pub mod history;
 pub mod insights;
 pub mod limits;
+pub mod listen;
 mod page;
 mod report;
 pub mod tls;
@@ -72,6 +73,8 @@ pub struct ServerConfig {
     pub client_certs: bool,
     /// Requests a second per token, events a second per source (0: none).
     pub limits: limits::Limits,
+    /// Open connections at most, and how long a request's headers and body may take.
+    pub connections: listen::Connections,
     /// Largest body accepted, before and after decompression (16 MiB: audit batches are large).
     pub body_limit: usize,
     /// Seconds a client is told to wait when the pipeline is full or draining.
@@ -121,6 +124,7 @@ impl Default for ServerConfig {
             tokens: auth::Tokens::default(),
             client_certs: false,
             limits: limits::Limits::default(),
+            connections: listen::Connections::default(),
             body_limit: 16 << 20,
             retry_after_secs: 1,
             ack_commit: false,
@@ -279,14 +283,8 @@ pub async fn serve(
     tls: Option<tls::Acceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match tls {
-        Some(acceptor) => tls::serve(listener, app(state), acceptor, shutdown).await,
-        None => {
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    let bounds = state.config.connections;
+    listen::serve(listener, app(state), tls, bounds, shutdown).await
 }
 
 fn alerting_of(s: &AppState) -> Result<&zen_alerting::Alerting, ApiError> {
@@ -442,8 +440,16 @@ impl From<BytesRejection> for ApiError {
             return ApiError::new(e.status(), "the body is larger than the limit (body_limit)");
         }
         count_error("connection", 1);
+        // The body did not arrive within `connections.body_timeout`.
+        let timed_out = std::iter::successors(std::error::Error::source(&e), |c| c.source())
+            .any(|cause| cause.is::<tower_http::timeout::TimeoutError>());
+        let status = if timed_out {
+            StatusCode::REQUEST_TIMEOUT
+        } else {
+            e.status()
+        };
         ApiError::new(
-            e.status(),
+            status,
             format!("the body could not be read: {}", e.body_text()),
         )
     }
@@ -512,18 +518,22 @@ fn check_token<'a>(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let (name, scope) = match (given, req.extensions().get::<tls::ClientCert>()) {
+    let (name, scope, kind) = match (given, req.extensions().get::<tls::ClientCert>()) {
         (Some(given), _) => match s.config.tokens.find(given.as_bytes()) {
-            Some(token) => (Cow::Borrowed(token.name.as_str()), token.scope),
-            None => return Err((None, unauthorized())),
+            Some(token) => (Cow::Borrowed(token.name.as_str()), token.scope, "token"),
+            None => return Err((None, unauthorized(s.config.client_certs))),
         },
-        (None, Some(cert)) => (Cow::Owned(cert.name.clone()), cert.scope),
-        (None, None) => return Err((None, unauthorized())),
+        (None, Some(cert)) => (
+            Cow::Owned(cert.name.clone()),
+            cert.scope,
+            "client certificate",
+        ),
+        (None, None) => return Err((None, unauthorized(s.config.client_certs))),
     };
     if !scope.allows(needed) {
         count_error("permission", 1);
         let message = format!(
-            "{name:?} has scope {scope}; {} {} needs {needed}",
+            "{kind} {name:?} has scope {scope}; {} {} needs {needed}",
             req.method(),
             req.uri().path()
         );
@@ -549,12 +559,14 @@ fn rate_limited(refused: limits::Refused, what: &str) -> ApiError {
     }
 }
 
-fn unauthorized() -> ApiError {
+fn unauthorized(client_certs: bool) -> ApiError {
     count_error("permission", 1);
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "a valid bearer token (or client certificate) is required",
-    )
+    let message = if client_certs {
+        "a valid bearer token (or client certificate) is required"
+    } else {
+        "a valid bearer token is required"
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, message)
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,8 +2,8 @@
 //! and optional client certificates (verified against a CA) that authenticate a request with a
 //! scope of their own — as the Kubernetes API server's audit webhook presents one.
 //!
-//! Each connection's handshake runs in a task of its own, bounded by [`HANDSHAKE_TIMEOUT`], so a
-//! client that opens a connection and says nothing holds only itself. A reload that fails (a
+//! Each connection's handshake runs in its connection's task (`listen.rs`), bounded by the
+//! header timeout, so a client that opens a connection and says nothing holds only itself. A reload that fails (a
 //! file half-written, a key that does not match) is logged and counted, and the certificate in
 //! use stays.
 
@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -45,9 +44,6 @@ pub struct ClientCert {
 #[derive(Debug, thiserror::Error)]
 #[error("TLS: {0}")]
 pub struct TlsError(String);
-
-/// How long a connection has to finish its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often the files are looked at for changes.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
@@ -148,7 +144,11 @@ impl Acceptor {
         })
     }
 
-    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    pub(crate) fn settings(&self) -> &TlsSettings {
+        &self.settings
+    }
+
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -156,7 +156,7 @@ impl Acceptor {
     }
 
     /// Looks at the files every second, and serves what they hold once they change and load.
-    fn watch(&self) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn watch(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let mut seen = stamps(&this.settings);
@@ -183,92 +183,24 @@ impl Acceptor {
     }
 }
 
+/// The identity of a connection's verified client certificate, if it showed one.
+pub(crate) fn client_cert(
+    stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    scope: Scope,
+) -> Option<ClientCert> {
+    let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+    Some(ClientCert {
+        name: format!(
+            "cert:{}",
+            subject(leaf).unwrap_or_else(|| "(unreadable subject)".to_owned())
+        ),
+        scope,
+    })
+}
+
 /// The subject of a DER certificate, as RFC 4514 writes it (`CN=kube-apiserver,O=…`).
 fn subject(der: &[u8]) -> Option<String> {
     use x509_cert::der::Decode;
     let cert = x509_cert::Certificate::from_der(der).ok()?;
     Some(cert.tbs_certificate.subject.to_string())
-}
-
-/// Serves `app` over TLS on `listener` until `shutdown`; then lets open requests finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    acceptor: Acceptor,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use hyper_util::rt::TokioIo;
-    let watcher = acceptor.watch();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, say: wait, rather than spin.
-                    tracing::error!(error = %e, "accepting a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let (tls, app, scope) = (
-            acceptor.acceptor(),
-            app.clone(),
-            acceptor.settings.client_scope,
-        );
-        let watch = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    metrics::counter!("zen_watcher_errors_total", "component" => "http", "category" => "tls").increment(1);
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    metrics::counter!("zen_watcher_errors_total", "component" => "http", "category" => "tls").increment(1);
-                    return;
-                }
-            };
-            let cert = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|leaf| ClientCert {
-                    name: format!(
-                        "cert:{}",
-                        subject(leaf).unwrap_or_else(|| "(unreadable subject)".to_owned())
-                    ),
-                    scope,
-                });
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    if let Some(cert) = &cert {
-                        req.extensions_mut().insert(cert.clone());
-                    }
-                    let app = app.clone();
-                    async move {
-                        use tower::ServiceExt;
-                        app.oneshot(req.map(axum::body::Body::new)).await
-                    }
-                },
-            );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watch.watch(conn).await {
-                tracing::debug!(error = %e, "HTTPS connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    watcher.abort();
-    graceful.shutdown().await;
-    Ok(())
 }

@@ -199,6 +199,29 @@ impl LimitsSection {
     }
 }
 
+/// Bounds on the listener's connections, which hostile clients meet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ConnectionsSection {
+    /// Open connections at most; beyond, 503 with `Retry-After` (over TLS, closed).
+    pub(crate) max: usize,
+    /// Time to send a request's headers (and the TLS handshake): slow-loris connections close.
+    pub(crate) header_timeout: Human,
+    /// Time to send a request's body: 408 beyond it.
+    pub(crate) body_timeout: Human,
+}
+
+impl Default for ConnectionsSection {
+    fn default() -> Self {
+        let d = zen_server::listen::Connections::default();
+        ConnectionsSection {
+            max: d.max,
+            header_timeout: Human(d.header_timeout),
+            body_timeout: Human(d.body_timeout),
+        }
+    }
+}
+
 /// HTTPS on the listener.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -294,6 +317,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) tls: TlsSection,
     /// Rate limits per token and per source.
     pub(crate) limits: LimitsSection,
+    /// Bounds on connections.
+    pub(crate) connections: ConnectionsSection,
     /// Every token, read at load: `token` and the files of `tokens`.
     #[serde(skip)]
     pub(crate) resolved_tokens: zen_server::auth::Tokens,
@@ -770,6 +795,7 @@ impl Default for DaemonConfig {
             insecure_no_auth: false,
             tls: TlsSection::default(),
             limits: LimitsSection::default(),
+            connections: ConnectionsSection::default(),
             resolved_tokens: zen_server::auth::Tokens::default(),
             body_limit: 16 << 20,
             // About half the pipeline threads' share of a busy core: flat out, batches of 100
@@ -1026,6 +1052,11 @@ impl DaemonConfig {
             tokens: self.resolved_tokens.clone(),
             client_certs: self.tls.client_ca_file.is_some(),
             limits: self.limits.limits(),
+            connections: zen_server::listen::Connections {
+                max: self.connections.max,
+                header_timeout: self.connections.header_timeout.0,
+                body_timeout: self.connections.body_timeout.0,
+            },
             body_limit: self.body_limit,
             ack_commit: self.ack == AckMode::Commit,
             queue_wait: self.queue_wait.0,

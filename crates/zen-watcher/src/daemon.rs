@@ -42,6 +42,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         );
         tracing::warn!(address = %config.listen, "listening beyond loopback without a token (--insecure-no-auth)");
     }
+    raise_open_files();
     let tls = config
         .tls
         .settings()?
@@ -302,6 +303,22 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one: every connection is a descriptor, and
+/// the default soft limit (often 1,024) would be met before `connections.max`.
+fn raise_open_files() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "the limit of open files could not be raised");
+        }
+    }
 }
 
 /// Kubernetes mode: the report watchers, on their own or while this replica leads.
