@@ -110,7 +110,7 @@ _zen__watcher() {
 
     case "${cmd}" in
         zen__watcher)
-            opts="-c -h -V --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --help --version run normalize config dead-letters report completions man help"
+            opts="-c -h -V --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --tls-cert --tls-key --help --version run normalize config dead-letters report completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -137,6 +137,14 @@ _zen__watcher() {
                     return 0
                     ;;
                 --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -246,7 +254,7 @@ _zen__watcher() {
             return 0
             ;;
         zen__subcmd__watcher__subcmd__config__subcmd__print)
-            opts="-c -h --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --help"
+            opts="-c -h --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -273,6 +281,14 @@ _zen__watcher() {
                     return 0
                     ;;
                 --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -340,7 +356,7 @@ _zen__watcher() {
             return 0
             ;;
         zen__subcmd__watcher__subcmd__dead__subcmd__letters__subcmd__replay)
-            opts="-c -h --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --help"
+            opts="-c -h --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,6 +383,14 @@ _zen__watcher() {
                     return 0
                     ;;
                 --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -598,7 +622,7 @@ _zen__watcher() {
             return 0
             ;;
         zen__subcmd__watcher__subcmd__report)
-            opts="-c -h --from --to --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --help"
+            opts="-c -h --from --to --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -636,6 +660,14 @@ _zen__watcher() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -644,7 +676,7 @@ _zen__watcher() {
             return 0
             ;;
         zen__subcmd__watcher__subcmd__run)
-            opts="-c -h --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --help"
+            opts="-c -h --config --listen --data-dir --log-format --tail --kube --insecure-no-auth --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -671,6 +703,14 @@ _zen__watcher() {
                     return 0
                     ;;
                 --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

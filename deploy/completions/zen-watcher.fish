@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_zen_watcher_global_optspecs
-    string join \n c/config= listen= data-dir= log-format= tail= kube insecure-no-auth h/help V/version
+    string join \n c/config= listen= data-dir= log-format= tail= kube insecure-no-auth tls-cert= tls-key= h/help V/version
 end
 
 function __fish_zen_watcher_needs_command
@@ -30,6 +30,8 @@ complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l data-dir -d 'Di
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l log-format -d 'Log format (`ZEN_LOG_FORMAT`)' -r -f -a "text\t''
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
+complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM; `ZEN_TLS_CERT_FILE`), reloaded when it changes; with `--tls-key`' -r -F
+complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l tls-key -d 'The certificate\'s private key (PEM; `ZEN_TLS_KEY_FILE`)' -r -F
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -48,6 +50,8 @@ complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l data-dir
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l log-format -d 'Log format (`ZEN_LOG_FORMAT`)' -r -f -a "text\t''
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM; `ZEN_TLS_CERT_FILE`), reloaded when it changes; with `--tls-key`' -r -F
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l tls-key -d 'The certificate\'s private key (PEM; `ZEN_TLS_KEY_FILE`)' -r -F
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand run" -s h -l help -d 'Print help'
@@ -70,6 +74,8 @@ complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fi
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l log-format -d 'Log format (`ZEN_LOG_FORMAT`)' -r -f -a "text\t''
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM; `ZEN_TLS_CERT_FILE`), reloaded when it changes; with `--tls-key`' -r -F
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l tls-key -d 'The certificate\'s private key (PEM; `ZEN_TLS_KEY_FILE`)' -r -F
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand config; and __fish_seen_subcommand_from print" -s h -l help -d 'Print help'
@@ -85,6 +91,8 @@ complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; an
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l log-format -d 'Log format (`ZEN_LOG_FORMAT`)' -r -f -a "text\t''
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM; `ZEN_TLS_CERT_FILE`), reloaded when it changes; with `--tls-key`' -r -F
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l tls-key -d 'The certificate\'s private key (PEM; `ZEN_TLS_KEY_FILE`)' -r -F
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand dead-letters; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help'
@@ -98,6 +106,8 @@ complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l data-
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l log-format -d 'Log format (`ZEN_LOG_FORMAT`)' -r -f -a "text\t''
 json\t''"
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l tail -d 'Follow a file of JSON lines as a source, e.g. `audit:/var/log/kubernetes/audit.log` (repeatable; added to the configuration file\'s `tail`)' -r
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM; `ZEN_TLS_CERT_FILE`), reloaded when it changes; with `--tls-key`' -r -F
+complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l tls-key -d 'The certificate\'s private key (PEM; `ZEN_TLS_KEY_FILE`)' -r -F
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l kube -d 'Kubernetes mode: watch report custom resources (`ZEN_KUBE`; on by default in a cluster)'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -l insecure-no-auth -d 'Listen beyond loopback without any token (`ZEN_INSECURE_NO_AUTH`): anyone who reaches the port may ingest, read and change everything'
 complete -c zen-watcher -n "__fish_zen_watcher_using_subcommand report" -s h -l help -d 'Print help'
