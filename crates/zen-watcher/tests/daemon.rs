@@ -213,26 +213,7 @@ fn with_ack_commit_every_acknowledged_event_survives_sigkill() {
     let acknowledged = client.join().unwrap();
 
     let (store, _) = zen_store::open(&dir.path().join("zen-watcher.db")).unwrap();
-    let mut stored: HashMap<String, u64> = HashMap::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list(&zen_store::Query {
-                limit: 1000,
-                after,
-                ..Default::default()
-            })
-            .unwrap();
-        for s in page.items {
-            if let Some(rule) = s.observation.event.rule_id {
-                *stored.entry(rule).or_default() += s.observation.count;
-            }
-        }
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let stored = counts_by_rule(&store);
     // Requests cut off by the kill may have been stored too: at least what was acknowledged.
     let short: Vec<_> = acknowledged
         .iter()
@@ -545,26 +526,7 @@ fn twenty_sigkills_under_acknowledged_load_lose_nothing_acknowledged() {
     assert_eq!(check, "ok");
     drop(conn);
     let (store, _) = zen_store::open(&db).unwrap();
-    let mut stored: HashMap<String, u64> = HashMap::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list(&zen_store::Query {
-                limit: 1000,
-                after,
-                ..Default::default()
-            })
-            .unwrap();
-        for s in page.items {
-            if let Some(rule) = s.observation.event.rule_id {
-                *stored.entry(rule).or_default() += s.observation.count;
-            }
-        }
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let stored = counts_by_rule(&store);
     let lost: Vec<_> = acknowledged
         .iter()
         .filter(|(r, n)| stored.get(*r).copied().unwrap_or(0) < **n)
@@ -584,4 +546,28 @@ fn twenty_sigkills_under_acknowledged_load_lose_nothing_acknowledged() {
             .sum::<u64>(),
         found
     );
+}
+
+/// Every stored Observation's count, by rule, read page by page.
+fn counts_by_rule(store: &zen_store::Store) -> std::collections::HashMap<String, u64> {
+    let mut stored = std::collections::HashMap::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list(&zen_store::Query {
+                limit: 1000,
+                after,
+                ..Default::default()
+            })
+            .unwrap();
+        for s in page.items {
+            if let Some(rule) = s.observation.event.rule_id {
+                *stored.entry(rule).or_default() += s.observation.count;
+            }
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return stored,
+        }
+    }
 }

@@ -8,13 +8,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, free_port, get, start_with, try_post};
+use common::{KillOnDrop, free_port, get, post_answer, start_with, try_post};
 use serde_json::Value;
 use zen_store::testing::PgServer;
 
@@ -179,19 +178,9 @@ fn three_replicas_share_one_postgres_through_a_kill_with_every_acknowledged_even
     }
 }
 
-/// POST without waiting to read a whole answer body: the status and the `Retry-After` header.
+/// POSTs, waiting up to a minute: the status and the `Retry-After` header.
 fn post_with_headers(addr: SocketAddr, path: &str, body: &str) -> (u16, Option<String>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
+    let (status, answer) = post_answer(addr, path, body, Duration::from_secs(60));
     let retry_after = answer.lines().find_map(|l| {
         l.to_ascii_lowercase()
             .strip_prefix("retry-after: ")

@@ -289,7 +289,8 @@ fn migrate(target: &Target, client: &mut Client) -> Result<(), StoreError> {
     ))?;
     let found: Option<i32> = tx
         .query_opt("SELECT version FROM zen_schema", &[])?
-        .map(|r| r.get(0));
+        .map(|r| r.try_get(0))
+        .transpose()?;
     let version = match found {
         Some(v) => usize::try_from(v).unwrap_or(0),
         None => {

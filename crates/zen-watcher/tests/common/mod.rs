@@ -13,8 +13,19 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub(crate) fn post(addr: SocketAddr, path: &str, body: &str) -> u16 {
+    post_answer(addr, path, body, Duration::from_secs(10)).0
+}
+
+/// POSTs NDJSON, waiting up to `wait` for the answer: its status and the whole answer, headers
+/// included.
+pub(crate) fn post_answer(
+    addr: SocketAddr,
+    path: &str,
+    body: &str,
+    wait: Duration,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
     write!(
         s,
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -23,7 +34,7 @@ pub(crate) fn post(addr: SocketAddr, path: &str, body: &str) -> u16 {
     .unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
-    answer.split(' ').nth(1).unwrap().parse().unwrap()
+    (answer.split(' ').nth(1).unwrap().parse().unwrap(), answer)
 }
 
 /// `GET path` in HTTP/1.0, so that no answer comes chunked: the status and body.
