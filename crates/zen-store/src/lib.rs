@@ -257,7 +257,7 @@ pub use audit::{AuditEntry, StoredAuditEntry};
 use checkpoint::{Checkpointer, Commits};
 pub use dead_letters::{DEAD_LETTER_EVENTS, DeadLetterCounts, StoredDeadLetter};
 pub use pg::{PostgresSettings, PostgresSink, open as open_postgres};
-use query::{Columns, Sqlite};
+use query::{Arg, Columns, Dialect, Sqlite, list_clause};
 pub use query::{Page, Query, State, StoreCounts, Stored, Top, TopBy};
 pub use retention::{PURGE_CHUNK, Retention};
 use schema::{MIGRATIONS, connect};

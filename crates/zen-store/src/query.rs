@@ -178,6 +178,87 @@ pub(crate) fn row(r: &rusqlite::Row<'_>) -> Result<Result<Stored, StoreError>, r
     Ok(columns.stored())
 }
 
+/// A value a list's filters bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// How a backend's SQL says what a list filters by.
+#[derive(Debug)]
+pub(crate) struct Dialect {
+    /// When an Observation was last seen (`o` is the row).
+    pub(crate) last_seen: &'static str,
+    /// Case-insensitive `LIKE`.
+    pub(crate) like: &'static str,
+    /// The finding is in its report still (or came from elsewhere); and the opposite.
+    pub(crate) open: &'static str,
+    pub(crate) resolved: &'static str,
+}
+
+const SQLITE: Dialect = Dialect {
+    last_seen: last_seen!(),
+    // SQLite's LIKE ignores the case of ASCII letters.
+    like: "LIKE",
+    open: concat!(resolved_at!(), " IS NULL"),
+    resolved: concat!(resolved_at!(), " IS NOT NULL"),
+};
+
+/// The `WHERE`, `ORDER BY` and `LIMIT` of a page of `q` (`limit` rows and one more, to tell
+/// whether there is a next page), with `?` for each argument, in order.
+pub(crate) fn list_clause(q: &Query, d: &Dialect, limit: usize) -> (String, Vec<Arg>) {
+    let mut sql = String::from("WHERE 1 = 1");
+    let mut args = Vec::new();
+    if let Some(s) = &q.source {
+        sql.push_str(" AND o.source = ?");
+        args.push(Arg::Text(s.clone()));
+    }
+    if let Some(sev) = q.min_severity {
+        // Bound as a 64-bit integer (PostgreSQL keeps the rank in a smaller one).
+        sql.push_str(" AND o.severity >= CAST(? AS BIGINT)");
+        args.push(Arg::Int(i64::from(sev.rank())));
+    }
+    if let Some(ns) = &q.namespace {
+        sql.push_str(" AND o.namespace = ?");
+        args.push(Arg::Text(ns.clone()));
+    }
+    if let Some(t) = q.since {
+        sql.push_str(&format!(" AND {} >= ?", d.last_seen));
+        args.push(Arg::Int(nanos(t)));
+    }
+    if let Some(t) = q.until {
+        sql.push_str(&format!(" AND {} < ?", d.last_seen));
+        args.push(Arg::Int(nanos(t)));
+    }
+    if let Some(text) = &q.text {
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let like = d.like;
+        sql.push_str(&format!(
+            " AND (o.title {like} ? ESCAPE '\\' OR o.message {like} ? ESCAPE '\\')"
+        ));
+        args.push(Arg::Text(pattern.clone()));
+        args.push(Arg::Text(pattern));
+    }
+    match q.state {
+        Some(State::Open) => sql.push_str(&format!(" AND {}", d.open)),
+        Some(State::Resolved) => sql.push_str(&format!(" AND {}", d.resolved)),
+        None => {}
+    }
+    if let Some(after) = q.after {
+        sql.push_str(" AND o.id < ?");
+        args.push(Arg::Int(after));
+    }
+    sql.push_str(" ORDER BY o.id DESC LIMIT ?");
+    args.push(Arg::Int((limit + 1) as i64));
+    (sql, args)
+}
+
 /// Reads of the SQLite store, on connections of their own; safe to share between threads.
 #[derive(Debug)]
 pub(crate) struct Sqlite {
@@ -211,56 +292,16 @@ impl Sqlite {
     /// A page of Observations, newest first.
     pub(crate) fn list(&self, q: &Query) -> Result<Page, StoreError> {
         let started = Instant::now();
-        let limit = match q.limit {
-            0 => 100,
-            n => n.min(1000),
-        };
-        let mut sql = format!("{SELECT} WHERE 1 = 1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(s) = &q.source {
-            sql.push_str(" AND o.source = ?");
-            args.push(s.clone().into());
-        }
-        if let Some(sev) = q.min_severity {
-            sql.push_str(" AND o.severity >= ?");
-            args.push(i64::from(sev.rank()).into());
-        }
-        if let Some(ns) = &q.namespace {
-            sql.push_str(" AND o.namespace = ?");
-            args.push(ns.clone().into());
-        }
-        if let Some(t) = q.since {
-            sql.push_str(concat!(" AND ", last_seen!(), " >= ?"));
-            args.push(nanos(t).into());
-        }
-        if let Some(t) = q.until {
-            sql.push_str(concat!(" AND ", last_seen!(), " < ?"));
-            args.push(nanos(t).into());
-        }
-        if let Some(text) = &q.text {
-            let pattern = format!(
-                "%{}%",
-                text.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            sql.push_str(" AND (o.title LIKE ? ESCAPE '\\' OR o.message LIKE ? ESCAPE '\\')");
-            args.push(pattern.clone().into());
-            args.push(pattern.into());
-        }
-        match q.state {
-            Some(State::Open) => sql.push_str(concat!(" AND ", resolved_at!(), " IS NULL")),
-            Some(State::Resolved) => {
-                sql.push_str(concat!(" AND ", resolved_at!(), " IS NOT NULL"));
-            }
-            None => {}
-        }
-        if let Some(after) = q.after {
-            sql.push_str(" AND o.id < ?");
-            args.push(after.into());
-        }
-        sql.push_str(" ORDER BY o.id DESC LIMIT ?");
-        args.push(((limit + 1) as i64).into());
+        let limit = page_size(q.limit);
+        let (clause, args) = list_clause(q, &SQLITE, limit);
+        let sql = format!("{SELECT} {clause}");
+        let args: Vec<rusqlite::types::Value> = args
+            .into_iter()
+            .map(|a| match a {
+                Arg::Text(t) => t.into(),
+                Arg::Int(i) => i.into(),
+            })
+            .collect();
         let page = self.with(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params_from_iter(args.iter()), row)?;
@@ -268,12 +309,7 @@ impl Sqlite {
             for r in rows {
                 items.push(r??);
             }
-            let next = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|s| s.id)
-            } else {
-                None
-            };
+            let next = cut_page(&mut items, limit, |s| s.id);
             Ok(Page { items, next })
         });
         self.timings.list.record(started.elapsed().as_secs_f64());

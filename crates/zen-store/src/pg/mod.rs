@@ -368,6 +368,16 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
+/// What lists filter by, in PostgreSQL's words.
+const POSTGRES: Dialect = Dialect {
+    last_seen: "o.last_seen",
+    like: "ILIKE",
+    open: "NOT EXISTS (SELECT 1 FROM report_findings k
+        WHERE k.fingerprint = o.fingerprint AND k.resolved_at IS NOT NULL)",
+    resolved: "EXISTS (SELECT 1 FROM report_findings k
+        WHERE k.fingerprint = o.fingerprint AND k.resolved_at IS NOT NULL)",
+};
+
 /// The columns [`columns`] reads.
 const SELECT: &str = "SELECT o.id, o.fingerprint, o.source, o.category, o.severity, o.event_type,
     o.rule_id, o.title, o.message, o.resource_api_version, o.resource_kind, o.resource_name,
@@ -435,57 +445,26 @@ impl Postgres {
     pub(crate) fn list(&self, q: &Query) -> Result<Page, StoreError> {
         let started = Instant::now();
         let limit = page_size(q.limit);
-        let mut sql = format!("{SELECT} WHERE TRUE");
-        let mut args: Args = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, value: Box<dyn ToSql + Sync + Send>| {
-            args.push(value);
-            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
-        };
-        if let Some(s) = &q.source {
-            arg(&mut sql, " AND o.source = ?", Box::new(s.clone()));
+        let (clause, args) = list_clause(q, &POSTGRES, limit);
+        // `?` numbered as PostgreSQL wants them: `$1`, `$2`, …
+        let mut sql = format!("{SELECT} ");
+        let mut n = 0;
+        for (i, part) in clause.split('?').enumerate() {
+            if i > 0 {
+                n += 1;
+                sql.push_str(&format!("${n}"));
+            }
+            sql.push_str(part);
         }
-        if let Some(sev) = q.min_severity {
-            arg(
-                &mut sql,
-                " AND o.severity >= ?",
-                Box::new(i16::from(sev.rank())),
-            );
-        }
-        if let Some(ns) = &q.namespace {
-            arg(&mut sql, " AND o.namespace = ?", Box::new(ns.clone()));
-        }
-        if let Some(t) = q.since {
-            arg(&mut sql, " AND o.last_seen >= ?", Box::new(nanos(t)));
-        }
-        if let Some(t) = q.until {
-            arg(&mut sql, " AND o.last_seen < ?", Box::new(nanos(t)));
-        }
-        if let Some(text) = &q.text {
-            arg(
-                &mut sql,
-                " AND (o.title ILIKE ? ESCAPE '\\' OR o.message ILIKE ? ESCAPE '\\')",
-                Box::new(like_pattern(text)),
-            );
-        }
-        match q.state {
-            Some(State::Open) => sql.push_str(
-                " AND NOT EXISTS (SELECT 1 FROM report_findings k
-                    WHERE k.fingerprint = o.fingerprint AND k.resolved_at IS NOT NULL)",
-            ),
-            Some(State::Resolved) => sql.push_str(
-                " AND EXISTS (SELECT 1 FROM report_findings k
-                    WHERE k.fingerprint = o.fingerprint AND k.resolved_at IS NOT NULL)",
-            ),
-            None => {}
-        }
-        if let Some(after) = q.after {
-            arg(&mut sql, " AND o.id < ?", Box::new(after));
-        }
-        arg(
-            &mut sql,
-            " ORDER BY o.id DESC LIMIT ?",
-            Box::new((limit + 1) as i64),
-        );
+        let args: Args = args
+            .into_iter()
+            .map(|a| -> Box<dyn ToSql + Sync + Send> {
+                match a {
+                    Arg::Text(t) => Box::new(t),
+                    Arg::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
         let page = self.with(|client| {
             let rows = client.query(sql.as_str(), &refs(&args))?;
             let mut items = rows.iter().map(columns).collect::<Result<Vec<_>, _>>()?;
@@ -764,16 +743,6 @@ impl Postgres {
             },
         }
     }
-}
-
-/// `%text%` for `ILIKE … ESCAPE '\'`, its own wildcards escaped.
-pub(crate) fn like_pattern(text: &str) -> String {
-    format!(
-        "%{}%",
-        text.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    )
 }
 
 impl Positions for Postgres {
