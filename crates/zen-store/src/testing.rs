@@ -45,6 +45,20 @@ fn bin_dir() -> Option<PathBuf> {
     dir.join("initdb").exists().then_some(dir)
 }
 
+/// A free loopback port below Linux's ephemeral range (32768 on): no connection takes it as its
+/// source port while the server is stopped, so it can start again on it (an outage).
+fn free_port() -> Option<u16> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    (0..12_000u32).find_map(|_| {
+        let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(20_000 + start.wrapping_add(i) % 12_000).ok()?;
+        std::net::TcpListener::bind(("127.0.0.1", port))
+            .ok()
+            .map(|_| port)
+    })
+}
+
 /// The uid and gid of `name`, from /etc/passwd.
 fn account(name: &str) -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
@@ -105,10 +119,7 @@ impl PgServer {
             chown_all(dir.path(), user)
                 .map_err(|e| format!("chown {}: {e}", dir.path().display()))?;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("a free port: {e}"))?
-            .port();
+        let port = free_port().ok_or("no free port below the ephemeral range")?;
         let mut server = PgServer {
             bin,
             dir,

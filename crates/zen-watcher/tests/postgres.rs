@@ -10,21 +10,20 @@ mod common;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use common::{KillOnDrop, free_port, get, post_answer, start_with, try_post};
+use common::{KillOnDrop, get, post_answer, start_with, try_post};
 use serde_json::Value;
 use zen_store::testing::PgServer;
 
-/// Starts a daemon on `port` storing into `url`; its logs go to a thread.
-fn replica(dir: &std::path::Path, port: u16, url: &str, env: &[(&str, &str)]) -> KillOnDrop {
-    let listen = format!("127.0.0.1:{port}");
+/// Starts a daemon on a port of its own storing into `url`; its logs go to a thread.
+fn replica(dir: &std::path::Path, url: &str, env: &[(&str, &str)]) -> (KillOnDrop, SocketAddr) {
     let mut all = vec![("ZEN_STORE_URL", url)];
     all.extend_from_slice(env);
-    let (child, _, logs) = start_with(dir, &all, &["--listen", &listen]);
+    let (child, addr, logs) = start_with(dir, &all, &[]);
     std::thread::spawn(move || logs.for_each(drop));
-    KillOnDrop(child)
+    (KillOnDrop(child), addr)
 }
 
 /// Falco alerts, one a line, for `rules`.
@@ -59,7 +58,6 @@ fn three_replicas_share_one_postgres_through_a_kill_with_every_acknowledged_even
     };
     let url = pg.database("replicas");
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     // One window for the whole test (it is the bucket replicas merge in): the test never
     // straddles a window's edge, whatever the clock says.
     let env = [
@@ -67,13 +65,11 @@ fn three_replicas_share_one_postgres_through_a_kill_with_every_acknowledged_even
         ("ZEN_MAX_BATCH_AGE", "5ms"),
         ("ZEN_DEDUP_WINDOW", "36500d"),
     ];
-    let replicas: Vec<Mutex<Option<KillOnDrop>>> = (0..3)
-        .map(|i| Mutex::new(Some(replica(dirs[i].path(), ports[i], &url, &env))))
-        .collect();
-    let addrs: Vec<SocketAddr> = ports
-        .iter()
-        .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
-        .collect();
+    let (mut replicas, addrs): (Vec<KillOnDrop>, Vec<SocketAddr>) =
+        (0..3).map(|i| replica(dirs[i].path(), &url, &env)).unzip();
+    // Where the clients send: a restarted replica listens on a port of its own (the old one may
+    // be taken meanwhile by any connection's source port).
+    let addrs = Arc::new(RwLock::new(addrs));
 
     // Four clients, each spreading its requests over the three replicas in turn: 10 alerts of
     // 60 rules a request, so every rule comes to every replica, many times.
@@ -91,7 +87,7 @@ fn three_replicas_share_one_postgres_through_a_kill_with_every_acknowledged_even
                     let rules: Vec<String> = (0..10)
                         .map(|i| format!("r{}", (request * 7 + c * 13 + i) % 60))
                         .collect();
-                    let addr = addrs[(request + c) % 3];
+                    let addr = addrs.read().unwrap()[(request + c) % 3];
                     request += 1;
                     for r in &rules {
                         *sent.entry(r.clone()).or_default() += 1;
@@ -120,14 +116,12 @@ fn three_replicas_share_one_postgres_through_a_kill_with_every_acknowledged_even
         }
     };
     wait_for(60);
-    // Replica 1 is SIGKILLed mid-load, then started again on its port and data directory.
-    {
-        let mut killed = replicas[1].lock().unwrap();
-        let mut child = killed.take().unwrap();
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
-        *killed = Some(replica(dirs[1].path(), ports[1], &url, &env));
-    }
+    // Replica 1 is SIGKILLed mid-load, then started again on its data directory.
+    replicas[1].0.kill().unwrap();
+    replicas[1].0.wait().unwrap();
+    let (restarted, addr) = replica(dirs[1].path(), &url, &env);
+    replicas[1] = restarted;
+    addrs.write().unwrap()[1] = addr;
     let after_restart = acknowledged_requests.load(Ordering::Acquire);
     wait_for(after_restart + 60);
     stop.store(true, Ordering::Release);
@@ -161,6 +155,7 @@ fn three_replicas_share_one_postgres_through_a_kill_with_every_acknowledged_even
 
     // Every replica's /api/v1/stats agrees with the database.
     let total: i64 = stored.values().map(|(_, c)| c).sum();
+    let addrs = addrs.read().unwrap().clone();
     for addr in &addrs {
         let (status, body) = get(*addr, "/api/v1/stats");
         assert_eq!(status, 200, "{body}");
@@ -196,10 +191,8 @@ fn a_postgres_outage_backs_up_into_429_loses_nothing_and_writing_resumes_by_itse
     };
     let url = pg.database("outage");
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _daemon = replica(
+    let (_daemon, addr) = replica(
         dir.path(),
-        port,
         &url,
         &[
             ("ZEN_QUEUE_CAPACITY", "200"),
@@ -207,7 +200,6 @@ fn a_postgres_outage_backs_up_into_429_loses_nothing_and_writing_resumes_by_itse
             ("ZEN_MAX_BATCH_AGE", "5ms"),
         ],
     );
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut accepted = 0usize;
     let mut next = 0usize;
     let mut batch = |n: usize| -> Vec<String> {
