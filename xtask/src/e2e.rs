@@ -27,6 +27,9 @@ struct Scenario {
     committed_per_second: f64,
     cpu_seconds: f64,
     rss_mb_after: f64,
+    /// The WAL file's largest size, sampled every 20 ms from the first request until the
+    /// daemon's queues were empty.
+    wal_mb_peak: f64,
 }
 
 /// One round: a fresh daemon through every scenario.
@@ -148,12 +151,49 @@ fn settled(addr: SocketAddr) -> Result<u64> {
     Ok(n("written") + n("filtered") + n("deduplicated") + n("dead_lettered"))
 }
 
-fn scenario(name: &str, daemon: &Child, addr: SocketAddr, args: LoadgenArgs) -> Result<Scenario> {
+/// One scenario on the daemon whose data directory is `data`.
+fn scenario(
+    name: &str,
+    daemon: &Child,
+    addr: SocketAddr,
+    data: &Path,
+    args: LoadgenArgs,
+) -> Result<Scenario> {
     let pid = daemon.id();
     let (_, _, cpu_before) = proc_figures(pid)?;
     let before = settled(addr)?;
+    let wal = data.join("zen-watcher.db-wal");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let peak = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        });
+        let measured = measure(name, pid, addr, before, cpu_before, &args);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = peak.join().unwrap_or(0);
+        measured.map(|s| Scenario {
+            wal_mb_peak: peak as f64 / 1e6,
+            ..s
+        })
+    })
+}
+
+/// The load of `args`, and what it took, measured until the daemon's queues were empty.
+fn measure(
+    name: &str,
+    pid: u32,
+    addr: SocketAddr,
+    before: u64,
+    cpu_before: f64,
+    args: &LoadgenArgs,
+) -> Result<Scenario> {
     let started = Instant::now();
-    let load = loadgen::run(&args)?;
+    let load = loadgen::run(args)?;
     // Wait until everything accepted has an outcome.
     let deadline = Instant::now() + Duration::from_secs(120);
     let target = before + load.events_accepted;
@@ -169,6 +209,7 @@ fn scenario(name: &str, daemon: &Child, addr: SocketAddr, args: LoadgenArgs) -> 
         committed_per_second: committed as f64 / seconds,
         cpu_seconds: cpu_after - cpu_before,
         rss_mb_after: rss,
+        wal_mb_peak: 0.0,
         load,
     })
 }
@@ -257,11 +298,18 @@ fn round(binary: &Path, n: usize) -> Result<Round> {
         token: None,
     };
     let scenarios = vec![
-        scenario("batches of 100, flat out", &daemon, addr, base.clone())?,
+        scenario(
+            "batches of 100, flat out",
+            &daemon,
+            addr,
+            &data,
+            base.clone(),
+        )?,
         scenario(
             "single events, flat out",
             &daemon,
             addr,
+            &data,
             LoadgenArgs {
                 batch: 1,
                 connections: 8,
@@ -273,6 +321,7 @@ fn round(binary: &Path, n: usize) -> Result<Round> {
             "10,000 events/s in batches of 100, ack=commit",
             &daemon,
             addr,
+            &data,
             LoadgenArgs {
                 rate: 10_000,
                 count: 100_000,
@@ -377,7 +426,7 @@ fn daemon_of(build: &str) -> Result<PathBuf> {
 type Reading = (&'static str, &'static str, fn(&Scenario) -> f64);
 
 /// The figures of a scenario, reported and compared.
-const FIGURES: [Reading; 8] = [
+const FIGURES: [Reading; 9] = [
     ("accepted", "events/s", |s| s.load.events_per_second),
     ("settled", "events/s", |s| s.committed_per_second),
     ("requests", "requests/s", |s| {
@@ -388,6 +437,7 @@ const FIGURES: [Reading; 8] = [
     ("p99", "ms", |s| s.load.latency_ms.p99),
     ("daemon CPU per event", "µs", cpu_per_event),
     ("RSS after", "MB", |s| s.rss_mb_after),
+    ("largest WAL", "MB", |s| s.wal_mb_peak),
 ];
 
 /// The daemon's CPU time over the events accepted, in microseconds.
@@ -487,6 +537,7 @@ mod compare_tests {
                 committed_per_second: events_per_second,
                 cpu_seconds,
                 rss_mb_after: 12.0,
+                wal_mb_peak: 100.0,
             }],
         }
     }

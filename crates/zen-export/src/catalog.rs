@@ -405,6 +405,13 @@ pub const CATALOG: &[Metric] = &[
         ),
         BARE,
     ),
+    m(
+        "zen_watcher_store_wal_bytes",
+        Gauge,
+        "bytes",
+        &[],
+        "Size of the embedded store's write-ahead log (bounded by store.wal_max_bytes).",
+    ),
     // HTTP.
     m(
         "zen_watcher_http_requests_total",

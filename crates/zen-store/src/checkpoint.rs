@@ -12,11 +12,18 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// burst after a quiet spell comes at most this late.
 const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a `RESTART` or `TRUNCATE` checkpoint waits for the writer's transaction and for
+/// readers of the WAL, before giving up until its next turn. It holds the writer back while it
+/// waits for readers, so it is short; and after one gave up, the next waits this long.
+const BOUND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Checkpoints the WAL on a connection and thread of its own, every [`CHECKPOINT_EVERY`], in
 /// `PASSIVE` mode (beside the writer, never blocking it); a last `TRUNCATE` checkpoint when the
 /// writer goes. While nothing is committed after its last complete checkpoint, it skips its turns
 /// and wakes less often: idle, checkpointing four times a second cost 0.06-0.07 % of a core
-/// (docs/benchmarks.md, "End to end").
+/// (docs/benchmarks.md, "End to end"). After a complete checkpoint, a WAL file past its bound
+/// (grown while readers kept [`WalBound`] from starting it over) is cut back (`TRUNCATE`). The
+/// file's size is `zen_watcher_store_wal_bytes`.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     stop: Option<std::sync::mpsc::Sender<()>>,
@@ -38,23 +45,21 @@ impl Commits {
 }
 
 impl Checkpointer {
-    pub(crate) fn start(path: &Path, commits: Commits) -> Result<Checkpointer, StoreError> {
-        let conn = connect(path).map_err(|source| StoreError::Open {
+    pub(crate) fn start(
+        path: &Path,
+        commits: Commits,
+        wal_max_bytes: u64,
+    ) -> Result<Checkpointer, StoreError> {
+        let err = |source| StoreError::Open {
             path: path.to_owned(),
             source,
-        })?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        // Whether the checkpoint copied the whole WAL: `(busy, frames in the WAL, frames copied)`.
-        let checkpoint = move |mode: &str| {
-            let done = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-                Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
-            });
-            done.unwrap_or_else(|_| {
-                metrics::counter!("zen_watcher_errors_total", "component" => "store", "category" => "store")
-                    .increment(1);
-                false
-            })
         };
+        let conn = connect(path).map_err(err)?;
+        conn.busy_timeout(BOUND_WAIT).map_err(err)?;
+        let wal = wal_path(path);
+        let wal_bytes = metrics::gauge!("zen_watcher_store_wal_bytes");
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let checkpoint = move |mode: &str| checkpoint(&conn, mode);
         let thread = std::thread::Builder::new()
             .name("zen-store-checkpoint".into())
             .spawn(move || {
@@ -74,7 +79,11 @@ impl Checkpointer {
                     wait = CHECKPOINT_EVERY;
                     if checkpoint("PASSIVE") {
                         seen = now;
+                        if file_size(&wal) > wal_max_bytes {
+                            checkpoint("TRUNCATE");
+                        }
                     }
+                    wal_bytes.set(file_size(&wal) as f64);
                 }
                 checkpoint("TRUNCATE");
             })
@@ -83,6 +92,107 @@ impl Checkpointer {
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+}
+
+/// Runs a `wal_checkpoint` in `mode` on `conn`: whether it copied the whole WAL (and, in
+/// `RESTART` and `TRUNCATE` modes, started it over). A failure is counted, and is a no.
+fn checkpoint(conn: &Connection, mode: &str) -> bool {
+    // The pragma answers `(busy, frames in the WAL, frames copied)`.
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+    })
+    .unwrap_or_else(|_| {
+        metrics::counter!("zen_watcher_errors_total", "component" => "store", "category" => "store")
+            .increment(1);
+        false
+    })
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Keeps the WAL under its bound, on the writer's side. A passive checkpoint never catches a
+/// writer that commits without pause, so the WAL is never started over and grows (by tens of MB
+/// a second flat out; to about 1 GB in a minute). The writer learns the WAL's size at each
+/// commit (SQLite's WAL hook); once it holds half the bound, the writer starts it over between
+/// two transactions with a `RESTART` checkpoint (copying what the checkpointer has not yet: at
+/// most a quarter of a second's commits), or a `TRUNCATE` if its file has grown past the bound.
+/// Readers of the WAL's older frames can keep it from being started over: then the writer
+/// tries again [`BOUND_WAIT`] later; a passive checkpoint under way, after its next commit.
+#[derive(Debug)]
+pub(crate) struct WalBound {
+    /// Pages in the WAL after the last commit, as the hook said.
+    pages: Arc<AtomicU64>,
+    threshold_pages: u64,
+    max_bytes: u64,
+    wal: PathBuf,
+    /// No try before this, after one that gave up.
+    not_before: Instant,
+}
+
+impl WalBound {
+    /// Installs the WAL hook on the writer's connection to the database at `path`.
+    pub(crate) fn install(
+        conn: &mut Connection,
+        path: &Path,
+        max_bytes: u64,
+    ) -> rusqlite::Result<WalBound> {
+        // A frame is a page and a 24-byte header.
+        let frame = conn
+            .pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))?
+            .unsigned_abs()
+            + 24;
+        let pages = Arc::new(AtomicU64::new(0));
+        let seen = pages.clone();
+        conn.wal_hook(Some(
+            move |_: &mut rusqlite::hooks::Wal, n: std::ffi::c_int| {
+                seen.store(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
+                Ok(())
+            },
+        ))?;
+        Ok(WalBound {
+            pages,
+            threshold_pages: max_bytes / 2 / frame,
+            max_bytes,
+            wal: wal_path(path),
+            not_before: Instant::now(),
+        })
+    }
+
+    /// After a commit on `conn` (whose busy timeout is `busy`): the WAL started over if it holds
+    /// half its bound.
+    pub(crate) fn after_commit(&mut self, conn: &Connection, busy: std::time::Duration) {
+        if self.pages.load(Ordering::Relaxed) < self.threshold_pages
+            || Instant::now() < self.not_before
+        {
+            return;
+        }
+        let mode = if file_size(&self.wal) > self.max_bytes {
+            "TRUNCATE"
+        } else {
+            "RESTART"
+        };
+        // Setting a busy timeout cannot fail on an open connection.
+        let _ = conn.busy_timeout(BOUND_WAIT);
+        let started = Instant::now();
+        let started_over = checkpoint(conn, mode);
+        let _ = conn.busy_timeout(busy);
+        if started_over {
+            self.pages.store(0, Ordering::Relaxed);
+        } else if started.elapsed() >= BOUND_WAIT / 2 {
+            // It waited for readers: not again at once.
+            self.not_before = Instant::now() + BOUND_WAIT;
+        }
+        // Else it gave up at once, the checkpointer's passive checkpoint under way (SQLite
+        // runs one checkpoint at a time): again after the next commit.
     }
 }
 

@@ -127,8 +127,19 @@ pub enum StoreError {
     Corrupt { id: i64, problem: String },
 }
 
-/// Opens (creating and migrating as needed) the store at `path`.
+/// The bound on the WAL, by default: 256 MiB.
+pub const WAL_MAX_BYTES: u64 = 256 << 20;
+
+/// Opens (creating and migrating as needed) the store at `path`, the WAL bounded by
+/// [`WAL_MAX_BYTES`].
 pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
+    open_bounded(path, WAL_MAX_BYTES)
+}
+
+/// Opens (creating and migrating as needed) the store at `path`, its WAL kept under
+/// `wal_max_bytes` (overshooting by what a quarter of a second's commits add, while readers let the WAL be
+/// started over).
+pub fn open_bounded(path: &Path, wal_max_bytes: u64) -> Result<(Store, SqliteSink), StoreError> {
     let err = |source| StoreError::Open {
         path: path.to_owned(),
         source,
@@ -165,8 +176,9 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
             |r| r.get(0),
         )
         .map_err(err)?;
+    let wal = WalBound::install(&mut conn, path, wal_max_bytes).map_err(err)?;
     let commits = Commits::default();
-    let checkpointer = Checkpointer::start(path, commits.clone())?;
+    let checkpointer = Checkpointer::start(path, commits.clone(), wal_max_bytes)?;
     let store = Sqlite {
         path: path.to_owned(),
         readers: Mutex::new(Vec::new()),
@@ -182,6 +194,8 @@ pub fn open(path: &Path) -> Result<(Store, SqliteSink), StoreError> {
         recent: Recent::default(),
         journal,
         commits,
+        busy: schema::BUSY_TIMEOUT,
+        wal,
         _checkpointer: checkpointer,
     };
     // Counts a previous run journaled and had not added yet: added before anything reads.
@@ -254,7 +268,7 @@ mod store;
 pub mod testing;
 
 pub use audit::{AuditEntry, StoredAuditEntry};
-use checkpoint::{Checkpointer, Commits};
+use checkpoint::{Checkpointer, Commits, WalBound};
 pub use dead_letters::{DEAD_LETTER_EVENTS, DeadLetterCounts, StoredDeadLetter};
 pub use pg::{PostgresSettings, PostgresSink, open as open_postgres};
 use query::{Arg, Columns, Dialect, Sqlite, list_clause};

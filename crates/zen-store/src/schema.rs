@@ -129,11 +129,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// How long a connection waits for a lock another holds, unless told otherwise.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // In WAL mode a commit survives a crash of the process; only a power loss may take the last.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }

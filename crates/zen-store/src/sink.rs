@@ -263,6 +263,9 @@ pub struct SqliteSink {
     pub(crate) recent: Recent,
     pub(crate) journal: Journal,
     pub(crate) commits: Commits,
+    pub(crate) wal: WalBound,
+    /// The connection's busy timeout ([`SqliteSink::set_busy_timeout`]).
+    pub(crate) busy: std::time::Duration,
     /// Dropped after `conn` (fields drop in order): the last checkpoint sees every commit.
     pub(crate) _checkpointer: Checkpointer,
 }
@@ -270,7 +273,9 @@ pub struct SqliteSink {
 impl SqliteSink {
     /// How long a write waits for a lock held by another connection before it fails (retryably).
     pub fn set_busy_timeout(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
-        Ok(self.conn.busy_timeout(timeout)?)
+        self.conn.busy_timeout(timeout)?;
+        self.busy = timeout;
+        Ok(())
     }
 }
 
@@ -444,6 +449,7 @@ impl SqliteSink {
         tally.apply(&self.keys, &tx).map_err(sink_error)?;
         tx.commit().map_err(sink_error)?;
         self.commits.note();
+        self.wal.after_commit(&self.conn, self.busy);
         if let Some(j) = journaled {
             self.journal.push(j);
         }
@@ -507,6 +513,7 @@ impl SqliteSink {
         tx.execute("DELETE FROM repeat_journal WHERE id <= ?1", [last])?;
         tx.commit()?;
         self.commits.note();
+        self.wal.after_commit(&self.conn, self.busy);
         for e in self.journal.entries.drain(..taken) {
             self.journal.counts -= e.counts.len();
         }

@@ -514,6 +514,50 @@ fn the_wal_is_checkpointed_beside_the_writer_and_emptied_when_it_stops() {
 }
 
 #[test]
+fn the_wal_is_started_over_and_cut_back_within_its_bound_under_writes_without_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("zen.db");
+    let wal = dir.path().join("zen.db-wal");
+    let bound = 1 << 20;
+    let (store, mut sink) = zen_store::open_bounded(&db, bound).unwrap();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut events = events();
+    let (mut largest, mut rounds) = (0, 0);
+    // Commits without a pause, so that no passive checkpoint ever catches the writer, until
+    // the WAL has been written forty times the bound over (the frames' bytes, by the pages the
+    // commits dirtied: at least two a commit).
+    while rounds < 40 * bound / (2 * 4096) {
+        for e in &mut events {
+            e.fingerprint = zen_model::Fingerprint::builder("test")
+                .field(&e.title)
+                .field(&rounds.to_string())
+                .finish();
+        }
+        write(&mut sink, "trivy", &events).unwrap();
+        largest = largest.max(size(&wal));
+        rounds += 1;
+    }
+    eprintln!("the WAL's largest size in {rounds} commits: {largest} bytes");
+    assert!(largest > 0);
+    assert!(
+        largest < 20 * bound,
+        "the WAL grew to {largest} bytes, bound {bound}"
+    );
+    // While the sink is open, the WAL is back under its bound.
+    wait_until("the WAL under its bound", || size(&wal) <= bound);
+    assert_eq!(
+        store
+            .counts()
+            .unwrap()
+            .by_source_severity
+            .iter()
+            .map(|r| r.2)
+            .sum::<u64>(),
+        7 * rounds
+    );
+}
+
+#[test]
 fn a_purge_is_checkpointed_though_nothing_is_written_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("zen.db");

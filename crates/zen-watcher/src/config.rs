@@ -150,6 +150,8 @@ pub(crate) struct StoreSection {
     pub(crate) url_file: Option<PathBuf>,
     /// PEM certificates trusted for the PostgreSQL server, besides the system's.
     pub(crate) ca_file: Option<PathBuf>,
+    /// SQLite: the bound on the WAL, in bytes (default 256 MiB, at least 1 MiB).
+    pub(crate) wal_max_bytes: Option<u64>,
 }
 
 impl StoreSection {
@@ -160,6 +162,11 @@ impl StoreSection {
         } else {
             StoreKind::Sqlite
         })
+    }
+
+    /// SQLite: the bound on the WAL, as given or the default.
+    pub(crate) fn wal_max_bytes(&self) -> u64 {
+        self.wal_max_bytes.unwrap_or(zen_store::WAL_MAX_BYTES)
     }
 }
 
@@ -840,6 +847,11 @@ const ENVIRONMENT: &[(&str, &str, Kind)] = &[
     ("ZEN_STORE_URL", "store.url", Kind::Text),
     ("ZEN_STORE_URL_FILE", "store.url_file", Kind::Text),
     ("ZEN_STORE_CA_FILE", "store.ca_file", Kind::Text),
+    (
+        "ZEN_STORE_WAL_MAX_BYTES",
+        "store.wal_max_bytes",
+        Kind::Typed,
+    ),
     ("ZEN_LOG_FORMAT", "log_format", Kind::Text),
     ("ZEN_TOKEN", "token", Kind::Text),
     ("ZEN_TOKEN_FILE", "token_file", Kind::Text),
@@ -1031,6 +1043,12 @@ fn validate(c: &DaemonConfig) -> Result<()> {
             bail!("store: a url is for kind postgres; kind is sqlite (the file in data_dir)")
         }
         _ => {}
+    }
+    if c.store.wal_max_bytes() < 1 << 20 {
+        bail!(
+            "store.wal_max_bytes: expected at least 1048576 (1 MiB), found {}",
+            c.store.wal_max_bytes()
+        );
     }
     if c.sinks.is_empty() {
         bail!("sinks: expected at least one of store, jsonl, kubernetes, found none");
@@ -1304,6 +1322,12 @@ mod tests {
         );
         let both = format!("store:\n  url: {url}\n  url_file: {}\n", secret.display());
         assert!(err(&both, &[]).contains("found both"));
+        // The WAL's bound: 256 MiB unless given, at least 1 MiB.
+        let (c, _) = with("", &[]).unwrap();
+        assert_eq!(c.store.wal_max_bytes(), 256 << 20);
+        let (c, _) = with("", &[("ZEN_STORE_WAL_MAX_BYTES", "67108864")]).unwrap();
+        assert_eq!(c.store.wal_max_bytes(), 64 << 20);
+        assert!(err("store:\n  wal_max_bytes: 4096\n", &[]).contains("at least 1048576"));
         // TLS: the pair together; client certificates need it; a scope by name.
         assert!(err("tls:\n  cert_file: a.crt\n", &[]).contains("together"));
         assert!(err("tls:\n  client_ca_file: ca.crt\n", &[]).contains("cert_file and key_file"));

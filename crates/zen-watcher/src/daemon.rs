@@ -76,7 +76,7 @@ pub(crate) fn run(config: DaemonConfig, warnings: Vec<String>) -> Result<()> {
             (store, Box::new(sink))
         }
         None => {
-            let (store, sink) = zen_store::open(&db)?;
+            let (store, sink) = zen_store::open_bounded(&db, config.store.wal_max_bytes())?;
             (store, Box::new(sink))
         }
     };
