@@ -385,6 +385,15 @@ impl Pipeline {
         }
     }
 
+    /// While the primary sink fails and its writes are retried: for how long, and its last
+    /// error (a full disk, a store that is down).
+    pub fn sink_failing(&self) -> Option<(std::time::Duration, String)> {
+        let failing = self.stats.failing.lock().unwrap_or_else(|p| p.into_inner());
+        failing
+            .as_ref()
+            .map(|(since, error)| (since.elapsed(), error.clone()))
+    }
+
     /// The counters now.
     pub fn counts(&self) -> Counts {
         self.stats.read()

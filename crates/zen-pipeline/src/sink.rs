@@ -452,11 +452,23 @@ impl SinkRunner {
         let mut attempt = 1;
         loop {
             match op(self.sink.as_mut()) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    if attempt > 1 && self.primary {
+                        *self.stats.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        tracing::info!(attempts = attempt, "the sink writes again");
+                    }
+                    return Ok(v);
+                }
                 Err(e) if !e.retryable || attempt >= self.retry.max_attempts.max(1) => {
                     return Err((e, attempt));
                 }
                 Err(e) => {
+                    if self.primary {
+                        let mut failing =
+                            self.stats.failing.lock().unwrap_or_else(|p| p.into_inner());
+                        let since = failing.as_ref().map_or_else(Instant::now, |f| f.0);
+                        *failing = Some((since, e.message.clone()));
+                    }
                     attempt += 1;
                     let jitter = self.jitter.next();
                     let wait = self.retry.backoff(attempt, jitter);

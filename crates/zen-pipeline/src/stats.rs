@@ -27,6 +27,9 @@ pub(crate) struct Stats {
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) dead_letters_lost: AtomicU64,
     pub(crate) duplicate_updates: AtomicU64,
+    /// Since when the primary sink has been failing (retrying), and what it said last; none
+    /// while it writes.
+    pub(crate) failing: std::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
 
 /// See [`Counts::ratios`].

@@ -579,11 +579,16 @@ struct ReadyParams {
 /// report watcher whose CRD is missing is degraded, and the daemon still ready.
 async fn ready(State(s): State<Arc<AppState>>, params: Query<ReadyParams>) -> Response {
     let draining = s.draining.load(Ordering::Acquire);
+    let failing = s.pipeline.sink_failing();
     if params.verbose.is_none() {
-        return if draining {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
-        } else {
-            "ready\n".into_response()
+        return match (draining, &failing) {
+            (true, _) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining").into_response(),
+            (false, Some((_, error))) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store is failing: {error}"),
+            )
+            .into_response(),
+            (false, None) => "ready\n".into_response(),
         };
     }
     let mut text = if draining {
@@ -591,6 +596,13 @@ async fn ready(State(s): State<Arc<AppState>>, params: Query<ReadyParams>) -> Re
     } else {
         "[+]draining ok\n".to_owned()
     };
+    match &failing {
+        Some((since, error)) => text.push_str(&format!(
+            "[-]store failed: {error} (retrying for {}s)\n",
+            since.as_secs()
+        )),
+        None => text.push_str("[+]store ok\n"),
+    }
     for (name, status) in s.sources.snapshot() {
         let state = match status.state {
             zen_pipeline::SourceState::Synced => "ok",
@@ -603,12 +615,13 @@ async fn ready(State(s): State<Arc<AppState>>, params: Query<ReadyParams>) -> Re
             status.detail, status.objects, status.open_findings
         ));
     }
-    text.push_str(if draining {
+    let not_ready = draining || failing.is_some();
+    text.push_str(if not_ready {
         "readyz check failed\n"
     } else {
         "readyz check passed\n"
     });
-    let code = if draining {
+    let code = if not_ready {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK

@@ -48,7 +48,7 @@ impl Checkpointer {
     pub(crate) fn start(
         path: &Path,
         commits: Commits,
-        wal_max_bytes: u64,
+        bound: &WalBound,
     ) -> Result<Checkpointer, StoreError> {
         let err = |source| StoreError::Open {
             path: path.to_owned(),
@@ -57,9 +57,15 @@ impl Checkpointer {
         let conn = connect(path).map_err(err)?;
         conn.busy_timeout(BOUND_WAIT).map_err(err)?;
         let wal = wal_path(path);
+        let (limit, turn) = (bound.limit.clone(), bound.turn.clone());
         let wal_bytes = metrics::gauge!("zen_watcher_store_wal_bytes");
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let checkpoint = move |mode: &str| checkpoint(&conn, mode);
+        let checkpoint = move |mode: &str| {
+            let _turn = turn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            checkpoint(&conn, mode)
+        };
         let thread = std::thread::Builder::new()
             .name("zen-store-checkpoint".into())
             .spawn(move || {
@@ -79,7 +85,7 @@ impl Checkpointer {
                     wait = CHECKPOINT_EVERY;
                     if checkpoint("PASSIVE") {
                         seen = now;
-                        if file_size(&wal) > wal_max_bytes {
+                        if file_size(&wal) > limit.load(Ordering::Relaxed) {
                             checkpoint("TRUNCATE");
                         }
                     }
@@ -119,23 +125,52 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
+/// The WAL's bound with `room` bytes free on its filesystem: `max_bytes`, or a quarter of the
+/// room if that is less (but at least [`MIN_LIMIT`]), so that a filling disk fills with the
+/// database rather than the WAL, and the WAL a full disk leaves can be copied into the
+/// database once some space is freed.
+pub(crate) fn effective_limit(max_bytes: u64, room: u64) -> u64 {
+    max_bytes.min((room / 4).max(MIN_LIMIT))
+}
+
+/// The least the WAL's bound becomes on a filling disk.
+const MIN_LIMIT: u64 = 1 << 20;
+
+/// How often the writer looks at the room on the WAL's filesystem (`statvfs`), at most.
+const ROOM_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Keeps the WAL under its bound, on the writer's side. A passive checkpoint never catches a
 /// writer that commits without pause, so the WAL is never started over and grows (by tens of MB
-/// a second flat out; to about 1 GB in a minute). The writer learns the WAL's size at each
-/// commit (SQLite's WAL hook); once it holds half the bound, the writer starts it over between
-/// two transactions with a `RESTART` checkpoint (copying what the checkpointer has not yet: at
-/// most a quarter of a second's commits), or a `TRUNCATE` if its file has grown past the bound.
-/// Readers of the WAL's older frames can keep it from being started over: then the writer
-/// tries again [`BOUND_WAIT`] later; a passive checkpoint under way, after its next commit.
+/// a second flat out). The writer learns the WAL's size at each commit (SQLite's WAL hook); once
+/// it holds half the bound, the writer starts it over between two transactions with a `RESTART`
+/// checkpoint (copying what the checkpointer has not yet: at most a quarter of a second's
+/// commits), or a `TRUNCATE` if its file has grown past the bound. Readers of the WAL's older
+/// frames (for up to [`BOUND_WAIT`]) can keep it from being started over: then the writer
+/// tries again once the WAL has grown by an eighth of the bound. A passive checkpoint under way
+/// is waited for.
+///
+/// The bound is `store.wal_max_bytes`, or a quarter of the room left on the filesystem when
+/// that is less ([`effective_limit`], looked at every [`ROOM_EVERY`]): a filling disk fills
+/// with the database, and the WAL a full disk leaves is small enough to be copied into the
+/// database once some space is freed ([`WalBound::make_room`]).
 #[derive(Debug)]
 pub(crate) struct WalBound {
     /// Pages in the WAL after the last commit, as the hook said.
     pages: Arc<AtomicU64>,
-    threshold_pages: u64,
+    frame: u64,
+    /// The bound in force ([`effective_limit`]); the checkpointer reads it.
+    limit: Arc<AtomicU64>,
     max_bytes: u64,
     wal: PathBuf,
-    /// No try before this, after one that gave up.
-    not_before: Instant,
+    /// The WAL's directory, and when to look at its filesystem's room next.
+    dir: PathBuf,
+    next_room: Instant,
+    /// After a try that gave up: no other before the WAL holds this many pages.
+    retry_at: u64,
+    /// Held by whoever checkpoints, the checkpointer or the writer: SQLite runs one checkpoint
+    /// at a time and refuses another at once, so without it the writer's `RESTART`s failed
+    /// for as long as a passive checkpoint took (hundreds of them in a row, on a busy machine).
+    turn: Arc<Mutex<()>>,
 }
 
 impl WalBound {
@@ -160,39 +195,77 @@ impl WalBound {
         ))?;
         Ok(WalBound {
             pages,
-            threshold_pages: max_bytes / 2 / frame,
+            frame,
+            limit: Arc::new(AtomicU64::new(max_bytes)),
             max_bytes,
             wal: wal_path(path),
-            not_before: Instant::now(),
+            dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+            next_room: Instant::now(),
+            retry_at: 0,
+            turn: Arc::default(),
         })
     }
 
     /// After a commit on `conn` (whose busy timeout is `busy`): the WAL started over if it holds
     /// half its bound.
     pub(crate) fn after_commit(&mut self, conn: &Connection, busy: std::time::Duration) {
-        if self.pages.load(Ordering::Relaxed) < self.threshold_pages
-            || Instant::now() < self.not_before
-        {
+        let now = Instant::now();
+        if now >= self.next_room {
+            self.next_room = now + ROOM_EVERY;
+            let room = rustix::fs::statvfs(&self.dir)
+                .map_or(u64::MAX, |s| s.f_bavail.saturating_mul(s.f_frsize));
+            self.limit
+                .store(effective_limit(self.max_bytes, room), Ordering::Relaxed);
+        }
+        let limit = self.limit.load(Ordering::Relaxed);
+        let pages = self.pages.load(Ordering::Relaxed);
+        if pages * self.frame < limit / 2 || pages < self.retry_at {
             return;
         }
-        let mode = if file_size(&self.wal) > self.max_bytes {
+        let mode = if file_size(&self.wal) > limit {
             "TRUNCATE"
         } else {
             "RESTART"
         };
         // Setting a busy timeout cannot fail on an open connection.
         let _ = conn.busy_timeout(BOUND_WAIT);
-        let started = Instant::now();
-        let started_over = checkpoint(conn, mode);
+        let started_over = self.exclusive(|| checkpoint(conn, mode));
         let _ = conn.busy_timeout(busy);
         if started_over {
             self.pages.store(0, Ordering::Relaxed);
-        } else if started.elapsed() >= BOUND_WAIT / 2 {
-            // It waited for readers: not again at once.
-            self.not_before = Instant::now() + BOUND_WAIT;
+            self.retry_at = 0;
+        } else {
+            // Readers kept it (having held the writer up to BOUND_WAIT): again once the WAL has
+            // grown by an eighth of the bound, so that it overshoots by little and readers that
+            // stay do not hold up every commit.
+            self.retry_at = pages + limit / 8 / self.frame;
         }
-        // Else it gave up at once, the checkpointer's passive checkpoint under way (SQLite
-        // runs one checkpoint at a time): again after the next commit.
+    }
+}
+
+impl WalBound {
+    /// `run`, the checkpointer's passive checkpoint finished first.
+    fn exclusive(&self, run: impl FnOnce() -> bool) -> bool {
+        let _turn = self
+            .turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        run()
+    }
+
+    /// After a write failed for a full disk, on the writer's `conn` (whose busy timeout is
+    /// `busy`): the WAL copied into the database and cut back (`TRUNCATE`), giving its space
+    /// back. Without it, a full disk stays full: the writer's retries grow the WAL into whatever
+    /// is freed, and the checkpoint that would let the WAL start over has no room to grow the
+    /// database. It fails as long as there is no room for the copy, and is tried again at the
+    /// next failure.
+    pub(crate) fn make_room(&mut self, conn: &Connection, busy: std::time::Duration) {
+        // Setting a busy timeout cannot fail on an open connection.
+        let _ = conn.busy_timeout(BOUND_WAIT);
+        if self.exclusive(|| checkpoint(conn, "TRUNCATE")) {
+            self.pages.store(0, Ordering::Relaxed);
+        }
+        let _ = conn.busy_timeout(busy);
     }
 }
 
@@ -202,5 +275,19 @@ impl Drop for Checkpointer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_is_a_quarter_of_the_room_when_that_is_less_and_never_under_a_mib() {
+        assert_eq!(effective_limit(256 << 20, u64::MAX), 256 << 20);
+        assert_eq!(effective_limit(256 << 20, 1 << 40), 256 << 20);
+        assert_eq!(effective_limit(256 << 20, 400 << 20), 100 << 20);
+        assert_eq!(effective_limit(256 << 20, 0), MIN_LIMIT);
+        assert_eq!(effective_limit(256 << 20, 2 << 20), MIN_LIMIT);
     }
 }

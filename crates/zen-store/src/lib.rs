@@ -178,7 +178,7 @@ pub fn open_bounded(path: &Path, wal_max_bytes: u64) -> Result<(Store, SqliteSin
         .map_err(err)?;
     let wal = WalBound::install(&mut conn, path, wal_max_bytes).map_err(err)?;
     let commits = Commits::default();
-    let checkpointer = Checkpointer::start(path, commits.clone(), wal_max_bytes)?;
+    let checkpointer = Checkpointer::start(path, commits.clone(), &wal)?;
     let store = Sqlite {
         path: path.to_owned(),
         readers: Mutex::new(Vec::new()),

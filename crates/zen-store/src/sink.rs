@@ -365,10 +365,41 @@ impl SqliteSink {
         counting: Counting,
     ) -> Result<(), SinkError> {
         let started = Instant::now();
+        let journaled = match self.transaction(events, updates, counting) {
+            Ok(journaled) => journaled,
+            Err(e) => {
+                if e.sqlite_error_code() == Some(ErrorCode::DiskFull) {
+                    self.wal.make_room(&self.conn, self.busy);
+                }
+                return Err(sink_error(e));
+            }
+        };
+        self.commits.note();
+        self.wal.after_commit(&self.conn, self.busy);
+        if let Some(j) = journaled {
+            self.journal.push(j);
+        }
+        let took = started.elapsed().as_secs_f64();
+        if !events.is_empty() {
+            self.timings.create.record(took);
+        }
+        if counting == Counting::Apply && !updates.is_empty() {
+            self.timings.update.record(took);
+        }
+        Ok(())
+    }
+
+    /// The transaction of [`SqliteSink::commit`], committed: the counts it journaled, if any.
+    fn transaction(
+        &mut self,
+        events: &[Kept],
+        updates: &[DuplicateUpdate],
+        counting: Counting,
+    ) -> rusqlite::Result<Option<Journaled>> {
         let base = self.seq_base;
         let mut tally = Tally::default();
         let received_at = nanos(Timestamp::now());
-        let tx = self.conn.transaction().map_err(sink_error)?;
+        let tx = self.conn.transaction()?;
         if !events.is_empty() {
             let mut insert = tx
                 .prepare_cached(
@@ -377,7 +408,7 @@ impl SqliteSink {
                         node, detected_at, first_seen, last_seen, count, labels, details, id, received_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, 1, ?16, ?17, ?18, ?19)",
                 )
-                .map_err(sink_error)?;
+                ?;
             for Kept { seq, event: e } in events {
                 let seq = *seq;
                 let key = self.keys.index(e.source.as_ref(), e.severity.rank());
@@ -387,29 +418,27 @@ impl SqliteSink {
                 self.recent.note(seq, key);
                 let r = e.resource.as_ref();
                 let labels = labels_json(e);
-                insert
-                    .execute(params![
-                        e.fingerprint.0.to_be_bytes(),
-                        e.source.as_ref(),
-                        e.category.as_str(),
-                        e.severity.rank(),
-                        e.event_type.as_ref(),
-                        e.rule_id,
-                        e.title,
-                        e.message,
-                        r.and_then(|r| r.api_version.as_deref()),
-                        r.map(|r| r.kind.as_str()),
-                        r.map(|r| r.name.as_str()),
-                        r.and_then(|r| r.namespace.as_deref()),
-                        e.namespace,
-                        e.node,
-                        nanos(e.detected_at),
-                        labels,
-                        e.details.get(),
-                        row_id(base, seq),
-                        received_at,
-                    ])
-                    .map_err(sink_error)?;
+                insert.execute(params![
+                    e.fingerprint.0.to_be_bytes(),
+                    e.source.as_ref(),
+                    e.category.as_str(),
+                    e.severity.rank(),
+                    e.event_type.as_ref(),
+                    e.rule_id,
+                    e.title,
+                    e.message,
+                    r.and_then(|r| r.api_version.as_deref()),
+                    r.map(|r| r.kind.as_str()),
+                    r.map(|r| r.name.as_str()),
+                    r.and_then(|r| r.namespace.as_deref()),
+                    e.namespace,
+                    e.node,
+                    nanos(e.detected_at),
+                    labels,
+                    e.details.get(),
+                    row_id(base, seq),
+                    received_at,
+                ])?;
             }
         }
         let counts = updates.iter().map(|u| Count {
@@ -428,8 +457,7 @@ impl SqliteSink {
                         c,
                         received_at,
                         &mut tally,
-                    )
-                    .map_err(sink_error)?;
+                    )?;
                 }
             }
             Counting::Journal => {
@@ -437,8 +465,7 @@ impl SqliteSink {
                 tx.prepare_cached(
                     "INSERT INTO repeat_journal (received_at, counts) VALUES (?1, ?2)",
                 )
-                .and_then(|mut add| add.execute(params![received_at, Count::encode(&counts)]))
-                .map_err(sink_error)?;
+                .and_then(|mut add| add.execute(params![received_at, Count::encode(&counts)]))?;
                 journaled = Some(Journaled {
                     id: tx.last_insert_rowid(),
                     received_at,
@@ -446,21 +473,9 @@ impl SqliteSink {
                 });
             }
         }
-        tally.apply(&self.keys, &tx).map_err(sink_error)?;
-        tx.commit().map_err(sink_error)?;
-        self.commits.note();
-        self.wal.after_commit(&self.conn, self.busy);
-        if let Some(j) = journaled {
-            self.journal.push(j);
-        }
-        let took = started.elapsed().as_secs_f64();
-        if !events.is_empty() {
-            self.timings.create.record(took);
-        }
-        if counting == Counting::Apply && !updates.is_empty() {
-            self.timings.update.record(took);
-        }
-        Ok(())
+        tally.apply(&self.keys, &tx)?;
+        tx.commit()?;
+        Ok(journaled)
     }
 
     /// Adds the oldest journaled counts to about `rows` rows and deletes their journal rows,

@@ -539,8 +539,9 @@ fn the_wal_is_started_over_and_cut_back_within_its_bound_under_writes_without_pa
     }
     eprintln!("the WAL's largest size in {rounds} commits: {largest} bytes");
     assert!(largest > 0);
+    // Started over at half the bound, the checkpointer's passive checkpoints waited for.
     assert!(
-        largest < 20 * bound,
+        largest <= bound,
         "the WAL grew to {largest} bytes, bound {bound}"
     );
     // While the sink is open, the WAL is back under its bound.
