@@ -4,6 +4,7 @@
 mod collect;
 mod criterion;
 mod e2e;
+mod fuzz;
 mod gate;
 mod generate;
 mod kube;
@@ -37,6 +38,9 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Run every fuzz target (cargo-fuzz on the nightly toolchain) for a time or a number of
+    /// executions each, and print what each did.
+    Fuzz(fuzz::FuzzArgs),
     /// Send realistic mixed traffic to a zen-watcher on this machine and report what happened.
     Loadgen(loadgen::LoadgenArgs),
     /// Run the criterion benchmarks (all crates, or the named ones) in release mode; or, as
@@ -82,6 +86,7 @@ fn main() -> Result<()> {
         Task::GenDashboards { check } => {
             report(generate::run(generate::Set::Dashboards, check)?, check)
         }
+        Task::Fuzz(args) => fuzz::run(&args),
         Task::Loadgen(args) => {
             let report = loadgen::run(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);

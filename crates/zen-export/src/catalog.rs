@@ -421,6 +421,13 @@ pub const CATALOG: &[Metric] = &[
         "HTTP requests answered, by route template and status code.",
     ),
     m(
+        "zen_watcher_ingest_rejected_total",
+        Counter,
+        "requests",
+        &["source", "reason"],
+        "Ingestion requests refused, by format (`unknown` for a path naming none) and why: unreadable, gzip, too_large, unsupported, unknown_source, timeout, rate_limited, unavailable.",
+    ),
+    m(
         "zen_watcher_ingest_bytes_total",
         Counter,
         "bytes",

@@ -33,8 +33,31 @@ impl NormalizeError {
 #[derive(Debug, Default)]
 pub struct Normalized {
     pub events: Vec<Event>,
+    /// The first [`Normalized::MAX_ERRORS`] problems, in order.
     pub errors: Vec<NormalizeError>,
+    /// Problems beyond those: counted, not kept (a hostile payload of a million bad items
+    /// would otherwise make a million errors, and an answer as large).
+    pub more_errors: usize,
     pub ignored: usize,
+}
+
+impl Normalized {
+    /// The most problems kept.
+    pub const MAX_ERRORS: usize = 100;
+
+    /// Keeps `e`, or counts it beyond [`Normalized::MAX_ERRORS`].
+    pub(crate) fn push_error(&mut self, e: NormalizeError) {
+        if self.errors.len() < Self::MAX_ERRORS {
+            self.errors.push(e);
+        } else {
+            self.more_errors += 1;
+        }
+    }
+
+    /// Every problem, kept or only counted.
+    pub fn error_count(&self) -> usize {
+        self.errors.len() + self.more_errors
+    }
 }
 
 /// A normaliser configuration that cannot be used, and why.

@@ -162,8 +162,25 @@ impl Normalizer {
                 }
             }
         }
+        self.normalize_documents(format, input, ctx)
+    }
+
+    /// Reads a JSON payload as [`Normalizer::normalize`] does when its one-pass read meets a
+    /// problem: split into documents first, each read on its own. For a payload the one-pass
+    /// read takes without a problem, this gives the same events (the fuzzers check it).
+    pub fn normalize_documents(
+        &self,
+        format: Format,
+        input: &[u8],
+        ctx: &Context,
+    ) -> Result<Normalized, NormalizeError> {
         let (docs, errors) = reader::documents(format, input)?;
-        let mut reader = reader(errors);
+        let mut reader = reader::Reader {
+            format,
+            normalizer: self,
+            ctx,
+            out: errors,
+        };
         for doc in docs {
             formats::read(&mut reader, doc);
         }

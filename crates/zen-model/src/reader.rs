@@ -48,7 +48,7 @@ pub(crate) struct Reader<'c> {
 impl Reader<'_> {
     pub(crate) fn error(&mut self, at: &str, problem: impl Into<String>) {
         let e = NormalizeError::new(self.format, at, problem);
-        self.out.errors.push(e);
+        self.out.push_error(e);
     }
 
     /// `value` as an item's details, or `None` with the error recorded at `at` when it nests
@@ -68,7 +68,7 @@ impl Reader<'_> {
         match parse(self.format, doc) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.out.errors.push(e);
+                self.out.push_error(e);
                 None
             }
         }
@@ -91,7 +91,7 @@ impl Reader<'_> {
             b'{' => match list_items(self.format, &doc) {
                 Ok(Some(items)) => (items, ".items"),
                 Ok(None) => return f(self, doc),
-                Err(e) => return self.out.errors.push(e),
+                Err(e) => return self.out.push_error(e),
             },
             _ => return self.expected_object(&doc),
         };
@@ -251,10 +251,10 @@ pub(crate) fn describe(text: &str) -> String {
 pub(crate) fn documents(
     format: Format,
     input: &[u8],
-) -> Result<(Vec<Doc<'_>>, Vec<NormalizeError>), NormalizeError> {
+) -> Result<(Vec<Doc<'_>>, Normalized), NormalizeError> {
     let mut lines = Lines::default();
     let mut found: Vec<(usize, &RawValue)> = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = Normalized::default();
     let mut one_per_line = true;
     let mut offset = 0;
     'input: while offset < input.len() {
@@ -300,7 +300,7 @@ pub(crate) fn documents(
                             problem_of(&e),
                         )
                     };
-                    errors.push(error);
+                    errors.push_error(error);
                     match next_line {
                         Some(n) if ndjson => {
                             offset = n;
@@ -313,7 +313,7 @@ pub(crate) fn documents(
         }
     }
     if found.is_empty() {
-        return Err(errors.into_iter().next().unwrap_or_else(|| {
+        return Err(errors.errors.into_iter().next().unwrap_or_else(|| {
             NormalizeError::new(
                 format,
                 "line 1, column 1",
@@ -321,7 +321,7 @@ pub(crate) fn documents(
             )
         }));
     }
-    let several = found.len() > 1 || !errors.is_empty();
+    let several = found.len() > 1 || errors.error_count() > 0;
     let docs = found
         .into_iter()
         .map(|(line, raw)| Doc {
@@ -478,7 +478,7 @@ mod tests {
                 docs.iter()
                     .map(|d| format!("{} {}", d.path, d.text))
                     .collect(),
-                errors.iter().map(ToString::to_string).collect(),
+                errors.errors.iter().map(ToString::to_string).collect(),
             ),
             Err(e) => (vec![], vec![format!("whole: {e}")]),
         }

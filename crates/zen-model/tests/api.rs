@@ -146,3 +146,50 @@ fn format_names_parse_including_falcosidekick() {
         "{err}"
     );
 }
+
+#[test]
+fn problems_past_a_hundred_are_counted_not_kept() {
+    let n = Normalizer::default();
+    // A thousand bad items beside one good one; then a thousand bad NDJSON lines.
+    let items = format!(
+        "[{}{{\"rule\":\"r\",\"priority\":\"Critical\"}}]",
+        "1,".repeat(1000)
+    );
+    let out = n
+        .normalize(Format::Falco, items.as_bytes(), &ctx())
+        .unwrap();
+    assert_eq!(out.events.len(), 1);
+    assert_eq!((out.errors.len(), out.more_errors), (100, 900));
+    assert_eq!(out.error_count(), 1000);
+    assert!(
+        out.errors[99].to_string().contains("$[99]"),
+        "{}",
+        out.errors[99]
+    );
+    let lines = format!(
+        "{}{{\"rule\":\"r\",\"priority\":\"Critical\"}}\n",
+        "{oops\n".repeat(1000)
+    );
+    let out = n
+        .normalize(Format::Falco, lines.as_bytes(), &ctx())
+        .unwrap();
+    assert_eq!((out.events.len(), out.error_count()), (1, 1000));
+    assert_eq!(out.errors.len(), 100);
+}
+
+#[test]
+fn the_generic_reader_refuses_a_key_given_twice() {
+    let n = Normalizer::default();
+    let twice = br#"[{"title":"a","severity":"low","severity":"critical"},{"title":"b","severity":"high"}]"#;
+    let out = n.normalize(Format::Generic, twice, &ctx()).unwrap();
+    assert_eq!(out.events.len(), 1);
+    assert_eq!(out.errors.len(), 1);
+    assert!(
+        out.errors[0].to_string().contains("$[0]")
+            && out.errors[0]
+                .to_string()
+                .contains("duplicate key `severity`"),
+        "{}",
+        out.errors[0]
+    );
+}

@@ -307,7 +307,7 @@ impl Pipeline {
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .record_shared(format.as_str(), elapsed, n.events.len());
                 }
-                n.errors.len() as u64
+                n.error_count() as u64
             }
             Err(_) => 1,
         };

@@ -356,6 +356,8 @@ struct ApiError {
     position: Option<String>,
     items: Vec<String>,
     retry_after: Option<u64>,
+    /// A gzip body that could not be decompressed (a reason of its own when counted).
+    gzip: bool,
 }
 
 impl ApiError {
@@ -366,6 +368,7 @@ impl ApiError {
             position: None,
             items: Vec::new(),
             retry_after: None,
+            gzip: false,
         }
     }
 
@@ -708,6 +711,21 @@ fn syntax_of(headers: &HeaderMap) -> Result<Syntax, ApiError> {
     }
 }
 
+/// Why an ingestion request was refused, as `zen_watcher_ingest_rejected_total` counts it.
+fn rejection_reason(e: &ApiError) -> &'static str {
+    match e.status {
+        StatusCode::BAD_REQUEST if e.gzip => "gzip",
+        StatusCode::BAD_REQUEST => "unreadable",
+        StatusCode::NOT_FOUND => "unknown_source",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "other",
+    }
+}
+
 /// The body, decompressed if it says it is gzip, and never larger than `limit`.
 fn decode(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
     let encoding = headers
@@ -719,9 +737,10 @@ fn decode(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ApiEr
         "gzip" | "x-gzip" => {
             let mut out = Vec::new();
             let mut reader = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
-            reader
-                .read_to_end(&mut out)
-                .map_err(|e| ApiError::bad(format!("the gzip body is damaged: {e}")))?;
+            reader.read_to_end(&mut out).map_err(|e| ApiError {
+                gzip: true,
+                ..ApiError::bad(format!("the gzip body is damaged: {e}"))
+            })?;
             if out.len() > limit {
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -747,8 +766,30 @@ struct IngestAnswer {
     errors: Vec<String>,
 }
 
-/// Reads the body, submits its events, and — with `ack=commit` — waits for their commit.
+/// Reads the body, submits its events, and — with `ack=commit` — waits for their commit. A
+/// refusal is counted in `zen_watcher_ingest_rejected_total{source, reason}` (`source` the
+/// format's name, or `unknown`: never what a client put in the path).
 async fn ingest(
+    state: State<Arc<AppState>>,
+    source: Result<Path<String>, PathRejection>,
+    params: Result<Query<IngestParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let format = source
+        .as_ref()
+        .ok()
+        .and_then(|p| p.0.parse::<Format>().ok())
+        .map_or("unknown", Format::as_str);
+    let answer = read_and_submit(state, source, params, headers, body).await;
+    if let Err(e) = &answer {
+        metrics::counter!("zen_watcher_ingest_rejected_total", "source" => format, "reason" => rejection_reason(e))
+            .increment(1);
+    }
+    answer
+}
+
+async fn read_and_submit(
     State(s): State<Arc<AppState>>,
     source: Result<Path<String>, PathRejection>,
     params: Result<Query<IngestParams>, QueryRejection>,
@@ -768,7 +809,18 @@ async fn ingest(
     let answer = IngestAnswer {
         accepted: normalized.events.len(),
         ignored: normalized.ignored,
-        errors: normalized.errors.iter().map(ToString::to_string).collect(),
+        errors: normalized
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .chain((normalized.more_errors > 0).then(|| {
+                format!(
+                    "… and {} more problems, not listed (the first {} are)",
+                    normalized.more_errors,
+                    zen_model::Normalized::MAX_ERRORS
+                )
+            }))
+            .collect(),
     };
     if answer.accepted == 0 && answer.ignored == 0 && !answer.errors.is_empty() {
         let first = normalized.errors.into_iter().next().map(|e| e.at);

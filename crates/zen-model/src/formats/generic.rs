@@ -181,7 +181,7 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     match &mapping.items {
         None => r.each_item(doc, Lists::Yes, read_item),
         Some(pointer) => r.each_item(doc, Lists::Yes, |r, doc| {
-            let Some(container) = r.parse::<Value>(&doc) else {
+            let Some(Unique(container)) = r.parse::<Unique>(&doc) else {
                 return;
             };
             match container.pointer(pointer) {
@@ -203,8 +203,70 @@ pub(crate) fn read(r: &mut Reader<'_>, doc: Doc<'_>) {
     }
 }
 
+/// A JSON value whose objects name each key once. A key given twice is refused rather than the
+/// last one winning, as the typed readers refuse a field given twice: a finding whose `severity`
+/// says `low` and then `critical` must not be read either way.
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Unique(value) = map.next_value()?;
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{key}`"
+                )));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
 fn read_item(r: &mut Reader<'_>, doc: Doc<'_>) {
-    if let Some(item) = r.parse::<Value>(&doc) {
+    if let Some(Unique(item)) = r.parse::<Unique>(&doc) {
         match Details::from_json(doc.text) {
             Ok(details) => map_item(r, &doc.path, &item, details),
             Err(e) => r.error(&doc.path, e.to_string()),

@@ -1,0 +1,3 @@
+#![no_main]
+//! The audit reader, and its one-pass read against the split into documents.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| zen_fuzz::format(zen_model::Format::Audit, data));
