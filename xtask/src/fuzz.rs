@@ -179,7 +179,11 @@ fn one(root: &Path, work: &Path, target: &str, args: &FuzzArgs) -> Outcome {
         return outcome;
     }
     let mut cmd: Vec<String> = vec!["run".into(), target.into()];
-    cmd.extend(dirs.iter().map(|d| d.display().to_string()));
+    cmd.extend(
+        dirs.iter()
+            .filter(|d| d.is_dir())
+            .map(|d| d.display().to_string()),
+    );
     cmd.extend([
         "--".into(),
         format!("-max_total_time={}", args.time.as_secs().max(1)),

@@ -407,6 +407,7 @@ fn hostile_inputs_get_a_4xx_that_says_what_and_where_and_disturb_nothing() {
     let mut tried = 0;
     let mut expected_refusals = 0.0;
     let mut failures = Vec::new();
+    let mut sent = 0;
     for format in formats {
         let body = std::fs::read_to_string(
             root()
@@ -416,6 +417,7 @@ fn hostile_inputs_get_a_4xx_that_says_what_and_where_and_disturb_nothing() {
         .unwrap();
         let cases = cases(format, &body);
         assert!(cases.len() >= 40, "{format}: {} cases", cases.len());
+        sent += cases.len();
         for c in &cases {
             let (status, answer) = send(addr, &format!("/api/v1/ingest/{format}?ack=commit"), c);
             let what = format!(
@@ -469,7 +471,7 @@ fn hostile_inputs_get_a_4xx_that_says_what_and_where_and_disturb_nothing() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    eprintln!("{tried} hostile inputs refused");
+    eprintln!("{sent} hostile inputs sent, {tried} refused");
     // Every refusal counted, by format and reason.
     let (_, metrics) = get(addr, "/metrics");
     let counted = rejected(&metrics);
@@ -503,7 +505,7 @@ fn hostile_inputs_get_a_4xx_that_says_what_and_where_and_disturb_nothing() {
             "severity",
             "title",
             "details",
-            "first_seen",
+            "firstSeen",
         ] {
             assert_eq!(now[field], row[field], "{field} of {}", row["id"]);
         }
