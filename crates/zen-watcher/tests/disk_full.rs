@@ -104,13 +104,16 @@ fn a_full_disk_backs_up_says_so_and_writing_resumes_when_space_is_freed() {
             }
         });
     }
-    // Until the disk is full: every 202 counted, until the queue backs up into a 429.
+    // Until the disk is full for good: every 202 counted, 429s (the queue backed up) waited
+    // out, until `/readyz` says the store is failing. A 429 alone is not enough: a write that
+    // fails for the full disk gives the WAL's space back first, so writing may go on for a
+    // while after the first one.
     let (mut accepted, mut next, mut refused) = (0usize, 0usize, false);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !refused {
+    loop {
         assert!(
             Instant::now() < deadline,
-            "the disk never filled ({accepted} accepted)"
+            "the disk never filled ({accepted} accepted, refused: {refused})"
         );
         let (status, answer) = post_answer(
             addr,
@@ -127,6 +130,10 @@ fn a_full_disk_backs_up_says_so_and_writing_resumes_when_space_is_freed() {
                     "{answer}"
                 );
                 refused = true;
+                if get(addr, "/readyz").0 == 503 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
             other => panic!("answered {other}: {answer}"),
         }
