@@ -501,16 +501,7 @@ fn the_wal_is_checkpointed_beside_the_writer_and_emptied_when_it_stops() {
     drop(sink);
     assert_eq!(size(&wal), 0, "the last checkpoint truncates the WAL");
     let (store, _sink) = zen_store::open(&db).unwrap();
-    assert_eq!(
-        store
-            .counts()
-            .unwrap()
-            .by_source_severity
-            .iter()
-            .map(|r| r.2)
-            .sum::<u64>(),
-        1400
-    );
+    assert_eq!(stored(&store), 1400);
 }
 
 #[test]
@@ -546,16 +537,7 @@ fn the_wal_is_started_over_and_cut_back_within_its_bound_under_writes_without_pa
     );
     // While the sink is open, the WAL is back under its bound.
     wait_until("the WAL under its bound", || size(&wal) <= bound);
-    assert_eq!(
-        store
-            .counts()
-            .unwrap()
-            .by_source_severity
-            .iter()
-            .map(|r| r.2)
-            .sum::<u64>(),
-        7 * rounds
-    );
+    assert_eq!(stored(&store), 7 * rounds);
 }
 
 #[test]
@@ -572,6 +554,17 @@ fn a_purge_is_checkpointed_though_nothing_is_written_after_it() {
     let written = modified();
     assert_eq!(store.purge(after_now()).unwrap(), 7);
     wait_until("the purge's checkpoint", || modified() > written);
+}
+
+/// Observations stored, by the store's counts.
+fn stored(store: &zen_store::Store) -> u64 {
+    store
+        .counts()
+        .unwrap()
+        .by_source_severity
+        .iter()
+        .map(|r| r.2)
+        .sum()
 }
 
 /// Waits up to 10 s for `done`, and fails the test naming `what` if it never is.

@@ -47,6 +47,14 @@ fn base(format: &str) -> &'static str {
     }
 }
 
+/// The text of `format`'s base payload.
+fn payload(format: &str) -> String {
+    let path = root()
+        .join("crates/zen-model/tests/data")
+        .join(base(format));
+    std::fs::read_to_string(path).unwrap()
+}
+
 /// Every string in `v` replaced by what `f` makes of it (wrong types, huge strings, …).
 fn map_strings(v: &Value, f: &dyn Fn(&str) -> Value) -> Value {
     match v {
@@ -389,12 +397,7 @@ fn hostile_inputs_get_a_4xx_that_says_what_and_where_and_disturb_nothing() {
     ];
     // What each format stored before anything hostile came.
     for format in formats {
-        let body = std::fs::read_to_string(
-            root()
-                .join("crates/zen-model/tests/data")
-                .join(base(format)),
-        )
-        .unwrap();
+        let body = payload(format);
         let (status, answer) = send(
             addr,
             &format!("/api/v1/ingest/{format}?ack=commit"),
@@ -409,12 +412,7 @@ fn hostile_inputs_get_a_4xx_that_says_what_and_where_and_disturb_nothing() {
     let mut failures = Vec::new();
     let mut sent = 0;
     for format in formats {
-        let body = std::fs::read_to_string(
-            root()
-                .join("crates/zen-model/tests/data")
-                .join(base(format)),
-        )
-        .unwrap();
+        let body = payload(format);
         let cases = cases(format, &body);
         assert!(cases.len() >= 40, "{format}: {} cases", cases.len());
         sent += cases.len();
