@@ -379,13 +379,22 @@ fn a_host_rule_raises_one_alert_per_interface_in_alertmanager() {
         ),
     );
     let _daemon = KillOnDrop(daemon);
-    let (_, metrics) = get(addr, "/metrics");
-    let devices: std::collections::BTreeSet<String> = metrics
-        .lines()
-        .filter(|l| l.starts_with("node_network_receive_bytes_total{"))
-        .filter_map(|l| Some(l.split("device=\"").nth(1)?.split('"').next()?.to_owned()))
-        .collect();
-    assert!(!devices.is_empty(), "no interface collected");
+    // The interfaces, once the collectors' first reading is in (on a busy machine it may come
+    // after the daemon listens).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let devices: std::collections::BTreeSet<String> = loop {
+        let (_, metrics) = get(addr, "/metrics");
+        let devices: std::collections::BTreeSet<String> = metrics
+            .lines()
+            .filter(|l| l.starts_with("node_network_receive_bytes_total{"))
+            .filter_map(|l| Some(l.split("device=\"").nth(1)?.split('"').next()?.to_owned()))
+            .collect();
+        if !devices.is_empty() || Instant::now() > deadline {
+            break devices;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!devices.is_empty(), "no interface collected in 20 s");
     let bandwidth = |alerts: &[Value]| -> std::collections::BTreeSet<String> {
         alerts
             .iter()
