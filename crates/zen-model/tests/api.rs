@@ -193,3 +193,14 @@ fn the_generic_reader_refuses_a_key_given_twice() {
         out.errors[0]
     );
 }
+
+#[test]
+fn a_form_feed_is_not_white_space_to_either_reading() {
+    // Found by the fuzzers: the one-pass read trimmed a form feed as white space, the split
+    // into documents (as JSON) did not, and the two disagreed.
+    let n = Normalizer::default();
+    let alert = b"\x0c{\"rule\":\"r\",\"priority\":\"Critical\"}";
+    let one = n.normalize(Format::Falco, alert, &ctx());
+    let split = n.normalize_documents(Format::Falco, alert, &ctx());
+    assert!(one.is_err() && split.is_err(), "{one:?} {split:?}");
+}
