@@ -384,6 +384,9 @@ fn ids_of(h: &History, names: &[String]) -> Result<(Vec<String>, Vec<SeriesId>),
 /// What a stream has still to send.
 struct Streaming {
     history: Shared,
+    /// Every series, not those named: the list follows the series registered since.
+    all: bool,
+    names: Vec<String>,
     ids: Vec<SeriesId>,
     /// The next second to send.
     next: i64,
@@ -398,6 +401,21 @@ impl Streaming {
         let Some(last) = h.last() else { return };
         if last < self.next {
             return;
+        }
+        // Series registered (a source's first event) or dropped since the last list: a new
+        // list before the seconds that carry them.
+        if self.all
+            && !h
+                .names()
+                .map(|(_, n)| n)
+                .eq(self.names.iter().map(String::as_str))
+        {
+            (self.ids, self.names) = h.names().map(|(id, n)| (id, n.to_owned())).unzip();
+            self.queue.push_back(
+                Event::default()
+                    .event("series")
+                    .data(json!(self.names).to_string()),
+            );
         }
         let query = Query {
             series: &self.ids,
@@ -435,7 +453,9 @@ impl Streaming {
 /// then every recorded second as an event whose `id` is the second and whose data is
 /// `{"t", "values"}` (in the names' order): the last minute at once, then each second as it is
 /// recorded. Sent `Last-Event-ID`, it resumes after that second (within the last hour), so a
-/// reconnect misses nothing. Streams end within a second of the daemon starting to stop.
+/// reconnect misses nothing. Without `series`, every series: a new `event: series` comes
+/// before the first second that has a series registered since (a source's first event, after
+/// the page connected). Streams end within a second of the daemon starting to stop.
 pub(crate) async fn stream(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -453,6 +473,7 @@ pub(crate) async fn stream(
             }
         }
     }
+    let all = names.is_empty();
     let (names, ids) = {
         let h = history.lock().unwrap_or_else(PoisonError::into_inner);
         ids_of(&h, &names)?
@@ -473,6 +494,8 @@ pub(crate) async fn stream(
     );
     let state = Streaming {
         history,
+        all,
+        names,
         ids,
         next,
         queue: first,

@@ -209,6 +209,61 @@ fn streams_backfill_then_tick_resume_without_a_gap_and_end_at_shutdown() {
     assert!(child.wait().unwrap().success());
 }
 
+/// The next event of a stream: its `event` field (`message` when none) and its data.
+fn next_event(
+    lines: &mut std::io::Lines<std::io::BufReader<std::net::TcpStream>>,
+) -> (String, Value) {
+    let mut event = "message".to_owned();
+    for line in lines {
+        let line = line.unwrap();
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            return (event, serde_json::from_str(data).unwrap());
+        }
+    }
+    panic!("the stream ended");
+}
+
+#[test]
+fn a_stream_of_every_series_names_the_series_registered_after_it_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, logs) = start(dir.path(), &[]);
+    std::thread::spawn(move || logs.for_each(drop));
+    let falco = r#"zen_watcher_events_total{source="falco"}"#;
+    // Opened as the page opens it, before any event: no series of a source yet.
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut stream = std::io::BufReader::new(s).lines();
+    let (kind, first) = next_event(&mut stream);
+    assert_eq!(kind, "series");
+    let has = |names: &Value| names.as_array().unwrap().iter().any(|n| n == falco);
+    assert!(!has(&first), "{first}");
+    let alert = r#"{"rule":"r","priority":"Warning","output_fields":{"k8s.ns.name":"shop"}}"#;
+    assert_eq!(post(addr, "/api/v1/ingest/falco", alert), 202);
+    // A new list comes before the first second that carries the new series, and every second
+    // after it has a value per name.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut names = first;
+    while !has(&names) {
+        assert!(Instant::now() < deadline, "no list of series with {falco}");
+        match next_event(&mut stream) {
+            (kind, list) if kind == "series" => names = list,
+            (_, tick) => assert_eq!(
+                tick["values"].as_array().unwrap().len(),
+                names.as_array().unwrap().len()
+            ),
+        }
+    }
+    let names = names.as_array().unwrap();
+    let (kind, tick) = next_event(&mut stream);
+    assert_eq!(kind, "message");
+    assert_eq!(tick["values"].as_array().unwrap().len(), names.len());
+    stop(child);
+}
+
 /// The raw answer to `GET path` with extra header lines: status line and headers, and body.
 fn raw_get(addr: std::net::SocketAddr, path: &str, headers: &str) -> (String, String) {
     use std::io::{Read, Write};
