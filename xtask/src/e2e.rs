@@ -144,7 +144,8 @@ pub(crate) fn build_daemon() -> Result<PathBuf> {
     Ok(report::target_dir().join("release/zen-watcher"))
 }
 
-fn settled(addr: SocketAddr) -> Result<u64> {
+/// Events with an outcome (written, filtered, deduplicated, dead-lettered) so far.
+pub(crate) fn settled(addr: SocketAddr) -> Result<u64> {
     let stats = get(addr, "/api/v1/stats")?;
     let p = &stats["pipeline"];
     let n = |k: &str| p[k].as_u64().unwrap_or(0);
@@ -296,6 +297,7 @@ fn round(binary: &Path, n: usize) -> Result<Round> {
         duration: 60,
         ack: None,
         token: None,
+        seed: 0,
     };
     let scenarios = vec![
         scenario(

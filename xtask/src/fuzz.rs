@@ -29,7 +29,8 @@ pub(crate) struct FuzzArgs {
     targets: Vec<String>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// `20s`, `10m`, `4h` (a bare number is seconds).
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = n
         .parse()

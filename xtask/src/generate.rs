@@ -50,7 +50,9 @@ fn root() -> PathBuf {
 fn files(set: Set) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     if set == Set::Reports {
-        return crate::report::rendered();
+        out.extend(crate::report::rendered()?);
+        out.extend(crate::soak::rendered()?);
+        return Ok(out);
     }
     if set == Set::Cli {
         let mut out = vec![(
@@ -90,6 +92,7 @@ fn files(set: Set) -> Result<Vec<(String, String)>> {
             zen_kube::policy_crd_yaml()?,
         ));
         out.extend(crate::report::rendered()?);
+        out.extend(crate::soak::rendered()?);
     }
     Ok(out)
 }

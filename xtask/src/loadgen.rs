@@ -41,6 +41,9 @@ pub(crate) struct LoadgenArgs {
     /// Bearer token, if the daemon wants one.
     #[arg(long)]
     pub(crate) token: Option<String>,
+    /// The traffic's random streams: runs with different seeds send different findings.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
 }
 
 /// What a run did.
@@ -230,7 +233,9 @@ fn connection(
         .build();
     let agent = ureq::Agent::new_with_config(config);
     let mut mix = Mix {
-        x: 0x9E37_79B9_7F4A_7C15 ^ (c + 1).wrapping_mul(0x2545_F491_4F6C_DD1D),
+        x: 0x9E37_79B9_7F4A_7C15
+            ^ (c + 1).wrapping_mul(0x2545_F491_4F6C_DD1D)
+            ^ args.seed.wrapping_mul(0xD6E8_FEB8_6659_FD93),
         recent: Vec::new(),
     };
     let mut hist =

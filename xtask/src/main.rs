@@ -11,6 +11,7 @@ mod kube;
 mod loadgen;
 mod report;
 mod scale;
+mod soak;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
@@ -41,6 +42,10 @@ enum Task {
     /// Run every fuzz target (cargo-fuzz on the nightly toolchain) for a time or a number of
     /// executions each, and print what each did.
     Fuzz(fuzz::FuzzArgs),
+    /// Hold the release daemon at a steady acknowledged load for a long time (30 minutes by
+    /// default) with the dashboard's stream open; keep the run in docs/bench/soak.json and say
+    /// whether memory, descriptors, latency and the WAL held.
+    Soak(soak::SoakArgs),
     /// Send realistic mixed traffic to a zen-watcher on this machine and report what happened.
     Loadgen(loadgen::LoadgenArgs),
     /// Run the criterion benchmarks (all crates, or the named ones) in release mode; or, as
@@ -87,6 +92,7 @@ fn main() -> Result<()> {
             report(generate::run(generate::Set::Dashboards, check)?, check)
         }
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Soak(args) => soak::run(&args),
         Task::Loadgen(args) => {
             let report = loadgen::run(&args)?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -271,15 +271,15 @@ pub(crate) fn rendered() -> Result<Vec<(String, String)>> {
     regions.insert("targets".to_owned(), targets(&reports));
     let path = "docs/benchmarks.md";
     let doc = std::fs::read_to_string(root().join(path))?;
-    out.push((path.to_owned(), fill(&doc, &regions)?));
+    out.push((path.to_owned(), fill(path, &doc, &regions)?));
     Ok(out)
 }
 
 const OPEN: &str = "<!-- bench-report ";
 const CLOSE: &str = "<!-- /bench-report -->";
 
-/// `doc` with every report region replaced by its component's rendering.
-fn fill(doc: &str, regions: &BTreeMap<String, String>) -> Result<String> {
+/// `doc` (the file `name`) with every report region replaced by its component's rendering.
+pub(crate) fn fill(name: &str, doc: &str, regions: &BTreeMap<String, String>) -> Result<String> {
     let mut out = String::new();
     let mut rest = doc;
     while let Some(at) = rest.find(OPEN) {
@@ -289,7 +289,7 @@ fn fill(doc: &str, regions: &BTreeMap<String, String>) -> Result<String> {
             .trim_end_matches("-->")
             .trim();
         let Some(close) = rest[line_end..].find(CLOSE) else {
-            bail!("docs/benchmarks.md: the region of `{component}` has no `{CLOSE}`");
+            bail!("{name}: the region of `{component}` has no `{CLOSE}`");
         };
         out.push_str(&rest[..line_end]);
         match regions.get(component) {
@@ -658,7 +658,7 @@ fn scale(unit: &str, value: f64) -> (f64, &'static str) {
 }
 
 /// Three significant digits, thousands separated: 647,000; 7.13; 0.0934.
-fn number(x: f64) -> String {
+pub(crate) fn number(x: f64) -> String {
     if !x.is_finite() {
         return "—".to_owned();
     }
@@ -937,12 +937,19 @@ mod tests {
         let doc = "# B\n\n<!-- bench-report e2e -->\nold\n<!-- /bench-report -->\n\ntext\n\
                    <!-- bench-report zen-model -->\n<!-- /bench-report -->\n";
         let regions = BTreeMap::from([("e2e".to_owned(), "new\n".to_owned())]);
-        let filled = fill(doc, &regions).expect("filled");
+        let filled = fill("doc.md", doc, &regions).expect("filled");
         assert_eq!(
             filled,
             "# B\n\n<!-- bench-report e2e -->\nnew\n<!-- /bench-report -->\n\ntext\n\
              <!-- bench-report zen-model -->\nNo report of `zen-model` is kept in docs/bench/reports/ yet.\n<!-- /bench-report -->\n"
         );
-        assert!(fill("<!-- bench-report e2e -->\nnever closed\n", &regions).is_err());
+        assert!(
+            fill(
+                "doc.md",
+                "<!-- bench-report e2e -->\nnever closed\n",
+                &regions
+            )
+            .is_err()
+        );
     }
 }

@@ -105,6 +105,7 @@ fn scenario(
                     duration: 120,
                     ack: None,
                     token: None,
+                    seed: 0,
                 };
                 s.spawn(move || loadgen::run(&args))
             })
