@@ -241,9 +241,7 @@ impl WalBound {
             self.retry_at = pages + limit / 8 / self.frame;
         }
     }
-}
 
-impl WalBound {
     /// `run`, the checkpointer's passive checkpoint finished first.
     fn exclusive(&self, run: impl FnOnce() -> bool) -> bool {
         let _turn = self
