@@ -811,6 +811,11 @@ fn svg(title: &str, panels: &[Panel]) -> String {
         }
         y += 12.0;
     }
+    document(width, y, title, &body)
+}
+
+/// An SVG document of `width` by `height` on white, `title` atop, `body` under it.
+pub(crate) fn document(width: f64, height: f64, title: &str, body: &str) -> String {
     format!(
         concat!(
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="sans-serif" font-size="12">"#,
@@ -821,7 +826,7 @@ fn svg(title: &str, panels: &[Panel]) -> String {
             "\n{body}</svg>\n"
         ),
         w = width,
-        h = y,
+        h = height,
         t = escape(title),
         body = body
     )

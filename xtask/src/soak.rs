@@ -501,19 +501,11 @@ fn chart(s: &Soak) -> String {
         LEFT + WIDTH,
         y - GAP + 18.0
     );
-    format!(
-        concat!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="sans-serif" font-size="12">"#,
-            "\n<title>{t}</title>\n",
-            r##"<rect width="100%" height="100%" fill="#fff"/>"##,
-            "\n",
-            r#"<text x="8" y="18" font-size="14" font-weight="bold">{t}</text>"#,
-            "\n{body}</svg>\n"
-        ),
-        w = LEFT + WIDTH + 16.0,
-        h = y - GAP + 30.0,
-        t = format_args!("Soak: {} events/s acknowledged on commit", s.rate),
-        body = body
+    crate::report::document(
+        LEFT + WIDTH + 16.0,
+        y - GAP + 30.0,
+        &format!("Soak: {} events/s acknowledged on commit", s.rate),
+        &body,
     )
 }
 
