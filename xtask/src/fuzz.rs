@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz`: every fuzz target of `fuzz/` (cargo-fuzz, libFuzzer, AddressSanitizer
-//! with its leak checker unless `--sanitizer none`) for a time or a number of executions each, two at a time, and a
-//! table of what each did. Each target's corpus grows in the target directory
+//! with its leak checker unless `--sanitizer none`) for a time or a number of executions each,
+//! two at a time, and a table of what each did. Each target's corpus grows in the target directory
 //! (`fuzz/corpus/<target>`), seeded from `fuzz/seeds/<target>` and, for the format readers,
 //! the readers' own test payloads; a crash, hang (10 s on one input) or leak fails the run and
 //! leaves its input under `fuzz/artifacts/<target>/` in the target directory.

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::e2e;
 use crate::fuzz::parse_duration;
 use crate::loadgen::{self, LoadgenArgs};
-use crate::report::Environment;
+use crate::report::{Environment, root};
 
 /// Where the last soak is kept, and what it renders to.
 const KEPT: &str = "docs/bench/soak.json";
@@ -205,10 +205,6 @@ pub(crate) fn run(args: &SoakArgs) -> Result<()> {
         bail!("the soak missed: {}", failed.join(", "));
     }
     Ok(())
-}
-
-fn root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Reads the dashboard's stream until told to stop, counting its events.
